@@ -1,0 +1,1 @@
+"""analysis: pure computations over a run's saved artefacts (no streamlit)."""

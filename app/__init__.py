@@ -1,0 +1,1 @@
+"""app: the Streamlit analysis workbench (thin pages over analysis/)."""

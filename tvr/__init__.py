@@ -1,0 +1,3 @@
+"""tvr: the text-video retrieval library of DRGI Lab."""
+
+__version__ = "0.1.0"

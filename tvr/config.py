@@ -1,0 +1,324 @@
+"""Experiment configuration: nested dataclasses <- YAML <- dotted CLI overrides.
+
+Loading is strict: an unknown key or a value of the wrong type raises :class:`ConfigError`
+naming the dotted key, the file it came from and what was expected.
+
+Example:
+    >>> cfg = load_config("configs/synthvtt/seqtransf.yaml", ["train.epochs=3", "drgi.enable=true"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config key or value that does not fit the schema."""
+
+
+# --------------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthvtt"  # source registry name (msrvtt, msvd, lsmdc, activitynet, ...)
+    root: str = "data/synthvtt"  # dataset root folder (annotations + videos)
+    train_split: str = "train"  # split used for training
+    eval_split: str = "test"  # split used by evaluation after training
+    num_frames: int = 12  # frames sampled uniformly per clip (T)
+    image_size: int = 224  # frames are resized (short side) and centre-cropped to this
+    max_words: int = 32  # text length in tokens incl. SOT/EOT and padding (L)
+    on_decode_error: str = "raise"  # raise | skip: what a corrupt video does to the run
+    frame_cache: str = ""  # folder for the on-disk cache of sampled frames ("" = off)
+    num_workers: int = 0  # DataLoader workers
+    source_options: dict[str, Any] = field(default_factory=dict)  # passed to the source parser
+
+
+@dataclass
+class ClipConfig:
+    """Size of a from-scratch Hugging Face CLIP (used when ``model.pretrained`` is empty)."""
+
+    embed_dim: int = 512  # joint projection dim (D)
+    text_width: int = 512  # text transformer hidden size
+    text_layers: int = 12  # text transformer depth
+    text_heads: int = 8  # text attention heads
+    vision_width: int = 768  # vision transformer hidden size
+    vision_layers: int = 12  # vision transformer depth
+    vision_heads: int = 12  # vision attention heads
+    patch_size: int = 32  # ViT patch size
+    vocab_size: int = 49408  # text vocabulary (overridden by the run's tokenizer)
+    max_positions: int = 77  # text positions
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "hf_clip"  # encoder registry name
+    pretrained: str = ""  # HF CLIP folder or hub id, an OpenAI .pt, a CLIP4Clip .bin, or a run dir
+    tokenizer: str = ""  # tokenizer folder or hub id ("" = the pretrained model's own)
+    clip: ClipConfig = field(default_factory=ClipConfig)  # architecture when built from scratch
+    head: str = "seqtransf"  # similarity head registry name
+    init_logit_scale: float = 4.6052  # ln(100), CLIP's starting inverse temperature
+    max_logit_scale: float = 4.6052  # logit_scale is clamped to this after every step
+    freeze_backbone: bool = False  # train only new modules (heads, objectives)
+
+
+@dataclass
+class SeqTransfConfig:
+    layers: int = 4  # temporal transformer blocks (CLIP4Clip: 4)
+    heads: int = 8  # attention heads (width / 64 for CLIP)
+    max_frames: int = 77  # rows of the frame position table
+    init_from_text: bool = True  # copy text-tower blocks 0..layers-1 when widths match
+
+
+@dataclass
+class WTIConfig:
+    arch: int = 2  # token-weight MLP depth: 1 linear, 2 or 3 layer MLP (DRL wti_arch)
+    weighted: bool = True  # False = DRL's "TI" ablation (plain means)
+    temporal: bool = True  # run seqTransf over frames before token interaction (DRL default)
+
+
+@dataclass
+class InfoNCEConfig:
+    weight: float = 1.0  # loss weight
+    mask_same_video: bool = False  # drop same-video off-diagonal pairs from the softmax
+
+
+@dataclass
+class CDCRConfig:
+    enable: bool = False  # add DRL's channel decorrelation regulariser (WTI head only)
+    weight: float = 0.001  # lambda_cdcr
+    alpha_diag: float = 0.11  # alpha_1: weight of (C_cc - 1)^2
+    alpha_offdiag: float = 0.0  # alpha_2: weight of C_cd^2, c != d
+
+
+@dataclass
+class DRGIConfig:
+    enable: bool = False  # add the DRGI objective (training only)
+    mode: str = "cross"  # cross | intra
+    nodes: str = "tokens"  # tokens | factors
+    hidden: int = 64  # GAT output width
+    heads: int = 0  # GAT heads (0 = 1 for tokens, 8 for factors)
+    factor_k: int = 8  # chunks per global vector in factor mode
+    factor_video: str = "mean"  # mean | text_conditioned
+    l2norm_inputs: bool = True  # L2-normalise node features before the GAT
+    activation: str = "elu"  # elu | prelu
+    attn_dropout: float = 0.0  # dropout on attention coefficients
+    neg_topm: int = 1  # hardest negatives per anchor used as corrupted graphs
+    exclude_same_video: bool = True  # never mine a negative from the anchor's own video
+    weight: float = 0.1  # lambda_drgi
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5  # passes over the training pairs
+    batch_size: int = 128  # global batch (split across ranks)
+    optim: str = "adamw"  # adamw | bertadam_legacy
+    lr: float = 1e-4  # learning rate of new modules (heads, objectives, temporal modules)
+    clip_lr: float = 1e-6  # learning rate of the backbone
+    weight_decay: float = 0.2  # decoupled; biases and norms are exempt
+    betas: tuple[float, float] = (0.9, 0.98)  # Adam betas
+    eps: float = 1e-6  # Adam epsilon
+    warmup: float = 0.1  # warm-up fraction of total steps, then cosine
+    grad_clip: float = 1.0  # global grad-norm clip (0 = off)
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA) | off
+    seed: int = 0  # seeds python, numpy and torch
+    log_every: int = 10  # steps between JSONL log lines
+    eval_after: bool = True  # evaluate eval_split after the last epoch
+    max_steps: int = 0  # stop after this many optimiser steps (0 = full schedule)
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "run"  # run name; the run folder is output_root/name
+    output_root: str = "checkpoints"  # where run folders are created
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seqtransf: SeqTransfConfig = field(default_factory=SeqTransfConfig)
+    wti: WTIConfig = field(default_factory=WTIConfig)
+    infonce: InfoNCEConfig = field(default_factory=InfoNCEConfig)
+    cdcr: CDCRConfig = field(default_factory=CDCRConfig)
+    drgi: DRGIConfig = field(default_factory=DRGIConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_root) / self.name
+
+
+# --------------------------------------------------------------------------------------------
+# Strict conversion
+# --------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str, origin: str) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp``; raise ConfigError naming ``key``."""
+    where = f" in {origin}" if origin else ""
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r}{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, key, origin)
+    org = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if org in (typing.Union, types.UnionType):
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, arg, key, origin)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(
+            f"config key {key!r}{where}: expected {_type_name(tp)}, got {value!r}"
+        )
+    if org is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(
+                f"config key {key!r}{where}: expected a list of {len(args)} values, got {value!r}"
+            )
+        return tuple(_coerce(v, a, f"{key}[{i}]", origin) for i, (v, a) in enumerate(zip(value, args)))
+    if org is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key {key!r}{where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]", origin) for i, v in enumerate(value)]
+    if org is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r}{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r}{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r}{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key {key!r}{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key {key!r}{where}: expected a string, got {value!r}")
+    raise ConfigError(f"config key {key!r}{where}: unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type[T], data: dict[str, Any], prefix: str, origin: str) -> T:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in known:
+            where = f" in {origin}" if origin else ""
+            raise ConfigError(
+                f"unknown config key {key!r}{where}; known keys here: {', '.join(sorted(known))}"
+            )
+        kwargs[k] = _coerce(v, hints[k], key, origin)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any], cls: type[T] = ExperimentConfig, origin: str = "") -> T:  # type: ignore[assignment]
+    """Build ``cls`` from a nested dict, strictly (unknown keys and wrong types raise)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin or 'config'}: expected a mapping at the top level, got {data!r}")
+    return _build(cls, data, "", origin)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain JSON-able nested dicts (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value`` into (["a","b","c"], value); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected the form key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return ``data`` with each ``key.sub=value`` override merged in."""
+    out = dict(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        nested: Any = value
+        for part in reversed(parts):
+            nested = {part: nested}
+        out = _merge(out, nested)
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load an :class:`ExperimentConfig` from YAML (or JSON) plus dotted overrides.
+
+    Raises:
+        ConfigError: unknown key, wrong type, unreadable file; the message names the key and file.
+    """
+    data: dict[str, Any] = {}
+    origin = ""
+    if path is not None:
+        origin = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p}: expected a mapping at the top level")
+        data = loaded
+    if overrides:
+        data = apply_overrides(data, overrides)
+        origin = f"{origin} + overrides" if origin else "overrides"
+    return from_dict(data, ExperimentConfig, origin)
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    """Write the resolved config as JSON, atomically."""
+    from tvr.io import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(to_dict(cfg), indent=2) + "\n")

@@ -1,0 +1,30 @@
+"""The objective contract.
+
+An objective is an ``nn.Module`` living inside ``Retriever.objectives`` (so DDP syncs its
+gradients and checkpoints hold it). ``forward(outputs, batch)`` returns a dict: keys ending in
+``_loss`` are weighted scalar losses that the trainer sums; every other key is a detached scalar
+reported in the log.
+
+``outputs`` (from ``Retriever.forward``), gathered across ranks during DDP training:
+    text: TokenFeatures ``[B, L, D]`` after ``head.embed_text`` (word nodes)
+    video: TokenFeatures ``[B, T, D]`` after ``head.embed_video`` (frame nodes)
+    sim: ``[B, B]`` cosine-scale similarity from ``head.score`` (texts on rows)
+    logit_scale: scalar lambda = exp(logit_scale parameter)
+    video_index: ``[B]`` dataset video index of each pair
+    local: ``slice`` of this rank's rows within the gathered batch
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+
+class Objective(nn.Module):
+    """Base class; subclasses set ``training_only`` (dropped by ``Retriever.for_inference``)."""
+
+    training_only: bool = True
+
+    def forward(self, outputs: dict[str, Any], batch: dict[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover
+        raise NotImplementedError
