@@ -1,0 +1,503 @@
+"""Per-query comparison of two rankings (model A = base, model B = candidate, e.g. DRGI).
+
+Inputs are per-query ground-truth ranks: 1-based integers, ``rank = 1 + #{scores strictly
+greater than the ground truth's}`` (the project's tie rule, ``spec/data_and_metrics.md`` §11.2).
+Both rank vectors must describe the same queries in the same order.
+
+Sign conventions, used everywhere in this module:
+
+- ``delta = rank_b - rank_a``: negative means B ranks the ground truth better.
+- ``outcome`` is seen from B: ``win`` when B's rank is strictly better (lower), ``loss`` when it
+  is strictly worse, ``tie`` otherwise.
+- Metric differences (:func:`paired_test`, :func:`bootstrap_ci`) are always ``B - A`` in the
+  metric's own unit: percentage points for ``R@K``, ranks for ``MnR`` (negative = B better),
+  reciprocal rank for ``rr`` (i.e. MRR; positive = B better).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+logger = logging.getLogger(__name__)
+
+OUTCOMES = ("win", "tie", "loss")
+_RECALL = re.compile(r"^R@([1-9][0-9]*)$")
+_MAX_CHUNK_ELEMENTS = 1 << 22  # bound on the temporary [chunk, n] arrays of resampling
+
+
+# --------------------------------------------------------------------------------------------
+# validation and per-query metric values
+# --------------------------------------------------------------------------------------------
+
+
+def _as_ranks(ranks: Any, name: str) -> np.ndarray:
+    """Return ``ranks`` as a 1-D int64 array, or raise naming ``name`` and the bad value."""
+    arr = np.asarray(ranks)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array of per-query ranks, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected at least one query, got an empty array")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{name}: expected integer ranks, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        finite = np.isfinite(arr)
+        if not finite.all():
+            i = int(np.flatnonzero(~finite)[0])
+            raise ValueError(f"{name}: rank of query {i} is {float(arr[i])}; ranks must be finite")
+        frac = arr != np.round(arr)
+        if frac.any():
+            i = int(np.flatnonzero(frac)[0])
+            raise ValueError(
+                f"{name}: rank of query {i} is {float(arr[i])}; ranks must be integers"
+            )
+    arr = arr.astype(np.int64)
+    bad = arr < 1
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: rank of query {i} is {arr[i]}; ranks are 1-based (>= 1)")
+    return arr
+
+
+def _paired_ranks(ranks_a: Any, ranks_b: Any) -> tuple[np.ndarray, np.ndarray]:
+    a = _as_ranks(ranks_a, "ranks_a")
+    b = _as_ranks(ranks_b, "ranks_b")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"ranks_a has {a.size} queries but ranks_b has {b.size}; "
+            "a paired comparison needs the same queries in the same order"
+        )
+    return a, b
+
+
+def metric_values(ranks: np.ndarray, metric: str) -> tuple[np.ndarray, bool]:
+    """Per-query values whose mean is ``metric``, and whether higher is better.
+
+    Args:
+        ranks: ``[N]`` 1-based int ranks.
+        metric: ``"R@K"`` (any K >= 1; values 0 or 100, so the mean is R@K in percent),
+            ``"MnR"`` (values = ranks) or ``"rr"`` (values = 1 / rank; the mean is MRR).
+
+    Returns:
+        ``(values [N] float64, higher_is_better)``.
+    """
+    match = _RECALL.match(metric)
+    if match:
+        k = int(match.group(1))
+        return 100.0 * (ranks <= k).astype(np.float64), True
+    if metric == "MnR":
+        return ranks.astype(np.float64), False
+    if metric == "rr":
+        return 1.0 / ranks.astype(np.float64), True
+    raise ValueError(f"metric={metric!r}: expected 'R@K' (e.g. 'R@1'), 'MnR' or 'rr'")
+
+
+def _paired_differences(ranks_a: Any, ranks_b: Any, metric: str) -> tuple[np.ndarray, bool]:
+    a, b = _paired_ranks(ranks_a, ranks_b)
+    va, higher = metric_values(a, metric)
+    vb, _ = metric_values(b, metric)
+    return vb - va, higher
+
+
+# --------------------------------------------------------------------------------------------
+# per-query table
+# --------------------------------------------------------------------------------------------
+
+
+def compare_rankings(
+    ranks_a: Any,
+    ranks_b: Any,
+    *,
+    query_ids: Sequence[Any] | np.ndarray | None = None,
+    captions: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Build the per-query comparison table of two rankings.
+
+    Args:
+        ranks_a: ``[N]`` ground-truth ranks of model A (1-based).
+        ranks_b: ``[N]`` ground-truth ranks of model B for the same queries.
+        query_ids: optional ``[N]`` ids used as the index (default ``0..N-1``).
+        captions: optional ``[N]`` query texts, stored in a ``caption`` column.
+
+    Returns:
+        DataFrame indexed by ``query`` with columns ``caption`` (when given), ``rank_a``,
+        ``rank_b``, ``delta`` (``rank_b - rank_a``; negative = B better), ``rr_a``, ``rr_b``
+        (reciprocal ranks) and ``outcome`` (``win``/``tie``/``loss`` from B's point of view).
+    """
+    a, b = _paired_ranks(ranks_a, ranks_b)
+    n = a.size
+    if query_ids is None:
+        index = pd.RangeIndex(n, name="query")
+    else:
+        ids = list(query_ids)
+        if len(ids) != n:
+            raise ValueError(f"query_ids has {len(ids)} entries but there are {n} queries")
+        index = pd.Index(ids, name="query")
+        if not index.is_unique:
+            dup = index[index.duplicated()][0]
+            raise ValueError(f"query_ids: id {dup!r} occurs more than once")
+    delta = b - a
+    outcome = np.where(delta < 0, "win", np.where(delta > 0, "loss", "tie"))
+    columns: dict[str, Any] = {}
+    if captions is not None:
+        caps = [str(c) for c in captions]
+        if len(caps) != n:
+            raise ValueError(f"captions has {len(caps)} entries but there are {n} queries")
+        columns["caption"] = caps
+    columns.update(
+        rank_a=a,
+        rank_b=b,
+        delta=delta,
+        rr_a=1.0 / a,
+        rr_b=1.0 / b,
+        outcome=outcome.astype(object),
+    )
+    return pd.DataFrame(columns, index=index)
+
+
+def _check_table(table: pd.DataFrame, required: Sequence[str]) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"expected the DataFrame of compare_rankings(), got {type(table).__name__}")
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"table lacks column(s) {missing}; build it with compare_rankings() "
+            f"(has {list(table.columns)})"
+        )
+
+
+def win_tie_loss(table: pd.DataFrame) -> dict[str, int]:
+    """Count outcomes of a :func:`compare_rankings` table.
+
+    Returns:
+        ``{"win": int, "tie": int, "loss": int}`` from B's point of view.
+    """
+    _check_table(table, ["outcome"])
+    unknown = set(table["outcome"].unique()) - set(OUTCOMES)
+    if unknown:
+        raise ValueError(f"table['outcome'] holds {sorted(map(str, unknown))}; expected {OUTCOMES}")
+    counts = table["outcome"].value_counts()
+    return {o: int(counts.get(o, 0)) for o in OUTCOMES}
+
+
+# --------------------------------------------------------------------------------------------
+# significance
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """Outcome of :func:`paired_test`.
+
+    Attributes:
+        statistic: observed metric difference B - A (module conventions: pp for R@K).
+        p_value: two-sided p-value.
+        n: number of paired queries (ties included).
+        method: ``"randomization"``, ``"randomization-exact"`` (all sign patterns enumerated)
+            or ``"sign"``.
+        metric: the metric compared.
+        wins: queries on which B's metric value is strictly better.
+        losses: queries on which B's metric value is strictly worse.
+        n_resamples: sign patterns drawn (Monte Carlo), enumerated (exact), or 0 (sign test).
+    """
+
+    __test__ = False  # not a pytest test class despite the name
+
+    statistic: float
+    p_value: float
+    n: int
+    method: str
+    metric: str
+    wins: int
+    losses: int
+    n_resamples: int
+
+
+def _sign_flip_pvalue(d: np.ndarray, *, n_resamples: int, seed: int) -> tuple[float, str, int]:
+    """Two-sided p-value of the paired sign-flip (randomisation) test on differences ``d``.
+
+    Zero differences are unaffected by a flip and dropped. With ``m`` non-zero differences and
+    ``2**m <= n_resamples`` every sign pattern is enumerated (exact p-value); otherwise
+    ``n_resamples`` random patterns give ``p = (1 + #{|T*| >= |T|}) / (1 + n_resamples)``.
+    """
+    nz = d[d != 0]
+    m = nz.size
+    if m == 0:
+        return 1.0, "randomization-exact", 1
+    observed = abs(nz.sum())
+    tol = 1e-9 * float(np.abs(nz).sum())
+    chunk = max(1, _MAX_CHUNK_ELEMENTS // m)
+    if m < 63 and (1 << m) <= n_resamples:
+        n_patterns = 1 << m
+        hits = 0
+        bits = np.arange(m, dtype=np.int64)
+        for start in range(0, n_patterns, chunk):
+            codes = np.arange(start, min(n_patterns, start + chunk), dtype=np.int64)
+            signs = 1.0 - 2.0 * ((codes[:, None] >> bits) & 1)  # [c, m] in {+1, -1}
+            hits += int(np.count_nonzero(np.abs(signs @ nz) >= observed - tol))
+        return hits / n_patterns, "randomization-exact", n_patterns
+    rng = np.random.default_rng(seed)
+    total = float(nz.sum())
+    hits = 0
+    done = 0
+    while done < n_resamples:
+        c = min(chunk, n_resamples - done)
+        # a flipped set F gives sum = total - 2 * sum_F(d); draw F as random bits, 8 per byte
+        flips = np.unpackbits(
+            rng.integers(0, 256, size=(c, (m + 7) // 8), dtype=np.uint8), axis=1, count=m
+        )  # [c, m] in {0, 1}
+        hits += int(np.count_nonzero(np.abs(total - 2.0 * (flips @ nz)) >= observed - tol))
+        done += c
+    return (1 + hits) / (1 + n_resamples), "randomization", n_resamples
+
+
+def paired_test(
+    ranks_a: Any,
+    ranks_b: Any,
+    *,
+    metric: str = "R@1",
+    method: str = "randomization",
+    n_resamples: int = 10000,
+    seed: int = 0,
+) -> TestResult:
+    """Paired significance test of ``metric(B) - metric(A)`` over the same queries.
+
+    - ``method="randomization"``: under the null hypothesis the labels A/B are exchangeable
+      per query, so each per-query difference keeps its size and gets a random sign. The
+      statistic is the mean difference; the p-value is two-sided. When the number ``m`` of
+      non-zero differences satisfies ``2**m <= n_resamples`` all patterns are enumerated and
+      the p-value is exact (``method`` then reads ``"randomization-exact"``); otherwise it is
+      the add-one Monte Carlo estimate ``(1 + hits) / (1 + n_resamples)``.
+    - ``method="sign"``: exact two-sided binomial test (``scipy.stats.binomtest``, p = 1/2) of
+      the number of queries B wins among those where the metric values differ.
+
+    Args:
+        ranks_a: ``[N]`` 1-based ranks of model A.
+        ranks_b: ``[N]`` 1-based ranks of model B, same queries.
+        metric: ``"R@K"``, ``"MnR"`` or ``"rr"`` (see :func:`metric_values`).
+        method: ``"randomization"`` or ``"sign"``.
+        n_resamples: random sign patterns for the randomisation test (>= 1).
+        seed: seed of the random patterns.
+
+    Returns:
+        A :class:`TestResult`; ``statistic`` is the observed difference B - A.
+    """
+    d, higher = _paired_differences(ranks_a, ranks_b, metric)
+    if method not in ("randomization", "sign"):
+        raise ValueError(f"method={method!r}: expected 'randomization' or 'sign'")
+    if int(n_resamples) < 1:
+        raise ValueError(f"n_resamples={n_resamples!r}: expected a positive integer")
+    better = d > 0 if higher else d < 0
+    worse = d < 0 if higher else d > 0
+    wins, losses = int(better.sum()), int(worse.sum())
+    statistic = float(d.mean())
+    if method == "sign":
+        if wins + losses == 0:
+            p = 1.0
+        else:
+            p = float(stats.binomtest(wins, wins + losses, 0.5, alternative="two-sided").pvalue)
+        used, resamples = "sign", 0
+    else:
+        p, used, resamples = _sign_flip_pvalue(d, n_resamples=int(n_resamples), seed=seed)
+    logger.debug("paired_test %s %s: diff=%.4g p=%.4g (n=%d)", metric, used, statistic, p, d.size)
+    return TestResult(
+        statistic=statistic,
+        p_value=min(1.0, p),
+        n=int(d.size),
+        method=used,
+        metric=metric,
+        wins=wins,
+        losses=losses,
+        n_resamples=resamples,
+    )
+
+
+def bootstrap_ci(
+    ranks_a: Any,
+    ranks_b: Any,
+    *,
+    metric: str = "R@1",
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Percentile bootstrap confidence interval of ``metric(B) - metric(A)``.
+
+    Queries are resampled with replacement, the same indices for both models (paired), and
+    the difference is recomputed on each resample.
+
+    Args:
+        ranks_a: ``[N]`` 1-based ranks of model A.
+        ranks_b: ``[N]`` 1-based ranks of model B, same queries.
+        metric: ``"R@K"``, ``"MnR"`` or ``"rr"``.
+        n_boot: bootstrap resamples (>= 1).
+        alpha: the interval covers ``1 - alpha`` (0 < alpha < 1).
+        seed: seed of the resampling.
+
+    Returns:
+        ``(diff, low, high)``: the observed difference and the interval bounds.
+    """
+    d, _ = _paired_differences(ranks_a, ranks_b, metric)
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot={n_boot!r}: expected a positive integer")
+    if not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha={alpha!r}: expected a value strictly between 0 and 1")
+    n = d.size
+    rng = np.random.default_rng(seed)
+    boot = np.empty(int(n_boot), dtype=np.float64)
+    chunk = max(1, _MAX_CHUNK_ELEMENTS // n)
+    for start in range(0, boot.size, chunk):
+        c = min(chunk, boot.size - start)
+        idx = rng.integers(0, n, size=(c, n))
+        boot[start : start + c] = d[idx].mean(axis=1)
+    low, high = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(d.mean()), float(low), float(high)
+
+
+# --------------------------------------------------------------------------------------------
+# slices
+# --------------------------------------------------------------------------------------------
+
+
+def _format_number(x: float) -> str:
+    return f"{x:g}"
+
+
+def _slice_levels(
+    name: str, values: Any, index: pd.Index, *, max_levels: int, n_bins: int
+) -> tuple[pd.Series, bool]:
+    """Map one slice variable to a per-query level label; return ``(labels, binned)``."""
+    if isinstance(values, pd.Series):
+        missing = index.difference(values.index)
+        if len(missing):
+            raise ValueError(
+                f"slices[{name!r}]: Series lacks query id(s) {list(missing[:5])}; "
+                "its index must cover the table's index"
+            )
+        series = values.reindex(index)
+    else:
+        arr = np.asarray(values)
+        if arr.ndim != 1 or arr.shape[0] != len(index):
+            raise ValueError(
+                f"slices[{name!r}]: expected {len(index)} values (one per query, in table "
+                f"order), got shape {arr.shape}"
+            )
+        series = pd.Series(arr, index=index)
+    if series.dtype == object:
+        # e.g. numbers mixed with None: numeric when every present value is a real number
+        present = series.dropna()
+        if len(present) and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            for v in present
+        ):
+            series = series.astype(np.float64)
+    is_numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+    missing_mask = series.isna()
+    labels = pd.Series("(missing)", index=index, dtype=object)
+    valid = series[~missing_mask]
+    binned = False
+    if is_numeric and valid.nunique() > max_levels:
+        binned = True
+        codes = pd.qcut(valid.astype(np.float64), q=n_bins, labels=False, duplicates="drop")
+        for code in np.unique(codes):
+            members = valid[codes == code]
+            lo, hi = float(members.min()), float(members.max())
+            lo_text, hi_text = _format_number(lo), _format_number(hi)
+            text = lo_text if lo == hi else f"{lo_text}–{hi_text}"
+            labels.loc[members.index] = text
+    elif is_numeric:
+        labels.loc[valid.index] = [_format_number(float(v)) for v in valid]
+    else:
+        labels.loc[valid.index] = [str(v) for v in valid]
+    return labels, binned
+
+
+def slice_table(
+    table: pd.DataFrame,
+    slices: Mapping[str, Any],
+    *,
+    max_levels: int = 12,
+    n_bins: int = 5,
+) -> pd.DataFrame:
+    """Break the comparison down by per-query slice variables.
+
+    Each slice variable (caption length in words, number of frames, SynthVTT event count,
+    SynthVTT edit type, ...) gives one value per query. Queries are grouped by value:
+
+    - categorical values (strings, booleans, objects) are grouped as they are;
+    - numeric values with at most ``max_levels`` distinct values are grouped by value;
+    - numeric values with more distinct values are cut into ``n_bins`` quantile bins
+      (``pandas.qcut``, equal-count bins; bins merged where quantiles coincide). A bin is
+      labelled by the smallest and largest value it actually holds, e.g. ``"7–9"``;
+    - missing values (None/NaN) form the level ``"(missing)"``.
+
+    Args:
+        table: the output of :func:`compare_rankings`.
+        slices: name -> values. Values are ``[N]`` array-likes in table row order, or a
+            ``pandas.Series`` aligned on the table's index.
+        max_levels: numeric variables with more distinct values than this are binned.
+        n_bins: number of quantile bins for binned variables.
+
+    Returns:
+        One row per (variable, level) with columns ``variable``, ``level``, ``binned``,
+        ``count``, ``mean_delta`` (mean of ``rank_b - rank_a``; negative = B better),
+        ``median_delta``, ``win``, ``tie``, ``loss``, ``R@1_a``, ``R@1_b`` (percent) and
+        ``R@1_diff`` (B - A, pp). Variables keep the order of ``slices``; within a variable
+        rows are sorted by ``mean_delta``, most improved first.
+    """
+    _check_table(table, ["rank_a", "rank_b", "delta", "outcome"])
+    if int(max_levels) < 1 or int(n_bins) < 1:
+        raise ValueError(f"max_levels={max_levels!r} and n_bins={n_bins!r} must be >= 1")
+    columns = [
+        "variable",
+        "level",
+        "binned",
+        "count",
+        "mean_delta",
+        "median_delta",
+        "win",
+        "tie",
+        "loss",
+        "R@1_a",
+        "R@1_b",
+        "R@1_diff",
+    ]
+    frames = []
+    for name, values in slices.items():
+        labels, binned = _slice_levels(
+            name, values, table.index, max_levels=int(max_levels), n_bins=int(n_bins)
+        )
+        rows = []
+        for level, group in table.groupby(labels.to_numpy(), sort=False):
+            outcome = group["outcome"]
+            r1_a = 100.0 * float((group["rank_a"] == 1).mean())
+            r1_b = 100.0 * float((group["rank_b"] == 1).mean())
+            rows.append(
+                {
+                    "variable": str(name),
+                    "level": str(level),
+                    "binned": binned,
+                    "count": len(group),
+                    "mean_delta": float(group["delta"].mean()),
+                    "median_delta": float(group["delta"].median()),
+                    "win": int((outcome == "win").sum()),
+                    "tie": int((outcome == "tie").sum()),
+                    "loss": int((outcome == "loss").sum()),
+                    "R@1_a": r1_a,
+                    "R@1_b": r1_b,
+                    "R@1_diff": r1_b - r1_a,
+                }
+            )
+        frame = pd.DataFrame(rows, columns=columns)
+        frames.append(frame.sort_values(["mean_delta", "level"], kind="stable"))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,99 @@
+"""Strict config loading: YAML + dotted overrides; unknown keys and wrong types are named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tvr.config import (
+    ConfigError,
+    ExperimentConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
+
+
+def write(tmp_path, text):
+    p = tmp_path / "exp.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_yaml_and_overrides(tmp_path):
+    p = write(tmp_path, "name: demo\ndata:\n  num_frames: 8\ntrain:\n  epochs: 2\n")
+    cfg = load_config(p, ["train.epochs=7", "drgi.enable=true", "drgi.weight=0.5",
+                          "train.betas=[0.9, 0.99]"])
+    assert cfg.name == "demo"
+    assert cfg.data.num_frames == 8
+    assert cfg.train.epochs == 7
+    assert cfg.drgi.enable is True and cfg.drgi.weight == 0.5
+    assert cfg.train.betas == (0.9, 0.99)
+    assert cfg.data.max_words == 32  # default kept
+
+
+def test_unknown_key_is_named_with_file(tmp_path):
+    p = write(tmp_path, "train:\n  epochz: 3\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "train.epochz" in str(exc.value)
+    assert str(p) in str(exc.value)
+    assert "epochs" in str(exc.value)  # lists the known keys
+
+
+def test_unknown_override_key():
+    with pytest.raises(ConfigError, match="drgi.lambda"):
+        load_config(None, ["drgi.lambda=0.1"])
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "expected"),
+    [
+        ("train.epochs=three", "train.epochs", "integer"),
+        ("train.epochs=2.5", "train.epochs", "integer"),
+        ("drgi.enable=1", "drgi.enable", "true or false"),
+        ("model.head=3", "model.head", "string"),
+        ("train.lr=fast", "train.lr", "number"),
+        ("data=5", "data", "mapping"),
+    ],
+)
+def test_wrong_type_is_named(override, key, expected):
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, [override])
+    assert repr(key) in str(exc.value)
+    assert expected in str(exc.value)
+
+
+def test_int_accepted_as_float():
+    cfg = load_config(None, ["train.lr=1"])
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        apply_overrides({}, ["train.epochs"])
+
+
+def test_round_trip_json(tmp_path):
+    cfg = load_config(None, ["name=x", "drgi.enable=true"])
+    save_config(cfg, tmp_path / "config.json")
+    again = from_dict(json.loads((tmp_path / "config.json").read_text()))
+    assert again == cfg
+    assert to_dict(again)["drgi"]["enable"] is True
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    p = write(tmp_path, "- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(p)
+
+
+def test_defaults_are_a_complete_config():
+    cfg = ExperimentConfig()
+    assert cfg.run_dir.name == "run"
+    assert cfg.drgi.enable is False and cfg.drgi.mode == "cross"

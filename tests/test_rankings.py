@@ -1,0 +1,240 @@
+"""Tests for analysis.rankings: per-query table, win/tie/loss, paired tests, bootstrap, slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.rankings import (
+    TestResult,
+    bootstrap_ci,
+    compare_rankings,
+    metric_values,
+    paired_test,
+    slice_table,
+    win_tie_loss,
+)
+
+RANKS_A = np.array([1, 2, 3, 1, 5])
+RANKS_B = np.array([1, 1, 4, 2, 2])
+
+
+def test_compare_rankings_known_table():
+    table = compare_rankings(
+        RANKS_A, RANKS_B, query_ids=["q0", "q1", "q2", "q3", "q4"], captions=list("abcde")
+    )
+    assert list(table.columns) == [
+        "caption",
+        "rank_a",
+        "rank_b",
+        "delta",
+        "rr_a",
+        "rr_b",
+        "outcome",
+    ]
+    assert table.index.name == "query"
+    assert list(table.index) == ["q0", "q1", "q2", "q3", "q4"]
+    assert table["delta"].tolist() == [0, -1, 1, 1, -3]
+    assert table["outcome"].tolist() == ["tie", "win", "loss", "loss", "win"]
+    np.testing.assert_allclose(table["rr_a"], [1, 1 / 2, 1 / 3, 1, 1 / 5])
+    np.testing.assert_allclose(table["rr_b"], [1, 1, 1 / 4, 1 / 2, 1 / 2])
+    assert table.loc["q2", "caption"] == "c"
+
+
+def test_compare_rankings_default_index_and_float_ranks():
+    table = compare_rankings(RANKS_A.astype(float), RANKS_B)
+    assert list(table.index) == [0, 1, 2, 3, 4]
+    assert "caption" not in table.columns
+    assert table["rank_a"].dtype == np.int64
+
+
+def test_win_tie_loss_counts():
+    assert win_tie_loss(compare_rankings(RANKS_A, RANKS_B)) == {"win": 2, "tie": 1, "loss": 2}
+    assert win_tie_loss(compare_rankings([1, 1], [1, 1])) == {"win": 0, "tie": 2, "loss": 0}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        ([1, 2], [1], "ranks_a has 2 queries but ranks_b has 1"),
+        ([1, 0], [1, 1], "ranks_a: rank of query 1 is 0"),
+        ([1, 1], [1.5, 1], "ranks_b: rank of query 0 is 1.5"),
+        ([1, np.nan], [1, 1], "ranks_a: rank of query 1 is nan"),
+        ([[1, 2]], [[1, 2]], "expected a 1-D array"),
+        ([], [], "at least one query"),
+    ],
+)
+def test_bad_ranks_raise_naming_the_argument(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        compare_rankings(a, b)
+
+
+def test_bad_ids_and_table_raise():
+    with pytest.raises(ValueError, match="query_ids has 1 entries but there are 5 queries"):
+        compare_rankings(RANKS_A, RANKS_B, query_ids=["x"])
+    with pytest.raises(ValueError, match="id 'x' occurs more than once"):
+        compare_rankings([1, 2], [1, 2], query_ids=["x", "x"])
+    with pytest.raises(ValueError, match="lacks column"):
+        win_tie_loss(pd.DataFrame({"rank_a": [1]}))
+
+
+def test_metric_values():
+    ranks = np.array([1, 3, 10])
+    values, higher = metric_values(ranks, "R@5")
+    assert higher and values.tolist() == [100.0, 100.0, 0.0]
+    values, higher = metric_values(ranks, "MnR")
+    assert not higher and values.tolist() == [1.0, 3.0, 10.0]
+    values, _ = metric_values(ranks, "rr")
+    np.testing.assert_allclose(values, [1, 1 / 3, 0.1])
+    with pytest.raises(ValueError, match="metric='R@0'"):
+        metric_values(ranks, "R@0")
+
+
+def test_paired_test_exact_small_case():
+    # B finds the GT at rank 1 on 5 queries where A does not: all 2^5 sign patterns are
+    # enumerated; only the all-plus and all-minus patterns reach |sum| = 5 -> p = 2/32.
+    a = [3, 2, 4, 5, 2, 1, 1]
+    b = [1, 1, 1, 1, 1, 1, 1]
+    res = paired_test(a, b, metric="R@1")
+    assert isinstance(res, TestResult)
+    assert res.method == "randomization-exact"
+    assert res.n_resamples == 32
+    assert res.p_value == pytest.approx(2 / 32)
+    assert res.statistic == pytest.approx(100 * 5 / 7)
+    assert (res.n, res.wins, res.losses) == (7, 5, 0)
+    sign = paired_test(a, b, metric="R@1", method="sign")
+    assert sign.method == "sign"
+    assert sign.p_value == pytest.approx(2 / 32)  # binomial: 2 * 0.5^5
+
+
+def test_paired_test_clear_difference_is_significant():
+    rng = np.random.default_rng(1)
+    n = 300
+    a = np.where(rng.random(n) < 0.2, 1, rng.integers(2, 50, n))
+    b = np.where(rng.random(n) < 0.8, 1, rng.integers(2, 50, n))
+    for metric in ("R@1", "MnR", "rr"):
+        res = paired_test(a, b, metric=metric, n_resamples=2000)
+        assert res.method == "randomization"
+        assert res.p_value == pytest.approx(1 / 2001)  # no random pattern reaches the observed
+        assert res.p_value < 0.001
+    assert paired_test(a, b, metric="MnR").statistic == pytest.approx(b.mean() - a.mean())
+    assert paired_test(a, b, metric="R@1", method="sign").p_value < 1e-10
+
+
+def test_paired_test_null_cases():
+    same = np.array([1, 4, 2, 7, 1, 3])
+    res = paired_test(same, same)
+    assert res.p_value == 1.0 and res.statistic == 0.0 and res.wins == res.losses == 0
+    assert paired_test(same, same, method="sign").p_value == 1.0
+    # symmetric: B wins exactly where it loses elsewhere -> observed mean 0 -> p = 1
+    res = paired_test([1, 2] * 20, [2, 1] * 20, metric="R@1", n_resamples=500)
+    assert res.statistic == 0.0
+    assert res.p_value == 1.0
+
+
+def test_randomization_matches_binomial_for_equal_magnitudes():
+    # with +-100 differences, the sign-flip distribution of the sum is binomial, so the
+    # Monte Carlo p-value must approach the exact two-sided binomial p-value
+    a = np.array([2] * 18 + [1] * 8 + [1] * 10)  # 18 B wins, 8 B losses, 10 ties
+    b = np.array([1] * 18 + [2] * 8 + [1] * 10)
+    exact = stats.binomtest(18, 26, 0.5).pvalue
+    res = paired_test(a, b, metric="R@1", n_resamples=20000, seed=3)
+    assert res.method == "randomization"
+    assert res.p_value == pytest.approx(exact, abs=0.01)
+    assert paired_test(a, b, metric="R@1", method="sign").p_value == pytest.approx(exact)
+
+
+def test_paired_test_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="method='t'"):
+        paired_test([1], [1], method="t")
+    with pytest.raises(ValueError, match="n_resamples=0"):
+        paired_test([1], [1], n_resamples=0)
+    with pytest.raises(ValueError, match="metric='MdR'"):
+        paired_test([1], [1], metric="MdR")
+
+
+def test_bootstrap_ci_contains_true_difference():
+    rng = np.random.default_rng(0)
+    n = 3000
+    a = np.where(rng.random(n) < 0.4, 1, 2)
+    b = np.where(rng.random(n) < 0.5, 1, 2)  # true R@1 difference: +10 pp
+    diff, low, high = bootstrap_ci(a, b, metric="R@1", n_boot=1000, seed=0)
+    assert diff == pytest.approx(100 * ((b == 1).mean() - (a == 1).mean()))
+    assert low < diff < high
+    assert low < 10.0 < high
+    assert 2.0 < high - low < 8.0  # about 2 * 1.96 * sqrt(.24/n + .25/n) * 100 = 5 pp
+    assert bootstrap_ci(a, b, n_boot=1000, seed=0) == (diff, low, high)  # seeded
+    mnr = bootstrap_ci(a, b, metric="MnR", n_boot=200)
+    assert mnr[0] == pytest.approx(b.mean() - a.mean()) and mnr[1] <= mnr[0] <= mnr[2]
+
+
+def test_bootstrap_ci_degenerate_and_bad_alpha():
+    assert bootstrap_ci([1, 2, 3], [1, 2, 3], n_boot=50) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="alpha=1.5"):
+        bootstrap_ci([1], [1], alpha=1.5)
+    with pytest.raises(ValueError, match="n_boot=0"):
+        bootstrap_ci([1], [1], n_boot=0)
+
+
+def _six_query_table() -> pd.DataFrame:
+    # delta = [0, 1, -1, -2, 2, 0]
+    return compare_rankings([1, 1, 2, 3, 1, 4], [1, 2, 1, 1, 3, 4])
+
+
+def test_slice_table_categorical_with_missing():
+    table = _six_query_table()
+    edit = ["colour", "colour", "shape", "shape", "order", None]
+    out = slice_table(table, {"edit": edit})
+    assert out["level"].tolist() == ["shape", "(missing)", "colour", "order"]  # by mean delta
+    rows = out.set_index("level")
+    assert rows.loc["shape", "count"] == 2
+    assert rows.loc["shape", "mean_delta"] == pytest.approx(-1.5)
+    assert (rows.loc["shape", "win"], rows.loc["shape", "tie"], rows.loc["shape", "loss"]) == (
+        2,
+        0,
+        0,
+    )
+    assert rows.loc["shape", "R@1_a"] == 0.0 and rows.loc["shape", "R@1_b"] == 100.0
+    assert rows.loc["colour", "R@1_a"] == 100.0 and rows.loc["colour", "R@1_b"] == 50.0
+    assert rows.loc["colour", "R@1_diff"] == -50.0
+    assert (rows.loc["colour", "tie"], rows.loc["colour", "loss"]) == (1, 1)
+    assert rows.loc["order", "loss"] == 1 and rows.loc["(missing)", "tie"] == 1
+    assert not out["binned"].any()
+    assert out["count"].sum() == len(table)
+
+
+def test_slice_table_numeric_levels_and_quantile_bins():
+    n = 20
+    a = np.ones(n, dtype=int)
+    b = np.arange(1, n + 1)  # delta = 0..19 grows with the caption length below
+    table = compare_rankings(a, b)
+    length = np.arange(3, 3 + n)  # 20 distinct values -> 5 quantile bins of 4
+    events = np.array([2, 3] * 10)  # 2 distinct values -> grouped by value
+    out = slice_table(table, {"length": length, "events": events}, max_levels=12, n_bins=5)
+    length_rows = out[out["variable"] == "length"]
+    assert length_rows["binned"].all()
+    assert length_rows["level"].tolist() == ["3–6", "7–10", "11–14", "15–18", "19–22"]
+    assert length_rows["count"].tolist() == [4, 4, 4, 4, 4]
+    np.testing.assert_allclose(length_rows["mean_delta"], [1.5, 5.5, 9.5, 13.5, 17.5])
+    event_rows = out[out["variable"] == "events"]
+    assert not event_rows["binned"].any()
+    assert event_rows["level"].tolist() == ["2", "3"]
+    np.testing.assert_allclose(event_rows["mean_delta"], [9.0, 10.0])
+    assert list(out["variable"].unique()) == ["length", "events"]  # order of `slices`
+
+
+def test_slice_table_series_alignment_and_errors():
+    table = compare_rankings([1, 2, 3], [2, 2, 1], query_ids=["x", "y", "z"])
+    series = pd.Series({"z": "b", "x": "a", "y": "a"})  # aligned by id, not position
+    out = slice_table(table, {"group": series}).set_index("level")
+    assert out.loc["b", "count"] == 1 and out.loc["b", "win"] == 1
+    assert out.loc["a", "count"] == 2
+    with pytest.raises(ValueError, match=r"slices\['group'\]: expected 3 values"):
+        slice_table(table, {"group": [1, 2]})
+    with pytest.raises(ValueError, match=r"slices\['group'\]: Series lacks query id"):
+        slice_table(table, {"group": pd.Series({"x": 1})})
+    numbers_with_none = slice_table(table, {"n": [1, None, 1]}).set_index("level")
+    assert set(numbers_with_none.index) == {"1", "(missing)"}
+    assert slice_table(table, {}).empty
