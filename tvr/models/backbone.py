@@ -1,0 +1,766 @@
+"""Backbones: CLIP towers -> :class:`TokenFeatures` (DESIGN.md seam 2, methods.md §1.1).
+
+:class:`Encoder` is the contract every backbone meets; :class:`HFClipEncoder` (registry name
+``hf_clip``) wraps Hugging Face ``transformers`` ``CLIPModel``:
+
+* **text** ``ids [B, L]`` -> word tokens ``text_projection(ln_final(h))`` at every position
+  ``[B, L, D]`` (SOT, EOT and padding included; the returned mask marks the valid ones) and the
+  sentence vector read at the EOT position (the first ``eos_token_id`` of each row).
+* **video** ``[B, T, 3, H, W]`` -> per-frame ``visual_projection(post_layernorm(CLS))``
+  ``[B, T, D]`` and the masked mean over valid frames ``[B, D]``.
+
+:func:`build_encoder` turns ``cfg.model.pretrained`` into an encoder: ``""`` builds a
+from-scratch CLIP of ``cfg.model.clip``'s size, an HF folder (or hub id when online) loads
+``CLIPModel``, an OpenAI ``.pt`` file and a CLIP4Clip ``pytorch_model.bin*`` file go through
+:mod:`tvr.models.importers`, and a run folder rebuilds the run's backbone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tvr.config import ClipConfig, ExperimentConfig
+from tvr.models.features import TokenFeatures
+from tvr.registry import get, register
+
+log = logging.getLogger(__name__)
+
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+class BackboneError(ValueError):
+    """A backbone that cannot be built or fed: the message names the path, field or value."""
+
+
+class BackboneNotFoundError(BackboneError, OSError):
+    """``model.pretrained`` names nothing loadable (no such file, or a hub id while offline)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Contract
+# --------------------------------------------------------------------------------------------
+
+
+class Encoder(nn.Module):
+    """Contract of a text-video backbone.
+
+    Attributes:
+        embed_dim: width ``D`` of every token and pooled feature it returns.
+        imported_head_state: head tensors that came with the weights (a CLIP4Clip checkpoint or a
+            run folder), named as the head's ``state_dict``; empty when there are none. The
+            model builder loads them into the head and may clear the dict afterwards.
+
+    Shapes:
+        encode_text: ids ``[B, L]`` (long), mask ``[B, L]`` -> TokenFeatures ``[B, L, D]``,
+            pooled ``[B, D]``.
+        encode_video: video ``[B, T, 3, H, W]`` (float), mask ``[B, T]`` -> TokenFeatures
+            ``[B, T, D]``, pooled ``[B, D]``.
+    """
+
+    embed_dim: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.imported_head_state: dict[str, Tensor] = {}
+
+    def encode_text(self, ids: Tensor, mask: Tensor) -> TokenFeatures:  # pragma: no cover
+        raise NotImplementedError
+
+    def encode_video(self, video: Tensor, mask: Tensor) -> TokenFeatures:  # pragma: no cover
+        raise NotImplementedError
+
+    def text_layers_for_init(self) -> nn.ModuleList | None:
+        """The text transformer's blocks, for initialising temporal modules; None if absent."""
+        return None
+
+    def export_config(self) -> dict[str, Any]:  # pragma: no cover
+        """A JSON-able description from which :meth:`from_exported_config` rebuilds the module."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_exported_config(cls, data: dict[str, Any]) -> Encoder:  # pragma: no cover
+        """Rebuild a randomly initialised encoder from :meth:`export_config`'s output."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_experiment(cls, cfg: ExperimentConfig, tokenizer: Any) -> Encoder:  # pragma: no cover
+        """Build the encoder an experiment config asks for."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+        for var in _OFFLINE_ENV
+    )
+
+
+@contextlib.contextmanager
+def _atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; on success it replaces ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _tokenizer_ids(tokenizer: Any) -> tuple[int, int, int, int]:
+    """``(vocab_size, bos, eos, pad)`` of a HF-style tokenizer (``len()``, ``*_token_id``)."""
+
+    def pick(*names: str) -> int | None:
+        for name in names:
+            value = getattr(tokenizer, name, None)
+            if isinstance(value, int):
+                return value
+        return None
+
+    bos = pick("bos_token_id", "bos_id")
+    eos = pick("eos_token_id", "eos_id")
+    pad = pick("pad_token_id", "pad_id")
+    try:
+        vocab = len(tokenizer)
+    except TypeError:
+        vocab = pick("vocab_size")
+    if vocab is None or bos is None or eos is None:
+        raise BackboneError(
+            f"tokenizer {type(tokenizer).__name__} does not expose len() / vocab_size, "
+            f"bos_token_id and eos_token_id (got vocab={vocab}, bos={bos}, eos={eos})"
+        )
+    return vocab, bos, eos, eos if pad is None else pad
+
+
+def tiny_clip_config(
+    vocab_size: int,
+    *,
+    embed_dim: int = 16,
+    width: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    patch_size: int = 8,
+    max_positions: int = 32,
+) -> ClipConfig:
+    """A tiny :class:`ClipConfig` (both towers ``width`` wide) that builds in milliseconds.
+
+    Pair it with ``image_size=32`` (4x4 patches of 8) in :meth:`HFClipEncoder.from_config`.
+    """
+    return ClipConfig(
+        embed_dim=embed_dim,
+        text_width=width,
+        text_layers=layers,
+        text_heads=heads,
+        vision_width=width,
+        vision_layers=layers,
+        vision_heads=heads,
+        patch_size=patch_size,
+        vocab_size=vocab_size,
+        max_positions=max_positions,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Hugging Face CLIP
+# --------------------------------------------------------------------------------------------
+
+
+@register("encoder", "hf_clip")
+class HFClipEncoder(Encoder):
+    """Hugging Face ``CLIPModel`` as a :class:`Encoder`.
+
+    The text transformer runs with its causal mask only (the padding mask is not passed, as in
+    CLIP4Clip): valid positions never see padding, so their features do not depend on it. The
+    returned mask is the caller's text mask. Sentence vectors are read at the first
+    ``eos_token_id`` of each row.
+
+    Args:
+        model: a ``transformers.CLIPModel`` (fp32 recommended; mixed precision via autocast).
+        skip_padded_frames: run the vision tower only on frames whose mask is 1 and leave zeros
+            at padded frames (faster). Off by default: padded frames are encoded like the
+            references do, which matters for heads that ignore the video mask (X-CLIP).
+        legacy_argmax_pooling: read sentence vectors at ``argmax(ids)`` instead of the first
+            EOT id, as ``transformers`` does for old configs whose ``eos_token_id`` is 2.
+            :meth:`from_pretrained` sets it for such configs when no ``eos_id`` is given.
+
+    Shapes:
+        encode_text: ids ``[B, L]``, mask ``[B, L]`` -> tokens ``[B, L, D]``, mask ``[B, L]``,
+            pooled ``[B, D]`` (the EOT token's feature).
+        encode_video: video ``[B, T, 3, H, W]``, mask ``[B, T]`` -> tokens ``[B, T, D]``,
+            mask ``[B, T]``, pooled ``[B, D]`` (mean over valid frames).
+    """
+
+    def __init__(
+        self, model: Any, *, skip_padded_frames: bool = False, legacy_argmax_pooling: bool = False
+    ) -> None:
+        super().__init__()
+        from transformers import CLIPModel
+
+        if not isinstance(model, CLIPModel):
+            raise BackboneError(f"HFClipEncoder wraps a transformers CLIPModel, got {type(model)}")
+        self.clip = model
+        self.skip_padded_frames = bool(skip_padded_frames)
+        self.legacy_argmax_pooling = bool(legacy_argmax_pooling)
+        self.embed_dim = int(model.config.projection_dim)
+
+    # ---------------------------------------------------------------- properties and settings
+    @property
+    def config(self) -> Any:
+        """The wrapped model's ``transformers.CLIPConfig``."""
+        return self.clip.config
+
+    @property
+    def eos_token_id(self) -> int:
+        return int(self.config.text_config.eos_token_id)
+
+    @property
+    def text_width(self) -> int:
+        return int(self.config.text_config.hidden_size)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.vision_config.image_size)
+
+    @property
+    def max_text_length(self) -> int:
+        return int(self.config.text_config.max_position_embeddings)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config.text_config.vocab_size)
+
+    def set_special_tokens(self, *, bos_id: int, eos_id: int, pad_id: int) -> None:
+        """Set the tokenizer's special ids on the text config (and the text model's EOT id)."""
+        for name, value in (("bos_id", bos_id), ("eos_id", eos_id), ("pad_id", pad_id)):
+            if not 0 <= value < self.vocab_size:
+                raise BackboneError(
+                    f"{name}={value} is outside the text vocabulary (size {self.vocab_size})"
+                )
+        tc = self.config.text_config
+        tc.bos_token_id, tc.eos_token_id, tc.pad_token_id = bos_id, eos_id, pad_id
+        self.clip.text_model.eos_token_id = eos_id
+        self.legacy_argmax_pooling = False
+
+    def set_eager_attention(self, enabled: bool = True) -> None:
+        """Switch to eager attention (needed for attention maps) or back to SDPA."""
+        self.clip.set_attn_implementation("eager" if enabled else "sdpa")
+
+    def text_layers_for_init(self) -> nn.ModuleList:
+        """The text tower's ``transformers`` ``CLIPEncoderLayer`` list (all of them, in order).
+
+        Each layer holds ``self_attn.{q,k,v,out}_proj.{weight,bias}``, ``layer_norm1.*``,
+        ``mlp.fc1.*``, ``mlp.fc2.*`` and ``layer_norm2.*`` (pre-LN, quick_gelu for OpenAI
+        weights, LayerNorm eps 1e-5) at width :attr:`text_width`. The seqTransf head copies the
+        first ``seqtransf.layers`` of them when :attr:`text_width` equals :attr:`embed_dim`.
+        """
+        return self.clip.text_model.encoder.layers
+
+    def text_positions_for_init(self) -> Tensor:
+        """The text position table ``[max_positions, text_width]`` (seqTransf's frame table init)."""
+        return self.clip.text_model.embeddings.position_embedding.weight
+
+    # ---------------------------------------------------------------- forward passes
+    def encode_text(self, ids: Tensor, mask: Tensor) -> TokenFeatures:
+        """Word tokens at every position and the EOT sentence vector; see the class docstring."""
+        if ids.dim() != 2 or mask.shape != ids.shape:
+            raise BackboneError(
+                f"encode_text: expected ids [B, L] and mask of the same shape, got "
+                f"{tuple(ids.shape)} and {tuple(mask.shape)}"
+            )
+        if ids.shape[1] > self.max_text_length:
+            raise BackboneError(
+                f"encode_text: {ids.shape[1]} tokens exceed the text model's "
+                f"{self.max_text_length} positions (data.max_words too large?)"
+            )
+        out = self.clip.text_model(input_ids=ids)
+        tokens = self.clip.text_projection(out.last_hidden_state)  # [B, L, D]; ln_final inside
+        if self.legacy_argmax_pooling:  # legacy HF configs: EOT is the largest id
+            eot = ids.argmax(dim=1)
+        else:
+            is_eot = ids == self.eos_token_id  # [B, L]
+            has_eot = is_eot.any(dim=1)
+            if not bool(has_eot.all()):
+                rows = torch.nonzero(~has_eot).flatten().tolist()
+                raise BackboneError(
+                    f"encode_text: rows {rows[:10]} contain no EOT id {self.eos_token_id}; the "
+                    "tokenizer's eos id must match the model's text_config.eos_token_id and "
+                    "every row must end with it (check truncation)"
+                )
+            eot = is_eot.int().argmax(dim=1)  # first EOT per row, [B]
+        pooled = tokens[torch.arange(tokens.shape[0], device=tokens.device), eot]  # [B, D]
+        return TokenFeatures(tokens=tokens, mask=mask, pooled=pooled)
+
+    def _frame_features(self, frames: Tensor) -> Tensor:
+        """``[N, 3, H, W]`` -> ``[N, D]``: CLS -> post_layernorm -> visual_projection."""
+        out = self.clip.vision_model(pixel_values=frames)
+        return self.clip.visual_projection(out.pooler_output)  # pooler = post-LN CLS
+
+    def encode_video(self, video: Tensor, mask: Tensor) -> TokenFeatures:
+        """Per-frame CLS features and their masked mean; see the class docstring."""
+        if video.dim() != 5 or video.shape[2] != 3 or mask.shape != video.shape[:2]:
+            raise BackboneError(
+                f"encode_video: expected video [B, T, 3, H, W] and mask [B, T], got "
+                f"{tuple(video.shape)} and {tuple(mask.shape)}"
+            )
+        b, t, _, h, w = video.shape
+        if (h, w) != (self.image_size, self.image_size):
+            raise BackboneError(
+                f"encode_video: frames are {h}x{w} but the vision tower expects "
+                f"{self.image_size}x{self.image_size} (data.image_size)"
+            )
+        valid = mask.bool()  # [B, T]
+        counts = valid.sum(dim=1)  # [B]
+        if bool((counts == 0).any()):
+            rows = torch.nonzero(counts == 0).flatten().tolist()
+            raise BackboneError(f"encode_video: rows {rows[:10]} have no valid frame (mask all 0)")
+        dtype = self.clip.vision_model.embeddings.patch_embedding.weight.dtype
+        frames = video.reshape(b * t, 3, h, w).to(dtype)  # [B*T, 3, H, W]
+        flat_valid = valid.reshape(-1)
+        if self.skip_padded_frames and not bool(flat_valid.all()):
+            feats = self._frame_features(frames[flat_valid])  # [N_valid, D]
+            tokens = feats.new_zeros(b * t, feats.shape[-1])
+            tokens[flat_valid] = feats
+        else:
+            tokens = self._frame_features(frames)  # [B*T, D]
+        tokens = tokens.reshape(b, t, -1)  # [B, T, D]
+        weights = valid.to(tokens.dtype).unsqueeze(-1)  # [B, T, 1]
+        pooled = (tokens * weights).sum(dim=1) / counts.to(tokens.dtype).unsqueeze(-1)
+        return TokenFeatures(tokens=tokens, mask=mask, pooled=pooled)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_config(
+        cls,
+        clip_cfg: ClipConfig,
+        *,
+        vocab_size: int,
+        bos_id: int,
+        eos_id: int,
+        pad_id: int,
+        image_size: int,
+        max_positions: int,
+        eager_attention: bool = False,
+        skip_padded_frames: bool = False,
+    ) -> HFClipEncoder:
+        """A randomly initialised CLIP of ``clip_cfg``'s size (MLPs 4x wide, quick_gelu).
+
+        ``vocab_size``, the special ids, ``image_size`` and ``max_positions`` override
+        ``clip_cfg``'s values (they come from the tokenizer and the data config).
+
+        Raises:
+            BackboneError: widths not divisible by heads, image size not divisible by the patch
+            size, or special ids outside the vocabulary.
+        """
+        from transformers import CLIPConfig, CLIPModel
+
+        checks = (
+            ("model.clip.text_width", clip_cfg.text_width, clip_cfg.text_heads),
+            ("model.clip.vision_width", clip_cfg.vision_width, clip_cfg.vision_heads),
+            ("data.image_size", image_size, clip_cfg.patch_size),
+        )
+        for name, value, divisor in checks:
+            if divisor <= 0 or value <= 0 or value % divisor:
+                raise BackboneError(f"{name}={value} must be a positive multiple of {divisor}")
+        for name, value in (("bos_id", bos_id), ("eos_id", eos_id), ("pad_id", pad_id)):
+            if not 0 <= value < vocab_size:
+                raise BackboneError(f"{name}={value} is outside the vocabulary (size {vocab_size})")
+        config = CLIPConfig(
+            text_config=dict(
+                vocab_size=vocab_size,
+                hidden_size=clip_cfg.text_width,
+                intermediate_size=4 * clip_cfg.text_width,
+                num_hidden_layers=clip_cfg.text_layers,
+                num_attention_heads=clip_cfg.text_heads,
+                max_position_embeddings=max_positions,
+                hidden_act="quick_gelu",
+                layer_norm_eps=1e-5,
+                projection_dim=clip_cfg.embed_dim,
+                bos_token_id=bos_id,
+                eos_token_id=eos_id,
+                pad_token_id=pad_id,
+            ),
+            vision_config=dict(
+                hidden_size=clip_cfg.vision_width,
+                intermediate_size=4 * clip_cfg.vision_width,
+                num_hidden_layers=clip_cfg.vision_layers,
+                num_attention_heads=clip_cfg.vision_heads,
+                image_size=image_size,
+                patch_size=clip_cfg.patch_size,
+                hidden_act="quick_gelu",
+                layer_norm_eps=1e-5,
+                projection_dim=clip_cfg.embed_dim,
+            ),
+            projection_dim=clip_cfg.embed_dim,
+        )
+        config._attn_implementation = "eager" if eager_attention else "sdpa"
+        return cls(CLIPModel(config), skip_padded_frames=skip_padded_frames)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_hub_id: str | Path,
+        *,
+        eager_attention: bool = False,
+        bos_id: int | None = None,
+        eos_id: int | None = None,
+        pad_id: int | None = None,
+        skip_padded_frames: bool = False,
+    ) -> HFClipEncoder:
+        """Load an HF CLIP folder (``config.json`` + weights), or a hub id when online.
+
+        Weights load in fp32 whatever dtype they were saved in. Special ids given here (the
+        tokenizer's) replace the config's; ``projection_dim`` is copied into both sub-configs.
+
+        Raises:
+            BackboneNotFoundError: the folder does not exist or is not an HF CLIP folder, or the
+            name is a hub id while ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` is set or the
+            download fails; the message names the path or id.
+        """
+        from transformers import CLIPConfig, CLIPModel
+
+        name = str(path_or_hub_id)
+        local = Path(name).expanduser()
+        if local.is_dir():
+            cfg_file = local / "config.json"
+            if not cfg_file.is_file():
+                raise BackboneNotFoundError(
+                    f"{local} is not a Hugging Face CLIP folder: config.json is missing"
+                )
+            try:
+                model_type = json.loads(cfg_file.read_text()).get("model_type")
+            except json.JSONDecodeError as exc:
+                raise BackboneError(f"{cfg_file}: not valid JSON ({exc})") from None
+            if model_type != "clip":
+                raise BackboneError(
+                    f"{cfg_file}: model_type is {model_type!r}, expected 'clip' (a "
+                    "transformers CLIPModel folder)"
+                )
+            source = str(local)
+        elif local.exists() or not _HUB_ID_RE.match(name) or name.startswith((".", "/", "~")):
+            raise BackboneNotFoundError(
+                f"pretrained {name!r}: not an existing Hugging Face CLIP folder (nor a hub id)"
+            )
+        else:
+            if _offline():
+                raise BackboneNotFoundError(
+                    f"pretrained {name!r} is not a local folder, so it was taken as a Hugging Face "
+                    "hub id, but HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE forbids downloads; pass a "
+                    "local CLIP folder, an OpenAI .pt or a CLIP4Clip checkpoint instead"
+                )
+            source = name
+        try:
+            config = CLIPConfig.from_pretrained(source)
+            config.text_config.projection_dim = config.projection_dim
+            config.vision_config.projection_dim = config.projection_dim
+            tc = config.text_config
+            if bos_id is not None:
+                tc.bos_token_id = bos_id
+            if eos_id is not None:
+                tc.eos_token_id = eos_id
+            if pad_id is not None:
+                tc.pad_token_id = pad_id
+            model = CLIPModel.from_pretrained(
+                source,
+                config=config,
+                dtype=torch.float32,
+                attn_implementation="eager" if eager_attention else "sdpa",
+            )
+        except OSError as exc:
+            raise BackboneNotFoundError(
+                f"pretrained {name!r}: could not load a CLIP model ({exc})"
+            ) from exc
+        legacy = eos_id is None and tc.eos_token_id == 2
+        if legacy:
+            log.warning(
+                "%s: text_config.eos_token_id is the legacy value 2; sentence vectors are read "
+                "at argmax(ids) (pass eos_id to use the tokenizer's EOT id)",
+                name,
+            )
+        return cls(model, skip_padded_frames=skip_padded_frames, legacy_argmax_pooling=legacy)
+
+    @classmethod
+    def from_openai_checkpoint(
+        cls,
+        path: str | Path,
+        *,
+        eager_attention: bool = False,
+        bos_id: int | None = None,
+        eos_id: int | None = None,
+        pad_id: int | None = None,
+        skip_padded_frames: bool = False,
+    ) -> HFClipEncoder:
+        """Import an OpenAI CLIP ``.pt`` (TorchScript archive or state dict) onto ``CLIPModel``.
+
+        Raises:
+            CheckpointImportError: unreadable file, unsupported architecture, or keys that are
+            missing or left unmapped (named in the message).
+        """
+        from tvr.models import importers
+
+        sd = importers.load_openai_clip_state(path)
+        config = importers.openai_config_from_state(
+            sd, bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id
+        )
+        hf_sd, report = importers.convert_openai_to_hf(sd, config)
+        if not report.ok:
+            raise importers.CheckpointImportError(f"{path}: {report.summary()}")
+        model = importers.clip_model_from_hf_state(
+            hf_sd,
+            config,
+            source=str(path),
+            attn_implementation="eager" if eager_attention else "sdpa",
+        )
+        log.info("imported OpenAI CLIP %s (%s)", path, report.summary())
+        return cls(model, skip_padded_frames=skip_padded_frames)
+
+    @classmethod
+    def from_clip4clip_checkpoint(
+        cls,
+        path: str | Path,
+        *,
+        expect_frames: int | None = None,
+        expect_words: int | None = None,
+        eager_attention: bool = False,
+        bos_id: int | None = None,
+        eos_id: int | None = None,
+        pad_id: int | None = None,
+        skip_padded_frames: bool = False,
+    ) -> HFClipEncoder:
+        """Import the CLIP part of a CLIP4Clip-family checkpoint.
+
+        The temporal-module and head tensors land in :attr:`imported_head_state` (names in
+        :mod:`tvr.models.importers`); keys of unsupported heads are logged, not fatal.
+
+        Raises:
+            CheckpointImportError: unreadable file, missing CLIP keys (named), or X-CLIP
+            matrices that do not fit ``expect_frames``/``expect_words``.
+        """
+        from tvr.models import importers
+
+        hf_sd, head_state, report = importers.load_clip4clip_checkpoint(
+            path, expect_frames=expect_frames, expect_words=expect_words
+        )
+        if report.missing:
+            raise importers.CheckpointImportError(
+                f"{path}: CLIP keys missing from the checkpoint: {report.missing}"
+            )
+        config = report.config
+        tc = config.text_config
+        for attr, value in (("bos_token_id", bos_id), ("eos_token_id", eos_id),
+                            ("pad_token_id", pad_id)):
+            if value is not None:
+                setattr(tc, attr, value)
+        model = importers.clip_model_from_hf_state(
+            hf_sd,
+            config,
+            source=str(path),
+            attn_implementation="eager" if eager_attention else "sdpa",
+        )
+        encoder = cls(model, skip_padded_frames=skip_padded_frames)
+        encoder.imported_head_state = head_state
+        for note in report.notes:
+            log.info("%s: %s", path, note)
+        return encoder
+
+    @classmethod
+    def from_experiment(cls, cfg: ExperimentConfig, tokenizer: Any) -> HFClipEncoder:
+        """Dispatch on ``cfg.model.pretrained`` (see :func:`build_encoder`) and check the result
+        against the tokenizer and the data config."""
+        pretrained = cfg.model.pretrained.strip()
+        ids: dict[str, int] = {}
+        vocab = None
+        if tokenizer is not None:
+            vocab, bos, eos, pad = _tokenizer_ids(tokenizer)
+            ids = {"bos_id": bos, "eos_id": eos, "pad_id": pad}
+        if not pretrained:
+            if tokenizer is None:
+                raise BackboneError(
+                    "model.pretrained is empty (train from scratch), which needs a tokenizer"
+                )
+            clip_cfg = cfg.model.clip
+            if cfg.data.max_words > clip_cfg.max_positions:
+                raise BackboneError(
+                    f"data.max_words={cfg.data.max_words} exceeds "
+                    f"model.clip.max_positions={clip_cfg.max_positions}"
+                )
+            encoder = cls.from_config(
+                clip_cfg,
+                vocab_size=vocab,  # type: ignore[arg-type]
+                image_size=cfg.data.image_size,
+                max_positions=clip_cfg.max_positions,
+                **ids,
+            )
+            log.info("built a from-scratch CLIP (%s parameters)", _count(encoder))
+            return encoder
+        path = Path(pretrained).expanduser()
+        if path.is_file() and path.suffix == ".pt":
+            encoder = cls.from_openai_checkpoint(path, **ids)
+        elif path.is_file() and path.name.startswith("pytorch_model.bin"):
+            encoder = cls.from_clip4clip_checkpoint(
+                path, expect_frames=cfg.data.num_frames, expect_words=cfg.data.max_words, **ids
+            )
+        elif path.is_file():
+            raise BackboneError(
+                f"model.pretrained={pretrained!r}: unsupported file; expected an HF CLIP folder, "
+                "an OpenAI CLIP .pt or a CLIP4Clip pytorch_model.bin* file"
+            )
+        else:
+            encoder = cls.from_pretrained(pretrained, **ids)
+        encoder.check_fits(cfg, vocab)
+        return encoder
+
+    def check_fits(self, cfg: ExperimentConfig, tokenizer_vocab: int | None = None) -> None:
+        """Raise :class:`BackboneError` when the data config or tokenizer does not fit the model."""
+        where = f"model.pretrained={cfg.model.pretrained!r}"
+        if cfg.data.image_size != self.image_size:
+            raise BackboneError(
+                f"data.image_size={cfg.data.image_size} but {where} expects "
+                f"{self.image_size}x{self.image_size} frames"
+            )
+        if cfg.data.max_words > self.max_text_length:
+            raise BackboneError(
+                f"data.max_words={cfg.data.max_words} exceeds the {self.max_text_length} text "
+                f"positions of {where}"
+            )
+        if tokenizer_vocab is not None and tokenizer_vocab > self.vocab_size:
+            raise BackboneError(
+                f"the tokenizer has {tokenizer_vocab} ids but {where} embeds only "
+                f"{self.vocab_size}"
+            )
+
+    # ---------------------------------------------------------------- persistence
+    def export_config(self) -> dict[str, Any]:
+        """``{"clip": CLIPConfig as a dict, "skip_padded_frames", "legacy_argmax_pooling"}``."""
+        clip = json.loads(self.config.to_json_string(use_diff=False))
+        return {
+            "clip": clip,
+            "skip_padded_frames": self.skip_padded_frames,
+            "legacy_argmax_pooling": self.legacy_argmax_pooling,
+        }
+
+    @classmethod
+    def from_exported_config(cls, data: dict[str, Any]) -> HFClipEncoder:
+        """Rebuild (randomly initialised) from :meth:`export_config`'s output."""
+        from transformers import CLIPConfig, CLIPModel
+
+        if not isinstance(data, dict) or not isinstance(data.get("clip"), dict):
+            raise BackboneError(
+                f"hf_clip exported config: expected a mapping with a 'clip' mapping, got {data!r}"
+            )
+        config = CLIPConfig.from_dict(data["clip"])
+        return cls(
+            CLIPModel(config),
+            skip_padded_frames=bool(data.get("skip_padded_frames")),
+            legacy_argmax_pooling=bool(data.get("legacy_argmax_pooling")),
+        )
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the wrapped model as an HF CLIP folder (``config.json`` + ``model.safetensors``).
+
+        The folder is written next to its destination and renamed into place, so a crash never
+        leaves a half-written folder behind.
+        """
+        directory = Path(directory)
+        with _atomic_dir(directory) as tmp:
+            self.clip.save_pretrained(str(tmp))
+        return directory
+
+
+def _count(module: nn.Module) -> str:
+    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f}M"
+
+
+# --------------------------------------------------------------------------------------------
+# Factory
+# --------------------------------------------------------------------------------------------
+
+
+def _run_folder_files(path: Path) -> tuple[Path, Path] | None:
+    """``(encoder.json, model.safetensors)`` when ``path`` is a run folder, else None."""
+    from tvr import checkpoint
+
+    enc, weights = path / checkpoint.ENCODER, path / checkpoint.WEIGHTS
+    return (enc, weights) if enc.is_file() and weights.is_file() else None
+
+
+def encoder_from_run(run_dir: str | Path) -> Encoder:
+    """Rebuild a run's backbone with its trained weights; its head weights go to
+    :attr:`Encoder.imported_head_state` (keys without the ``head.`` prefix).
+
+    Raises:
+        BackboneError: the folder is not a run folder, or its weights do not fit.
+    """
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    files = _run_folder_files(run_dir)
+    if files is None:
+        raise BackboneError(f"{run_dir} is not a run folder (encoder.json and weights expected)")
+    enc_file, weights_file = files
+    try:
+        enc = json.loads(enc_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise BackboneError(f"{enc_file}: not valid JSON ({exc})") from None
+    if not isinstance(enc, dict) or "encoder" not in enc or "config" not in enc:
+        raise BackboneError(f"{enc_file}: expected keys 'encoder' and 'config'")
+    encoder = get("encoder", enc["encoder"]).from_exported_config(enc["config"])
+    state = load_file(str(weights_file))
+    enc_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    result = encoder.load_state_dict(enc_state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise BackboneError(
+            f"{weights_file}: encoder weights do not fit {enc_file}: missing "
+            f"{result.missing_keys[:10]}, unexpected {result.unexpected_keys[:10]}"
+        )
+    encoder.imported_head_state = {
+        k[len("head."):]: v for k, v in state.items() if k.startswith("head.")
+    }
+    log.info("loaded the backbone of run %s", run_dir)
+    return encoder
+
+
+def build_encoder(cfg: ExperimentConfig, tokenizer: Any) -> Encoder:
+    """Build the backbone ``cfg`` asks for.
+
+    ``cfg.model.pretrained`` decides where the weights come from:
+
+    * ``""``: a from-scratch CLIP of ``cfg.model.clip``'s size, vocabulary and special ids from
+      ``tokenizer``, image size ``cfg.data.image_size``;
+    * a run folder (``encoder.json`` + ``model.safetensors``): that run's backbone and weights;
+    * an HF CLIP folder (``config.json``) or a hub id (online only);
+    * ``*.pt``: an OpenAI CLIP checkpoint;
+    * ``pytorch_model.bin*``: a CLIP4Clip-family checkpoint (head tensors in
+      :attr:`Encoder.imported_head_state`).
+
+    ``tokenizer`` is any HF-style tokenizer (``len()``, ``bos_token_id``, ``eos_token_id``,
+    ``pad_token_id``); its ids are written into the text config.
+    """
+    pretrained = cfg.model.pretrained.strip()
+    if pretrained and _run_folder_files(Path(pretrained).expanduser()) is not None:
+        return encoder_from_run(Path(pretrained).expanduser())
+    return get("encoder", cfg.model.encoder).from_experiment(cfg, tokenizer)
