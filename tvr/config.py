@@ -87,6 +87,7 @@ class WTIConfig:
     arch: int = 2  # token-weight MLP depth: 1 linear, 2 or 3 layer MLP (DRL wti_arch)
     weighted: bool = True  # False = DRL's "TI" ablation (plain means)
     temporal: bool = True  # run seqTransf over frames before token interaction (DRL default)
+    masked_max: bool = False  # True: padding left out of the max-sims (DRL: padded sims are 0)
 
 
 @dataclass

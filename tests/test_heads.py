@@ -1,0 +1,404 @@
+"""Similarity heads: meanP, seqTransf, WTI (tvr/models/heads)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tvr.config import ExperimentConfig
+from tvr.models.features import TokenFeatures
+from tvr.models.heads import build_head
+from tvr.models.heads.meanp import meanp_pool
+from tvr.models.temporal import TemporalTransformer
+from tvr.objectives import build_objectives
+from tvr.registry import RegistryError
+
+D = 16
+L, T = 7, 5
+
+# (name, overrides of the wti section)
+HEADS = [
+    ("meanp", {}),
+    ("seqtransf", {}),
+    ("wti", {}),
+    ("wti", {"arch": 1}),
+    ("wti", {"arch": 3, "temporal": False}),
+    ("wti", {"weighted": False}),
+    ("wti", {"masked_max": True}),
+]
+IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for n, o in HEADS]
+
+
+def make_cfg(head: str, **wti) -> ExperimentConfig:
+    cfg = ExperimentConfig()
+    cfg.model.head = head
+    cfg.seqtransf.layers = 2
+    cfg.seqtransf.heads = 4
+    cfg.seqtransf.max_frames = 8
+    for key, value in wti.items():
+        setattr(cfg.wti, key, value)
+    return cfg
+
+
+def make_head(name: str, overrides: dict, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_head(make_cfg(name, **overrides), D)
+
+
+def lengths_mask(lengths: list[int], n: int) -> torch.Tensor:
+    return (torch.arange(n)[None, :] < torch.tensor(lengths)[:, None]).float()
+
+
+def make_text(b: int, seed: int = 1, lengths: list[int] | None = None) -> TokenFeatures:
+    g = torch.Generator().manual_seed(seed)
+    lengths = lengths or [2 + (i * 3) % (L - 2) for i in range(b)]  # 2..L-1: always padded
+    return TokenFeatures(
+        tokens=torch.randn(b, L, D, generator=g),
+        mask=lengths_mask(lengths, L),
+        pooled=torch.randn(b, D, generator=g),
+    )
+
+
+def make_video(b: int, seed: int = 2, lengths: list[int] | None = None) -> TokenFeatures:
+    g = torch.Generator().manual_seed(seed)
+    lengths = lengths or [1 + (i * 2) % (T - 1) for i in range(b)]  # 1..T-1: always padded
+    return TokenFeatures(
+        tokens=torch.randn(b, T, D, generator=g),
+        mask=lengths_mask(lengths, T),
+        pooled=torch.randn(b, D, generator=g),
+    )
+
+
+def garbage_padding(feats: TokenFeatures, extra: int, seed: int) -> TokenFeatures:
+    """Random garbage in every padded slot, plus ``extra`` more padded slots."""
+    g = torch.Generator().manual_seed(seed)
+    b, n, d = feats.tokens.shape
+    tokens = torch.where(
+        feats.mask.bool()[..., None], feats.tokens, 50 * torch.randn(b, n, d, generator=g)
+    )
+    tokens = torch.cat([tokens, 50 * torch.randn(b, extra, d, generator=g)], dim=1)
+    mask = torch.cat([feats.mask, torch.zeros(b, extra)], dim=1)
+    return TokenFeatures(tokens=tokens, mask=mask, pooled=feats.pooled)
+
+
+# ------------------------------------------------------------------ all heads
+
+
+@pytest.mark.parametrize(("name", "overrides"), HEADS, ids=IDS)
+def test_score_shape_and_finite(name, overrides):
+    head = make_head(name, overrides)
+    scores = head(make_text(5), make_video(3))
+    assert scores.shape == (5, 3)
+    assert torch.isfinite(scores).all()
+    # cosine scale: every head's score is a (weighted) mean of cosines
+    assert scores.abs().max() <= 1 + 1e-5
+
+
+@pytest.mark.parametrize(("name", "overrides"), HEADS, ids=IDS)
+def test_backward_reaches_every_parameter(name, overrides):
+    head = make_head(name, overrides)
+    text, video = make_text(4), make_video(4)
+    text.tokens.requires_grad_(True)
+    video.tokens.requires_grad_(True)
+    head(text, video).square().sum().backward()
+    for pname, p in head.named_parameters():
+        assert p.grad is not None, f"{pname} got no gradient"
+        assert p.grad.abs().sum() > 0, f"{pname} got an all-zero gradient"
+    assert video.tokens.grad is not None and video.tokens.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("name", "overrides"), HEADS, ids=IDS)
+def test_padding_garbage_does_not_change_scores(name, overrides):
+    head = make_head(name, overrides).eval()
+    text, video = make_text(4), make_video(3)
+    ref = head(text, video)
+    padded = head(garbage_padding(text, 3, seed=5), garbage_padding(video, 2, seed=6))
+    torch.testing.assert_close(padded, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "overrides"), HEADS[:2], ids=IDS[:2])
+def test_factorized_score_is_pooled_matmul(name, overrides):
+    head = make_head(name, overrides)
+    assert head.factorized is True
+    et, ev = head.embed_text(make_text(4)), head.embed_video(make_video(6))
+    torch.testing.assert_close(head.score(et, ev), et.pooled @ ev.pooled.T)
+    torch.testing.assert_close(et.pooled.norm(dim=-1), torch.ones(4))
+    torch.testing.assert_close(ev.pooled.norm(dim=-1), torch.ones(6))
+
+
+@pytest.mark.parametrize(("name", "overrides"), HEADS, ids=IDS)
+def test_all_zero_video_mask_raises(name, overrides):
+    head = make_head(name, overrides)
+    video = make_video(3)
+    video.mask[1] = 0
+    with pytest.raises(ValueError, match=r"items \[1\] have an all-zero mask"):
+        head.embed_video(video)
+
+
+def test_unknown_head_names_choices():
+    with pytest.raises(RegistryError, match="unknown head 'nope'.*meanp.*seqtransf.*wti"):
+        build_head(make_cfg("nope"), D)
+
+
+@pytest.mark.parametrize(("name", "overrides"), HEADS, ids=IDS)
+@pytest.mark.parametrize("with_drgi", [False, True])
+def test_training_step_with_and_without_drgi(name, overrides, with_drgi):
+    cfg = make_cfg(name, **overrides)
+    cfg.drgi.enable = with_drgi
+    torch.manual_seed(0)
+    head = build_head(cfg, D)
+    objectives = build_objectives(cfg, D)
+    assert ("drgi" in objectives) is with_drgi
+    text, video = make_text(6), make_video(6)
+    text.tokens.requires_grad_(True)
+    video.tokens.requires_grad_(True)
+    et, ev = head.embed_text(text), head.embed_video(video)
+    outputs = {
+        "text": et,
+        "video": ev,
+        "sim": head.score(et, ev),
+        "logit_scale": torch.tensor(100.0),
+        "video_index": torch.tensor([0, 0, 1, 2, 3, 4]),
+        "local": slice(0, 6),
+    }
+    total = sum(
+        v for o in objectives.values() for k, v in o(outputs, {}).items() if k.endswith("_loss")
+    )
+    assert torch.isfinite(total)
+    total.backward()
+    for pname, p in head.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+    if with_drgi:
+        for pname, p in objectives["drgi"].named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"drgi.{pname}"
+        # DRGI alone reaches the input features (through its GAT), not only via InfoNCE
+        text.tokens.grad = video.tokens.grad = None
+        et, ev = head.embed_text(text), head.embed_video(video)
+        outputs.update(text=et, video=ev, sim=head.score(et, ev).detach())
+        objectives["drgi"](outputs, {})["drgi_loss"].backward()
+        assert text.tokens.grad is not None and text.tokens.grad.abs().sum() > 0
+        assert video.tokens.grad is not None and video.tokens.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------ meanP
+
+
+def test_meanp_known_answer():
+    frames = torch.tensor([[[3.0, 4.0], [0.0, 2.0], [9.0, 9.0]]])  # third frame is padding
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    mean = (torch.tensor([0.6, 0.8]) + torch.tensor([0.0, 1.0])) / 2
+    torch.testing.assert_close(meanp_pool(frames, mask), (mean / mean.norm())[None])
+
+
+# ------------------------------------------------------------------ seqTransf
+
+
+def test_seqtransf_parameter_names_and_count():
+    head = build_head(ExperimentConfig(), 512)  # default head: seqtransf, 4 blocks, 77 rows
+    names = dict(head.temporal.named_parameters())
+    assert names["frame_position.weight"].shape == (77, 512)
+    for suffix in [
+        "attn.q_proj.weight",
+        "attn.k_proj.bias",
+        "attn.v_proj.weight",
+        "attn.out_proj.bias",
+        "ln_1.weight",
+        "ln_2.bias",
+        "mlp.fc1.weight",
+        "mlp.fc2.bias",
+    ]:
+        assert f"blocks.3.{suffix}" in names
+    assert sum(p.numel() for p in head.parameters()) == 12_648_960  # methods.md §1.2
+    assert head.temporal.blocks[0].ln_1.eps == 1e-12
+
+
+def test_seqtransf_heads_must_divide_width():
+    cfg = make_cfg("seqtransf")
+    cfg.seqtransf.heads = 5
+    with pytest.raises(ValueError, match=r"seqtransf.heads=5 .*D=16"):
+        build_head(cfg, D)
+
+
+def test_seqtransf_too_many_frames_raises():
+    head = make_head("seqtransf", {})
+    video = TokenFeatures(torch.randn(1, 9, D), torch.ones(1, 9), torch.randn(1, D))
+    with pytest.raises(ValueError, match="max_frames=8"):
+        head.embed_video(video)
+
+
+def test_seqtransf_output_is_residual_of_blocks():
+    module = TemporalTransformer(D, layers=1, heads=4, max_frames=8)
+    for p in module.blocks.parameters():  # zero blocks -> F' = (F + P) + F
+        torch.nn.init.zeros_(p)
+    frames = torch.randn(2, 3, D)
+    out = module(frames, torch.ones(2, 3))
+    torch.testing.assert_close(out, 2 * frames + module.frame_position.weight[:3][None])
+
+
+def tiny_text_model(width: int = D, layers: int = 2):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.CLIPTextConfig(
+        vocab_size=50,
+        hidden_size=width,
+        intermediate_size=4 * width,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        max_position_embeddings=12,
+        layer_norm_eps=1e-12,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    config._attn_implementation = "eager"
+    torch.manual_seed(3)
+    return transformers.CLIPTextModel(config).eval()
+
+
+def test_seqtransf_init_from_text_layers_copies_weights():
+    model = tiny_text_model(layers=3)  # more text layers than blocks: the first 2 are used
+    head = make_head("seqtransf", {})
+    layers = model.encoder.layers
+    table = model.embeddings.position_embedding
+    assert head.init_from_text_layers(layers, table) == 2
+    for i in range(2):
+        src, dst = layers[i], head.temporal.blocks[i]
+        pairs = [
+            (src.self_attn.q_proj, dst.attn.q_proj),
+            (src.self_attn.k_proj, dst.attn.k_proj),
+            (src.self_attn.v_proj, dst.attn.v_proj),
+            (src.self_attn.out_proj, dst.attn.out_proj),
+            (src.layer_norm1, dst.ln_1),
+            (src.layer_norm2, dst.ln_2),
+            (src.mlp.fc1, dst.mlp.fc1),
+            (src.mlp.fc2, dst.mlp.fc2),
+        ]
+        for a, b in pairs:
+            torch.testing.assert_close(b.weight, a.weight, rtol=0, atol=0)
+            torch.testing.assert_close(b.bias, a.bias, rtol=0, atol=0)
+    torch.testing.assert_close(head.temporal.frame_position.weight, table.weight[:8])
+    # same computation: our block == HF's encoder layer with bidirectional attention
+    x = torch.randn(2, 5, D)
+    with torch.no_grad():
+        ours = head.temporal.blocks[0](x, torch.ones(2, 5))
+        theirs = layers[0](x, None)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_seqtransf_init_from_text_layers_skips_other_width():
+    model = tiny_text_model(width=8)
+    head = make_head("seqtransf", {})
+    before = head.temporal.blocks[0].attn.q_proj.weight.clone()
+    copied = head.init_from_text_layers(model.encoder.layers, model.embeddings.position_embedding)
+    assert copied == 0
+    torch.testing.assert_close(head.temporal.blocks[0].attn.q_proj.weight, before)
+
+
+# ------------------------------------------------------------------ WTI
+
+
+def naive_wti(head, text: TokenFeatures, video: TokenFeatures, masked_max: bool) -> torch.Tensor:
+    """Methods.md §3.1 with explicit loops over pairs, words and frames."""
+    et, ev = head.embed_text(text), head.embed_video(video)
+    out = torch.zeros(len(text), len(video))
+    for a in range(len(text)):
+        for b in range(len(video)):
+            words = [i for i in range(L) if et.mask[a, i]]
+            frames = [j for j in range(T) if ev.mask[b, j]]
+
+            def sim(i, j, a=a, b=b):
+                if et.mask[a, i] and ev.mask[b, j]:
+                    return float(et.tokens[a, i] @ ev.tokens[b, j])
+                return 0.0
+
+            all_j = frames if masked_max else range(T)
+            all_i = words if masked_max else range(L)
+            t2v = sum(et.weights[a, i] * max(sim(i, j) for j in all_j) for i in words)
+            v2t = sum(ev.weights[b, j] * max(sim(i, j) for i in all_i) for j in frames)
+            out[a, b] = 0.5 * (t2v + v2t)
+    return out
+
+
+@pytest.mark.parametrize("masked_max", [False, True])
+def test_wti_matches_naive_loops(masked_max):
+    head = make_head("wti", {"masked_max": masked_max}).eval()
+    text, video = make_text(3), make_video(4)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            head(text, video), naive_wti(head, text, video, masked_max), atol=1e-5, rtol=1e-5
+        )
+
+
+def test_wti_blocked_equals_unblocked():
+    head = make_head("wti", {}).eval()
+    et, ev = head.embed_text(make_text(7)), head.embed_video(make_video(5))
+    head.block_size = 1000
+    full = head.score(et, ev)
+    head.block_size = 2
+    torch.testing.assert_close(head.score(et, ev), full)
+    head.block_size = 3
+    torch.testing.assert_close(head.score(et, ev), full)
+
+
+def test_wti_weights_are_masked_softmax():
+    head = make_head("wti", {})
+    text, video = make_text(4), make_video(4)
+    et, ev = head.embed_text(text), head.embed_video(video)
+    for feats in (et, ev):
+        torch.testing.assert_close(feats.weights.sum(-1), torch.ones(4))
+        assert (feats.weights[feats.mask == 0] == 0).all()
+        torch.testing.assert_close(feats.tokens.norm(dim=-1), torch.ones(feats.mask.shape))
+    ti = make_head("wti", {"weighted": False})
+    assert not any("weight_fc" in n for n, _ in ti.named_parameters())
+    et = ti.embed_text(text)
+    torch.testing.assert_close(et.weights, text.mask / text.mask.sum(-1, keepdim=True))
+
+
+def test_wti_weight_mlp_parameter_count():
+    for arch, expected in [(1, 2 * 513), (2, 526_338), (3, 2 * (2 * 262_656 + 513))]:
+        cfg = ExperimentConfig()
+        cfg.model.head = "wti"
+        cfg.wti.arch = arch
+        cfg.wti.temporal = False
+        assert sum(p.numel() for p in build_head(cfg, 512).parameters()) == expected
+
+
+def test_wti_bad_arch_raises():
+    with pytest.raises(ValueError, match="wti.arch=4"):
+        make_head("wti", {"arch": 4})
+
+
+def test_wti_zero_floor_differs_from_masked_max_on_negative_sims():
+    """DRL's zero-filled padding acts as a floor when every valid similarity is negative."""
+    cfg_zero, cfg_mask = make_cfg("wti", temporal=False), make_cfg("wti", temporal=False)
+    cfg_mask.wti.masked_max = True
+    torch.manual_seed(0)
+    zero, masked = build_head(cfg_zero, D), build_head(cfg_mask, D)
+    masked.load_state_dict(zero.state_dict())
+    v = torch.randn(D)
+    text = TokenFeatures(
+        torch.stack([v, v, v])[None], torch.tensor([[1.0, 1.0, 0.0]]), torch.randn(1, D)
+    )
+    video = TokenFeatures(
+        torch.stack([-v, -v])[None], torch.tensor([[1.0, 0.0]]), torch.randn(1, D)
+    )
+    assert zero(text, video).item() == pytest.approx(0.0, abs=1e-6)
+    assert masked(text, video).item() == pytest.approx(-1.0, abs=1e-5)
+
+
+def test_wti_pair_analysis_sums_to_score():
+    head = make_head("wti", {}).eval()
+    et, ev = head.embed_text(make_text(4)), head.embed_video(make_video(4))
+    with torch.no_grad():
+        sims = head.token_similarity(et, ev)
+        assert sims.shape == (4, L, T)
+        assert (sims[et.mask == 0] == 0).all()
+        expected = F.normalize(et.tokens[0, 0], dim=-1) @ F.normalize(ev.tokens[0, 0], dim=-1)
+        torch.testing.assert_close(sims[0, 0, 0], expected)
+        words = head.word_contributions(et, ev)
+        frames = head.frame_contributions(et, ev)
+        assert words.shape == (4, L) and frames.shape == (4, T)
+        diag = torch.diagonal(head.score(et, ev))
+        torch.testing.assert_close(0.5 * (words.sum(-1) + frames.sum(-1)), diag)
+    with pytest.raises(ValueError, match="aligned pairs"):
+        head.token_similarity(et, ev[:3])

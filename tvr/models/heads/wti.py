@@ -1,0 +1,255 @@
+"""DRL's Weighted Token-wise Interaction head (methods.md §3.1).
+
+Per-token weights come from small MLPs over the *unnormalised* tokens (softmax over valid
+tokens); token similarities ``A[a,b,i,j] = Ŵ_ai · V̂_bj`` are reduced by directional max-sums::
+
+    t2v[a,b] = sum_i w^t_ai max_j A[a,b,i,j]
+    v2t[a,b] = sum_j w^v_bj max_i A[a,b,i,j]
+    s_ab     = (t2v + v2t) / 2
+
+As in DRL's code, padded entries of ``A`` are 0 (so they take part in the max as zeros);
+``wti.masked_max=true`` leaves them out of the max instead, which makes scores independent of
+how much padding an item carries. ``wti.weighted=false`` is DRL's "TI" ablation (plain means).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tvr.config import ExperimentConfig
+from tvr.models.features import TokenFeatures
+from tvr.models.heads.base import SimilarityHead
+from tvr.models.heads.meanp import check_nonempty, meanp_pool
+from tvr.models.temporal import TemporalTransformer
+from tvr.registry import register
+
+BLOCK = 32  # texts x videos per scoring block (DRL inference uses 32 x 32)
+
+
+def token_weight_mlp(width: int, arch: int) -> nn.Sequential:
+    """DRL's token-weight MLP (``wti_arch``): 1 = Linear(D,1); 2, 3 = that many layers.
+
+    Weights are N(0, 0.02), biases 0.
+
+    Shapes:
+        ``[..., D]`` -> ``[..., 1]``
+    """
+    if arch not in (1, 2, 3):
+        raise ValueError(f"wti.arch={arch}: expected 1, 2 or 3 (MLP depth)")
+    layers: list[nn.Module] = []
+    for _ in range(arch - 1):
+        layers += [nn.Linear(width, width), nn.ReLU(inplace=True)]
+    layers.append(nn.Linear(width, 1))
+    mlp = nn.Sequential(*layers)
+    for module in mlp:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+    return mlp
+
+
+def masked_softmax_weights(logits: Tensor, mask: Tensor) -> Tensor:
+    """Softmax over valid tokens; exactly 0 on padding.
+
+    Shapes:
+        logits: ``[B, N]``, mask: ``[B, N]`` -> ``[B, N]`` (rows sum to 1)
+    """
+    valid = mask.bool()
+    weights = torch.softmax(logits.float().masked_fill(~valid, float("-inf")), dim=-1)
+    return torch.where(valid, weights, 0.0).to(logits.dtype)
+
+
+def uniform_weights(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """1 / n_valid on valid tokens, 0 on padding (the TI ablation).
+
+    Shapes:
+        mask: ``[B, N]`` -> ``[B, N]``
+    """
+    m = mask.to(dtype)
+    return m / m.sum(dim=-1, keepdim=True).clamp_min(1.0)
+
+
+@register("head", "wti")
+class WTIHead(SimilarityHead):
+    """WTI (DRL): late interaction between word and frame tokens, scored in blocks.
+
+    Args:
+        cfg: experiment config; ``wti`` selects the weight MLP depth, TI ablation, temporal
+            module and max masking; ``seqtransf`` sizes the temporal module.
+        width: feature width D.
+
+    Shapes:
+        embed_text: tokens ``[Bt, L, D]`` (normalised words), weights ``[Bt, L]``,
+            pooled ``[Bt, D]`` (normalised EOT vector; not used by ``score``)
+        embed_video: tokens ``[Bv, T, D]`` (normalised seqTransf frames), weights ``[Bv, T]``,
+            pooled ``[Bv, D]`` (meanP of the frames; not used by ``score``)
+        score: ``[Nt, Nv]``; token_similarity: ``[K, L, T]``; word_contributions: ``[K, L]``
+    """
+
+    factorized = False
+
+    def __init__(self, cfg: ExperimentConfig, width: int) -> None:
+        super().__init__()
+        wcfg = cfg.wti
+        if wcfg.arch not in (1, 2, 3):
+            raise ValueError(f"wti.arch={wcfg.arch}: expected 1, 2 or 3 (MLP depth)")
+        self.width = width
+        self.weighted = wcfg.weighted
+        self.masked_max = wcfg.masked_max
+        self.block_size = BLOCK
+        self.temporal = TemporalTransformer.from_config(cfg, width) if wcfg.temporal else None
+        if self.weighted:
+            self.text_weight_fc = token_weight_mlp(width, wcfg.arch)
+            self.video_weight_fc = token_weight_mlp(width, wcfg.arch)
+        else:
+            self.text_weight_fc = None
+            self.video_weight_fc = None
+
+    def init_from_text_layers(
+        self, layers: Sequence[nn.Module], position_embedding: Tensor | nn.Embedding
+    ) -> int:
+        """Initialise the temporal module from CLIP text layers (0 when there is none)."""
+        if self.temporal is None:
+            return 0
+        return self.temporal.init_from_text_layers(layers, position_embedding)
+
+    # ------------------------------------------------------------------ embedding
+    def _weights(self, tokens: Tensor, mask: Tensor, mlp: nn.Module | None) -> Tensor:
+        if mlp is None:
+            return uniform_weights(mask, tokens.dtype)
+        return masked_softmax_weights(mlp(tokens).squeeze(-1), mask)
+
+    def embed_text(self, text: TokenFeatures) -> TokenFeatures:
+        check_nonempty(text.mask, "WTI text features")
+        return TokenFeatures(
+            tokens=F.normalize(text.tokens, dim=-1),
+            mask=text.mask,
+            pooled=F.normalize(text.pooled, dim=-1),
+            weights=self._weights(text.tokens, text.mask, self.text_weight_fc),
+        )
+
+    def embed_video(self, video: TokenFeatures) -> TokenFeatures:
+        check_nonempty(video.mask, "WTI video features")
+        frames = video.tokens
+        if self.temporal is not None:
+            frames = self.temporal(frames, video.mask)  # [Bv, T, D]
+        return TokenFeatures(
+            tokens=F.normalize(frames, dim=-1),
+            mask=video.mask,
+            pooled=meanp_pool(frames, video.mask),
+            weights=self._weights(frames, video.mask, self.video_weight_fc),
+        )
+
+    # ------------------------------------------------------------------ scoring
+    @staticmethod
+    def _require_weights(feats: TokenFeatures, side: str) -> Tensor:
+        if feats.weights is None:
+            raise ValueError(
+                f"WTI score: {side} features carry no token weights; pass them through "
+                f"head.embed_{side}() first"
+            )
+        return feats.weights
+
+    def _max_sims(self, sims: Tensor, mask_t: Tensor, mask_v: Tensor) -> tuple[Tensor, Tensor]:
+        """Directional maxima of masked token similarities.
+
+        Shapes:
+            sims: ``[..., L, T]``, mask_t: ``[..., L, 1]``, mask_v: ``[..., 1, T]`` (bool)
+            -> (best frame per word ``[..., L]``, best word per frame ``[..., T]``),
+            0 on padded words / frames.
+        """
+        valid = mask_t & mask_v
+        if self.masked_max:
+            filled = sims.masked_fill(~valid, float("-inf"))
+        else:
+            filled = torch.where(valid, sims, 0.0)
+        t2v = filled.max(dim=-1).values.masked_fill(~mask_t.squeeze(-1), 0.0)
+        v2t = filled.max(dim=-2).values.masked_fill(~mask_v.squeeze(-2), 0.0)
+        return t2v, v2t
+
+    def _score_block(self, text: TokenFeatures, video: TokenFeatures) -> Tensor:
+        wt = self._require_weights(text, "text")  # [a, L]
+        wv = self._require_weights(video, "video")  # [b, T]
+        sims = torch.einsum("ald,btd->ablt", text.tokens, video.tokens)  # [a, b, L, T]
+        mt = text.mask.bool()[:, None, :, None]  # [a, 1, L, 1]
+        mv = video.mask.bool()[None, :, None, :]  # [1, b, 1, T]
+        best_frame, best_word = self._max_sims(sims, mt, mv)  # [a, b, L], [a, b, T]
+        t2v = (best_frame * wt[:, None, :]).sum(-1)  # [a, b]
+        v2t = (best_word * wv[None, :, :]).sum(-1)  # [a, b]
+        return 0.5 * (t2v + v2t)
+
+    def score(self, text: TokenFeatures, video: TokenFeatures) -> Tensor:
+        """WTI scores of every (text, video) pair, computed in ``block_size``² blocks.
+
+        Shapes:
+            text: ``[Nt, L, D]``, video: ``[Nv, T, D]`` (embedded) -> ``[Nt, Nv]``
+        """
+        n = self.block_size
+        rows = []
+        for ts in range(0, len(text), n):
+            t_blk = text[ts : ts + n]
+            rows.append(
+                torch.cat(
+                    [
+                        self._score_block(t_blk, video[vs : vs + n])
+                        for vs in range(0, len(video), n)
+                    ],
+                    dim=1,
+                )
+            )
+        return torch.cat(rows, dim=0)
+
+    # ------------------------------------------------------------------ analysis
+    @staticmethod
+    def _check_pairs(text: TokenFeatures, video: TokenFeatures) -> None:
+        if len(text) != len(video):
+            raise ValueError(
+                f"WTI pair analysis needs aligned pairs: got {len(text)} texts and "
+                f"{len(video)} videos"
+            )
+
+    def token_similarity(self, text: TokenFeatures, video: TokenFeatures) -> Tensor:
+        """Word-by-frame cosine matrices of aligned pairs (text k with video k).
+
+        Shapes:
+            text: ``[K, L, D]``, video: ``[K, T, D]`` (embedded) -> ``[K, L, T]``,
+            0 where the word or the frame is padding.
+        """
+        self._check_pairs(text, video)
+        sims = torch.einsum("kld,ktd->klt", text.tokens, video.tokens)
+        valid = text.mask.bool()[:, :, None] & video.mask.bool()[:, None, :]
+        return torch.where(valid, sims, 0.0)
+
+    def word_contributions(self, text: TokenFeatures, video: TokenFeatures) -> Tensor:
+        """Each word's term ``w^t_i max_j A_ij`` of the t2v score of aligned pairs.
+
+        Summing over words gives the pair's t2v score (``score = (t2v + v2t) / 2``).
+
+        Shapes:
+            text: ``[K, L, D]``, video: ``[K, T, D]`` -> ``[K, L]`` (0 on padded words)
+        """
+        self._check_pairs(text, video)
+        wt = self._require_weights(text, "text")
+        sims = torch.einsum("kld,ktd->klt", text.tokens, video.tokens)
+        best_frame, _ = self._max_sims(
+            sims, text.mask.bool()[:, :, None], video.mask.bool()[:, None, :]
+        )
+        return best_frame * wt
+
+    def frame_contributions(self, text: TokenFeatures, video: TokenFeatures) -> Tensor:
+        """Each frame's term ``w^v_j max_i A_ij`` of the v2t score of aligned pairs.
+
+        Shapes:
+            text: ``[K, L, D]``, video: ``[K, T, D]`` -> ``[K, T]`` (0 on padded frames)
+        """
+        self._check_pairs(text, video)
+        wv = self._require_weights(video, "video")
+        sims = torch.einsum("kld,ktd->klt", text.tokens, video.tokens)
+        _, best_word = self._max_sims(
+            sims, text.mask.bool()[:, :, None], video.mask.bool()[:, None, :]
+        )
+        return best_word * wv
