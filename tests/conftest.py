@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny SynthVTT dataset and a tiny trained run pair, built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_synthvtt(tmp_path_factory) -> Path:
+    """A SynthVTT dataset small enough to train on in seconds (32 px, 16/6/8 videos)."""
+    from tvr.data.synthvtt import generate
+
+    root = tmp_path_factory.mktemp("synthvtt") / "synthvtt"
+    generate(root, seed=3, n_train=16, n_val=6, n_test=8, size=32, workers=1, progress=False)
+    return root
+
+
+def tiny_overrides(root: Path, out: Path, name: str, *extra: str) -> list[str]:
+    """Dotted overrides for a from-scratch tiny CLIP trained on ``root``."""
+    return [
+        f"name={name}",
+        f"output_root={out}",
+        "data.dataset=synthvtt",
+        f"data.root={root}",
+        "data.num_frames=4",
+        "data.image_size=32",
+        "data.max_words=16",
+        "model.clip.embed_dim=16",
+        "model.clip.text_width=32",
+        "model.clip.text_layers=1",
+        "model.clip.text_heads=2",
+        "model.clip.vision_width=32",
+        "model.clip.vision_layers=1",
+        "model.clip.vision_heads=2",
+        "model.clip.patch_size=16",
+        "model.clip.max_positions=16",
+        "seqtransf.layers=1",
+        "seqtransf.heads=2",
+        "seqtransf.max_frames=8",
+        "drgi.hidden=8",
+        "train.epochs=2",
+        "train.batch_size=8",
+        "train.lr=1e-3",
+        "train.clip_lr=1e-3",
+        "train.log_every=1",
+        "train.device=cpu",
+        *extra,
+    ]

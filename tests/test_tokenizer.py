@@ -1,0 +1,156 @@
+"""Tests for tvr.data.tokenizer: BPE training, reload as CLIPTokenizer, fixed-length encoding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tvr.data.tokenizer import (
+    BOS_TOKEN,
+    EOS_TOKEN,
+    TextTokenizer,
+    TokenizerError,
+    load_tokenizer,
+    train_bpe_tokenizer,
+)
+
+CAPTIONS = [
+    "A red circle moves left.",
+    "a blue square jumps",
+    "the green triangle spins, then a red circle moves right",
+    "a small yellow star falls on a blue background",
+] * 4
+
+
+@pytest.fixture(scope="module")
+def tok_dir(tmp_path_factory) -> Path:
+    return train_bpe_tokenizer(CAPTIONS, tmp_path_factory.mktemp("t") / "tok", vocab_size=300)
+
+
+@pytest.fixture(scope="module")
+def tok(tok_dir: Path) -> TextTokenizer:
+    return load_tokenizer(tok_dir)
+
+
+def test_saved_files_and_reload_as_clip_tokenizer(tok_dir: Path, tok: TextTokenizer) -> None:
+    from transformers import CLIPTokenizer
+
+    names = {p.name for p in tok_dir.iterdir()}
+    assert {"tokenizer.json", "vocab.json", "merges.txt", "training_words.json"} <= names
+    assert not [p for p in tok_dir.parent.iterdir() if p.name.startswith(".")]  # no temp dirs
+    assert isinstance(tok.hf, CLIPTokenizer)
+    vocab = json.loads((tok_dir / "vocab.json").read_text())
+    assert vocab[BOS_TOKEN] == tok.bos_id and vocab[EOS_TOKEN] == tok.eos_id
+    assert tok.pad_id == tok.eos_id  # pads with EOT, like Hugging Face CLIP
+    assert tok.vocab_size == len(vocab) <= 300
+    # vocab=/merges= (not vocab_file=) give the same ids as tokenizer.json on plain text.
+    plain = CLIPTokenizer(vocab=str(tok_dir / "vocab.json"), merges=str(tok_dir / "merges.txt"))
+    text = "a red circle moves left then a blue square jumps"
+    assert plain(text)["input_ids"] == tok.hf(text)["input_ids"]
+    assert tok.hf(text)["input_ids"][0] == tok.bos_id
+    assert tok.hf(text)["input_ids"][-1] == tok.eos_id
+    # Training words become single tokens.
+    assert tok.num_tokens("circle triangle background") == 3
+
+
+def test_round_trip(tok: TextTokenizer) -> None:
+    ids, mask = tok.encode(["A Red Circle moves LEFT", "a zebra jumps"], 16)
+    assert tok.decode(ids[0]) == "a red circle moves left"
+    assert tok.decode(ids[1]) == "a zebra jumps"  # unseen word, spelled from sub-words
+    assert tok.unk_id not in ids[1][mask[1].bool()][1:-1].tolist()
+
+
+def test_encode_layout_and_masks(tok: TextTokenizer) -> None:
+    ids, mask = tok.encode(["a red circle", "a blue square jumps", ""], 8)
+    assert ids.shape == mask.shape == (3, 8)
+    assert ids.dtype == mask.dtype == torch.long
+    assert mask.tolist() == [[1] * 5 + [0] * 3, [1] * 6 + [0] * 2, [1] * 2 + [0] * 6]
+    assert ids[:, 0].tolist() == [tok.bos_id] * 3
+    assert ids[0, 4] == ids[1, 5] == ids[2, 1] == tok.eos_id
+    assert (ids[mask == 0] == tok.pad_id).all()
+    single_ids, single_mask = tok.encode("a red circle", 8)
+    assert torch.equal(single_ids[0], ids[0]) and torch.equal(single_mask[0], mask[0])
+
+
+def test_truncation_keeps_eot(tok: TextTokenizer) -> None:
+    long = "a red circle moves left then a blue square jumps and a green triangle spins"
+    ids, mask = tok.encode([long], 6)
+    assert ids.shape == (1, 6) and mask.tolist() == [[1] * 6]
+    assert ids[0, 0] == tok.bos_id and ids[0, -1] == tok.eos_id
+    full, _ = tok.encode([long], 64)
+    assert ids[0, 1:5].tolist() == full[0, 1:5].tolist()  # the first words are kept
+    assert tok.truncated(long, 6) and not tok.truncated(long, 64)
+    assert not tok.truncated("a red circle", 5) and tok.truncated("a red circle", 4)
+    with pytest.raises(ValueError, match="max_words"):
+        tok.encode(["a"], 1)
+
+
+def test_unknown_words(tok: TextTokenizer) -> None:
+    assert tok.unknown_words("A red circle moves left.") == []
+    assert tok.unknown_words("a red Zebra, a zebra and a ünicorn!") == ["zebra", "and", "ünicorn"]
+    # Without the training word list only unknown-token fallbacks count.
+    bare = TextTokenizer(tok.hf)
+    assert bare.unknown_words("a red zebra and a ünicorn") == ["ünicorn"]
+
+
+def test_train_refuses_to_overwrite(tmp_path: Path) -> None:
+    out = train_bpe_tokenizer(["a red circle"], tmp_path / "tok", vocab_size=200)
+    with pytest.raises(FileExistsError, match="tok"):
+        train_bpe_tokenizer(["a blue square"], out, vocab_size=200)
+    train_bpe_tokenizer(["a blue square"], out, vocab_size=200, overwrite=True)
+    assert load_tokenizer(out).unknown_words("a blue circle") == ["circle"]
+    with pytest.raises(ValueError, match="no non-empty"):
+        train_bpe_tokenizer(["", "  "], tmp_path / "t2")
+    with pytest.raises(ValueError, match="vocab_size 10 is too small"):
+        train_bpe_tokenizer(["a"], tmp_path / "t3", vocab_size=10)
+
+
+def test_save_and_reload(tok: TextTokenizer, tmp_path: Path) -> None:
+    out = tok.save(tmp_path / "run" / "tokenizer")
+    again = load_tokenizer(out)
+    assert isinstance(again, TextTokenizer)
+    assert again.training_words == tok.training_words
+    text = "a red circle moves left"
+    assert torch.equal(again.encode([text], 12)[0], tok.encode([text], 12)[0])
+    with pytest.raises(FileExistsError, match="tokenizer"):
+        tok.save(out)
+
+
+def test_load_errors_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(TokenizerError, match="does not exist"):
+        load_tokenizer(tmp_path / "nope")
+    with pytest.raises(TokenizerError, match=r"has none of tokenizer\.json"):
+        load_tokenizer(tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text("{not json")
+    with pytest.raises(TokenizerError, match=str(tmp_path)):
+        load_tokenizer(tmp_path)
+
+
+def test_vocab_merges_only_folder(tok_dir: Path, tmp_path: Path, tok: TextTokenizer) -> None:
+    for name in ("vocab.json", "merges.txt"):
+        (tmp_path / name).write_bytes((tok_dir / name).read_bytes())
+    plain = load_tokenizer(tmp_path)
+    assert plain.bos_id == tok.bos_id and plain.eos_id == tok.eos_id
+    a, _ = plain.encode(["a red circle moves left"], 10)
+    b, _ = tok.encode(["a red circle moves left"], 10)
+    assert torch.equal(a, b)
+
+
+def test_bpe_ids_are_deterministic_across_processes(tmp_path):
+    """The trainer's base-symbol ids follow hash order; ours must not (a run's ids are data)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from tvr.data.tokenizer import train_bpe_tokenizer as t; "
+        "t(['a red circle moves left', 'then a blue square grows', 'x, y; z!'] * 3, sys.argv[1])"
+    )
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"tok{i}"
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True)
+        outs.append((out / "vocab.json").read_text())
+    assert json.loads(outs[0]) == json.loads(outs[1])

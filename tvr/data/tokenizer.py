@@ -1,0 +1,440 @@
+"""Text tokenisation: a from-scratch CLIP-style BPE tokenizer and a fixed-length encoder.
+
+:func:`train_bpe_tokenizer` builds a small BPE vocabulary with Hugging Face ``tokenizers``
+(``</w>`` end-of-word suffix, ``<|startoftext|>`` / ``<|endoftext|>`` specials, lower-casing,
+whitespace and punctuation pre-tokenisation, a template post-processor adding BOS/EOS) and saves
+it so that ``transformers`` loads it as a ``CLIPTokenizer``: ``tokenizer.json`` (exact pipeline,
+read by ``AutoTokenizer``) plus ``vocab.json`` / ``merges.txt`` (read by
+``CLIPTokenizer(vocab=..., merges=...)``). It also writes ``training_words.json``, the words seen
+in training, so a query can report words the model never saw.
+
+:class:`TextTokenizer` turns captions into the library's text tensors: ``[SOT] + ids + [EOT]``,
+truncated to ``max_words`` with EOT kept last, padded with the pad id, mask 1 on SOT..EOT.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+)
+
+from tvr.io import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+BOS_TOKEN = "<|startoftext|>"
+EOS_TOKEN = "<|endoftext|>"
+TRAINING_WORDS_FILE = "training_words.json"
+
+# Every character of this alphabet gets a word-initial/-medial and a word-final symbol, so
+# ordinary English text never falls back to the unknown token, even for unseen words.
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()&/"
+
+
+class TokenizerError(ValueError):
+    """A tokenizer folder or id that cannot be loaded, or bad tokenizer input."""
+
+
+def _pipeline(tok: Tokenizer) -> None:
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(r"\s+", " "), normalizers.Lowercase()]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior="isolated")]
+    )
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+
+
+def _words(tok: Tokenizer, text: str) -> list[str]:
+    """The pre-tokenised words of ``text`` under ``tok``'s normaliser and pre-tokeniser."""
+    normalized = tok.normalizer.normalize_str(text) if tok.normalizer is not None else text
+    if tok.pre_tokenizer is None:
+        return normalized.split()
+    return [normalized[a:b] for _, (a, b) in tok.pre_tokenizer.pre_tokenize_str(normalized)]
+
+
+def train_bpe_tokenizer(
+    texts: Iterable[str],
+    out_dir: str | Path,
+    vocab_size: int = 4096,
+    min_frequency: int = 1,
+    overwrite: bool = False,
+) -> Path:
+    """Train a CLIP-style BPE tokenizer on ``texts`` and save it to ``out_dir``.
+
+    The folder holds ``tokenizer.json``, ``tokenizer_config.json``, ``vocab.json``,
+    ``merges.txt`` and ``training_words.json``. It is written to a temporary sibling folder and
+    renamed into place, so a crash never leaves a half-written tokenizer.
+
+    Args:
+        texts: training captions.
+        out_dir: destination folder.
+        vocab_size: maximum vocabulary size including the two special tokens (a small corpus
+            yields fewer).
+        min_frequency: minimum pair frequency for a merge.
+        overwrite: replace an existing non-empty ``out_dir`` (else FileExistsError).
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ValueError: no non-empty text, or ``vocab_size`` too small.
+        FileExistsError: ``out_dir`` exists, is not empty, and ``overwrite`` is False.
+    """
+    from transformers import CLIPTokenizer  # heavy import, only when training
+
+    out_dir = Path(out_dir)
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        raise ValueError("train_bpe_tokenizer: no non-empty training text")
+    min_size = 2 + 2 * len(_ALPHABET)
+    if vocab_size < min_size:
+        raise ValueError(
+            f"train_bpe_tokenizer: vocab_size {vocab_size} is too small; expected >= {min_size} "
+            "(2 specials plus word-medial and word-final symbols for the base alphabet)"
+        )
+    if not overwrite:
+        _check_free(out_dir)
+
+    probe = Tokenizer(models.BPE(unk_token=EOS_TOKEN, end_of_word_suffix="</w>"))
+    _pipeline(probe)
+    counts: dict[str, int] = {}
+    for text in [*texts, " ".join(_ALPHABET)]:  # each symbol once as a whole word
+        for w in _words(probe, text):
+            counts[w] = counts.get(w, 0) + 1
+    vocab, merges = learn_bpe(counts, vocab_size, min_frequency)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=EOS_TOKEN,
+                               end_of_word_suffix="</w>"))
+    _pipeline(tok)
+    bos, eos = tok.token_to_id(BOS_TOKEN), tok.token_to_id(EOS_TOKEN)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS_TOKEN} $A {EOS_TOKEN}",
+        pair=f"{BOS_TOKEN} $A {EOS_TOKEN} $B:1 {EOS_TOKEN}:1",
+        special_tokens=[(BOS_TOKEN, bos), (EOS_TOKEN, eos)],
+    )
+    words = sorted({w for text in texts for w in _words(tok, text)})
+
+    hf = CLIPTokenizer(
+        tokenizer_object=tok,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        unk_token=EOS_TOKEN,
+        pad_token=EOS_TOKEN,
+    )
+    _save_folder(hf, words, out_dir, vocab_model=tok.model)
+    logger.info(
+        "trained BPE tokenizer: %d tokens, %d training words, saved to %s",
+        tok.get_vocab_size(),
+        len(words),
+        out_dir,
+    )
+    return out_dir
+
+
+def learn_bpe(
+    word_counts: dict[str, int], vocab_size: int, min_frequency: int = 1
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Learn BPE merges deterministically from word counts (CLIP style, ``</w>`` word ends).
+
+    The ``tokenizers`` trainer numbers its base symbols and breaks ties between equally
+    frequent pairs in hash order, which differs between processes; a run's token ids must be
+    a function of its captions alone. Here ties go to the lexicographically smallest pair.
+
+    Returns:
+        (vocab: specials, sorted base symbols, then merge results in merge order; merges)
+    """
+    words = {w: [*w[:-1], w[-1] + "</w>"] for w in word_counts if w}
+    base = sorted({sym for syms in words.values() for sym in syms}
+                  | {c for c in _ALPHABET} | {c + "</w>" for c in _ALPHABET})
+    order = [BOS_TOKEN, EOS_TOKEN, *base]
+    known = set(order)
+    pair_counts: dict[tuple[str, str], int] = {}
+    where: dict[tuple[str, str], set[str]] = {}
+    for w, syms in words.items():
+        for pair in zip(syms, syms[1:]):
+            pair_counts[pair] = pair_counts.get(pair, 0) + word_counts[w]
+            where.setdefault(pair, set()).add(w)
+    merges: list[tuple[str, str]] = []
+    while len(order) < vocab_size and pair_counts:
+        best = min(pair_counts, key=lambda p: (-pair_counts[p], p))
+        if pair_counts[best] < min_frequency:
+            break
+        merges.append(best)
+        joined = best[0] + best[1]
+        if joined not in known:
+            order.append(joined)
+            known.add(joined)
+        for w in sorted(where.pop(best, ())):
+            syms, n = words[w], word_counts[w]
+            for pair in zip(syms, syms[1:]):  # remove this word's old pairs
+                pair_counts[pair] -= n
+                if pair_counts[pair] <= 0:
+                    del pair_counts[pair]
+            out, i = [], 0
+            while i < len(syms):
+                if i + 1 < len(syms) and (syms[i], syms[i + 1]) == best:
+                    out.append(joined)
+                    i += 2
+                else:
+                    out.append(syms[i])
+                    i += 1
+            words[w] = out
+            for pair in zip(out, out[1:]):
+                pair_counts[pair] = pair_counts.get(pair, 0) + n
+                where.setdefault(pair, set()).add(w)
+        pair_counts.pop(best, None)
+    return {t: i for i, t in enumerate(order)}, merges
+
+
+def _check_free(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(
+            f"tokenizer folder {out_dir} exists and is not empty (pass overwrite=True)"
+        )
+
+
+def _save_folder(hf, words: Sequence[str] | None, out_dir: Path, vocab_model=None) -> None:
+    """Write ``hf`` (and the training word list) to a temporary sibling, then rename it."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        if vocab_model is not None:
+            vocab_model.save(str(tmp))  # vocab.json + merges.txt
+        hf.save_pretrained(str(tmp))
+        if words is not None:
+            atomic_write_text(tmp / TRAINING_WORDS_FILE, json.dumps(sorted(words), indent=0) + "\n")
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move folder ``src`` to ``dst``, replacing an existing ``dst``."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
+    os.replace(dst, old / dst.name)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_tokenizer(path_or_hub_id: str | Path) -> TextTokenizer:
+    """Load a :class:`TextTokenizer` from a local folder or a hub id.
+
+    Reads ``training_words.json`` when the folder has one. See :func:`load_hf_tokenizer` for
+    how the folder or id is resolved.
+
+    Raises:
+        TokenizerError: as :func:`load_hf_tokenizer`, or a malformed ``training_words.json``.
+    """
+    hf = load_hf_tokenizer(path_or_hub_id)
+    words_file = Path(str(path_or_hub_id)).expanduser() / TRAINING_WORDS_FILE
+    words = None
+    if words_file.is_file():
+        try:
+            words = json.loads(words_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise TokenizerError(f"{words_file}: not valid JSON ({exc})") from exc
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise TokenizerError(f"{words_file}: expected a JSON list of strings")
+    return TextTokenizer(hf, words)
+
+
+def load_hf_tokenizer(path_or_hub_id: str | Path):  # -> transformers.PreTrainedTokenizerBase
+    """Load a Hugging Face tokenizer from a local folder or a hub id.
+
+    A folder with ``tokenizer.json`` / ``tokenizer_config.json`` loads with ``AutoTokenizer``;
+    a folder with only ``vocab.json`` + ``merges.txt`` loads as ``CLIPTokenizer(vocab=...,
+    merges=...)``. Anything else is tried as a hub id (fails offline).
+
+    Raises:
+        TokenizerError: a folder without tokenizer files, a missing path, or a hub id that
+            cannot be resolved (offline or unknown).
+    """
+    from transformers import AutoTokenizer, CLIPTokenizer
+
+    name = str(path_or_hub_id)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
+            try:
+                return AutoTokenizer.from_pretrained(str(path))
+            except (OSError, ValueError) as exc:
+                raise TokenizerError(f"cannot load tokenizer from {path}: {exc}") from exc
+        vocab, merges = path / "vocab.json", path / "merges.txt"
+        if vocab.is_file() and merges.is_file():
+            # vocab=/merges= (vocab_file=/merges_file= are silently ignored in transformers 5).
+            return CLIPTokenizer(vocab=str(vocab), merges=str(merges))
+        raise TokenizerError(
+            f"tokenizer folder {path} has none of tokenizer.json, tokenizer_config.json, "
+            "or vocab.json + merges.txt"
+        )
+    looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_local:
+        raise TokenizerError(f"tokenizer folder {path} does not exist (or is not a folder)")
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise TokenizerError(
+            f"cannot load tokenizer {name!r}: not a local folder, and the hub id could not be "
+            f"resolved (offline, or unknown id): {exc}"
+        ) from exc
+
+
+class TextTokenizer:
+    """Fixed-length CLIP-style encoding on top of a Hugging Face tokenizer.
+
+    Args:
+        hf_tokenizer: a ``transformers`` tokenizer with BOS and EOS tokens (``CLIPTokenizer``).
+        training_words: words the model was trained on (for :meth:`unknown_words`), or None.
+
+    Use :func:`load_tokenizer` to load a folder or hub id (it reads ``training_words.json``
+    when present) and :meth:`save` to write one.
+    """
+
+    def __init__(self, hf_tokenizer, training_words: Iterable[str] | None = None) -> None:
+        self.hf = hf_tokenizer
+        if hf_tokenizer.bos_token_id is None or hf_tokenizer.eos_token_id is None:
+            raise TokenizerError(
+                f"tokenizer {type(hf_tokenizer).__name__} has no BOS/EOS token "
+                f"(bos={hf_tokenizer.bos_token!r}, eos={hf_tokenizer.eos_token!r}); expected "
+                "CLIP's <|startoftext|> / <|endoftext|>"
+            )
+        self.training_words: frozenset[str] | None = (
+            frozenset(training_words) if training_words is not None else None
+        )
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path) -> TextTokenizer:
+        """Same as :func:`load_tokenizer`."""
+        return load_tokenizer(path_or_hub_id)
+
+    def save(self, out_dir: str | Path, overwrite: bool = False) -> Path:
+        """Save to ``out_dir`` (Hugging Face files plus ``training_words.json`` if known).
+
+        The folder is written next to ``out_dir`` and renamed into place. It reloads with
+        :func:`load_tokenizer`.
+
+        Raises:
+            FileExistsError: ``out_dir`` exists, is not empty, and ``overwrite`` is False.
+        """
+        out_dir = Path(out_dir)
+        if not overwrite:
+            _check_free(out_dir)
+        words = sorted(self.training_words) if self.training_words is not None else None
+        _save_folder(self.hf, words, out_dir)
+        return out_dir
+
+    def __repr__(self) -> str:
+        return (
+            f"TextTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size}, "
+            f"bos={self.bos_id}, eos={self.eos_id}, pad={self.pad_id})"
+        )
+
+    @property
+    def bos_id(self) -> int:
+        return int(self.hf.bos_token_id)
+
+    @property
+    def eos_id(self) -> int:
+        return int(self.hf.eos_token_id)
+
+    @property
+    def pad_id(self) -> int:
+        """The pad id (the tokenizer's own, else EOS, as Hugging Face CLIP pads)."""
+        pad = self.hf.pad_token_id
+        return int(pad) if pad is not None else self.eos_id
+
+    @property
+    def unk_id(self) -> int | None:
+        unk = self.hf.unk_token_id
+        return int(unk) if unk is not None else None
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.hf)
+
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TokenizerError(f"text {i} is {type(text).__name__}, expected str")
+        if not texts:
+            return []
+        return self.hf(list(texts), add_special_tokens=False)["input_ids"]
+
+    def encode(
+        self, texts: Sequence[str] | str, max_words: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode ``texts`` as ``[SOT] + ids[: max_words - 2] + [EOT]`` padded to ``max_words``.
+
+        Shapes:
+            returns: ids ``[N, L]`` int64 and mask ``[N, L]`` int64 (1 on SOT..EOT),
+            ``L = max_words``.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if max_words < 2:
+            raise ValueError(f"max_words must be >= 2 (room for SOT and EOT), got {max_words}")
+        ids = torch.full((len(texts), max_words), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(texts), max_words), dtype=torch.long)
+        for row, body in enumerate(self._ids(texts)):
+            seq = [self.bos_id, *body[: max_words - 2], self.eos_id]
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        return ids, mask
+
+    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+        """Text of ``ids`` without special tokens (padding is special too)."""
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        return self.hf.decode(list(ids), skip_special_tokens=True).strip()
+
+    def num_tokens(self, text: str) -> int:
+        """Tokens of ``text`` without SOT/EOT."""
+        return len(self._ids([text])[0])
+
+    def truncated(self, text: str, max_words: int) -> bool:
+        """Whether :meth:`encode` with ``max_words`` drops tokens of ``text``."""
+        return self.num_tokens(text) > max_words - 2
+
+    def words(self, text: str) -> list[str]:
+        """The normalised, pre-tokenised words of ``text``."""
+        backend = getattr(self.hf, "backend_tokenizer", None)
+        if backend is None:
+            return text.lower().split()
+        return _words(backend, text)
+
+    def unknown_words(self, text: str) -> list[str]:
+        """Words of ``text`` the model does not know, in order, without repeats.
+
+        A word is unknown when one of its tokens is the unknown token, or, when the tokenizer
+        came with ``training_words.json``, when it never occurred in the training captions.
+        Punctuation-only words are ignored.
+        """
+        out: list[str] = []
+        unk = self.unk_id
+        for word in self.words(text):
+            if word in out or not any(ch.isalnum() for ch in word):
+                continue
+            unseen = self.training_words is not None and word not in self.training_words
+            if not unseen and unk is not None:
+                unseen = unk in self._ids([word])[0]
+            if unseen:
+                out.append(word)
+        return out

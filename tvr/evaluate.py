@@ -1,0 +1,269 @@
+"""Evaluation: ``python -m tvr.evaluate --run DIR [--dataset NAME --root PATH] --split test [--dsl]``.
+
+Every caption and every video of the split is embedded once (batched), the similarity matrix is
+filled block by block (factorized heads by a matmul of pooled vectors, token-wise and cross heads
+with the head's own ``score`` per block), and the metrics of ``tvr.metrics`` are written into the
+run's ``metrics.json`` under ``<dataset>-<split>`` (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from tvr.io import atomic_write_text
+from tvr.models.features import TokenFeatures
+
+log = logging.getLogger(__name__)
+
+
+def resolve_eval_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def embed_texts(
+    model: nn.Module,
+    captions: list[str],
+    tokenizer: Any,
+    max_words: int,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> TokenFeatures:
+    """Head-embedded text features of every caption, on CPU.
+
+    Shapes:
+        returns TokenFeatures ``[Nt, L, D]``
+    """
+    out = []
+    for i in tqdm(range(0, len(captions), batch_size), desc="embed texts", disable=not progress,
+                  leave=False):
+        ids, mask = tokenizer.encode(captions[i : i + batch_size], max_words)
+        out.append(model.encode_text(ids.to(device), mask.to(device)).to("cpu"))
+    return TokenFeatures.cat(out)
+
+
+@torch.no_grad()
+def embed_videos(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    *,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> tuple[TokenFeatures, np.ndarray]:
+    """Head-embedded video features of every decodable video, on CPU.
+
+    Returns:
+        (features ``[Nv', T, D]``, the dataset indices they belong to ``[Nv']``); videos the
+        dataset skipped (``on_decode_error="skip"``) are absent.
+    """
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                         num_workers=num_workers, collate_fn=dataset.collate)
+    feats, index = [], []
+    for batch in tqdm(loader, desc="embed videos", disable=not progress, leave=False):
+        if batch is None or len(batch["video_index"]) == 0:
+            continue
+        f = model.encode_video(batch["video"].to(device), batch["video_mask"].to(device))
+        feats.append(f.to("cpu"))
+        index.append(batch["video_index"].cpu().numpy())
+    if not feats:
+        raise RuntimeError("no video of the split could be decoded")
+    return TokenFeatures.cat(feats), np.concatenate(index)
+
+
+@torch.no_grad()
+def similarity_matrix(
+    model: nn.Module,
+    text: TokenFeatures,
+    video: TokenFeatures,
+    *,
+    block: int = 512,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> np.ndarray:
+    """Cosine-scale scores ``[Nt, Nv]`` (float32), filled block by block.
+
+    Factorized heads use a matmul of pooled vectors; other heads call ``model.score`` on
+    ``block x block`` sub-batches, so memory stays bounded for any split size.
+    """
+    nt, nv = len(text), len(video)
+    sim = np.empty((nt, nv), dtype=np.float32)
+    if model.factorized:
+        v = video.pooled.to(device).float()
+        for i in range(0, nt, block):
+            t = text.pooled[i : i + block].to(device).float()
+            sim[i : i + block] = (t @ v.T).cpu().numpy()
+        return sim
+    blocks = [(i, j) for i in range(0, nt, block) for j in range(0, nv, block)]
+    for i, j in tqdm(blocks, desc="score blocks", disable=not progress, leave=False):
+        t = text[i : i + block].to(device)
+        v = video[j : j + block].to(device)
+        sim[i : i + block, j : j + block] = model.score(t, v).float().cpu().numpy()
+    return sim
+
+
+@dataclass
+class SplitEmbedding:
+    """A split embedded by one model: features, similarity and the ground truth mapping."""
+
+    text: TokenFeatures  # [Nt, L, D]
+    video: TokenFeatures  # [Nv, T, D]
+    sim: np.ndarray  # [Nt, Nv] cosine scale
+    text_to_video: np.ndarray  # [Nt] column of each caption's video in ``sim``
+    captions: list[str]
+    video_ids: list[str]
+    caption_rows: np.ndarray  # [Nt] index of each kept caption in the split's caption list
+    video_rows: np.ndarray  # [Nv] index of each kept video in the split's record list
+    skipped_videos: list[str]
+
+
+def embed_split(
+    model: nn.Module,
+    tokenizer: Any,
+    records: list,
+    *,
+    num_frames: int,
+    image_size: int,
+    max_words: int,
+    on_decode_error: str = "raise",
+    frame_cache: str | None = None,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> SplitEmbedding:
+    """Embed every caption and video of ``records`` and score all pairs.
+
+    Videos that cannot be decoded under ``on_decode_error="skip"`` leave the gallery together
+    with their captions; the numbers evaluated are logged.
+    """
+    from tvr.data.dataset import EvalSplit, VideoDataset
+    from tvr.data.video import FrameSampler
+
+    split = EvalSplit.from_records(records)
+    sampler = FrameSampler(num_frames, image_size, cache_dir=frame_cache or None)
+    vds = VideoDataset(split, sampler, on_decode_error=on_decode_error)
+    video, kept_videos = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
+                                      device=device, progress=progress)
+    kept_set = {int(v): col for col, v in enumerate(kept_videos)}
+    t2v_full = np.asarray(split.text_to_video)
+    caption_rows = np.array([i for i, v in enumerate(t2v_full) if int(v) in kept_set], dtype=np.int64)
+    captions = [split.captions[i] for i in caption_rows]
+    text = embed_texts(model, captions, tokenizer, max_words, batch_size=max(batch_size, 64),
+                       device=device, progress=progress)
+    text_to_video = np.array([kept_set[int(t2v_full[i])] for i in caption_rows], dtype=np.int64)
+    sim = similarity_matrix(model, text, video, device=device, progress=progress)
+    skipped = [split.video_ids[i] for i in range(split.num_videos) if i not in kept_set]
+    if skipped:
+        log.warning("evaluated %d of %d videos (%d could not be decoded: %s)", len(kept_videos),
+                    split.num_videos, len(skipped), skipped[:10])
+    return SplitEmbedding(
+        text=text, video=video, sim=sim, text_to_video=text_to_video, captions=captions,
+        video_ids=[split.video_ids[int(i)] for i in kept_videos], caption_rows=caption_rows,
+        video_rows=np.asarray(kept_videos, dtype=np.int64), skipped_videos=skipped,
+    )
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    dataset: str | None = None,
+    root: str | None = None,
+    split: str = "test",
+    dsl: bool = False,
+    batch_size: int = 16,
+    device: str = "auto",
+    progress: bool = True,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run folder on a split; returns (and writes) its metrics.
+
+    ``dataset``/``root`` default to the run's own training data.
+    """
+    from tvr.checkpoint import load_pretrained
+    from tvr.data.sources import load_split
+    from tvr.metrics import dual_softmax, retrieval_metrics
+
+    run_dir = Path(run_dir)
+    dev = resolve_eval_device(device)
+    model, tokenizer, cfg = load_pretrained(run_dir, device=dev)
+    model = model.for_inference()
+    name = dataset or cfg.data.dataset
+    data_root = root or cfg.data.root
+    options = cfg.data.source_options if name == cfg.data.dataset else {}
+    records = load_split(name, data_root, split, **options)
+    emb = embed_split(
+        model, tokenizer, records, num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
+        max_words=cfg.data.max_words, on_decode_error=cfg.data.on_decode_error,
+        frame_cache=cfg.data.frame_cache or None, batch_size=batch_size,
+        num_workers=cfg.data.num_workers, device=dev, progress=progress,
+    )
+    metrics: dict[str, Any] = dict(retrieval_metrics(emb.sim, emb.text_to_video))
+    if dsl:
+        t2v = retrieval_metrics(dual_softmax(emb.sim, direction="t2v"), emb.text_to_video)
+        v2t = retrieval_metrics(dual_softmax(emb.sim, direction="v2t"), emb.text_to_video)
+        metrics.update({f"dsl/{k}": v for k, v in t2v.items() if k.startswith("t2v/")})
+        metrics.update({f"dsl/{k}": v for k, v in v2t.items() if k.startswith("v2t/")})
+    metrics.update(
+        {
+            "dataset": name, "split": split, "num_texts": len(emb.captions),
+            "num_videos": len(emb.video_ids), "skipped_videos": emb.skipped_videos,
+            "frames": cfg.data.num_frames, "words": cfg.data.max_words,
+            "head": cfg.model.head, "post_processing": "dsl" if dsl else "none",
+            "rank_rule": "1 + #strictly greater", "v2t_rule": "best caption per video (MSVD)",
+        }
+    )
+    if write:
+        path = run_dir / "metrics.json"
+        existing = json.loads(path.read_text()) if path.is_file() else {}
+        existing[f"{name}-{split}"] = metrics
+        atomic_write_text(path, json.dumps(existing, indent=2, default=float) + "\n")
+    return metrics
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    rows = []
+    for direction in ("t2v", "v2t"):
+        keys = ["R@1", "R@5", "R@10", "R@50", "MdR", "MnR"]
+        vals = [f"{metrics[f'{direction}/{k}']:.1f}" for k in keys if f"{direction}/{k}" in metrics]
+        rows.append(f"{direction}: " + "  ".join(f"{k} {v}" for k, v in zip(keys, vals)))
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tvr.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True, type=Path, help="run folder (config.json + weights)")
+    p.add_argument("--dataset", help="source name (default: the run's training dataset)")
+    p.add_argument("--root", help="dataset root (default: the run's data.root)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--dsl", action="store_true", help="also report dual-softmax re-normalised metrics")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics = evaluate_run(args.run, dataset=args.dataset, root=args.root, split=args.split,
+                           dsl=args.dsl, batch_size=args.batch_size, device=args.device)
+    print(format_metrics(metrics))
+    print(f"N: {metrics['num_texts']} texts x {metrics['num_videos']} videos; "
+          f"written to {args.run / 'metrics.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,382 @@
+"""Training: ``python -m tvr.train --config configs/x.yaml [key.sub=value ...] [--resume]``.
+
+One code path for a single process and ``torchrun --nproc_per_node N -m tvr.train ...``: each
+rank takes ``batch_size / world_size`` pairs per step, features are all-gathered with gradient
+before scoring, so every rank computes the loss of the global batch.
+
+The run folder (``output_root/name``) receives the resolved ``config.json`` before step 0, a
+JSONL log, and after every epoch the weights and ``train_state.pt`` (atomic writes). ``--resume``
+continues from the last completed epoch: the data order is a pure function of (seed, epoch), so
+a resumed run reaches the same step count as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from tvr import distributed as dist
+from tvr.checkpoint import (
+    TOKENIZER,
+    TRAIN_STATE,
+    WEIGHTS,
+    load_train_state,
+    save_pretrained,
+    save_train_state,
+)
+from tvr.config import ExperimentConfig, load_config, save_config
+from tvr.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by ``train(..., stop_after_steps=k)``: simulates a run killed mid-epoch."""
+
+
+# ------------------------------------------------------------------------------ set-up pieces
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str, env: dist.DistEnv) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device=cuda but CUDA is not available")
+        torch.cuda.set_device(env.local_rank)
+        return torch.device("cuda", env.local_rank)
+    if name != "cpu":
+        raise ValueError(f"train.device={name!r}: expected auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The global batches of one epoch: a seeded permutation cut into full batches (drop_last)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n_items, generator=g).tolist()
+    n_steps = n_items // batch_size
+    return [perm[i * batch_size : (i + 1) * batch_size] for i in range(n_steps)]
+
+
+def steps_per_epoch(n_items: int, batch_size: int) -> int:
+    return n_items // batch_size
+
+
+class RankBatchSampler:
+    """Yields this rank's share of each global batch of one epoch."""
+
+    def __init__(self, n_items: int, cfg: ExperimentConfig, env: dist.DistEnv) -> None:
+        self.n_items = n_items
+        self.batch_size = cfg.train.batch_size
+        self.seed = cfg.train.seed
+        self.env = env
+        self.epoch = 0
+        self.start_step = 0
+        if self.batch_size % env.world_size:
+            raise ValueError(
+                f"train.batch_size={self.batch_size} is not divisible by the world size "
+                f"{env.world_size}"
+            )
+        self.per_rank = self.batch_size // env.world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = epoch_batches(self.n_items, self.batch_size, self.seed, self.epoch)
+        r = self.env.rank
+        for b in batches[self.start_step :]:
+            yield b[r * self.per_rank : (r + 1) * self.per_rank]
+
+    def __len__(self) -> int:
+        return steps_per_epoch(self.n_items, self.batch_size) - self.start_step
+
+
+def autocast_context(cfg: ExperimentConfig, device: torch.device):
+    if device.type == "cuda" and cfg.train.amp == "auto":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype), dtype
+    return contextlib.nullcontext(), None
+
+
+def prepare_tokenizer(cfg: ExperimentConfig, run_dir: Path, train_captions: list[str], env):
+    """The run's tokenizer: the run folder's, an explicit one, the pretrained model's, or a new BPE."""
+    from tvr.data.tokenizer import load_tokenizer, train_bpe_tokenizer
+
+    own = run_dir / TOKENIZER
+    if own.is_dir():
+        return load_tokenizer(str(own))
+    if cfg.model.tokenizer:
+        return load_tokenizer(cfg.model.tokenizer)
+    pretrained = Path(cfg.model.pretrained) if cfg.model.pretrained else None
+    if pretrained is not None and pretrained.is_dir() and (
+        (pretrained / TOKENIZER).is_dir() or (pretrained / "tokenizer.json").is_file()
+        or (pretrained / "vocab.json").is_file()
+    ):
+        src = pretrained / TOKENIZER if (pretrained / TOKENIZER).is_dir() else pretrained
+        return load_tokenizer(str(src))
+    if cfg.model.pretrained and not (pretrained and pretrained.is_dir()):
+        raise ValueError(
+            f"model.pretrained={cfg.model.pretrained!r} has no tokenizer next to it: set "
+            "model.tokenizer to a tokenizer folder or hub id"
+        )
+    # From scratch: train a BPE tokenizer on the training captions (rank 0), share via disk.
+    if env.is_main:
+        train_bpe_tokenizer(train_captions, own)
+    dist.barrier()
+    return load_tokenizer(str(own))
+
+
+def _head_key(key: str) -> str:
+    """Map an importer's head-state name onto this library's head parameter names."""
+    if key.startswith(("frame_position.", "blocks.")):
+        return f"temporal.{key}"
+    for src, dst in (("text_weight.", "text_weight_fc."), ("video_weight.", "video_weight_fc.")):
+        if key.startswith(src):
+            return dst + key[len(src):]
+    return key
+
+
+def build_model(cfg: ExperimentConfig, tokenizer) -> nn.Module:
+    """Encoder (pretrained or from scratch) + head + objectives.
+
+    Head tensors that came with the pretrained weights (a CLIP4Clip/DRL checkpoint or a run
+    folder) are loaded into the head; otherwise a temporal module is initialised from the
+    text tower's first blocks when ``seqtransf.init_from_text`` and the widths match.
+    """
+    from tvr.models.backbone import build_encoder
+    from tvr.models.retriever import Retriever
+
+    encoder = build_encoder(cfg, tokenizer)
+    model = Retriever(cfg, encoder)
+    head_state = {_head_key(k): v for k, v in getattr(encoder, "imported_head_state", {}).items()}
+    if head_state:
+        missing, unexpected = model.head.load_state_dict(head_state, strict=False)
+        log.info("loaded %d imported head tensors; head keys not in the checkpoint: %s; "
+                 "checkpoint keys the head does not have: %s",
+                 len(head_state) - len(unexpected), missing, unexpected)
+    init = getattr(model.head, "init_from_text_layers", None)
+    if cfg.seqtransf.init_from_text and callable(init) and not any(
+        k.startswith("temporal.") for k in head_state
+    ):
+        copied = init(encoder.text_layers_for_init(), encoder.text_positions_for_init())
+        log.info("initialised %s temporal blocks from the text tower", copied)
+    if cfg.model.freeze_backbone:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+# ------------------------------------------------------------------------------ training loop
+def train(
+    cfg: ExperimentConfig,
+    *,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``cfg``; returns the run folder.
+
+    Args:
+        cfg: the experiment config.
+        resume: continue from ``run_dir/train_state.pt`` (the last completed epoch).
+        stop_after_steps: raise :class:`TrainingInterrupted` after this many optimiser steps of
+            this call (simulates a killed run; used by tests).
+        progress: show tqdm bars (rank 0 only).
+    """
+    from safetensors.torch import load_file
+
+    from tvr.data.dataset import PairDataset
+    from tvr.data.sources import load_split
+    from tvr.data.video import FrameSampler
+
+    env = dist.init_distributed()
+    try:
+        device = resolve_device(cfg.train.device, env)
+        run_dir = cfg.run_dir
+        if env.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        dist.barrier()
+        state = None
+        if resume:
+            state = load_train_state(run_dir / TRAIN_STATE)
+        elif (run_dir / TRAIN_STATE).exists():
+            raise FileExistsError(
+                f"{run_dir} already holds a training run; pass --resume to continue it or choose "
+                "another name="
+            )
+        if env.is_main:
+            save_config(cfg, run_dir / "config.json")
+        seed_everything(cfg.train.seed + env.rank)
+
+        records = load_split(cfg.data.dataset, cfg.data.root, cfg.data.train_split,
+                             **cfg.data.source_options)
+        captions = [c for r in records for c in r.captions]
+        tokenizer = prepare_tokenizer(cfg, run_dir, captions, env)
+        model = build_model(cfg, tokenizer)
+        if state is not None:
+            model.load_state_dict(load_file(str(run_dir / WEIGHTS), device="cpu"))
+        model.to(device)
+
+        sampler = FrameSampler(
+            cfg.data.num_frames, cfg.data.image_size, cache_dir=cfg.data.frame_cache or None
+        )
+        dataset = PairDataset(records, sampler, tokenizer, cfg.data.max_words,
+                              on_decode_error=cfg.data.on_decode_error,
+                              skip_log=run_dir / "skipped_videos.jsonl")
+        batch_sampler = RankBatchSampler(len(dataset), cfg, env)
+        n_steps_epoch = steps_per_epoch(len(dataset), cfg.train.batch_size)
+        if n_steps_epoch == 0:
+            raise ValueError(
+                f"{cfg.data.dataset} {cfg.data.train_split}: {len(dataset)} training pairs are "
+                f"fewer than one batch of train.batch_size={cfg.train.batch_size}"
+            )
+        total_steps = n_steps_epoch * cfg.train.epochs
+        if cfg.train.max_steps:
+            total_steps = min(total_steps, cfg.train.max_steps)
+
+        optimizer = build_optimizer(model, cfg.train)
+        scheduler = build_scheduler(optimizer, total_steps, cfg.train.warmup)
+        start_epoch, step = 0, 0
+        if state is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
+            torch.set_rng_state(state["rng"]["torch"])
+            log.info("resumed %s at epoch %d, step %d", run_dir, start_epoch, step)
+
+        ddp_model: nn.Module = model
+        gather = None
+        if env.world_size > 1:
+            ddp_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+            gather = dist.all_gather_with_grad
+        amp_ctx, amp_dtype = autocast_context(cfg, device)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
+        if env.is_main:
+            report = model.parameter_report()
+            log.info("parameters: %s", report)
+            log.info("steps: %d per epoch, %d total, device %s, world %d, amp %s",
+                     n_steps_epoch, total_steps, device, env.world_size, amp_dtype)
+
+        log_path = run_dir / "log.jsonl"
+        done_this_call = 0
+        t0 = time.time()
+        for epoch in range(start_epoch, cfg.train.epochs):
+            if step >= total_steps:
+                break
+            batch_sampler.epoch = epoch
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_sampler=batch_sampler, collate_fn=dataset.collate,
+                num_workers=cfg.data.num_workers, persistent_workers=False,
+            )
+            model.train()
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                       disable=not (progress and env.is_main), leave=False)
+            for batch in bar:
+                if step >= total_steps:
+                    break
+                if batch is None:  # every pair of this rank's batch failed to decode
+                    raise RuntimeError(
+                        f"step {step}: no video of the batch could be decoded; see "
+                        f"{run_dir / 'skipped_videos.jsonl'}"
+                    )
+                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+                         for k, v in batch.items()}
+                with amp_ctx:
+                    outputs = ddp_model(batch, gather=gather, rank=env.rank)
+                    loss, rep = model.losses(outputs, batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.train.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    rep["grad_norm"] = float(
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                    )
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                model.clamp_logit_scale()
+                step += 1
+                done_this_call += 1
+                if env.is_main:
+                    bar.set_postfix(loss=f"{rep['loss']:.3f}")
+                    if step % cfg.train.log_every == 0 or step == total_steps:
+                        rep.update(step=step, epoch=epoch, lr=scheduler.get_last_lr()[-1],
+                                   elapsed_s=round(time.time() - t0, 2))
+                        with log_path.open("a") as f:
+                            f.write(json.dumps(rep) + "\n")
+                if stop_after_steps is not None and done_this_call >= stop_after_steps:
+                    raise TrainingInterrupted(f"stopped after {done_this_call} steps (step {step})")
+            if dataset.skipped and env.is_main:
+                log.warning("epoch %d skipped %d undecodable videos: %s", epoch,
+                            len(dataset.skipped), dataset.skipped[:10])
+            if env.is_main:
+                save_pretrained(model, run_dir, tokenizer)
+                save_train_state(run_dir / TRAIN_STATE, {
+                    "epoch": epoch, "step": step, "total_steps": total_steps,
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": rng_state(),
+                })
+            dist.barrier()
+        if env.is_main:
+            log.info("trained %d steps in %.1f s", step, time.time() - t0)
+    finally:
+        dist.cleanup()
+    if cfg.train.eval_after and env.is_main:
+        from tvr.evaluate import evaluate_run
+
+        evaluate_run(run_dir, split=cfg.data.eval_split, progress=progress)
+    return run_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tvr.train", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, help="YAML experiment file")
+    p.add_argument("--resume", action="store_true", help="continue the run from its last epoch")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=3")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = dist.env_from_environ()
+    logging.basicConfig(
+        level=logging.INFO if env.rank == 0 else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    cfg = load_config(args.config, args.overrides)
+    run_dir = train(cfg, resume=args.resume)
+    if env.rank == 0:
+        print(f"run folder: {run_dir}")
+        metrics = run_dir / "metrics.json"
+        if metrics.is_file():
+            print(metrics.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
