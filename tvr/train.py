@@ -181,6 +181,19 @@ def build_model(cfg: ExperimentConfig, tokenizer) -> nn.Module:
     return model
 
 
+def mean_over_ranks(report: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Average a report over ranks (a collective: every rank must call it).
+
+    Objectives such as DRGI average over this rank's anchors only; the mean over ranks is the
+    value a single process would log for the global batch.
+    """
+    keys = sorted(report)
+    t = torch.tensor([float(report[k]) for k in keys], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    t /= torch.distributed.get_world_size()
+    return dict(zip(keys, t.tolist()))
+
+
 def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -307,8 +320,8 @@ def train(
                 batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
                 with amp_ctx:
-                    outputs = ddp_model(batch, gather=gather, rank=env.rank)
-                    loss, rep = model.losses(outputs, batch)
+                    outputs = ddp_model(batch, gather=gather, rank=env.rank, with_losses=True)
+                    loss, rep = outputs["loss"], outputs["report"]
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.train.grad_clip > 0:
@@ -322,9 +335,12 @@ def train(
                 model.clamp_logit_scale()
                 step += 1
                 done_this_call += 1
+                log_now = step % cfg.train.log_every == 0 or step == total_steps
+                if log_now and env.world_size > 1:
+                    rep = mean_over_ranks(rep, device)
                 if env.is_main:
                     bar.set_postfix(loss=f"{rep['loss']:.3f}")
-                    if step % cfg.train.log_every == 0 or step == total_steps:
+                    if log_now:
                         rep.update(step=step, epoch=epoch, lr=scheduler.get_last_lr()[-1],
                                    elapsed_s=round(time.time() - t0, 2))
                         with log_path.open("a") as f:

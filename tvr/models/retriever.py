@@ -70,6 +70,7 @@ class Retriever(nn.Module):
         batch: dict[str, Tensor],
         gather: Callable[[Tensor], Tensor] | None = None,
         rank: int = 0,
+        with_losses: bool = False,
     ) -> dict[str, Any]:
         """Encode a batch, optionally gather across ranks, and score all pairs.
 
@@ -77,6 +78,8 @@ class Retriever(nn.Module):
             batch: a collated batch (keys in DESIGN.md).
             gather: a differentiable all-gather (``tvr.distributed.all_gather_with_grad``) or None.
             rank: this process's rank, to locate the local rows in the gathered batch.
+            with_losses: also run the objectives (adds ``loss`` and ``report``). Under DDP the
+                objectives must run inside ``forward`` so their parameters are tracked.
         """
         text = self.encode_text(batch["text"], batch["text_mask"])
         video = self.encode_video(batch["video"], batch["video_mask"])
@@ -89,7 +92,7 @@ class Retriever(nn.Module):
             video_index = gather(video_index)
             local = slice(rank * n_local, (rank + 1) * n_local)
         sim = self.head.score(text, video)
-        return {
+        outputs: dict[str, Any] = {
             "text": text,
             "video": video,
             "sim": sim,
@@ -97,6 +100,9 @@ class Retriever(nn.Module):
             "video_index": video_index,
             "local": local,
         }
+        if with_losses:
+            outputs["loss"], outputs["report"] = self.losses(outputs, batch)
+        return outputs
 
     def losses(
         self, outputs: dict[str, Any], batch: dict[str, Tensor]
