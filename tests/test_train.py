@@ -74,3 +74,25 @@ def test_resume_after_interruption(tmp_path, tiny_synthvtt):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+@pytest.mark.parametrize(
+    ("head", "extra"),
+    [
+        ("xclip", []),
+        ("tcmgc", []),
+        ("gare", []),
+        ("dmae", ["negnce.enable=true", "tpmcl.enable=true"]),
+    ],
+)
+def test_seed_methods_train_with_drgi(tmp_path, tiny_synthvtt, head, extra):
+    """Each seed method trains with DRGI and evaluates (cross heads scored in blocks)."""
+    cfg = load_config(None, tiny_overrides(tiny_synthvtt, tmp_path, f"m-{head}", f"model.head={head}",
+                                           "drgi.enable=true", "train.epochs=1", *extra))
+    run = train(cfg, progress=False)
+    last = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()][-1]
+    assert last["drgi_loss"] > 0 and all(
+        v == v for v in last.values() if isinstance(v, float)  # no NaN
+    )
+    metrics = json.loads((run / "metrics.json").read_text())["synthvtt-test"]
+    assert metrics["num_videos"] == 8 and 1 <= metrics["t2v/MnR"] <= 8

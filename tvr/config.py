@@ -122,6 +122,72 @@ class DRGIConfig:
 
 
 @dataclass
+class XCLIPConfig:
+    mask_padding: bool = False  # True: padded words/frames leave every softmax and sum (code: no mask)
+    attention_temperature: float = 0.01  # tau_a of every attention-over-similarity softmax
+
+
+@dataclass
+class TCMGCConfig:
+    keep_rate: float = 0.1  # rho of similarity reorganisation: k = floor(data.max_words * rho)
+    softmax_lambda: float = 100.0  # lambda_s of interactive similarity aggregation (ISA)
+    lsa_scale: float = 100.0  # scale of the grains inside the LSA softmax (code: logit scale)
+    dropout: float = 0.3  # dropout on the residual Linear of the language-video attention
+    mask_padding: bool = True  # False = code: padded words/frames enter LVA, SR and ISA
+    sdr: bool = True  # add the similarity decorrelation loss (only with model.head=tcmgc)
+    sdr_weight: float = 0.5  # weight of L_sdr (sdr_loss_weight)
+
+
+@dataclass
+class GAREConfig:
+    temp: float = 3.0  # temperature of text-conditioned frame pooling (script 3, argparse 5)
+    side: str = "text"  # text | video: which side of the pair the increment Delta is added to
+    masked_softmax: bool = False  # True: pool over real frames only (code: mask after softmax)
+    gap_masked_mean: bool = True  # False = code: the gap's frame mean includes padded frames
+    psi_identity_init: bool = False  # True = paper: psi's Linears start as identity (code: N(0,.02))
+    zero_init_delta: bool = False  # zero psi's output Linear so Delta = 0 at the first step
+    dropout: float = 0.3  # dropout on psi's residual Linear
+    rerank_topk: int = 0  # inference: 0 = exhaustive; K = rescore each text's meanP top-K only
+    regularize: bool = True  # add the gare_reg objective (only with model.head=gare)
+    beta: float = 1e-4  # weight of the video-anchored relaxed VIB (code 1e-4, paper 0.07)
+    alpha: float = 2.0  # sharpness of the directional-diversity kernel
+    lambda_dir: float = 0.01  # weight of the directional-diversity term
+    lambda_eps: float = 0.01  # weight of the trust-region (norm-diversity) term
+    lambda_low: float = 0.5  # trust-region floor of L_eps
+    trust_region: str = "clamp"  # clamp (paper: max(L_eps, -lambda_low)) | hard_cut (code)
+
+
+@dataclass
+class DMAEConfig:
+    interaction: str = "att_wti"  # wti | ti (sentence-frame) | att_wti | att_ti (+ word-frame)
+    wti_arch: int = 1  # depth of the token-weight MLPs (1 linear, 2 or 3 layers)
+    nfc: bool = True  # visual attention enhancement (nearest-frame correction of the max)
+    nfc_weight: float = 0.5  # weight of the nearest-frame term
+    masked_max: bool = False  # True: padding left out of the maxima (code: padded sims are 0)
+
+
+@dataclass
+class NegNCEConfig:
+    enable: bool = False  # use NegNCE instead of InfoNCE as the contrastive loss
+    weight: float = 1.0  # loss weight
+    scale: float = 100.0  # fixed inverse temperature of the softmax
+    margin: float = 0.0  # m of the hard-negative condition
+    hard_weight: float = 0.5  # weight of the hard-negative term
+    exclude_same_video: bool = True  # same-video pairs are never hard negatives
+    mask_same_video: bool = False  # also drop same-video off-diagonal pairs from the softmax
+
+
+@dataclass
+class TPMCLConfig:
+    enable: bool = False  # add triplet partial margin learning (only with model.head=dmae)
+    weight: float = 1.0  # loss weight
+    threshold: float = 0.6  # tokens are masked while their cumulative weight is below this
+    margin: float = 0.6  # margin between full and partial positive scores
+    video_global: bool = False  # add the code's 4th triplet (t, v_g) vs (t, v'_g)
+    normalize_partial: bool = False  # True: L2-normalise t'_g like t_g (code: unnormalised)
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 5  # passes over the training pairs
     batch_size: int = 128  # global batch (split across ranks)
@@ -152,6 +218,12 @@ class ExperimentConfig:
     infonce: InfoNCEConfig = field(default_factory=InfoNCEConfig)
     cdcr: CDCRConfig = field(default_factory=CDCRConfig)
     drgi: DRGIConfig = field(default_factory=DRGIConfig)
+    xclip: XCLIPConfig = field(default_factory=XCLIPConfig)
+    tcmgc: TCMGCConfig = field(default_factory=TCMGCConfig)
+    gare: GAREConfig = field(default_factory=GAREConfig)
+    dmae: DMAEConfig = field(default_factory=DMAEConfig)
+    negnce: NegNCEConfig = field(default_factory=NegNCEConfig)
+    tpmcl: TPMCLConfig = field(default_factory=TPMCLConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -218,6 +290,11 @@ def _coerce(value: Any, tp: Any, key: str, origin: str) -> Any:
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"config key {key!r}{where}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

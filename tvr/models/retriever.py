@@ -91,11 +91,17 @@ class Retriever(nn.Module):
             video = video.map(gather)
             video_index = gather(video_index)
             local = slice(rank * n_local, (rank + 1) * n_local)
-        sim = self.head.score(text, video)
+        # Heads whose objectives need more than the scores (GARE's increments, TC-MGC's grains)
+        # expose ``score_outputs`` returning {"sim": ..., extras}.
+        score_outputs = getattr(self.head, "score_outputs", None)
+        scored = score_outputs(text, video) if callable(score_outputs) else {
+            "sim": self.head.score(text, video)
+        }
         outputs: dict[str, Any] = {
             "text": text,
             "video": video,
-            "sim": sim,
+            **scored,
+            "head": self.head,
             "logit_scale": self.logit_scale.exp(),
             "video_index": video_index,
             "local": local,

@@ -6,7 +6,15 @@
 from __future__ import annotations
 
 from tvr.config import ExperimentConfig
-from tvr.models.heads import meanp, seqtransf, wti  # noqa: F401  (registration)
+from tvr.models.heads import (  # noqa: F401  (registration)
+    dmae,
+    gare,
+    meanp,
+    seqtransf,
+    tcmgc,
+    wti,
+    xclip,
+)
 from tvr.models.heads.base import SimilarityHead
 from tvr.registry import get
 
