@@ -7,7 +7,18 @@ import pytest
 from tvr import registry
 
 
-def test_register_and_get():
+@pytest.fixture
+def scratch_names():
+    """Remove the entries a test registers, so other tests see the built-ins only."""
+    added: list[tuple[str, str]] = []
+    yield added
+    for kind, name in added:
+        registry._ENTRIES[kind].pop(name, None)
+
+
+def test_register_and_get(scratch_names):
+    scratch_names.append(("objective", "_test_only_objective"))
+
     @registry.register("objective", "_test_only_objective")
     class Dummy:
         pass
@@ -28,7 +39,9 @@ def test_unknown_kind():
         registry.get("optimizer", "adam")
 
 
-def test_double_registration_refused():
+def test_double_registration_refused(scratch_names):
+    scratch_names.append(("source", "_test_only_source"))
+
     @registry.register("source", "_test_only_source")
     def a():
         return 1
