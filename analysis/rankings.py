@@ -501,3 +501,172 @@ def slice_table(
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# app helpers: metric tables, largest changes, top-k lists
+# --------------------------------------------------------------------------------------------
+
+METRIC_KEYS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MdR", "MnR")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"MdR", "MnR"})
+
+
+def metrics_table(
+    metrics_a: Mapping[str, float],
+    metrics_b: Mapping[str, float] | None = None,
+    *,
+    directions: Sequence[str] = ("t2v", "v2t"),
+    keys: Sequence[str] = METRIC_KEYS,
+) -> pd.DataFrame:
+    """Side-by-side retrieval metrics of two runs with B - A deltas.
+
+    Args:
+        metrics_a: ``tvr.metrics`` dict of model A (keys like ``"t2v/R@1"``).
+        metrics_b: the same for model B, or None (columns ``b``, ``delta`` and ``better``
+            are then NaN / None).
+        directions: which directions to list.
+        keys: which metrics to list.
+
+    Returns:
+        One row per (direction, metric) with columns ``direction``, ``metric``, ``a``, ``b``,
+        ``delta`` (``b - a``) and ``better`` (``"B"``, ``"A"`` or ``"="``; lower is better for
+        MdR and MnR), NaN where a run lacks the metric.
+    """
+    rows = []
+    for d in directions:
+        for k in keys:
+            name = f"{d}/{k}"
+            a = float(metrics_a.get(name, np.nan))
+            b = float(metrics_b.get(name, np.nan)) if metrics_b is not None else np.nan
+            delta = b - a
+            better: str | None = None
+            if np.isfinite(delta):
+                sign = -delta if k in LOWER_IS_BETTER else delta
+                better = "B" if sign > 0 else ("A" if sign < 0 else "=")
+            rows.append({"direction": d, "metric": k, "a": a, "b": b, "delta": delta,
+                         "better": better})
+    return pd.DataFrame(rows, columns=["direction", "metric", "a", "b", "delta", "better"])
+
+
+def largest_changes(table: pd.DataFrame, n: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``n`` largest wins and the ``n`` largest regressions of B over A.
+
+    Changes are measured in log-rank (``log(rank_b / rank_a)``), so 1 -> 2 weighs as much as
+    50 -> 100; ties in that measure are broken by the absolute rank change, then by query.
+
+    Args:
+        table: the output of :func:`compare_rankings`.
+        n: rows per list.
+
+    Returns:
+        ``(wins, regressions)``: rows of ``table`` (with an added ``log_ratio`` column), the
+        most improved / most degraded first; only queries that actually won / lost.
+    """
+    _check_table(table, ["rank_a", "rank_b", "delta", "outcome"])
+    if int(n) < 1:
+        raise ValueError(f"n={n!r}: expected a positive integer")
+    t = table.copy()
+    t["log_ratio"] = np.log(t["rank_b"].to_numpy(np.float64) / t["rank_a"].to_numpy(np.float64))
+    t["_abs"] = t["delta"].abs()
+    t["_pos"] = np.arange(len(t))
+    wins = t[t["outcome"] == "win"].sort_values(["log_ratio", "_abs", "_pos"],
+                                                 ascending=[True, False, True], kind="stable")
+    losses = t[t["outcome"] == "loss"].sort_values(["log_ratio", "_abs", "_pos"],
+                                                   ascending=[False, False, True], kind="stable")
+    drop = ["_abs", "_pos"]
+    return wins.head(int(n)).drop(columns=drop), losses.head(int(n)).drop(columns=drop)
+
+
+def top_k(sim_row: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best columns of one similarity row, best first, ties by lower index.
+
+    Shapes:
+        sim_row ``[Nv]`` -> (indices ``[min(k, Nv)]`` int64, scores ``[min(k, Nv)]`` float32)
+    """
+    row = np.asarray(sim_row, dtype=np.float64)
+    if row.ndim != 1 or row.size == 0:
+        raise ValueError(f"sim_row: expected a non-empty 1-D array, got shape {row.shape}")
+    if int(k) < 1:
+        raise ValueError(f"k={k!r}: expected a positive integer")
+    order = np.argsort(-row, kind="stable")[: int(k)]
+    return order.astype(np.int64), row[order].astype(np.float32)
+
+
+def rank_bins(max_rank: int) -> list[tuple[int, int]]:
+    """Log-spaced inclusive rank bins ``(lo, hi)`` covering ``1..max_rank``: 1, 2, 3-5, 6-10,
+    11-20, 21-50, 51-100, 101-200, ... (a 1-2-5 sequence of upper edges)."""
+    if int(max_rank) < 1:
+        raise ValueError(f"max_rank={max_rank!r}: expected a positive integer")
+    if int(max_rank) == 1:
+        return [(1, 1)]
+    edges = [1, 2]
+    scale = 1
+    while edges[-1] < int(max_rank):
+        for m in (5, 10, 20):
+            edge = m * scale
+            if edge > edges[-1]:
+                edges.append(edge)
+            if edges[-1] >= int(max_rank):
+                break
+        scale *= 10
+    bins = [(1, 1)]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        bins.append((lo + 1, hi))
+    return bins
+
+
+def rank_histogram(ranks: Any, max_rank: int | None = None) -> pd.DataFrame:
+    """Counts of ground-truth ranks in the log-spaced bins of :func:`rank_bins`.
+
+    Args:
+        ranks: ``[N]`` 1-based ranks.
+        max_rank: the largest possible rank (gallery size); default the largest rank seen.
+
+    Returns:
+        One row per bin with columns ``bin`` (label, e.g. ``"3-5"``), ``lo``, ``hi``,
+        ``count`` and ``share`` (percent of the queries).
+    """
+    r = _as_ranks(ranks, "ranks")
+    top = int(max_rank) if max_rank is not None else int(r.max())
+    top = max(top, int(r.max()))
+    rows = []
+    for lo, hi in rank_bins(top):
+        n = int(np.count_nonzero((r >= lo) & (r <= hi)))
+        rows.append({"bin": str(lo) if lo == hi else f"{lo}-{hi}", "lo": lo, "hi": hi,
+                     "count": n, "share": 100.0 * n / r.size})
+    return pd.DataFrame(rows, columns=["bin", "lo", "hi", "count", "share"])
+
+
+def paired_summary(
+    pairs: Mapping[str, tuple[Any, Any]],
+    *,
+    metrics: Sequence[str] = ("R@1", "R@5", "R@10", "MnR"),
+    n_resamples: int = 10000,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`paired_test` and :func:`bootstrap_ci` of B - A for several directions/metrics.
+
+    Args:
+        pairs: direction name -> ``(ranks_a, ranks_b)`` (e.g. ``{"t2v": (...), "v2t": (...)}``).
+        metrics: metrics to test (``"R@K"``, ``"MnR"``, ``"rr"``).
+        n_resamples, n_boot, alpha, seed: as :func:`paired_test` / :func:`bootstrap_ci`.
+
+    Returns:
+        One row per (direction, metric): ``direction``, ``metric``, ``diff`` (B - A; pp for
+        R@K), ``ci_low``, ``ci_high`` (the ``1 - alpha`` bootstrap interval), ``p_value``,
+        ``method``, ``wins``, ``losses``, ``n``.
+    """
+    rows = []
+    for direction, (a, b) in pairs.items():
+        for metric in metrics:
+            test = paired_test(a, b, metric=metric, n_resamples=n_resamples, seed=seed)
+            diff, low, high = bootstrap_ci(a, b, metric=metric, n_boot=n_boot, alpha=alpha,
+                                           seed=seed)
+            rows.append({"direction": direction, "metric": metric, "diff": diff,
+                         "ci_low": low, "ci_high": high, "p_value": test.p_value,
+                         "method": test.method, "wins": test.wins, "losses": test.losses,
+                         "n": test.n})
+    return pd.DataFrame(rows, columns=["direction", "metric", "diff", "ci_low", "ci_high",
+                                       "p_value", "method", "wins", "losses", "n"])

@@ -1,0 +1,506 @@
+"""Retrieval failures: queries whose ground truth ranks below ``k``, and on SynthVTT, why.
+
+:func:`failures` lists the failing text queries of a similarity matrix with their top videos.
+On SynthVTT, whose meta file records every video's events and every caption's mentioned events
+and relevance set, :func:`synthvtt_failures` adds a failure type per query
+(:func:`classify_failure`) and false-negative flags.
+
+Classification rule (:func:`classify_failure`). Let ``M`` be the caption's mentioned events in
+order (``(colour, shape, action)`` of the ground-truth video's events the caption names), ``E``
+the top-1 video's events and ``G`` the ground-truth video's events. "``X`` occurs in ``Y``"
+means as an ordered subsequence, gaps allowed (the relevance rule of ``spec/synthvtt.md``).
+
+A. The top-1 video does **not** contain ``M``: the caption itself rules it out. The first
+   single edit of ``M`` that makes it occur in ``E`` names the failure:
+
+   1. one mentioned event replaced by an event differing in one attribute: ``colour swap``,
+      ``shape swap``, ``direction flip`` (the action turned into its opposite: moves left <->
+      moves right, moves up <-> moves down, grows <-> shrinks) or ``action swap`` (any other
+      action change); when several fit, that order decides;
+   2. two mentioned events exchanged: ``order swap``;
+   3. one mentioned event removed (captions of two or more events): ``missing event`` (the top-1
+      video lacks an event the caption asks for);
+   4. otherwise ``other`` (two or more differences).
+
+B. The top-1 video **does** contain ``M`` (the caption's events cannot tell it apart). If the
+   caption names the background and the top-1 video's differs: ``background swap``. Otherwise
+   the top-1 video matches the caption, a false negative of the ground truth, and the type says
+   how its full event list ``E`` differs from ``G``: one attribute of one event (the four
+   substitution types above), two events exchanged (``order swap``), one event more
+   (``extra event``: ``G`` occurs in ``E``, one longer), one event fewer (``missing event``), or
+   ``other``.
+
+False negatives are read from the meta's relevance sets, not from the type: a query's top-1 (or
+any listed top) video other than the ground truth that is in the caption's ``relevant`` list
+truly matches it. Held-out SynthVTT captions are unique within their split, so on val/test
+these flags stay False and case B only arises with ``background swap``; on train captions
+(partial descriptions) they are common.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tvr.data.synthvtt import caption_matches
+from tvr.metrics import t2v_ranks
+
+logger = logging.getLogger(__name__)
+
+COLOUR_SWAP = "colour swap"
+SHAPE_SWAP = "shape swap"
+DIRECTION_FLIP = "direction flip"
+ACTION_SWAP = "action swap"
+ORDER_SWAP = "order swap"
+MISSING_EVENT = "missing event"
+EXTRA_EVENT = "extra event"
+BACKGROUND_SWAP = "background swap"
+OTHER = "other"
+FAILURE_TYPES: tuple[str, ...] = (
+    COLOUR_SWAP,
+    SHAPE_SWAP,
+    DIRECTION_FLIP,
+    ACTION_SWAP,
+    ORDER_SWAP,
+    MISSING_EVENT,
+    EXTRA_EVENT,
+    BACKGROUND_SWAP,
+    OTHER,
+)
+OPPOSITE_ACTIONS: frozenset[frozenset[str]] = frozenset(
+    {
+        frozenset({"moves left", "moves right"}),
+        frozenset({"moves up", "moves down"}),
+        frozenset({"grows", "shrinks"}),
+    }
+)
+_SUBSTITUTION_ORDER = (COLOUR_SWAP, SHAPE_SWAP, DIRECTION_FLIP, ACTION_SWAP)
+_ATTRIBUTES = ("colour", "shape", "action")
+_ROW_BLOCK = 1024  # failing rows sorted at once
+
+Event = tuple[str, str, str]
+
+FAILURE_COLUMNS: tuple[str, ...] = (
+    "query",
+    "rank",
+    "gt_video",
+    "gt_score",
+    "top1_video",
+    "top1_score",
+    "margin",
+    "top_videos",
+    "top_scores",
+)
+
+
+# ============================================================================ failure table
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < 1:
+        raise ValueError(f"{name}={value!r}: expected a positive integer")
+    return int(value)
+
+
+def _top_stable(block: np.ndarray, n: int) -> np.ndarray:
+    """Column indices of the ``n`` best scores per row, ties by lower index.
+
+    Shapes:
+        block ``[b, Nv]`` -> ``[b, min(n, Nv)]`` int64
+    """
+    order = np.argsort(-block.astype(np.float64), axis=1, kind="stable")
+    return order[:, :n].astype(np.int64)
+
+
+def failures(
+    sim: Any,
+    text_to_video: Any,
+    k: int = 1,
+    top: int = 5,
+    *,
+    query_ids: Sequence[str] | None = None,
+    video_ids: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Text queries whose ground-truth video ranks below ``k``, with their top videos.
+
+    Ranks follow the project definition ``1 + #{videos scoring strictly above the ground
+    truth}`` (:func:`tvr.metrics.t2v_ranks`), so a tie with the ground truth is no failure.
+
+    Args:
+        sim: ``[Nt, Nv]`` cosine-scale similarity, texts on rows.
+        text_to_video: ``[Nt]`` ground-truth column of each text.
+        k: a query fails when its rank is greater than ``k``.
+        top: how many of the best videos to list per failing query.
+        query_ids: optional ``[Nt]`` ids of the texts (adds column ``query_id``).
+        video_ids: optional ``[Nv]`` ids of the videos (adds ``gt_video_id``,
+            ``top1_video_id`` and ``top_video_ids``).
+
+    Returns:
+        One row per failing query, in query order, with columns ``query`` (row of ``sim``),
+        ``rank``, ``gt_video``, ``gt_score``, ``top1_video``, ``top1_score``, ``margin``
+        (``gt_score - top1_score``, negative), ``top_videos`` and ``top_scores`` (lists, best
+        first, ties by lower column; the ground truth appears there when it ranks within
+        ``top``), plus the id columns. An empty frame with those columns when nothing fails.
+
+    Raises:
+        ValueError: bad shapes, non-finite scores, out-of-range ground truth, non-positive
+            ``k``/``top``, or id lists of the wrong length.
+    """
+    k = _positive_int(k, "k")
+    top = _positive_int(top, "top")
+    arr = np.asarray(sim)
+    ranks = t2v_ranks(arr, text_to_video)  # validates sim and the mapping
+    t2v = np.asarray(text_to_video).astype(np.int64)
+    n_text, n_video = arr.shape
+    if query_ids is not None and len(query_ids) != n_text:
+        raise ValueError(f"query_ids: {len(query_ids)} ids for {n_text} rows of sim")
+    if video_ids is not None and len(video_ids) != n_video:
+        raise ValueError(f"video_ids: {len(video_ids)} ids for {n_video} columns of sim")
+
+    rows = np.flatnonzero(ranks > k)
+    n_top = min(top, n_video)
+    tops = np.empty((len(rows), n_top), dtype=np.int64)
+    for s in range(0, len(rows), _ROW_BLOCK):
+        tops[s : s + _ROW_BLOCK] = _top_stable(arr[rows[s : s + _ROW_BLOCK]], n_top)
+    top_scores = np.take_along_axis(arr[rows], tops, axis=1).astype(np.float64)  # [F, n_top]
+    gt = t2v[rows]
+    gt_scores = arr[rows, gt].astype(np.float64)
+    table = pd.DataFrame(
+        {
+            "query": rows.astype(np.int64),
+            "rank": ranks[rows].astype(np.int64),
+            "gt_video": gt,
+            "gt_score": gt_scores,
+            "top1_video": tops[:, 0],
+            "top1_score": top_scores[:, 0],
+            "margin": gt_scores - top_scores[:, 0],
+            "top_videos": [list(map(int, r)) for r in tops],
+            "top_scores": [list(map(float, r)) for r in top_scores],
+        },
+        columns=list(FAILURE_COLUMNS),
+    )
+    if query_ids is not None:
+        table.insert(1, "query_id", [str(query_ids[i]) for i in rows])
+    if video_ids is not None:
+        table["gt_video_id"] = [str(video_ids[i]) for i in gt]
+        table["top1_video_id"] = [str(video_ids[i]) for i in table["top1_video"]]
+        table["top_video_ids"] = [[str(video_ids[i]) for i in r] for r in tops]
+    logger.debug("%d of %d queries rank below %d", len(rows), n_text, k)
+    return table
+
+
+# ============================================================================ SynthVTT types
+
+
+def _events_of(video: Mapping[str, Any], where: str) -> list[Event]:
+    events = video.get("events") if isinstance(video, Mapping) else None
+    if not isinstance(events, list) or not events:
+        raise ValueError(f"{where}.events: expected a non-empty list of events, got {events!r}")
+    out = []
+    for i, ev in enumerate(events):
+        if not isinstance(ev, Mapping) or any(not isinstance(ev.get(a), str) for a in _ATTRIBUTES):
+            raise ValueError(
+                f"{where}.events[{i}]: expected an object with string colour, shape and action, "
+                f"got {ev!r}"
+            )
+        out.append((ev["colour"], ev["shape"], ev["action"]))
+    return out
+
+
+def _mentioned(caption: Mapping[str, Any], gt_events: Sequence[Event]) -> list[Event]:
+    idx = caption.get("events") if isinstance(caption, Mapping) else None
+    if (
+        not isinstance(idx, list)
+        or not idx
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx)
+        or not all(0 <= i < len(gt_events) for i in idx)
+    ):
+        raise ValueError(
+            f"caption.events: expected a non-empty list of indices into the ground-truth "
+            f"video's {len(gt_events)} events, got {idx!r}"
+        )
+    return [gt_events[i] for i in idx]
+
+
+def _occurs(needle: Sequence[Event], haystack: Sequence[Event]) -> bool:
+    """Whether ``needle`` is an ordered subsequence of ``haystack``."""
+    it = iter(haystack)
+    return all(any(x == y for y in it) for x in needle)
+
+
+def _substitution_type(a: Event, b: Event) -> str | None:
+    """The failure type when ``a`` and ``b`` differ in exactly one attribute, else None."""
+    diff = [name for name, x, y in zip(_ATTRIBUTES, a, b) if x != y]
+    if len(diff) != 1:
+        return None
+    if diff[0] == "colour":
+        return COLOUR_SWAP
+    if diff[0] == "shape":
+        return SHAPE_SWAP
+    return DIRECTION_FLIP if frozenset({a[2], b[2]}) in OPPOSITE_ACTIONS else ACTION_SWAP
+
+
+def _first_by_priority(found: set[str]) -> str | None:
+    for kind in _SUBSTITUTION_ORDER:
+        if kind in found:
+            return kind
+    return None
+
+
+def _caption_edit(mentioned: list[Event], events: list[Event]) -> str:
+    """Case A: the single edit of the mentioned events that makes them occur in ``events``."""
+    found: set[str] = set()
+    for i, want in enumerate(mentioned):
+        for p, have in enumerate(events):
+            kind = _substitution_type(want, have)
+            if kind and _occurs(mentioned[:i], events[:p]) and _occurs(
+                mentioned[i + 1 :], events[p + 1 :]
+            ):
+                found.add(kind)
+    kind = _first_by_priority(found)
+    if kind:
+        return kind
+    n = len(mentioned)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if mentioned[i] == mentioned[j]:
+                continue
+            swapped = list(mentioned)
+            swapped[i], swapped[j] = swapped[j], swapped[i]
+            if _occurs(swapped, events):
+                return ORDER_SWAP
+    if n >= 2 and any(_occurs(mentioned[:i] + mentioned[i + 1 :], events) for i in range(n)):
+        return MISSING_EVENT
+    return OTHER
+
+
+def _video_edit(gt: list[Event], top: list[Event]) -> str:
+    """Case B: how the top-1 video's full event list differs from the ground truth's."""
+    if len(top) == len(gt):
+        diff = [i for i, (a, b) in enumerate(zip(gt, top)) if a != b]
+        if len(diff) == 1:
+            return _substitution_type(gt[diff[0]], top[diff[0]]) or OTHER
+        if len(diff) == 2:
+            i, j = diff
+            if gt[i] == top[j] and gt[j] == top[i]:
+                return ORDER_SWAP
+        return OTHER
+    if len(top) == len(gt) + 1 and _occurs(gt, top):
+        return EXTRA_EVENT
+    if len(top) == len(gt) - 1 and _occurs(top, gt):
+        return MISSING_EVENT
+    return OTHER
+
+
+def classify_failure(
+    caption: Mapping[str, Any], gt_video: Mapping[str, Any], top_video: Mapping[str, Any]
+) -> str:
+    """Why a SynthVTT caption's top-1 video is not its ground truth (see the module docstring).
+
+    Args:
+        caption: the caption's entry of ``synthvtt_meta.json`` (``events``: indices into the
+            ground-truth video's events; ``background``: whether the caption names it).
+        gt_video: the ground-truth video's entry (``events``, ``background``).
+        top_video: the top-1 video's entry.
+
+    Returns:
+        One of :data:`FAILURE_TYPES`.
+
+    Raises:
+        ValueError: entries without the fields above (the message names the field).
+    """
+    gt_events = _events_of(gt_video, "gt_video")
+    top_events = _events_of(top_video, "top_video")
+    mentioned = _mentioned(caption, gt_events)
+    names_bg = bool(caption.get("background", False))
+    if names_bg and not (
+        isinstance(gt_video.get("background"), str) and isinstance(top_video.get("background"), str)
+    ):
+        raise ValueError(
+            "caption.background is true, so gt_video.background and top_video.background must "
+            f"be strings; got {gt_video.get('background')!r} and {top_video.get('background')!r}"
+        )
+    if not caption_matches(mentioned, top_events):
+        return _caption_edit(mentioned, top_events)
+    if names_bg and top_video["background"] != gt_video["background"]:
+        return BACKGROUND_SWAP
+    return _video_edit(gt_events, top_events)
+
+
+def caption_keys_for_split(
+    meta: Mapping[str, Any],
+    split: str,
+    video_ids: Sequence[str],
+    text_to_video: Any,
+) -> list[str]:
+    """Meta caption keys (``sen_id`` strings) of a split's caption rows.
+
+    Evaluation splits list a video's captions in ``sen_id`` order (the generator writes them
+    so), so the ``j``-th row of a video is its ``j``-th caption in the meta.
+
+    Shapes:
+        video_ids ``[Nv]``, text_to_video ``[Nt]`` -> ``Nt`` keys.
+
+    Raises:
+        ValueError: a video unknown to the meta, or a video whose row count differs from its
+            number of captions in the meta for ``split``.
+    """
+    captions = meta.get("captions") if isinstance(meta, Mapping) else None
+    videos = meta.get("videos") if isinstance(meta, Mapping) else None
+    if not isinstance(captions, Mapping) or not isinstance(videos, Mapping):
+        raise ValueError("meta: expected a SynthVTT meta object with 'videos' and 'captions'")
+    by_video: dict[str, list[str]] = {}
+    for key in sorted(captions, key=int):
+        c = captions[key]
+        if c.get("split") == split:
+            by_video.setdefault(c.get("video_id"), []).append(str(key))
+    t2v = np.asarray(text_to_video).astype(np.int64)
+    used: dict[int, int] = {}
+    keys = []
+    for row, col in enumerate(t2v):
+        vid = str(video_ids[col])
+        if vid not in videos:
+            raise ValueError(f"video_ids[{col}] = {vid!r} is not in the meta's videos")
+        j = used.get(int(col), 0)
+        own = by_video.get(vid, [])
+        if j >= len(own):
+            raise ValueError(
+                f"row {row}: video {vid!r} has {len(own)} caption(s) of split {split!r} in the "
+                "meta but more rows in the split"
+            )
+        keys.append(own[j])
+        used[int(col)] = j + 1
+    for col, n in used.items():
+        vid = str(video_ids[col])
+        if n != len(by_video.get(vid, [])):
+            raise ValueError(
+                f"video {vid!r}: {n} caption rows in the split but {len(by_video[vid])} captions "
+                f"of split {split!r} in the meta"
+            )
+    return keys
+
+
+def synthvtt_failures(
+    sim: Any,
+    text_to_video: Any,
+    meta: Mapping[str, Any],
+    caption_keys: Sequence[str],
+    video_ids: Sequence[str],
+    k: int = 1,
+    top: int = 5,
+) -> pd.DataFrame:
+    """:func:`failures` plus the SynthVTT failure type and false-negative flags.
+
+    Args:
+        sim, text_to_video, k, top: as :func:`failures`.
+        meta: the loaded ``synthvtt_meta.json`` (:func:`tvr.data.synthvtt.load_meta`).
+        caption_keys: ``[Nt]`` meta caption key of each row (:func:`caption_keys_for_split`).
+        video_ids: ``[Nv]`` video id of each column.
+
+    Returns:
+        The failure table with extra columns ``failure_type`` (one of :data:`FAILURE_TYPES`),
+        ``false_negative`` (the top-1 video is in the caption's relevance set) and
+        ``false_negatives_top`` (the listed top videos other than the ground truth that are in
+        the relevance set).
+
+    Raises:
+        ValueError: a caption key missing from the meta, or a caption whose video is not the
+            row's ground truth.
+    """
+    table = failures(sim, text_to_video, k, top, query_ids=caption_keys, video_ids=video_ids)
+    captions, videos = meta["captions"], meta["videos"]
+    types, flags, fn_top = [], [], []
+    for key, gt_id, top1_id, top_ids in zip(
+        table["query_id"], table["gt_video_id"], table["top1_video_id"], table["top_video_ids"]
+    ):
+        if key not in captions:
+            raise ValueError(f"caption key {key!r} is not in the meta's captions")
+        cap = captions[key]
+        if cap.get("video_id") != gt_id:
+            raise ValueError(
+                f"caption {key!r} describes {cap.get('video_id')!r} but its row's ground truth "
+                f"is {gt_id!r}: caption_keys and text_to_video disagree"
+            )
+        for vid in (gt_id, top1_id):
+            if vid not in videos:
+                raise ValueError(f"video {vid!r} is not in the meta's videos")
+        types.append(classify_failure(cap, videos[gt_id], videos[top1_id]))
+        relevant = set(cap.get("relevant", ()))
+        flags.append(top1_id in relevant)
+        fn_top.append([v for v in top_ids if v != gt_id and v in relevant])
+    table["failure_type"] = pd.Series(types, index=table.index, dtype=object)
+    table["false_negative"] = pd.Series(flags, index=table.index, dtype=bool)
+    table["false_negatives_top"] = pd.Series(fn_top, index=table.index, dtype=object)
+    return table
+
+
+def failure_type_counts(table: pd.DataFrame) -> pd.Series:
+    """Count failures per type, every type listed (zeros included), in :data:`FAILURE_TYPES`
+    order.
+
+    Raises:
+        ValueError: ``table`` has no ``failure_type`` column (use :func:`synthvtt_failures`).
+    """
+    if "failure_type" not in table.columns:
+        raise ValueError("table has no 'failure_type' column; build it with synthvtt_failures")
+    counts = table["failure_type"].value_counts()
+    unknown = set(counts.index) - set(FAILURE_TYPES)
+    if unknown:
+        raise ValueError(f"failure_type holds unknown types {sorted(unknown)}")
+    return pd.Series(
+        [int(counts.get(t, 0)) for t in FAILURE_TYPES], index=list(FAILURE_TYPES), name="count"
+    )
+
+
+# ============================================================================ bundles
+
+
+def bundle_failures(bundle: Any, k: int = 1, top: int = 5) -> pd.DataFrame:
+    """The failure table of an analysis bundle's text queries, typed on SynthVTT.
+
+    Uses :func:`synthvtt_failures` when the bundle is a SynthVTT split whose meta file is
+    found (``bundle.data_root``), else :func:`failures` with the bundle's ids.
+
+    Args:
+        bundle: an :class:`analysis.bundle.Bundle`.
+        k, top: as :func:`failures`.
+
+    Returns:
+        The failure table plus a ``caption`` column (the query text) after ``query``; on
+        SynthVTT also ``failure_type``, ``false_negative`` and ``false_negatives_top``.
+        ``table.attrs["typed"]`` tells whether failure types are there and
+        ``table.attrs["note"]`` why not when they are not.
+    """
+    note = ""
+    table = None
+    if bundle.dataset == "synthvtt":
+        root = bundle.data_root
+        if root is None:
+            note = "SynthVTT root not found, so failures are not typed"
+        else:
+            from tvr.data.synthvtt import load_meta
+
+            try:
+                meta = load_meta(root)
+                keys = caption_keys_for_split(meta, bundle.split, bundle.video_ids,
+                                              bundle.text_to_video)
+                table = synthvtt_failures(bundle.sim, bundle.text_to_video, meta, keys,
+                                          bundle.video_ids, k, top)
+            except (FileNotFoundError, ValueError) as exc:
+                note = f"failures not typed: {exc}"
+                logger.warning("%s: %s", bundle.path, note)
+    else:
+        note = "failure types exist for SynthVTT only"
+    typed = table is not None
+    if table is None:
+        table = failures(bundle.sim, bundle.text_to_video, k, top,
+                         query_ids=[str(i) for i in range(bundle.num_texts)],
+                         video_ids=bundle.video_ids)
+    table.insert(1, "caption", [bundle.captions[int(q)] for q in table["query"]])
+    table.attrs["typed"] = typed
+    table.attrs["note"] = note
+    return table

@@ -1,0 +1,247 @@
+"""Tests for analysis.failures: the failure table, SynthVTT failure types and false negatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.failures import (
+    FAILURE_TYPES,
+    caption_keys_for_split,
+    classify_failure,
+    failure_type_counts,
+    failures,
+    synthvtt_failures,
+)
+from tvr.data.synthvtt import validate_meta
+
+
+def ev(colour: str, shape: str, action: str) -> dict:
+    """One meta event (geometry and frames as the generator writes them)."""
+    return {"colour": colour, "shape": shape, "action": action, "x": 0.5, "y": 0.5, "r": 0.1,
+            "dx": 0.0, "dy": 0.0, "dr": 0.0, "start_frame": 0, "end_frame": 1}
+
+
+def video(*events, background: str = "black", split: str = "test", family: int = 0) -> dict:
+    evs = []
+    for i, e in enumerate(events):
+        d = ev(*e)
+        d["start_frame"], d["end_frame"] = 2 * i, 2 * i + 2
+        evs.append(d)
+    return {"split": split, "family": family, "edit": {"type": "none", "events": []},
+            "background": background, "n_frames": 2 * len(events), "events": evs}
+
+
+def caption(events, video_id="v0", background=False, relevant=None, split="test") -> dict:
+    return {"video_id": video_id, "split": split, "events": list(events),
+            "background": background, "relevant": relevant or [video_id]}
+
+
+A = ("red", "circle", "moves left")
+B = ("blue", "square", "grows")
+C = ("green", "triangle", "moves up")
+D = ("yellow", "cross", "shrinks")
+GT = video(A, B, C)
+
+
+# ----------------------------------------------------------------------------- failure types
+@pytest.mark.parametrize(
+    ("mentioned", "top", "expected"),
+    [
+        # A. the caption's events do not occur in the top-1 video
+        ([0, 1], video(A, ("purple", "square", "grows"), C), "colour swap"),
+        ([0, 1], video(("red", "square", "moves left"), B), "shape swap"),
+        ([0, 2], video(A, B, ("green", "triangle", "moves down")), "direction flip"),
+        ([0, 1], video(("red", "circle", "moves right"), B), "direction flip"),
+        ([1, 2], video(("blue", "square", "shrinks"), C), "direction flip"),
+        ([0, 1], video(("red", "circle", "moves up"), B), "action swap"),
+        ([0, 2], video(C, D, A), "order swap"),  # exchanged, with a gap
+        ([0, 1, 2], video(C, B, A), "order swap"),  # first and last exchanged
+        ([0, 1, 2], video(A, D, C), "missing event"),  # B absent; D is no one-attribute edit
+        ([0, 1], video(A, C), "missing event"),
+        ([0, 1], video(D, C), "other"),  # nothing of the caption
+        ([0], video(D, C), "other"),  # one-event caption with its event absent
+        ([0, 1], video(("red", "square", "grows"), D), "other"),  # two differences
+    ],
+)
+def test_caption_level_failure_types(mentioned, top, expected):
+    assert classify_failure(caption(mentioned), GT, top) == expected
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [
+        # B. the top-1 video holds the mentioned events (0, 1: A then B) and differs elsewhere
+        (video(A, B, C, D), "extra event"),
+        (video(D, A, B, C), "extra event"),
+        (video(A, B), "missing event"),
+        (video(A, B, ("orange", "triangle", "moves up")), "colour swap"),
+        (video(A, B, ("green", "circle", "moves up")), "shape swap"),
+        (video(A, B, ("green", "triangle", "moves down")), "direction flip"),
+        (video(A, B, ("green", "triangle", "grows")), "action swap"),
+        (video(C, A, B), "other"),  # a rotation is no single edit
+        (video(A, D, B, C, D), "other"),
+    ],
+)
+def test_video_level_failure_types_when_caption_matches(top, expected):
+    assert classify_failure(caption([0, 1]), GT, top) == expected
+
+
+def test_order_swap_at_video_level():
+    gt = video(A, B, C)
+    top = video(C, B, A)  # matches a caption that mentions B only
+    assert classify_failure(caption([1]), gt, top) == "order swap"
+
+
+def test_substitution_priority_and_background():
+    # a colour edit of A (then B) and a shape edit of B (after A) both explain it: colour first
+    top = video(("purple", "circle", "moves left"), B, A, ("blue", "circle", "grows"))
+    assert classify_failure(caption([0, 1]), GT, top) == "colour swap"
+    # caption names the background, the events match, the background does not
+    grey = video(A, B, C, background="grey")
+    assert classify_failure(caption([0, 1], background=True), GT, grey) == "background swap"
+    # background unnamed: the same video truly matches; events equal -> other
+    assert classify_failure(caption([0, 1]), GT, grey) == "other"
+
+
+def test_every_type_is_known():
+    assert set(FAILURE_TYPES) >= {"colour swap", "shape swap", "direction flip", "action swap",
+                                  "order swap", "missing event", "extra event", "other"}
+
+
+def test_classify_rejects_malformed_entries():
+    with pytest.raises(ValueError, match=r"caption\.events"):
+        classify_failure(caption([5]), GT, GT)
+    with pytest.raises(ValueError, match=r"top_video\.events"):
+        classify_failure(caption([0]), GT, {"events": []})
+    with pytest.raises(ValueError, match=r"gt_video\.events\[0\]"):
+        classify_failure(caption([0]), {"events": [{"colour": "red"}]}, GT)
+    with pytest.raises(ValueError, match="background"):
+        classify_failure(caption([0], background=True), {"events": GT["events"]}, GT)
+
+
+# ----------------------------------------------------------------------------- failure table
+SIM = np.array(
+    [
+        [0.9, 0.5, 0.95, 0.1],  # GT 0 at rank 2 (video 2 above)
+        [0.2, 0.8, 0.8, 0.3],  # GT 1 tied with video 2: rank 1, no failure
+        [0.6, 0.7, 0.3, 0.2],  # GT 3 at rank 4
+        [0.1, 0.2, 0.3, 0.7],  # GT 3 at rank 1
+    ],
+    dtype=np.float32,
+)
+T2V = np.array([0, 1, 3, 3])
+
+
+def test_failures_table_by_hand():
+    table = failures(SIM, T2V, k=1, top=3)
+    assert table["query"].tolist() == [0, 2]
+    assert table["rank"].tolist() == [2, 4]
+    assert table["gt_video"].tolist() == [0, 3]
+    assert table["top1_video"].tolist() == [2, 1]
+    assert table["top_videos"].tolist() == [[2, 0, 1], [1, 0, 2]]
+    np.testing.assert_allclose(table["top_scores"][0], [0.95, 0.9, 0.5], atol=1e-6)
+    np.testing.assert_allclose(table["margin"], [-0.05, -0.5], atol=1e-6)
+    np.testing.assert_allclose(table["gt_score"], [0.9, 0.2], atol=1e-6)
+    # k=2 keeps only the rank-4 query; k=4 none, with the columns still there
+    assert failures(SIM, T2V, k=2)["query"].tolist() == [2]
+    empty = failures(SIM, T2V, k=4)
+    assert len(empty) == 0 and "top_videos" in empty.columns
+
+
+def test_failures_with_ids_and_bad_input():
+    table = failures(SIM, T2V, top=2, query_ids=["q0", "q1", "q2", "q3"],
+                     video_ids=["a", "b", "c", "d"])
+    assert table["query_id"].tolist() == ["q0", "q2"]
+    assert table["gt_video_id"].tolist() == ["a", "d"]
+    assert table["top1_video_id"].tolist() == ["c", "b"]
+    assert table["top_video_ids"].tolist() == [["c", "a"], ["b", "a"]]
+    with pytest.raises(ValueError, match="video_ids"):
+        failures(SIM, T2V, video_ids=["a"])
+    with pytest.raises(ValueError, match="k=0"):
+        failures(SIM, T2V, k=0)
+    with pytest.raises(ValueError):
+        failures(SIM, np.array([0, 1, 9, 3]))  # GT outside the matrix
+    bad = SIM.copy()
+    bad[0, 1] = np.nan
+    with pytest.raises(ValueError):
+        failures(bad, T2V)
+
+
+def _meta() -> dict:
+    """A valid meta: test videos v0..v3, train videos t0, t1 with partial captions."""
+    videos = {
+        "v0": video(A, B, C),
+        "v1": video(A, ("purple", "square", "grows"), C, family=0),
+        "v2": video(C, D, family=1),
+        "v3": video(B, A, family=1),
+        "t0": video(A, B, split="train", family=2),
+        "t1": video(A, B, C, split="train", family=2),
+    }
+    captions = {
+        "0": caption([0, 1], "v0"),
+        "1": caption([0, 1], "v1"),
+        "2": caption([0, 1], "v2"),
+        "3": caption([0, 1], "v3"),
+        "4": caption([0, 1], "t0", relevant=["t0", "t1"], split="train"),
+        "5": caption([2], "t1", split="train"),
+    }
+    meta = {"generator": "synthvtt", "version": "1.0",
+            "params": {"seed": 0, "n_train": 2, "n_val": 0, "n_test": 4, "size": 32, "fps": 8,
+                       "background_captions": False},
+            "videos": videos, "captions": captions}
+    validate_meta(meta)  # the hand-built meta has the generator's format
+    return meta
+
+
+def test_synthvtt_failures_types_and_false_negatives():
+    meta = _meta()
+    ids = ["v0", "v1", "v2", "v3"]
+    sim = np.array(
+        [
+            [0.5, 0.9, 0.1, 0.2],  # v0's caption (A, B) -> v1: colour swap
+            [0.1, 0.9, 0.2, 0.3],  # correct
+            [0.1, 0.2, 0.3, 0.8],  # v2's caption (C, D) -> v3: other
+            [0.7, 0.1, 0.2, 0.6],  # v3's caption (B, A) -> v0 (A, B, C): order swap
+        ],
+        dtype=np.float32,
+    )
+    keys = caption_keys_for_split(meta, "test", ids, np.arange(4))
+    assert keys == ["0", "1", "2", "3"]
+    table = synthvtt_failures(sim, np.arange(4), meta, keys, ids, top=2)
+    assert table["query_id"].tolist() == ["0", "2", "3"]
+    assert table["failure_type"].tolist() == ["colour swap", "other", "order swap"]
+    assert not table["false_negative"].any()
+    assert table["false_negatives_top"].tolist() == [[], [], []]
+    counts = failure_type_counts(table)
+    assert counts.index.tolist() == list(FAILURE_TYPES)
+    assert counts["colour swap"] == 1 and counts["order swap"] == 1 and counts.sum() == 3
+
+    # train captions are partial: t0's caption (A, B) truly matches t1 (A, B, C)
+    train_ids = ["t0", "t1"]
+    t2v = np.array([0, 1])
+    keys = caption_keys_for_split(meta, "train", train_ids, t2v)
+    assert keys == ["4", "5"]
+    train_sim = np.array([[0.2, 0.9], [0.1, 0.8]], dtype=np.float32)
+    table = synthvtt_failures(train_sim, t2v, meta, keys, train_ids)
+    assert table["query_id"].tolist() == ["4"]
+    assert table["false_negative"].tolist() == [True]
+    assert table["failure_type"].tolist() == ["extra event"]
+    assert table["false_negatives_top"].tolist() == [["t1"]]
+
+
+def test_synthvtt_failures_checks_keys():
+    meta = _meta()
+    ids = ["v0", "v1", "v2", "v3"]
+    sim = np.eye(4, dtype=np.float32)[::-1].copy()
+    with pytest.raises(ValueError, match="caption_keys and text_to_video disagree"):
+        synthvtt_failures(sim, np.arange(4), meta, ["1", "0", "2", "3"], ids)
+    with pytest.raises(ValueError, match="'9'"):
+        synthvtt_failures(sim, np.arange(4), meta, ["9", "1", "2", "3"], ids)
+    with pytest.raises(ValueError, match="'nope'"):
+        caption_keys_for_split(meta, "test", ["v0", "v1", "v2", "nope"], np.arange(4))
+    with pytest.raises(ValueError, match="more rows"):
+        caption_keys_for_split(meta, "test", ids, np.array([0, 0, 1, 2]))
+    with pytest.raises(ValueError, match="failure_type"):
+        failure_type_counts(pd.DataFrame({"query": [0]}))
