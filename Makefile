@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint app demo bench clean-venv
+.PHONY: install test test-fast lint app demo bench screenshots clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,18 +26,26 @@ test: install
 test-fast: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -x -m "not slow and not e2e" $(PYTEST_ARGS)
 
+# Screenshots of every page on the demo runs (after `make app` exported their bundles).
+screenshots: install
+	DRGI_LAB_E2E_REPO_ROOTS=1 DRGI_LAB_SCREENSHOTS=docs/screenshots HF_HUB_OFFLINE=1 \
+		$(PY) -m pytest -q tests/e2e -p no:cacheprovider
+
 lint: install
 	$(VENV)/bin/ruff check .
 
 demo: install
 	HF_HUB_OFFLINE=1 $(PY) -m tvr.demo
 
+# OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads must not spin against the server on 2 cores.
 app: demo
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.export --demo
-	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app/main.py
+	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/streamlit run app/main.py
 
 bench: install
 	$(PY) benchmarks/frame_sampling.py
+	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/search_latency.py
+	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/wti_similarity.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -52,3 +53,46 @@ def tiny_overrides(root: Path, out: Path, name: str, *extra: str) -> list[str]:
         "train.device=cpu",
         *extra,
     ]
+
+
+class TinyRunPair(NamedTuple):
+    """Two tiny trained runs with exported bundles, laid out like the app's roots.
+
+    Attributes:
+        checkpoints: the checkpoints root (holds ``base`` and ``drgi``).
+        data: the data root (holds the SynthVTT dataset at ``data / "synthvtt"``).
+        base: run folder of a seqTransf baseline.
+        drgi: run folder of seqTransf + DRGI.
+        dataset, split: the exported bundle's dataset and split (``synthvtt``, ``test``).
+    """
+
+    checkpoints: Path
+    data: Path
+    base: Path
+    drgi: Path
+    dataset: str
+    split: str
+
+
+@pytest.fixture(scope="session")
+def tiny_run_pair(tmp_path_factory) -> TinyRunPair:
+    """A tiny seqTransf run and a tiny seqTransf+DRGI run (1 epoch each) on a tiny SynthVTT,
+    each with a ``synthvtt-test`` bundle (PCA projection only), for the app's tests."""
+    from analysis.export import ExportOptions, export_bundle
+    from tvr.config import load_config
+    from tvr.data.synthvtt import generate
+    from tvr.train import train
+
+    top = tmp_path_factory.mktemp("app_roots")
+    data, checkpoints = top / "data", top / "checkpoints"
+    root = data / "synthvtt"
+    generate(root, seed=3, n_train=16, n_val=6, n_test=8, size=32, workers=1, progress=False)
+    runs = {}
+    for name, extra in (("base", ()), ("drgi", ("drgi.enable=true",))):
+        cfg = load_config(None, tiny_overrides(root, checkpoints, name, "model.head=seqtransf",
+                                               "train.epochs=1", "train.eval_after=false",
+                                               *extra))
+        runs[name] = train(cfg, progress=False)
+        export_bundle(runs[name], dataset="synthvtt", root=root, split="test",
+                      options=ExportOptions(projections=("pca",), device="cpu"), progress=False)
+    return TinyRunPair(checkpoints, data, runs["base"], runs["drgi"], "synthvtt", "test")

@@ -238,3 +238,67 @@ def test_slice_table_series_alignment_and_errors():
     numbers_with_none = slice_table(table, {"n": [1, None, 1]}).set_index("level")
     assert set(numbers_with_none.index) == {"1", "(missing)"}
     assert slice_table(table, {}).empty
+
+
+# ------------------------------------------------------------------ app helpers (appended)
+
+
+def test_metrics_table_deltas_and_direction_of_better():
+    from analysis.rankings import metrics_table
+
+    a = {"t2v/R@1": 10.0, "t2v/MnR": 5.0}
+    b = {"t2v/R@1": 12.5, "t2v/MnR": 6.0}
+    t = metrics_table(a, b, directions=("t2v",), keys=("R@1", "MnR", "R@5")).set_index("metric")
+    assert t.loc["R@1", "delta"] == 2.5 and t.loc["R@1", "better"] == "B"
+    assert t.loc["MnR", "delta"] == 1.0 and t.loc["MnR", "better"] == "A"  # lower is better
+    assert np.isnan(t.loc["R@5", "a"]) and pd.isna(t.loc["R@5", "better"])
+    single = metrics_table(a, None, directions=("t2v",), keys=("R@1",))
+    assert np.isnan(single["b"].iloc[0]) and pd.isna(single["better"].iloc[0])
+
+
+def test_largest_changes_orders_by_log_rank_ratio():
+    from analysis.rankings import compare_rankings, largest_changes
+
+    table = compare_rankings([1, 10, 5, 2, 4], [2, 1, 5, 20, 1])
+    wins, losses = largest_changes(table, n=5)
+    assert list(wins.index) == [1, 4]  # 10 -> 1 (log 0.1) before 4 -> 1 (log 0.25)
+    assert list(losses.index) == [3, 0]  # 2 -> 20 before 1 -> 2
+    assert wins["log_ratio"].iloc[0] == pytest.approx(np.log(0.1))
+    with pytest.raises(ValueError, match="n=0"):
+        largest_changes(table, n=0)
+
+
+def test_top_k_breaks_ties_by_lower_index():
+    from analysis.rankings import top_k
+
+    idx, scores = top_k(np.array([0.5, 0.9, 0.9, 0.1], dtype=np.float32), 3)
+    assert idx.tolist() == [1, 2, 0]
+    assert scores.tolist() == pytest.approx([0.9, 0.9, 0.5])
+    assert top_k(np.array([1.0, 2.0]), 10)[0].tolist() == [1, 0]
+    with pytest.raises(ValueError, match="sim_row"):
+        top_k(np.zeros((2, 2)), 1)
+
+
+def test_rank_histogram_uses_log_bins():
+    from analysis.rankings import rank_bins, rank_histogram
+
+    assert rank_bins(1) == [(1, 1)]
+    assert rank_bins(1000)[:5] == [(1, 1), (2, 2), (3, 5), (6, 10), (11, 20)]
+    assert rank_bins(1000)[-1] == (501, 1000)
+    h = rank_histogram([1, 1, 2, 4, 7, 8], max_rank=8)
+    assert list(h["bin"]) == ["1", "2", "3-5", "6-10"]
+    assert list(h["count"]) == [2, 1, 1, 2]
+    assert h["share"].sum() == pytest.approx(100.0)
+
+
+def test_paired_summary_matches_paired_test_and_bootstrap():
+    from analysis.rankings import bootstrap_ci, paired_summary, paired_test
+
+    a, b = [1, 3, 2, 8, 1, 5], [1, 1, 2, 2, 3, 1]
+    s = paired_summary({"t2v": (a, b)}, metrics=("R@1", "MnR"), n_resamples=500, n_boot=200)
+    assert list(s["metric"]) == ["R@1", "MnR"]
+    row = s.iloc[0]
+    test = paired_test(a, b, metric="R@1", n_resamples=500)
+    assert row["p_value"] == test.p_value and row["diff"] == pytest.approx(test.statistic)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        bootstrap_ci(a, b, metric="R@1", n_boot=200)[1:])

@@ -1,0 +1,144 @@
+"""Failures: text queries whose ground truth ranks below k, filterable and sortable, with a
+detail view (query, GT frames, top-k frames with scores, word-by-frame similarity of the GT
+and the hardest negative)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from analysis.failures import FAILURE_TYPES
+from analysis.hard_negatives import word_frame_matrix
+from analysis.rankings import top_k
+from app import resources
+from app.components.query import query_picker, selected_rows, take_selection
+from app.components.text import escape_md
+from app.components.thumbs import frame_strip, ranked_list
+from app.context import current
+
+TABLE_KEY = "failures_table"
+
+sel = current()
+roots = sel.roots
+labels = [label for label, _ in sel.bundles()]
+by_label = dict(sel.bundles())
+
+st.title("Failures")
+c_run, c_k, c_search = st.columns([2, 1, 3])
+run_label = c_run.radio("Run", labels, horizontal=True, key="failures_run",
+                        format_func=lambda lb: f"{lb}: {by_label[lb].run_name}")
+bundle = by_label[run_label]
+other = next((b for lb, b in sel.bundles() if lb != run_label), None) if sel.paired else None
+k = int(c_k.number_input("fails when rank >", min_value=1, max_value=bundle.num_videos,
+                         value=1, step=1, key="failures_k"))
+search = c_search.text_input("Search captions", key="failures_search",
+                             placeholder="words the caption must contain")
+
+table: pd.DataFrame = resources.failure_table(bundle, k=k, top=5).copy()
+typed = "failure_type" in table.columns
+if other is not None:
+    table["other_rank"] = np.asarray(other.ranks.t2v)[table["query"].to_numpy()]
+
+c_type, c_sort = st.columns([3, 2])
+if typed:
+    types = c_type.multiselect("Failure type", list(FAILURE_TYPES), key="failures_types",
+                               placeholder="all types")
+    if types:
+        table = table[table["failure_type"].isin(types)]
+else:
+    c_type.caption(f"No failure types: {table.attrs.get('note') or 'not a SynthVTT split'}.")
+sort_options = {"rank (worst first)": ("rank", False), "margin (most negative first)":
+                ("margin", True), "query index": ("query", True)}
+if other is not None:
+    sort_options["rank change vs the other run"] = ("other_rank", True)
+sort_by = c_sort.selectbox("Sort by", list(sort_options), key="failures_sort")
+if search.strip():
+    words = search.lower().split()
+    low = table["caption"].str.lower()
+    table = table[[all(w in c for w in words) for c in low]]
+col, ascending = sort_options[sort_by]
+table = table.sort_values([col, "query"], ascending=[ascending, True], kind="stable")
+
+n_all = len(resources.failure_table(bundle, k=k, top=5))
+st.markdown(
+    f"**{len(table)}** of {n_all} failed queries shown ({bundle.num_texts} captions; rank > {k} "
+    f"for {bundle.run_name})."
+)
+if typed and len(table):
+    counts = table["failure_type"].value_counts().reindex(list(FAILURE_TYPES), fill_value=0)
+    fig = px.bar(x=counts.index, y=counts.values, labels={"x": "failure type", "y": "queries"},
+                 height=260)
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
+    st.plotly_chart(fig, key="failures_types_chart", width="stretch")
+
+columns = ["query", "caption", "rank"] + (["other_rank"] if other is not None else []) + [
+    "margin", "gt_video_id", "top1_video_id"] + (["failure_type", "false_negative"] if typed
+                                                 else [])
+shown = table[columns].reset_index(drop=True)
+event = st.dataframe(
+    shown, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
+    width="stretch", height=320,
+    column_config={
+        "rank": st.column_config.NumberColumn(f"rank ({run_label})"),
+        "other_rank": st.column_config.NumberColumn("rank (other run)"),
+        "margin": st.column_config.NumberColumn("GT − top-1 score", format="%.3f"),
+    },
+)
+rows = [r for r in selected_rows(event) if 0 <= r < len(shown)]
+take_selection(TABLE_KEY, [int(shown.loc[r, "query"]) for r in rows])
+
+# ------------------------------------------------------------------ detail
+st.subheader("Query detail")
+q = query_picker(bundle.num_texts, label="caption index",
+                 help="Pick a row above, or type an index; it is kept in the URL (?q=).")
+gt = int(bundle.text_to_video[q])
+rank = int(bundle.ranks.t2v[q])
+st.markdown(f"**Caption {q}:** {escape_md(bundle.captions[q])}  \n"
+            f"ground truth **{escape_md(bundle.video_ids[gt])}** at rank **{rank}** "
+            f"({bundle.run_name})")
+row = table[table["query"] == q]
+if typed and len(row):
+    r0 = row.iloc[0]
+    st.markdown(f"failure type: **{r0['failure_type']}**"
+                + (" · the top-1 video also matches the caption (false negative)"
+                   if r0["false_negative"] else ""))
+
+left, right = st.columns([2, 3])
+left.markdown("**Ground truth**")
+frame_strip(roots, bundle, gt, gt=True, title=f"{bundle.video_ids[gt]} · rank {rank}",
+            container=left)
+idx, scores = top_k(bundle.sim[q], 5)
+left.markdown("**Top-5**")
+ranked_list(roots, bundle, idx, scores, gt_video=gt, container=left)
+
+negatives = [int(v) for v in idx if int(v) != gt]
+if not negatives:
+    right.info("No negative video in the gallery.")
+    st.stop()
+neg = negatives[0]
+right.markdown("**Word-by-frame cosine: ground truth vs hardest negative**")
+words = bundle.words(q)
+mats = {}
+for name, v in (("ground truth", gt), ("hardest negative", neg)):
+    m = word_frame_matrix(bundle.text_tokens[q], bundle.text_mask[q], bundle.video_tokens[v],
+                          bundle.video_mask[v])
+    times = bundle.frame_timestamps[v][np.asarray(bundle.video_mask[v], dtype=bool)]
+    frames = [f"f{j} ({t:.1f}s)" if np.isfinite(t) else f"f{j}" for j, t in enumerate(times)]
+    mats[name] = (m, frames, v)
+lo = float(min(m.min() for m, _, _ in mats.values()))
+hi = float(max(m.max() for m, _, _ in mats.values()))
+for name, (m, frames, v) in mats.items():
+    ylabels = [f"{i}:{w}" for i, w in enumerate(words)] if len(words) == m.shape[0] else None
+    fig = px.imshow(m, x=frames, y=ylabels, zmin=lo, zmax=hi, aspect="auto",
+                    color_continuous_scale="Viridis",
+                    text_auto=".2f" if m.size <= 900 else False,
+                    labels={"x": "frame", "y": "word", "color": "cosine"})
+    fig.update_layout(title=f"{name}: {bundle.video_ids[v]} (score {float(bundle.sim[q, v]):.3f})",
+                      height=120 + 24 * m.shape[0], margin=dict(l=10, r=10, t=40, b=10))
+    right.plotly_chart(fig, key=f"failures_wf_{name}", width="stretch")
+    frame_strip(roots, bundle, v, container=right, gt=v == gt)
+right.caption("Cosine of each word token with each frame token of the head-embedded features "
+              "(shared colour scale). A generic view: factorized heads score the pooled vectors "
+              "only.")

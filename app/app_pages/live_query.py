@@ -1,0 +1,135 @@
+"""Live query: type a description, get the top-k videos of both runs side by side.
+
+Only the text tower runs (the gallery's video features come from the bundle). Per run: the
+ranked table with thumbnails, a playable clip of the selected hit, per-word scores, the
+latency, and the query as a star on the run's embeddings map.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis.query import query_vector
+from app import resources
+from app.components.query import selected_rows
+from app.components.text import escape_md
+from app.components.thumbs import frame_strip, video_file
+from app.context import current
+from app.state import PathOutsideRootsError
+
+TEXT_KEY = "text"
+VIDEO_WIDTH = 320  # px
+
+sel = current()
+roots = sel.roots
+
+st.title("Live query")
+c_text, c_k = st.columns([5, 1])
+text = c_text.text_input(
+    "Describe the video", key=TEXT_KEY, bind="query-params",
+    placeholder="e.g. a red circle moves left then a blue square grows",
+)
+k = int(c_k.number_input("top-k", min_value=1, max_value=min(50, sel.base.num_videos),
+                         value=min(5, sel.base.num_videos), key="live_k"))
+if not text.strip():
+    st.info("Type a query above. Both runs search their bundle's gallery "
+            f"({sel.base.num_videos} videos of {sel.dataset}-{sel.split}); only the text "
+            "tower runs.")
+    st.stop()
+
+panels = st.columns(len(sel.bundles()))
+for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
+    with panel:
+        st.markdown(f"### {label}: {bundle.run_name}")
+        try:
+            search = resources.live_search(roots, bundle)
+        except (ValueError, OSError, RuntimeError) as exc:
+            st.error(f"Cannot search with {bundle.run_name}: {exc}")
+            continue
+        result = search.search(text, k)
+        if not result.ok:
+            st.warning(result.error)
+            continue
+        for msg in result.messages:
+            st.caption(f"ℹ️ {msg}")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("latency", f"{result.total_ms:.1f} ms")
+        m2.metric("text tower", f"{result.encode_ms:.1f} ms")
+        m3.metric("scoring", f"{result.score_ms:.1f} ms")
+        st.caption(escape_md(result.path_detail))
+
+        hits = [
+            {"rank": r, "video": vid, "score": float(s), "index": int(i)}
+            for r, (vid, s, i) in enumerate(
+                zip(result.video_ids, result.scores, result.indices, strict=True), start=1)
+        ]
+        event = st.dataframe(
+            hits, key=f"live_table_{label}", on_select="rerun", selection_mode="single-row",
+            hide_index=True, width="stretch",
+            column_config={"score": st.column_config.NumberColumn(format="%.4f")},
+        )
+        rows = [r for r in selected_rows(event) if 0 <= r < len(hits)]
+        pick = rows[0] if rows else 0
+        chosen = int(result.indices[pick])
+        st.markdown(f"**Selected: #{pick + 1} {escape_md(bundle.video_ids[chosen])}**")
+        frame_strip(roots, bundle, chosen, title=f"#{pick + 1} · {bundle.video_ids[chosen]}")
+        try:
+            clip = video_file(roots, bundle, chosen, sel.data_root)
+        except PathOutsideRootsError as exc:
+            clip = None
+            st.caption(str(exc))
+        if clip is not None:
+            start, end = bundle.video_windows[chosen]
+            st.video(str(clip), start_time=int(start or 0),
+                     end_time=None if end is None else int(np.ceil(end)), loop=True, muted=True,
+                     width=VIDEO_WIDTH)
+        else:
+            st.caption("Video file not found under the data root; thumbnails only.")
+
+        if result.word_scores is not None and len(result.tokens):
+            fig = px.imshow(
+                np.asarray(result.word_scores), x=result.tokens,
+                y=[f"#{r} {v}" for r, v in enumerate(result.video_ids, start=1)],
+                color_continuous_scale="RdBu_r", color_continuous_midpoint=0.0, aspect="auto",
+                text_auto=".2f" if result.word_scores.size <= 400 else False,
+                labels={"x": "token", "y": "hit", "color": result.word_score_kind or "score"},
+            )
+            fig.update_layout(height=120 + 28 * len(result.video_ids),
+                              margin=dict(l=10, r=10, t=30, b=10),
+                              title=f"per-word {result.word_score_kind}")
+            st.plotly_chart(fig, key=f"live_words_{label}", width="stretch")
+            st.caption(result.word_score_note)
+
+        methods = bundle.projections.methods
+        if not methods:
+            st.caption("No embeddings map in this bundle (exported without projections).")
+            continue
+        method = "umap" if "umap" in methods else methods[0]
+        placer = resources.point_placer(bundle, method)
+        star = placer.place(query_vector(search, text))[0]
+        videos = bundle.projections.get(method, "videos")
+        texts = bundle.projections.get(method, "texts")
+        hit_set = set(result.indices.tolist())
+        fig = go.Figure()
+        fig.add_trace(go.Scattergl(
+            x=np.concatenate([texts[:, 0], videos[:, 0]]),
+            y=np.concatenate([texts[:, 1], videos[:, 1]]), mode="markers", name="gallery",
+            marker=dict(size=6, color=["#9ecae1"] * len(texts) + [
+                "#d62728" if v in hit_set else "#636363" for v in range(len(videos))]),
+            customdata=np.concatenate([np.arange(len(texts)), np.arange(len(videos))]),
+            hovertext=[f"caption {i}" for i in range(len(texts))]
+            + [f"video {v}" + (" (hit)" if v in hit_set else "") for v in bundle.video_ids],
+            hoverinfo="text",
+        ))
+        fig.add_trace(go.Scatter(
+            x=[star[0]], y=[star[1]], mode="markers", name="query",
+            marker=dict(symbol="star", size=18, color="gold", line=dict(color="black", width=1)),
+            hovertext=[text], hoverinfo="text",
+        ))
+        fig.update_layout(height=380, showlegend=False, margin=dict(l=10, r=10, t=30, b=10),
+                          title=f"{method.upper()} map: the query (★), hits (red), other "
+                                "videos (grey), captions (blue)")
+        st.plotly_chart(fig, key=f"live_map_{label}", width="stretch")

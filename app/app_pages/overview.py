@@ -1,0 +1,134 @@
+"""Overview: metrics of both runs with deltas and the paired test, GT-rank histograms, model
+cards."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis.cards import CardError
+from analysis.rankings import LOWER_IS_BETTER, METRIC_KEYS, metrics_table, rank_histogram
+from app import resources
+from app.context import current
+
+sel = current()
+base, drgi = sel.base, sel.drgi
+
+st.title("Overview")
+st.caption(
+    f"{sel.dataset}-{sel.split}: {base.num_texts} captions, {base.num_videos} videos. "
+    "t2v = text-to-video (a caption finds its video), v2t = video-to-text. R@K in %, "
+    "MdR/MnR = median/mean rank of the ground truth (lower is better)."
+)
+
+
+def _fmt(key: str, value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value:.1f}" if key.startswith("R@") else f"{value:g}"
+
+
+# ------------------------------------------------------------------ metrics
+table = metrics_table(base.metrics, drgi.metrics if drgi is not None else None)
+for direction in ("t2v", "v2t"):
+    st.subheader("Text → video" if direction == "t2v" else "Video → text")
+    for label, bundle in sel.bundles():
+        ref = None if label == "base" else base
+        cols = st.columns([2] + [1] * len(METRIC_KEYS))
+        cols[0].markdown(f"**{label}: {bundle.run_name}**")
+        for col, key in zip(cols[1:], METRIC_KEYS, strict=True):
+            name = f"{direction}/{key}"
+            value = float(bundle.metrics.get(name, float("nan")))
+            delta, same = None, False
+            if ref is not None:
+                d = value - float(ref.metrics.get(name, float("nan")))
+                delta = None if math.isnan(d) else f"{d:+.2f}"
+                same = not math.isnan(d) and d == 0
+            col.metric(
+                f"{direction} {key}", _fmt(key, value), delta=delta,
+                delta_color="off" if same else ("inverse" if key in LOWER_IS_BETTER
+                                                 else "normal"),
+                delta_arrow="off" if same else "auto",
+                delta_description="vs base" if delta is not None else None,
+            )
+
+with st.expander("All metrics as a table", expanded=False):
+    shown = table.rename(columns={"a": f"base ({base.run_name})",
+                                  "b": f"DRGI ({drgi.run_name})" if drgi else "DRGI (—)"})
+    st.dataframe(shown, hide_index=True, key="overview_metrics")
+
+# ------------------------------------------------------------------ paired test
+st.subheader("Is the difference significant?")
+if drgi is None:
+    st.info("Pick a second run in the sidebar to test the difference per query.")
+elif not sel.paired:
+    st.warning("The two bundles hold different captions or videos: no per-query test.")
+else:
+    stats = resources.paired_stats(base, drgi)
+    st.caption(
+        "Paired sign-flip randomisation test (two-sided) and a 95 % paired bootstrap interval "
+        "of DRGI − base, per query. R@K differences in percentage points; MnR in ranks "
+        "(negative = DRGI better). wins/losses count queries where DRGI's value is better/worse."
+    )
+    st.dataframe(
+        stats, hide_index=True, key="overview_paired",
+        column_config={
+            "diff": st.column_config.NumberColumn("DRGI − base", format="%+.2f"),
+            "ci_low": st.column_config.NumberColumn("95 % CI low", format="%+.2f"),
+            "ci_high": st.column_config.NumberColumn("95 % CI high", format="%+.2f"),
+            "p_value": st.column_config.NumberColumn("p", format="%.4f"),
+        },
+    )
+    r1 = stats[(stats["direction"] == "t2v") & (stats["metric"] == "R@1")].iloc[0]
+    verdict = "significant" if r1["p_value"] < 0.05 else "not significant"
+    st.markdown(
+        f"t2v R@1: DRGI − base = **{r1['diff']:+.2f} pp** "
+        f"(95 % CI {r1['ci_low']:+.2f} … {r1['ci_high']:+.2f}), p = {r1['p_value']:.4f} "
+        f"({verdict} at 0.05, n = {int(r1['n'])})."
+    )
+
+# ------------------------------------------------------------------ rank histograms
+st.subheader("Where does the ground truth land?")
+hist_cols = st.columns(2)
+for col, (direction, n_max) in zip(
+    hist_cols, (("t2v", base.num_videos), ("v2t", base.num_texts)), strict=True
+):
+    fig = go.Figure()
+    for label, bundle in sel.bundles():
+        ranks = getattr(bundle.ranks, direction)
+        h = rank_histogram(ranks, max_rank=n_max)
+        fig.add_bar(x=h["bin"], y=h["share"], name=f"{label}: {bundle.run_name}",
+                    customdata=h["count"],
+                    hovertemplate="rank %{x}: %{customdata} queries (%{y:.1f} %)<extra></extra>")
+    fig.update_layout(
+        barmode="group", title=f"{direction}: ground-truth rank", height=320,
+        xaxis=dict(type="category", title="rank of the ground truth (log-spaced bins)"),
+        yaxis_title="% of queries",
+        margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.35),
+    )
+    col.plotly_chart(fig, key=f"overview_hist_{direction}", width="stretch")
+
+# ------------------------------------------------------------------ model cards
+st.subheader("Model cards")
+card_cols = st.columns(len(sel.bundles()))
+for col, (label, bundle) in zip(card_cols, sel.bundles(), strict=True):
+    col.markdown(f"**{label}: {bundle.run_name}**")
+    try:
+        card = resources.model_card(sel.roots, bundle.run_dir)
+    except CardError as exc:
+        col.error(str(exc))
+        continue
+    col.dataframe(
+        pd.DataFrame(card.rows(), columns=["field", "value"]), hide_index=True,
+        key=f"overview_card_{label}", width="stretch",
+    )
+    if card.drgi is None:
+        col.caption("No DRGI: attention graphs and discriminator scores need a DRGI run.")
+    else:
+        col.caption(
+            f"DRGI adds {card.drgi_parameters:,} parameters ({100 * card.drgi_share:.2f} % of "
+            "the checkpoint), all training-only: inference cost is unchanged."
+        )

@@ -1,0 +1,76 @@
+"""The "which query" picker bound to the URL (``?q=12``), fed by chart and table selections.
+
+Charts and tables report selections as plain dicts in ``st.session_state`` (their keys). A
+page draws them first, passes the picked ids to :func:`take_selection`, and then draws
+:func:`query_picker`: a *new* selection moves the bound query, an unchanged one leaves a query
+typed by hand alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import streamlit as st
+
+from app.state import KEY_QUERY
+
+_SEEN = "_seen_selection_"
+
+
+def selected_points(event: Any) -> list[Any]:
+    """The ``customdata`` ids of the points of a plotly selection event (a plain dict or a
+    ``PlotlyState``); list-valued customdata gives its first element."""
+    selection = _get(event, "selection")
+    points = _get(selection, "points") or []
+    out = []
+    for p in points:
+        cd = _get(p, "customdata")
+        if isinstance(cd, list | tuple):
+            cd = cd[0] if cd else None
+        if cd is not None:
+            out.append(cd)
+    return out
+
+
+def selected_rows(event: Any) -> list[int]:
+    """The selected row positions of a dataframe selection event."""
+    selection = _get(event, "selection")
+    return [int(r) for r in (_get(selection, "rows") or [])]
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def take_selection(source: str, ids: Iterable[Any]) -> int | None:
+    """Move the bound query to the first of ``ids`` when this source's selection changed.
+
+    Call before :func:`query_picker` in the same run. Returns the id taken, or None.
+    """
+    ids = [int(i) for i in ids]
+    seen_key = _SEEN + source
+    if st.session_state.get(seen_key) == ids:
+        return None
+    st.session_state[seen_key] = ids
+    if not ids:
+        return None
+    st.session_state[KEY_QUERY] = ids[0]
+    return ids[0]
+
+
+def query_picker(n: int, *, label: str = "Query", help: str | None = None,
+                 container: Any = None) -> int:
+    """A number input for the query index ``0..n-1``, bound to the URL as ``q``."""
+    where = container if container is not None else st
+    value = st.session_state.get(KEY_QUERY)
+    if value is not None and not 0 <= int(value) < n:
+        st.session_state[KEY_QUERY] = min(max(int(value), 0), n - 1)
+    return int(where.number_input(
+        label, min_value=0, max_value=max(n - 1, 0), step=1, key=KEY_QUERY,
+        bind="query-params", help=help,
+    ))

@@ -1,0 +1,101 @@
+"""Frame strips and clips from a bundle: thumbnails only, videos are never decoded here.
+
+- :func:`frame_strip` draws a video's sampled frames (the bundle's JPEG strip) with an optional
+  title, score and ground-truth highlight.
+- :func:`frame_images` returns the frames as ``[n, S, S, 3]`` uint8 arrays (for figure axes).
+- :func:`video_file` resolves a bundle video's file inside the data root (for ``st.video``).
+- :func:`ranked_list` draws a top-k list as a column of strips.
+
+Every file is checked with :meth:`app.state.AppRoots.check` before it is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from analysis.bundle import Bundle, BundleError
+from app.state import AppRoots, PathOutsideRootsError
+
+logger = logging.getLogger(__name__)
+
+GT_MARK = "✓ ground truth"
+MAX_STRIP_WIDTH = 720  # px; strips are drawn at 1.5x their thumbnail size up to this
+
+
+def thumbnail_file(roots: AppRoots, bundle: Bundle, video: int) -> Path:
+    """The checked path of video ``video``'s JPEG strip."""
+    return roots.check(bundle.thumbnail_path(int(video)))
+
+
+def frame_images(roots: AppRoots, bundle: Bundle, video: int) -> np.ndarray:
+    """The sampled frames of a video as uint8 ``[n, S, S, 3]``."""
+    thumbnail_file(roots, bundle, video)
+    return bundle.thumbnail_frames(int(video))
+
+
+def frame_strip(
+    roots: AppRoots,
+    bundle: Bundle,
+    video: int,
+    *,
+    title: str | None = None,
+    gt: bool = False,
+    container: Any = None,
+) -> None:
+    """Draw video ``video``'s frame strip; a ground-truth strip sits in a bordered box with a
+    mark."""
+    where = container if container is not None else st
+    box = where.container(border=gt)
+    label = title if title is not None else f"video {bundle.video_ids[int(video)]}"
+    if gt:
+        label = f"{label} — {GT_MARK}"
+    try:
+        path = thumbnail_file(roots, bundle, video)
+    except (BundleError, PathOutsideRootsError, IndexError) as exc:
+        box.caption(f"{label}: no thumbnail ({exc})")
+        return
+    n = int(bundle.thumb_counts[int(video)]) or 1
+    box.image(str(path), caption=label, width=int(min(1.5 * n * bundle.thumb_size,
+                                                      MAX_STRIP_WIDTH)))
+
+
+def ranked_list(
+    roots: AppRoots,
+    bundle: Bundle,
+    videos: Sequence[int],
+    scores: Sequence[float],
+    *,
+    gt_video: int | None = None,
+    container: Any = None,
+) -> None:
+    """Draw a ranked list (best first) of frame strips with rank and score; the ground truth
+    highlighted."""
+    where = container if container is not None else st
+    for r, (v, s) in enumerate(zip(videos, scores, strict=True), start=1):
+        frame_strip(
+            roots, bundle, int(v), container=where, gt=gt_video is not None and int(v) == gt_video,
+            title=f"#{r} · {bundle.video_ids[int(v)]} · score {float(s):.3f}",
+        )
+
+
+def video_file(roots: AppRoots, bundle: Bundle, video: int, data_root: Path | None) -> Path | None:
+    """The video file of bundle video ``video`` inside the data root, None when not found.
+
+    Raises:
+        app.state.PathOutsideRootsError: the recorded path points outside the roots.
+    """
+    rel = Path(bundle.video_paths[int(video)])
+    if rel.is_absolute():
+        path = rel
+    elif data_root is not None:
+        path = data_root / rel
+    else:
+        return None
+    checked = roots.check(path)
+    return checked if checked.is_file() else None

@@ -1,0 +1,60 @@
+"""DRGI Lab, the Streamlit app: ``streamlit run app/main.py``.
+
+Reads runs and their analysis bundles under ``DRGI_LAB_CHECKPOINTS`` (default
+``checkpoints/``) and datasets under ``DRGI_LAB_DATA`` (default ``data/``); nothing else. The
+sidebar picks the base run, the DRGI run and the dataset split (bound to the URL), then the
+selected page runs. Pages get the selection from :func:`app.context.current`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+APP_DIR = Path(__file__).resolve().parent
+if str(APP_DIR.parent) not in sys.path:  # `streamlit run app/main.py` puts app/ on the path
+    sys.path.insert(0, str(APP_DIR.parent))
+
+from app.components.sidebar import render_sidebar  # noqa: E402
+from app.context import set_current  # noqa: E402
+from app.state import AppRoots  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+# (file relative to app/, title, icon, url_path); the first page is the default
+PAGES: list[tuple[str, str, str, str]] = [
+    ("app_pages/overview.py", "Overview", ":material/dashboard:", "overview"),
+    ("app_pages/compare.py", "Compare rankings", ":material/compare_arrows:", "compare"),
+    ("app_pages/failures.py", "Failures", ":material/error:", "failures"),
+    ("app_pages/attention.py", "Attention graphs", ":material/hub:", "attention"),
+    ("app_pages/embeddings.py", "Embeddings", ":material/scatter_plot:", "embeddings"),
+    ("app_pages/hard_negatives.py", "Hard negatives", ":material/balance:", "hard-negatives"),
+    ("app_pages/live_query.py", "Live query", ":material/search:", "live-query"),
+]
+
+
+def build_pages() -> list[st.Page]:
+    """The ``st.Page`` objects of :data:`PAGES` (file pages, so AppTest can switch to them)."""
+    pages = []
+    for i, (file, title, icon, url_path) in enumerate(PAGES):
+        path = APP_DIR / file
+        if not path.is_file():
+            logger.error("page file %s is missing; the page is left out", path)
+            continue
+        pages.append(st.Page(path, title=title, icon=icon, url_path=url_path, default=i == 0))
+    return pages
+
+
+def main() -> None:
+    st.set_page_config(page_title="DRGI Lab", page_icon=":material/hub:", layout="wide")
+    pg = st.navigation(build_pages(), position="sidebar")
+    st.sidebar.title("DRGI Lab")
+    set_current(render_sidebar(AppRoots.from_env()))
+    pg.run()
+
+
+if __name__ == "__main__":  # streamlit runs this file as __main__; tests import PAGES
+    main()

@@ -1,0 +1,247 @@
+"""Cached loaders: every big object a page needs is loaded once per process and shared.
+
+Keys are stable ids (path strings plus a file stamp: ``st_mtime_ns`` and size), never big
+arrays, so a changed file is a new cache entry and an unchanged one is a hit.
+
+- :func:`load_bundle` -> :class:`analysis.bundle.Bundle` (``st.cache_resource``; the arrays are
+  read-only and memory-mapped, shared by every session).
+- :func:`live_search` -> :class:`analysis.query.LiveSearch` for a run and its bundle (the run's
+  text tower and the bundle's gallery; ``st.cache_resource``).
+- :func:`point_placer` -> :class:`analysis.projection.PointPlacer` for a bundle's pooled texts
+  and videos on one map method (``st.cache_resource``).
+- :func:`model_card` -> :class:`analysis.cards.ModelCard` of a run (``st.cache_data``: small).
+- :func:`scan_bundles` -> the bundles under the checkpoints root with their freshness
+  (``st.cache_data`` with a short ttl; :func:`clear_scan` forgets it after an export).
+
+Every path goes through :meth:`app.state.AppRoots.check` before it is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from analysis.bundle import Bundle, BundleInfo, bundle_status, find_bundles
+from app.state import AppRoots
+
+logger = logging.getLogger(__name__)
+
+SCAN_TTL_S = 30  # seconds a bundle scan (with its freshness checks) is reused
+
+
+def file_stamp(path: str | Path) -> tuple[int, int]:
+    """``(st_mtime_ns, st_size)`` of a file, ``(-1, -1)`` when it does not exist."""
+    try:
+        st_ = Path(path).stat()
+    except FileNotFoundError:
+        return (-1, -1)
+    return (int(st_.st_mtime_ns), int(st_.st_size))
+
+
+def bundle_stamp(bundle_dir: str | Path) -> tuple[tuple[int, int], ...]:
+    """A cache key part that changes when a bundle or its run's checkpoint is rewritten."""
+    b = Path(bundle_dir)
+    run = b.parent.parent
+    return (
+        file_stamp(b / "meta.json"),
+        file_stamp(run / "model.safetensors"),
+        file_stamp(run / "config.json"),
+    )
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the analysis bundle…")
+def _bundle(path: str, stamp: tuple, allow_stale: bool, data_root: str | None) -> Bundle:
+    return Bundle.load(path, check=True, allow_stale=allow_stale, data_root=data_root)
+
+
+def load_bundle(
+    roots: AppRoots,
+    bundle_dir: str | Path,
+    *,
+    allow_stale: bool = True,
+    data_root: str | Path | None = None,
+) -> Bundle:
+    """Load (once per process and file version) the bundle at ``bundle_dir``.
+
+    Raises:
+        app.state.PathOutsideRootsError: the bundle (or ``data_root``) lies outside the roots.
+        analysis.bundle.BundleError: no usable bundle there (or a stale one when
+            ``allow_stale`` is False).
+    """
+    path = roots.check(bundle_dir)
+    # always a dataset root inside the roots, so the freshness check never reads elsewhere
+    root = roots.check(data_root) if data_root is not None else dataset_root(
+        roots, read_meta(path))
+    return _bundle(str(path), bundle_stamp(path), bool(allow_stale), str(root))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the text tower for live search…")
+def _live_search(run_dir: str, bundle_dir: str, stamp: tuple, _bundle_obj: Bundle) -> Any:
+    from analysis.query import live_search_for_bundle
+
+    return live_search_for_bundle(run_dir, _bundle_obj)
+
+
+def live_search(roots: AppRoots, bundle: Bundle) -> Any:
+    """The :class:`analysis.query.LiveSearch` of ``bundle``'s run over ``bundle``'s gallery.
+
+    Loads the run's checkpoint (text tower and head) once per process and checkpoint version.
+
+    Raises:
+        ValueError: the bundle was exported from another checkpoint than the run's current one.
+        app.state.PathOutsideRootsError: the run's tokenizer lies in a folder outside the roots.
+    """
+    run = roots.check(bundle.run_dir)
+    path = roots.check(bundle.path)
+    _check_tokenizer_source(roots, run)
+    return _live_search(str(run), str(path), bundle_stamp(path), bundle)
+
+
+def _check_tokenizer_source(roots: AppRoots, run: Path) -> None:
+    """Refuse a run whose tokenizer would be read from a local folder outside the roots (a
+    run without its own ``tokenizer/`` falls back to ``model.tokenizer`` or
+    ``model.pretrained``)."""
+    if (run / "tokenizer").is_dir():
+        return
+    try:
+        model = json.loads((run / "config.json").read_text(encoding="utf-8")).get("model", {})
+    except (OSError, ValueError, AttributeError):
+        return  # load_pretrained reports a broken config with the file's name
+    source = (model.get("tokenizer") or model.get("pretrained") or "") if isinstance(
+        model, dict) else ""
+    if source and Path(source).expanduser().exists():
+        roots.check(source)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _placer(bundle_dir: str, stamp: tuple, method: str, _bundle_obj: Bundle) -> Any:
+    from analysis.projection import PointPlacer
+    from analysis.query import pooled_map_points
+
+    x, coords = pooled_map_points(_bundle_obj, method)
+    return PointPlacer(x, coords)
+
+
+def point_placer(bundle: Bundle, method: str) -> Any:
+    """A :class:`analysis.projection.PointPlacer` on ``bundle``'s pooled texts and videos in
+    the map of ``method`` (to drop a new query onto the embeddings map)."""
+    return _placer(str(bundle.path), bundle_stamp(bundle.path), method, bundle)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _model_card(run_dir: str, stamp: tuple) -> Any:
+    from analysis.cards import model_card as build
+
+    return build(run_dir)
+
+
+def model_card(roots: AppRoots, run_dir: str | Path) -> Any:
+    """The :class:`analysis.cards.ModelCard` of a run (config summary and parameter counts)."""
+    run = roots.check(run_dir)
+    return _model_card(str(run), (file_stamp(run / "config.json"),
+                                  file_stamp(run / "model.safetensors")))
+
+
+def dataset_root(roots: AppRoots, meta: dict[str, Any]) -> Path:
+    """The dataset root of a bundle, always inside the app's roots.
+
+    Candidates in order: the recorded absolute root, the recorded root, ``<data>/<dataset>``;
+    the first existing folder inside the roots wins. When none does, the result is
+    ``<data>/<dataset>`` (absent), so a freshness check reports the dataset as not found
+    instead of reading outside the roots.
+    """
+    dataset = str(meta.get("dataset", ""))
+    candidates = [meta.get("data_root_abs"), meta.get("data_root")]
+    candidates.append(roots.data / dataset if dataset else None)
+    for c in candidates:
+        if not c:
+            continue
+        try:
+            path = roots.check(c)
+        except PermissionError:
+            continue
+        if path.is_dir():
+            return path
+    return roots.data / (dataset or "dataset")
+
+
+@st.cache_data(ttl=SCAN_TTL_S, show_spinner="Scanning the checkpoints for bundles…")
+def _scan(checkpoints: str, data: str) -> list[BundleInfo]:
+    roots = AppRoots(Path(checkpoints), Path(data))
+    out = []
+    for info in find_bundles(checkpoints, check=False):
+        meta = read_meta(info.path)
+        root = dataset_root(roots, meta)
+        out.append(replace(info, status=bundle_status(info.path, root)))
+    return out
+
+
+def read_meta(bundle_dir: str | Path) -> dict[str, Any]:
+    """``meta.json`` of a bundle as a dict (empty when missing or unreadable)."""
+    try:
+        meta = json.loads((Path(bundle_dir) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def scan_bundles(roots: AppRoots) -> list[BundleInfo]:
+    """Every bundle under the checkpoints root with its freshness (reused for 30 s)."""
+    return _scan(str(roots.checkpoints), str(roots.data))
+
+
+def clear_scan() -> None:
+    """Forget the bundle scan (after an export wrote a bundle)."""
+    _scan.clear()
+
+
+def _bundle_key(bundle: Bundle) -> tuple[str, tuple[tuple[int, int], ...]]:
+    return (str(bundle.path), bundle_stamp(bundle.path))
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the paired significance tests…")
+def _paired(key: tuple, _pairs: dict[str, tuple[Any, Any]]) -> Any:
+    from analysis.rankings import paired_summary
+
+    return paired_summary(_pairs)
+
+
+def paired_stats(base: Bundle, drgi: Bundle) -> Any:
+    """:func:`analysis.rankings.paired_summary` of DRGI vs base on t2v and v2t (cached per
+    bundle pair and version)."""
+    pairs = {"t2v": (base.ranks.t2v, drgi.ranks.t2v), "v2t": (base.ranks.v2t, drgi.ranks.v2t)}
+    return _paired((_bundle_key(base), _bundle_key(drgi)), pairs)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _comparison(key: tuple, direction: str, _ra: Any, _rb: Any, _names: list[str]) -> Any:
+    from analysis.rankings import compare_rankings
+
+    return compare_rankings(_ra, _rb, captions=_names)
+
+
+def comparison(base: Bundle, drgi: Bundle, direction: str) -> Any:
+    """:func:`analysis.rankings.compare_rankings` of DRGI vs base for ``"t2v"`` (queries are
+    captions, named by their text) or ``"v2t"`` (queries are videos, named by id); cached."""
+    if direction not in ("t2v", "v2t"):
+        raise ValueError(f"direction={direction!r}: expected 't2v' or 'v2t'")
+    names = list(base.captions) if direction == "t2v" else list(base.video_ids)
+    return _comparison((_bundle_key(base), _bundle_key(drgi)), direction,
+                       getattr(base.ranks, direction), getattr(drgi.ranks, direction), names)
+
+
+@st.cache_data(max_entries=16, show_spinner="Listing failed queries…")
+def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle) -> Any:
+    from analysis.failures import bundle_failures
+
+    return bundle_failures(_bundle_obj, k=k, top=top)
+
+
+def failure_table(bundle: Bundle, k: int = 1, top: int = 5) -> Any:
+    """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top)."""
+    return _failures(_bundle_key(bundle), int(k), int(top), bundle)

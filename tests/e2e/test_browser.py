@@ -1,0 +1,150 @@
+"""The app in a real browser: Debian chromium driven by Playwright, server on a loopback port.
+
+Opens every page of ``app.main.PAGES``, waits until the script is idle, checks that no
+exception is shown and that the page's charts rendered, types a live query and sees results,
+and saves one screenshot per page.
+
+By default the app serves the tiny run pair of ``tests/conftest.py``. With
+``DRGI_LAB_E2E_REPO_ROOTS=1`` it serves the repository's own ``checkpoints/`` and ``data/``
+(the demo runs, after ``make app`` has exported them); ``DRGI_LAB_SCREENSHOTS=DIR`` keeps the
+screenshots there (this is how ``docs/screenshots`` for the README are made).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def roots(request):
+    if os.environ.get("DRGI_LAB_E2E_REPO_ROOTS") == "1":
+        return REPO / "checkpoints", REPO / "data", "demo-base", "demo-drgi"
+    pair = request.getfixturevalue("tiny_run_pair")
+    return pair.checkpoints, pair.data, pair.base.name, pair.drgi.name
+
+
+@pytest.fixture(scope="module")
+def server(roots):
+    checkpoints, data, _, _ = roots
+    port = _free_port()
+    env = dict(os.environ, DRGI_LAB_CHECKPOINTS=str(checkpoints), DRGI_LAB_DATA=str(data),
+               OMP_WAIT_POLICY="PASSIVE")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "main.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--server.headless", "true", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            proc.kill()
+            pytest.fail(f"streamlit did not become healthy on {url}:\n{out[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--disable-quic"],
+        )
+        yield b
+        b.close()
+
+
+def _wait_idle(page, timeout_ms: int = 120_000) -> None:
+    page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]",
+                           timeout=timeout_ms)
+    page.wait_for_timeout(500)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]",
+                           timeout=timeout_ms)
+
+
+def _screenshot_dir(tmp_path_factory) -> Path:
+    d = os.environ.get("DRGI_LAB_SCREENSHOTS")
+    out = Path(d) if d else tmp_path_factory.mktemp("screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _pages():
+    sys.path.insert(0, str(REPO))
+    from app.main import PAGES
+
+    return PAGES
+
+
+@pytest.mark.parametrize("page_def", _pages(), ids=lambda p: p[3])
+def test_every_page_renders(server, roots, browser, page_def, tmp_path_factory):
+    _, _, base, drgi = roots
+    file, title, _, url_path = page_def
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{server}/{url_path}?base={base}&drgi={drgi}")
+    _wait_idle(page)
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")[:2000]
+    assert title in page.inner_text("body")
+    charts = page.locator("[data-testid=stPlotlyChart]")
+    if charts.count():
+        page.wait_for_selector("[data-testid=stPlotlyChart] .main-svg", timeout=60_000)
+    page.screenshot(path=str(_screenshot_dir(tmp_path_factory) / f"{url_path}.png"),
+                    full_page=True)
+    page.close()
+
+
+def test_live_query_in_the_browser(server, roots, browser):
+    _, _, base, drgi = roots
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{server}/live-query?base={base}&drgi={drgi}")
+    _wait_idle(page)
+    box = page.locator("input[type=text], textarea").first
+    box.fill("a red circle moves left")
+    box.press("Enter")
+    page.wait_for_timeout(800)
+    _wait_idle(page)
+    assert page.locator("[data-testid=stException]").count() == 0
+    body = page.inner_text("body")
+    assert "ms" in body  # latency is shown
+    assert page.locator("[data-testid=stDataFrame], [data-testid=stTable]").count() > 0
+    page.close()
