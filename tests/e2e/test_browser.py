@@ -138,7 +138,7 @@ def test_live_query_in_the_browser(server, roots, browser):
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     page.goto(f"{server}/live-query?base={base}&drgi={drgi}")
     _wait_idle(page)
-    box = page.locator("input[type=text], textarea").first
+    box = page.locator(".st-key-text input").first  # the live query's text box (key "text")
     box.fill("a red circle moves left")
     box.press("Enter")
     page.wait_for_timeout(800)
