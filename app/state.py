@@ -22,6 +22,7 @@ KEY_BASE_RUN = "base"
 KEY_DRGI_RUN = "drgi"
 KEY_SPLIT = "split"
 KEY_QUERY = "q"
+KEY_VIDEO = "v"  # a video index (attention graphs of a video)
 
 
 class PathOutsideRootsError(PermissionError):

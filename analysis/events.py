@@ -1,0 +1,292 @@
+"""SynthVTT events on a video's sampled frames, and how much attention falls on them.
+
+SynthVTT's meta file (``spec/synthvtt.md``) records every video's events as frame ranges
+``[start_frame, end_frame)`` at the generator's ``fps``, and every caption's mentioned events
+as indices into its video's event list. A bundle samples ``T`` frames per video and records
+each sampled frame's presentation time in seconds (NaN on padding). Here the two meet:
+
+- :func:`event_spans`: each event's time span in seconds (to shade it on a time axis);
+- :func:`frame_event_ids` / :func:`frame_event_table`: which event each sampled frame shows
+  (``-1`` for gaps between events and for padding);
+- :func:`caption_alignment` / :func:`alignment_table`: the attention-event alignment (the
+  share of a caption's attention mass on the frames of the events it mentions) with its
+  chance level, built on :func:`analysis.attention.event_alignment`.
+
+A sampled frame at time ``t`` is source frame ``round(t * fps)`` (SynthVTT frames have
+timestamps ``i / fps``; rounding absorbs the float error of ``pts * time_base``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.attention import event_alignment
+
+logger = logging.getLogger(__name__)
+
+NO_EVENT = -1  # event id of a gap frame or a padded frame
+
+
+@dataclass(frozen=True)
+class EventSpan:
+    """One event of a video on the time axis.
+
+    Attributes:
+        index: the event's position in the video's event list.
+        label: ``"red circle moves left"``.
+        start: first second of the event (``start_frame / fps``).
+        end: end of the event in seconds, exclusive (``end_frame / fps``).
+    """
+
+    index: int
+    label: str
+    start: float
+    end: float
+
+
+def _check_fps(fps: Any) -> float:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps={fps!r}: expected a positive number") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"fps={fps!r}: expected a positive number")
+    return value
+
+
+def _frame_range(event: Any, where: str) -> tuple[int, int]:
+    if not isinstance(event, Mapping):
+        raise ValueError(f"{where}: expected an event object, got {type(event).__name__}")
+    start, end = event.get("start_frame"), event.get("end_frame")
+    if not (isinstance(start, int | np.integer) and isinstance(end, int | np.integer)):
+        raise ValueError(
+            f"{where}: expected integer start_frame and end_frame, got {start!r}, {end!r}"
+        )
+    if not 0 <= int(start) < int(end):
+        raise ValueError(
+            f"{where}: expected 0 <= start_frame < end_frame (end exclusive), got {start}, {end}"
+        )
+    return int(start), int(end)
+
+
+def event_label(event: Mapping[str, Any]) -> str:
+    """``"<colour> <shape> <action>"`` of a SynthVTT event (missing parts are left out)."""
+    parts = [str(event.get(k)) for k in ("colour", "shape", "action") if event.get(k)]
+    return " ".join(parts) if parts else "event"
+
+
+def event_spans(events: Sequence[Mapping[str, Any]], fps: float) -> list[EventSpan]:
+    """The time span of every event of a video.
+
+    Args:
+        events: the video's ``events`` from ``synthvtt_meta.json`` (``start_frame``,
+            ``end_frame`` end-exclusive, ``colour``, ``shape``, ``action``).
+        fps: the generator's frame rate (``params["fps"]``).
+
+    Returns:
+        One :class:`EventSpan` per event, in the video's order.
+    """
+    rate = _check_fps(fps)
+    out = []
+    for i, ev in enumerate(events):
+        start, end = _frame_range(ev, f"events[{i}]")
+        out.append(EventSpan(i, event_label(ev), start / rate, end / rate))
+    return out
+
+
+def frame_event_ids(
+    timestamps: Any, events: Sequence[Mapping[str, Any]], fps: float
+) -> np.ndarray:
+    """Which event each sampled frame of one video shows.
+
+    Args:
+        timestamps: ``[T]`` seconds of the sampled frames, NaN on padding.
+        events: the video's events (see :func:`event_spans`).
+        fps: the generator's frame rate.
+
+    Returns:
+        ``[T]`` int64 event index, :data:`NO_EVENT` (-1) for a frame between events and for
+        padding.
+
+    Shapes:
+        timestamps ``[T]`` -> ``[T]``.
+    """
+    t = np.asarray(timestamps, dtype=np.float64)
+    if t.ndim != 1:
+        raise ValueError(f"timestamps: expected [T] seconds of one video, got shape {t.shape}")
+    rate = _check_fps(fps)
+    out = np.full(t.shape, NO_EVENT, dtype=np.int64)
+    real = np.isfinite(t)
+    frame = np.full(t.shape, -1, dtype=np.int64)
+    frame[real] = np.rint(t[real] * rate).astype(np.int64)
+    for i, ev in enumerate(events):
+        start, end = _frame_range(ev, f"events[{i}]")
+        out[real & (frame >= start) & (frame < end)] = i
+    return out
+
+
+def frame_event_table(
+    frame_timestamps: Any, videos: Sequence[Mapping[str, Any]], fps: float
+) -> np.ndarray:
+    """:func:`frame_event_ids` of every video of a split.
+
+    Args:
+        frame_timestamps: ``[Nv, T]`` seconds (a bundle's ``frame_timestamps``).
+        videos: ``[Nv]`` video meta entries aligned with the rows (``events`` each).
+        fps: the generator's frame rate.
+
+    Shapes:
+        frame_timestamps ``[Nv, T]`` -> ``[Nv, T]`` int64.
+    """
+    t = np.asarray(frame_timestamps, dtype=np.float64)
+    if t.ndim != 2:
+        raise ValueError(f"frame_timestamps: expected [Nv, T], got shape {t.shape}")
+    if len(videos) != t.shape[0]:
+        raise ValueError(
+            f"videos: expected {t.shape[0]} entries (one per row of frame_timestamps), "
+            f"got {len(videos)}"
+        )
+    out = np.empty(t.shape, dtype=np.int64)
+    for v, video in enumerate(videos):
+        events = video.get("events") if isinstance(video, Mapping) else None
+        if not isinstance(events, list):
+            raise ValueError(f"videos[{v}].events: expected a list of events, got {events!r}")
+        out[v] = frame_event_ids(t[v], events, fps)
+    return out
+
+
+def event_runs(frame_events: Any) -> list[tuple[int, int, int]]:
+    """Maximal runs of consecutive frames showing the same event.
+
+    Args:
+        frame_events: ``[T]`` event id per frame (:func:`frame_event_ids`), -1 for none.
+
+    Returns:
+        ``(event, first, last)`` per run, positions inclusive, in frame order; frames
+        without an event form no run.
+    """
+    ev = np.asarray(frame_events)
+    if ev.ndim != 1:
+        raise ValueError(f"frame_events: expected [T], got shape {ev.shape}")
+    runs: list[tuple[int, int, int]] = []
+    start = 0
+    for i in range(1, ev.shape[0] + 1):
+        if i == ev.shape[0] or ev[i] != ev[start]:
+            if ev[start] != NO_EVENT:
+                runs.append((int(ev[start]), start, i - 1))
+            start = i
+    return runs
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Attention-event alignment of one caption.
+
+    Attributes:
+        share: share of the attention mass on frames of the mentioned events, in ``[0, 1]``.
+        chance: what uniform attention over the same valid frames would score.
+        mentioned: the mentioned event indices.
+    """
+
+    share: float
+    chance: float
+    mentioned: tuple[int, ...]
+
+    @property
+    def lift(self) -> float:
+        """``share - chance``: positive when attention favours the mentioned events."""
+        return self.share - self.chance
+
+
+def caption_alignment(
+    weights: Any, frame_events: Any, mentioned: Sequence[int]
+) -> Alignment:
+    """Attention-event alignment of one caption over its video's valid frames.
+
+    Pass the video's valid (non-padded) frames only: the chance level is uniform attention
+    over the frames given.
+
+    Args:
+        weights: ``[T']`` non-negative attention mass per valid sampled frame (e.g. part of a
+            row of the bundle's ``text_frame_weights``, or GAT attention received per frame).
+        frame_events: ``[T']`` event id per frame from :func:`frame_event_ids`.
+        mentioned: the caption's mentioned event indices (non-empty).
+
+    Shapes:
+        weights ``[T']``, frame_events ``[T']`` -> :class:`Alignment`.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    ev = np.asarray(frame_events)
+    share = event_alignment(w, ev, mentioned)
+    chance = event_alignment(np.ones_like(w), ev, mentioned)
+    return Alignment(share, chance, tuple(sorted({int(e) for e in mentioned})))
+
+
+def alignment_table(
+    weights: Any,
+    frame_events: Any,
+    video_mask: Any,
+    text_to_video: Any,
+    captions: Sequence[Mapping[str, Any] | None],
+) -> pd.DataFrame:
+    """Attention-event alignment of every caption of a split.
+
+    Args:
+        weights: ``[Nt, T]`` each caption's attention mass over its own video's frames (a
+            bundle's ``text_frame_weights``).
+        frame_events: ``[Nv, T]`` from :func:`frame_event_table`.
+        video_mask: ``[Nv, T]`` bool, True on real frames.
+        text_to_video: ``[Nt]`` each caption's video.
+        captions: ``[Nt]`` caption meta entries (``events``: mentioned indices), None for a
+            caption without meta (its row gets NaN).
+
+    Returns:
+        One row per caption: ``caption``, ``video``, ``share``, ``chance``, ``lift``
+        (``share - chance``), ``n_mentioned``.
+
+    Shapes:
+        weights ``[Nt, T]``, frame_events ``[Nv, T]``, video_mask ``[Nv, T]``,
+        text_to_video ``[Nt]`` -> DataFrame of ``Nt`` rows.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    ev = np.asarray(frame_events)
+    mask = np.asarray(video_mask).astype(bool)
+    t2v = np.asarray(text_to_video)
+    if w.ndim != 2:
+        raise ValueError(f"weights: expected [Nt, T], got shape {w.shape}")
+    if ev.ndim != 2 or ev.shape[1] != w.shape[1] or mask.shape != ev.shape:
+        raise ValueError(
+            f"frame_events {ev.shape} and video_mask {mask.shape} must both be [Nv, "
+            f"{w.shape[1]}] to match weights {w.shape}"
+        )
+    if t2v.shape != (w.shape[0],) or not np.issubdtype(t2v.dtype, np.integer):
+        raise ValueError(
+            f"text_to_video: expected {w.shape[0]} integer video indices, got {t2v.shape} "
+            f"{t2v.dtype}"
+        )
+    if ((t2v < 0) | (t2v >= ev.shape[0])).any():
+        raise ValueError(f"text_to_video: indices must lie in [0, {ev.shape[0]})")
+    if len(captions) != w.shape[0]:
+        raise ValueError(
+            f"captions: expected {w.shape[0]} entries (one per caption), got {len(captions)}"
+        )
+    rows = []
+    for q in range(w.shape[0]):
+        v = int(t2v[q])
+        row: dict[str, Any] = {"caption": q, "video": v, "share": np.nan, "chance": np.nan,
+                               "lift": np.nan, "n_mentioned": 0}
+        meta = captions[q]
+        mentioned = meta.get("events") if isinstance(meta, Mapping) else None
+        valid = mask[v]
+        if mentioned and valid.any() and w[q, valid].sum() > 0:
+            a = caption_alignment(w[q, valid], ev[v, valid], [int(e) for e in mentioned])
+            row.update(share=a.share, chance=a.chance, lift=a.lift, n_mentioned=len(a.mentioned))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["caption", "video", "share", "chance", "lift",
+                                       "n_mentioned"])

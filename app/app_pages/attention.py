@@ -1,0 +1,414 @@
+"""Attention graphs: DRGI's GAT attention over a caption's words or a video's frames.
+
+Pick a caption (``?q=``) or a video (``?v=``). For a run trained with DRGI the page draws the
+graph's attention as an annotated heatmap (word or frame labels, the video's frame strip), as a
+network (edge width by weight, edges above uniform attention), and per-node normalised entropy
+and self-loop share against the uniform baseline. For every run it draws the token-interaction
+weights (each caption's text-to-frame weights over its own video), and on SynthVTT the event
+spans on the frame axis and the attention-event alignment, base vs DRGI. All statistics come
+from :mod:`analysis.attention`, :mod:`analysis.attention_view` and :mod:`analysis.events`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis.attention import label_nodes, normalised_entropy, self_loop_share
+from analysis.attention_view import (
+    attention_edges,
+    attention_view,
+    circle_layout,
+    received_attention,
+    received_attention_stack,
+)
+from analysis.bundle import Bundle, BundleError, SynthVTTSplit, encode_jpeg
+from analysis.events import (
+    NO_EVENT,
+    alignment_table,
+    caption_alignment,
+    event_runs,
+    event_spans,
+    frame_event_ids,
+)
+from app import resources
+from app.components.query import query_picker
+from app.components.synthvtt import frame_events as split_frame_events
+from app.components.synthvtt import synthvtt_split
+from app.components.text import escape_md
+from app.components.thumbs import frame_images, frame_strip
+from app.context import DRGI_LABEL, current
+from app.state import KEY_VIDEO, AppRoots, PathOutsideRootsError
+
+logger = logging.getLogger(__name__)
+
+RUN_COLOURS = {"base": "#1f77b4", "DRGI": "#ff7f0e", "GAT": "#2ca02c"}
+EVENT_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+MAX_ANNOTATED = 30  # annotate heatmap cells up to 30 x 30
+MAX_EDGES = 150  # network edges drawn at most
+MEAN_HEADS = "mean over heads"
+MAX_AXIS_FRAMES = 24  # frame thumbnails under the heatmap's x axis up to this many frames
+
+
+# ------------------------------------------------------------------ cached loaders
+@st.cache_data(max_entries=16, show_spinner="Computing the attention-event alignment…")
+def _split_alignment(path: str, stamp: tuple, source: str, _bundle: Bundle,
+                     _meta: SynthVTTSplit) -> pd.DataFrame:
+    events = split_frame_events(_bundle, _meta)
+    if source == "gat":
+        d = _bundle.drgi
+        assert d is not None
+        per_video = received_attention_stack(d.video_attention, d.video_node_mask)
+        weights = per_video[np.asarray(_bundle.text_to_video)]
+    else:
+        weights = _bundle.text_frame_weights
+    return alignment_table(weights, events, _bundle.video_mask, _bundle.text_to_video,
+                           _meta.captions)
+
+
+def split_alignment(bundle: Bundle, meta: SynthVTTSplit, source: str) -> pd.DataFrame:
+    """:func:`analysis.events.alignment_table` of a bundle (``source`` "text_frame" or
+    "gat"), cached per bundle version."""
+    return _split_alignment(str(bundle.path), resources.bundle_stamp(bundle.path), source,
+                            bundle, meta)
+
+
+# ------------------------------------------------------------------ drawing helpers
+def gat_tokens(bundle: Bundle) -> bool:
+    """Whether the bundle's GAT nodes are words/frames (token mode), not factor chunks."""
+    return str((bundle.meta.get("drgi") or {}).get("nodes", "tokens")) == "tokens"
+
+
+def node_labels(bundle: Bundle, kind: str, item: int, mask: np.ndarray) -> list[str]:
+    """Axis labels of the valid nodes of caption/video ``item``'s graph."""
+    n_valid = int(np.count_nonzero(mask))
+    if not gat_tokens(bundle):
+        return [f"chunk {i}" for i in range(n_valid)]
+    if kind == "caption":
+        words = bundle.words(item)
+        if len(words) == n_valid:
+            return label_nodes("text", mask, tokens=words)
+        return label_nodes("text", mask)
+    times = bundle.frame_timestamps[item]
+    if len(mask) == len(times):
+        return label_nodes("video", mask, timestamps=times)
+    return label_nodes("video", mask)
+
+
+def shade_events(fig: go.Figure, runs: list[tuple[int, int, int]], labels: list[str]) -> None:
+    """Shade event runs ``(event, first, last)`` on a categorical frame axis."""
+    for event, first, last in runs:
+        fig.add_vrect(x0=first - 0.5, x1=last + 0.5, line_width=1,
+                      line_color=EVENT_COLOURS[event % len(EVENT_COLOURS)],
+                      fillcolor=EVENT_COLOURS[event % len(EVENT_COLOURS)], opacity=0.12,
+                      annotation_text=f"e{event}: {labels[event]}",
+                      annotation_position="top left", annotation_font_size=10)
+
+
+def frames_on_axis(fig: go.Figure, roots: AppRoots, bundle: Bundle, video: int,
+                   n_nodes: int) -> bool:
+    """Put the video's sampled frames under the heatmap's x axis (one per frame node).
+
+    Returns False (and draws nothing) when the thumbnails are missing or do not match the
+    nodes one to one.
+    """
+    if n_nodes > MAX_AXIS_FRAMES:
+        return False
+    try:
+        frames = frame_images(roots, bundle, video)
+    except (BundleError, PathOutsideRootsError, OSError, IndexError) as exc:
+        logger.warning("no thumbnails for video %s: %s", video, exc)
+        return False
+    if len(frames) != n_nodes:
+        return False
+    top, bottom, thumb = 110, 120, 100  # pixels: title + tick labels, thumbnails
+    height = int(fig.layout.height or 400) + thumb
+    plot = max(height - top - bottom, 50)
+    for i, frame in enumerate(frames):
+        uri = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(frame)).decode("ascii")
+        fig.add_layout_image(source=uri, xref="x", yref="paper", x=i, y=-0.03, sizex=0.95,
+                             sizey=thumb / plot, xanchor="center", yanchor="top",
+                             layer="above")
+    fig.update_xaxes(side="top", title=None)
+    fig.update_layout(height=height, margin=dict(t=top, b=bottom))
+    return True
+
+
+def heatmap(view: np.ndarray, labels: list[str], title: str, *, excess: bool) -> go.Figure:
+    n = view.shape[0]
+    kwargs: dict[str, Any] = {"zmin": 0.0, "color_continuous_scale": "Viridis"}
+    if excess:
+        bound = float(max(np.abs(view).max(), 1e-6))
+        kwargs = {"zmin": -bound, "zmax": bound, "color_continuous_scale": "RdBu_r"}
+    fig = px.imshow(view, x=labels, y=labels, aspect="auto",
+                    text_auto=".2f" if n <= MAX_ANNOTATED else False,
+                    labels={"x": "attended node", "y": "attending node",
+                            "color": "attention − uniform" if excess else "attention"},
+                    **kwargs)
+    fig.update_layout(title=title, height=max(320, 90 + 26 * n),
+                      margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_xaxes(tickangle=-45)
+    return fig
+
+
+def network(view: np.ndarray, labels: list[str], received: np.ndarray,
+            self_share: np.ndarray) -> tuple[go.Figure, int]:
+    """Nodes on a circle, edges above uniform attention with width by weight."""
+    n = view.shape[0]
+    pos = circle_layout(n)
+    edges = attention_edges(view, min_weight=1.0 / n, top=MAX_EDGES)
+    fig = go.Figure()
+    top = float(edges.weight.max()) if len(edges) else 1.0
+    for s, t, w in zip(edges.source, edges.target, edges.weight, strict=True):
+        fig.add_trace(go.Scatter(
+            x=[pos[s, 0], pos[t, 0]], y=[pos[s, 1], pos[t, 1]], mode="lines",
+            line=dict(width=0.5 + 7.5 * float(w) / top, color="rgba(70,70,160,0.45)"),
+            hoverinfo="text", text=f"{labels[s]} → {labels[t]}: {w:.3f}", showlegend=False,
+        ))
+    fig.add_trace(go.Scatter(
+        x=pos[:, 0], y=pos[:, 1], mode="markers+text", text=labels, textposition="top center",
+        marker=dict(size=10 + 30 * self_share, color=received, colorscale="Viridis",
+                    showscale=True, colorbar=dict(title="received", thickness=10),
+                    line=dict(width=1, color="#333")),
+        customdata=np.arange(n),
+        hovertemplate="%{text}<br>received %{marker.color:.3f}<extra></extra>",
+        showlegend=False,
+    ))
+    fig.update_layout(
+        height=460, margin=dict(l=10, r=10, t=40, b=10),
+        title="Network: edges above uniform attention (width ∝ weight)",
+        xaxis=dict(visible=False, range=[-1.35, 1.35]),
+        yaxis=dict(visible=False, range=[-1.35, 1.35], scaleanchor="x"),
+    )
+    return fig, len(edges)
+
+
+def node_stats_chart(labels: list[str], entropy: np.ndarray, self_share: np.ndarray) -> go.Figure:
+    n = len(labels)
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=labels, y=entropy, name="normalised entropy",
+                         marker_color="#4c78a8"))
+    fig.add_trace(go.Bar(x=labels, y=self_share, name="self-loop share", marker_color="#f58518"))
+    fig.add_hline(y=1.0, line_dash="dash", line_color="#4c78a8",
+                  annotation_text="uniform entropy = 1", annotation_position="top left")
+    fig.add_hline(y=1.0 / n, line_dash="dot", line_color="#f58518",
+                  annotation_text=f"uniform self-loop = 1/{n}", annotation_position="bottom right")
+    fig.update_layout(barmode="group", height=320, yaxis=dict(range=[0, 1.1]),
+                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    fig.update_xaxes(tickangle=-45)
+    return fig
+
+
+# ------------------------------------------------------------------ the page
+sel = current()
+roots = sel.roots
+base = sel.base
+st.title("Attention graphs")
+
+k_col, p_col = st.columns([1, 3])
+kind = k_col.radio("Graph of a", ["caption", "video"], horizontal=True, key="attn_kind",
+                   bind="query-params")
+if kind == "caption":
+    q = query_picker(base.num_texts, label="caption index", container=p_col,
+                     help="The caption is kept in the URL (?q=); other pages share it.")
+    video = int(base.text_to_video[q])
+else:
+    value = st.session_state.get(KEY_VIDEO)
+    if value is not None and not 0 <= int(value) < base.num_videos:
+        st.session_state[KEY_VIDEO] = min(max(int(value), 0), base.num_videos - 1)
+    video = int(p_col.number_input(
+        "video index", min_value=0, max_value=base.num_videos - 1, step=1, key=KEY_VIDEO,
+        bind="query-params", help="The video is kept in the URL (?v=)."))
+    own = np.flatnonzero(np.asarray(base.text_to_video) == video)
+    if own.size == 0:
+        st.warning(f"Video {base.video_ids[video]} has no caption in this split.")
+        q = None
+    elif own.size == 1:
+        q = int(own[0])
+    else:
+        q = int(st.selectbox("caption of this video (for the text-to-frame weights)",
+                             own.tolist(), key="attn_video_caption",
+                             format_func=lambda i: f"{i}: {base.captions[i]}"))
+
+if q is not None:
+    st.markdown(f"**Caption {q}:** {escape_md(base.captions[q])}  \n"
+                f"video **{escape_md(base.video_ids[video])}**")
+else:
+    st.markdown(f"video **{escape_md(base.video_ids[video])}**")
+frame_strip(roots, base, video, title=f"video {base.video_ids[video]}: sampled frames")
+
+meta, meta_note = synthvtt_split(roots, base)
+fps = float(meta.params["fps"]) if meta is not None else None
+video_events = meta.videos[video]["events"] if meta is not None else None
+event_labels: list[str] = [s.label for s in event_spans(video_events, fps)] if meta else []
+if meta_note:
+    st.caption(meta_note)
+
+# ------------------------------------------------------------------ GAT attention
+st.header("GAT attention (DRGI)")
+graph_bundles = sel.drgi_bundles()
+if not graph_bundles:
+    picked = ", ".join(f"{b.run_name}" for _, b in sel.bundles())
+    st.info(
+        f"The GAT attention needs a run trained with DRGI (config `drgi.enable=true`); "
+        f"{picked} has none. Pick a DRGI run in the sidebar. The token-interaction weights "
+        "below are shown for every run."
+    )
+else:
+    if len(graph_bundles) > 1:
+        labels_ = [label for label, _ in graph_bundles]
+        which = st.radio("GAT of", labels_, index=labels_.index(DRGI_LABEL), horizontal=True,
+                         key="attn_graph_run",
+                         format_func=lambda lb: f"{lb}: {dict(graph_bundles)[lb].run_name}")
+        gb = dict(graph_bundles)[which]
+    else:
+        gb = graph_bundles[0][1]
+    d = gb.drgi
+    assert d is not None
+    if kind == "caption" and q is not None:
+        attn, mask, item = d.text_attention[q], d.text_node_mask[q], q
+        graph_name = f"caption {q}"
+    else:
+        attn, mask, item = d.video_attention[video], d.video_node_mask[video], video
+        graph_name = f"video {gb.video_ids[video]}"
+    mask = np.asarray(mask, dtype=bool)
+    heads = int(attn.shape[0])
+    c1, c2 = st.columns(2)
+    head_choice = c1.selectbox("head", [MEAN_HEADS, *range(heads)], key="attn_head",
+                               disabled=heads == 1,
+                               format_func=lambda h: h if isinstance(h, str) else f"head {h}")
+    head = None if head_choice == MEAN_HEADS else int(head_choice)
+    excess = c2.toggle("show attention − uniform baseline", key="attn_excess",
+                       help="Subtract 1/N' (uniform attention over the valid nodes).")
+    view = attention_view(attn, mask, head)
+    labels = node_labels(gb, kind, item, mask)
+    nodes_word = "words" if kind == "caption" else "frames"
+    if not gat_tokens(gb):
+        nodes_word = "factor chunks"
+    st.caption(f"{gb.run_name}: {graph_name}, {len(labels)} {nodes_word}, {heads} head(s), "
+               f"DRGI nodes = {(gb.meta.get('drgi') or {}).get('nodes', '?')}. Row i is how "
+               "node i spreads its attention (rows sum to 1).")
+
+    fig = heatmap(attention_view(attn, mask, head, minus_uniform=excess), labels,
+                  f"GAT attention of {graph_name}", excess=excess)
+    runs: list[tuple[int, int, int]] = []
+    if kind == "video" and gat_tokens(gb) and meta is not None and fps is not None:
+        ev = frame_event_ids(gb.frame_timestamps[video][: len(mask)], video_events, fps)
+        runs = event_runs(ev[mask])
+        shade_events(fig, runs, event_labels)
+    if kind == "video" and gat_tokens(gb):
+        frames_on_axis(fig, roots, gb, video, int(mask.sum()))
+    st.plotly_chart(fig, key="attn_heatmap", width="stretch")
+
+    entropy = normalised_entropy(view, np.ones(len(labels), dtype=bool))
+    self_share = self_loop_share(view, np.ones(len(labels), dtype=bool))
+    received = received_attention(attn, mask, head)[mask]
+    left, right = st.columns(2)
+    with left:
+        net, n_edges = network(view, labels, received, self_share)
+        st.plotly_chart(net, key="attn_network", width="stretch")
+        st.caption(f"{n_edges} edges above uniform attention (1/{len(labels)}) shown; node size = "
+                   "self-loop share, colour = attention received.")
+    with right:
+        st.plotly_chart(node_stats_chart(labels, entropy, self_share), key="attn_entropy",
+                        width="stretch")
+        st.dataframe(pd.DataFrame({"node": labels, "entropy": entropy,
+                                   "self_loop": self_share, "received": received}),
+                     key="attn_node_table", hide_index=True, height=240, width="stretch")
+        st.caption("Normalised entropy: 1 = attends uniformly to all valid nodes (the uniform "
+                   "baseline), 0 = attends to a single node.")
+
+# ------------------------------------------------------------------ token interaction
+st.header("Token-interaction weights (text → frame)")
+if q is None:
+    st.info("This video has no caption, so it has no text-to-frame weights.")
+    st.stop()
+gt = int(base.text_to_video[q])
+valid = np.asarray(base.video_mask[gt], dtype=bool)
+times = np.asarray(base.frame_timestamps[gt])[valid]
+series: list[tuple[str, str, np.ndarray]] = []  # (name, colour key, weights over valid frames)
+for label, bundle in sel.bundles():
+    series.append((f"{label}: {bundle.run_name} (text-to-frame)", label,
+                   np.asarray(bundle.text_frame_weights[q], dtype=np.float64)[valid]))
+gat_bundle = next((b for _, b in graph_bundles if gat_tokens(b)
+                   and b.drgi is not None and b.drgi.video_attention.shape[-1] == len(valid)),
+                  None)
+if gat_bundle is not None:
+    d = gat_bundle.drgi
+    assert d is not None
+    mass = received_attention(d.video_attention[gt], d.video_node_mask[gt])
+    series.append((f"GAT: {gat_bundle.run_name} (video graph, attention received)", "GAT",
+                   mass[valid]))
+
+fig = go.Figure()
+for name, colour, w in series:
+    fig.add_trace(go.Bar(x=times, y=w, name=name, marker_color=RUN_COLOURS[colour],
+                         hovertemplate="%{x:.2f}s: %{y:.3f}<extra>" + name + "</extra>"))
+fig.add_hline(y=1.0 / max(len(times), 1), line_dash="dot", line_color="#666",
+              annotation_text="uniform", annotation_position="top right")
+if meta is not None and fps is not None:
+    for span in event_spans(meta.videos[gt]["events"], fps):
+        colour = EVENT_COLOURS[span.index % len(EVENT_COLOURS)]
+        fig.add_vrect(x0=span.start, x1=span.end, fillcolor=colour, opacity=0.12, line_width=1,
+                      line_color=colour, annotation_text=f"e{span.index}: {span.label}",
+                      annotation_position="top left", annotation_font_size=10)
+fig.update_layout(barmode="group", height=360, xaxis_title="time of the sampled frame (s)",
+                  yaxis_title="weight", margin=dict(l=10, r=10, t=40, b=10),
+                  legend=dict(orientation="h", y=-0.25))
+st.plotly_chart(fig, key="attn_text_frame", width="stretch")
+rule = (base.meta.get("text_frame") or {}).get("definition", "")
+st.caption(f"Each run's weights over the frames of the caption's own video ({rule}). "
+           + ("Shaded: the SynthVTT events of the video." if meta is not None else ""))
+
+if meta is not None and fps is not None:
+    st.subheader("Attention-event alignment")
+    caption_meta = meta.captions[q]
+    mentioned = list(caption_meta.get("events", [])) if caption_meta else []
+    if not mentioned:
+        st.caption("This caption has no SynthVTT entry, so its mentioned events are unknown.")
+    else:
+        ev = frame_event_ids(times, meta.videos[gt]["events"], fps)
+        gt_spans = event_spans(meta.videos[gt]["events"], fps)
+        st.markdown("Mentioned events: " + ", ".join(
+            f"e{e} ({escape_md(gt_spans[e].label)})" for e in mentioned))
+        rows = []
+        for name, _, w in series:
+            if not (ev != NO_EVENT).any() or w.sum() <= 0:
+                continue
+            a = caption_alignment(w, ev, mentioned)
+            rows.append({"weights": name, "share on mentioned events": a.share,
+                         "chance (uniform)": a.chance, "lift": a.lift})
+        st.dataframe(pd.DataFrame(rows), key="attn_alignment", hide_index=True, width="stretch")
+
+    summary = []
+    for label, bundle in sel.bundles():
+        b_meta, _ = synthvtt_split(roots, bundle)
+        if b_meta is None:
+            continue
+        sources = [("text-to-frame", "text_frame")]
+        if bundle.has_drgi and gat_tokens(bundle) and bundle.drgi is not None and \
+                bundle.drgi.video_attention.shape[-1] == bundle.num_frames:
+            sources.append(("GAT received", "gat"))
+        for source_name, source in sources:
+            table = split_alignment(bundle, b_meta, source)
+            done = table.dropna(subset=["share"])
+            summary.append({"run": f"{label}: {bundle.run_name}", "weights": source_name,
+                            "captions": len(done), "mean share": done["share"].mean(),
+                            "mean chance": done["chance"].mean(),
+                            "mean lift": done["lift"].mean(),
+                            "share > chance (%)": 100.0 * (done["lift"] > 0).mean()
+                            if len(done) else float("nan")})
+    if summary:
+        st.markdown("**Over the whole split** (mean over captions)")
+        st.dataframe(pd.DataFrame(summary), key="attn_alignment_split", hide_index=True,
+                     width="stretch")
+        st.caption("Share of each caption's attention mass on the frames of the events it "
+                   "mentions (spec/synthvtt.md); chance = what uniform attention over the same "
+                   "frames scores.")

@@ -1,0 +1,269 @@
+"""Hard negatives: score margins, per-query confusers, DRGI's discriminator and hubness.
+
+- Margin distributions ``s(GT) - max s(negative)``, base vs DRGI, overlaid.
+- Per query (``?q=``): the ground truth and the top negatives of both runs as bars, with frame
+  strips (SynthVTT: negatives from the ground truth's family marked).
+- DRGI's discriminator scores on the positive vs the hard-negative graphs (runs with DRGI).
+- Hubness: the k-occurrence distribution of the videos, its skew, the top hubs.
+
+Every number comes from :mod:`analysis.hard_negatives`, :mod:`analysis.scores` and
+:mod:`analysis.geometry`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis.bundle import Bundle
+from analysis.geometry import top_hubs
+from analysis.hard_negatives import (
+    HardNegatives,
+    hard_negatives,
+    hubness,
+    hubness_summary,
+    margin_distribution,
+)
+from analysis.scores import discriminator_summary, margin_summary
+from app import resources
+from app.components.query import query_picker, selected_rows, take_selection
+from app.components.synthvtt import synthvtt_split
+from app.components.text import escape_md
+from app.components.thumbs import frame_strip
+from app.context import current
+
+logger = logging.getLogger(__name__)
+
+RUN_COLOURS = {"base": "#1f77b4", "DRGI": "#ff7f0e"}
+GT_COLOUR = "#2ca02c"
+BEATS_GT = "#d62728"
+BELOW_GT = "#9e9e9e"
+HARDEST_KEY = "hn_hardest"
+MAX_NEG = 10
+
+
+# ------------------------------------------------------------------ cached computations
+def _key(bundle: Bundle) -> tuple[str, tuple]:
+    return str(bundle.path), resources.bundle_stamp(bundle.path)
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing margins…")
+def _margins(key: tuple, _bundle: Bundle) -> np.ndarray:
+    return margin_distribution(_bundle.sim, _bundle.text_to_video)
+
+
+def margins_of(bundle: Bundle) -> np.ndarray:
+    return _margins(_key(bundle), bundle)
+
+
+@st.cache_data(max_entries=16, show_spinner="Finding the hard negatives…")
+def _negatives(key: tuple, k: int, _family: tuple | None, _bundle: Bundle) -> HardNegatives:
+    family = None if _family is None else np.asarray(_family, dtype=np.int64)
+    return hard_negatives(_bundle.sim, _bundle.text_to_video, video_to_family=family, k=k)
+
+
+def negatives_of(bundle: Bundle, k: int, family: tuple[int, ...] | None) -> HardNegatives:
+    return _negatives(_key(bundle) + (family is not None,), int(k), family, bundle)
+
+
+@st.cache_data(max_entries=32, show_spinner="Counting k-occurrences…")
+def _hubness(key: tuple, k: int, _bundle: Bundle) -> np.ndarray:
+    return hubness(_bundle.sim, k=k, direction="t2v")
+
+
+def hubness_of(bundle: Bundle, k: int) -> np.ndarray:
+    return _hubness(_key(bundle), int(k), bundle)
+
+
+# ------------------------------------------------------------------ drawing helpers
+def overlay_histogram(series: list[tuple[str, np.ndarray, str]], x_title: str,
+                      *, vline: float | None = None, height: int = 320) -> go.Figure:
+    fig = go.Figure()
+    for name, values, colour in series:
+        fig.add_trace(go.Histogram(x=values, name=name, opacity=0.55, marker_color=colour,
+                                   histnorm="percent"))
+    if vline is not None:
+        fig.add_vline(x=vline, line_dash="dash", line_color="#333")
+    fig.update_layout(barmode="overlay", height=height, xaxis_title=x_title,
+                      yaxis_title="% of queries", margin=dict(l=10, r=10, t=20, b=10),
+                      legend=dict(orientation="h", y=1.15))
+    return fig
+
+
+def query_bars(bundle: Bundle, hn: HardNegatives, q: int, k: int) -> go.Figure:
+    """GT and the top-k negatives of query ``q`` as bars (red: scores >= GT)."""
+    gt = int(bundle.text_to_video[q])
+    ids = [int(v) for v in hn.video_ids[q, :k] if v >= 0]
+    names = [f"GT {bundle.video_ids[gt]}"] + [f"#{i + 1} {bundle.video_ids[v]}"
+                                              for i, v in enumerate(ids)]
+    scores = [float(hn.gt_scores[q])] + [float(s) for s in hn.scores[q, : len(ids)]]
+    colours = [GT_COLOUR] + [BEATS_GT if hn.at_or_above_gt[q, i] else BELOW_GT
+                             for i in range(len(ids))]
+    patterns = [""] + (["/" if hn.same_family is not None and hn.same_family[q, i] else ""
+                        for i in range(len(ids))])
+    # scores can be negative: bars rise from just below the lowest score, not from 0
+    lo, hi = min(scores), max(scores)
+    pad = max(1e-3, 0.15 * (hi - lo))
+    floor = lo - pad
+    fig = go.Figure(go.Bar(
+        x=names, y=[s - floor for s in scores], base=floor,
+        marker=dict(color=colours, pattern=dict(shape=patterns)),
+        customdata=[[v, s] for v, s in zip([gt, *ids], scores, strict=True)],
+        hovertemplate="%{x}: score %{customdata[1]:.4f}<extra></extra>",
+    ))
+    fig.add_hline(y=scores[0], line_dash="dot", line_color=GT_COLOUR)
+    fig.update_layout(height=300, yaxis=dict(title="score", range=[floor, hi + pad]),
+                      margin=dict(l=10, r=10, t=20, b=10))
+    fig.update_xaxes(tickangle=-35)
+    return fig
+
+
+# ------------------------------------------------------------------ the page
+sel = current()
+roots = sel.roots
+base = sel.base
+bundles = sel.bundles()
+st.title("Hard negatives")
+if base.num_videos < 2:
+    st.info(f"The split {sel.split_name} has {base.num_videos} video: hard negatives, margins "
+            "and hubness need at least two videos.")
+    st.stop()
+
+meta, meta_note = synthvtt_split(roots, base)
+family: tuple[int, ...] | None = None
+if meta is not None:
+    family = tuple(int(v["family"]) for v in meta.videos)
+elif meta_note:
+    st.caption(meta_note)
+
+# ------------------------------------------------------------------ margins
+st.header("Score margins")
+st.caption("Margin of a caption = score of its ground-truth video − score of the best other "
+           "video; below 0 a negative beats the ground truth.")
+margins = {label: margins_of(b) for label, b in bundles}
+cols = st.columns(len(bundles))
+rows = []
+for col, (label, bundle) in zip(cols, bundles, strict=True):
+    s = margin_summary(margins[label])
+    rows.append({"run": sel.label(bundle), "queries": s.n, "mean": s.mean, "median": s.median,
+                 "beaten (%)": 100.0 * s.negative_share, "tied (%)": 100.0 * s.tie_share})
+    c1, c2 = col.columns(2)
+    c1.metric(f"{label}: median margin", f"{s.median:+.4f}")
+    c2.metric(f"{label}: beaten by a negative", f"{100.0 * s.negative_share:.1f} %")
+st.plotly_chart(overlay_histogram(
+    [(sel.label(b), margins[label], RUN_COLOURS.get(label, "#444")) for label, b in bundles],
+    "margin s(GT) − max s(negative)", vline=0.0), key="hn_margins", width="stretch")
+st.dataframe(pd.DataFrame(rows), key="hn_margin_table", hide_index=True, width="stretch")
+
+# ------------------------------------------------------------------ per query
+st.header("Per query: ground truth vs the hardest negatives")
+per_query = bundles if sel.paired else bundles[:1]
+if not sel.paired and len(bundles) > 1:
+    st.caption("The two bundles hold different captions or videos, so only the base run is "
+               "shown per query.")
+k = int(st.slider("negatives shown", 1, int(min(MAX_NEG, base.num_videos - 1)),
+                  int(min(5, base.num_videos - 1)), key="hn_k")) if base.num_videos > 2 else 1
+negs = {label: negatives_of(b, MAX_NEG, family) for label, b in per_query}
+
+order = np.argsort(margins[per_query[-1][0]], kind="stable")[:20]
+hardest = pd.DataFrame({
+    "query": order,
+    "caption": [base.captions[int(i)] for i in order],
+    **{f"margin ({label})": margins[label][order] for label, _ in per_query},
+})
+st.markdown(f"**Hardest captions** (smallest margin for {per_query[-1][1].run_name}); pick a "
+            "row to open it below")
+event = st.dataframe(hardest, key=HARDEST_KEY, on_select="rerun", selection_mode="single-row",
+                     hide_index=True, width="stretch", height=240)
+picked = [r for r in selected_rows(event) if 0 <= r < len(hardest)]
+take_selection(HARDEST_KEY, [int(hardest["query"].iloc[r]) for r in picked])
+
+q = query_picker(base.num_texts, label="caption index",
+                 help="Pick a row above or type an index; it is kept in the URL (?q=).")
+gt = int(base.text_to_video[q])
+st.markdown(f"**Caption {q}:** {escape_md(base.captions[q])}  \n"
+            f"ground truth **{escape_md(base.video_ids[gt])}**")
+cols = st.columns(len(per_query))
+for col, (label, bundle) in zip(cols, per_query, strict=True):
+    hn = negs[label]
+    with col:
+        st.markdown(f"**{sel.label(bundle)}** — margin {float(hn.margin[q]):+.4f}, rank "
+                    f"{int(bundle.ranks.t2v[q])}")
+        st.plotly_chart(query_bars(bundle, hn, q, k), key=f"hn_query_{label}", width="stretch")
+        if bundle.drgi is not None:
+            tq = bundle.drgi.text_queries
+            st.caption(f"DRGI discriminator on this caption: positive graphs "
+                       f"{float(tq.pos[q]):.3f}, hard-negative graphs {float(tq.neg[q]):.3f} "
+                       f"(negative video {bundle.video_ids[int(tq.neg_video_index[q])]})")
+        frame_strip(roots, bundle, gt, gt=True, title=f"GT {bundle.video_ids[gt]} · score "
+                    f"{float(hn.gt_scores[q]):.4f}")
+        for i, v in enumerate(hn.video_ids[q, :min(k, 3)]):
+            if v < 0:
+                break
+            fam = " · same family" if hn.same_family is not None and hn.same_family[q, i] else ""
+            frame_strip(roots, bundle, int(v), title=f"#{i + 1} {bundle.video_ids[int(v)]} · "
+                        f"score {float(hn.scores[q, i]):.4f}{fam}")
+st.caption("Green: ground truth; red: a negative scoring at or above it; grey: below. "
+           + ("Hatched: a sibling from the ground truth's SynthVTT family."
+              if family is not None else ""))
+
+# ------------------------------------------------------------------ discriminator
+st.header("DRGI discriminator: positive vs hard-negative graphs")
+direction = st.radio("Queries", ["text_queries", "video_queries"], horizontal=True,
+                     key="hn_disc_dir",
+                     format_func=lambda d: "captions (paired with their video)"
+                     if d == "text_queries" else "videos (paired with their first caption)")
+cols = st.columns(len(bundles))
+for col, (label, bundle) in zip(cols, bundles, strict=True):
+    with col:
+        st.markdown(f"**{sel.label(bundle)}**")
+        if bundle.drgi is None:
+            st.info(f"{bundle.run_name} was trained without DRGI, so it has no discriminator "
+                    "scores. Pick a run trained with `drgi.enable=true`.")
+            continue
+        scores: Any = getattr(bundle.drgi, direction)
+        s = discriminator_summary(scores.pos, scores.neg, scores.neg_valid)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("positive (mean)", f"{s.pos_mean:.3f}")
+        c2.metric("hard negative (mean)", f"{s.neg_mean:.3f}")
+        c3.metric("positive > negative", f"{100.0 * s.separated_share:.1f} %")
+        st.plotly_chart(overlay_histogram(
+            [("positive graphs", s.pos, GT_COLOUR), ("hard-negative graphs", s.neg, BEATS_GT)],
+            "discriminator score (mean sigmoid over nodes)"), key=f"hn_disc_{label}",
+            width="stretch")
+st.caption("Scores are the mean sigmoid of the bilinear discriminator over the valid nodes of "
+           "each graph against the summary (DRGI's cross mode: the other modality's summary).")
+
+# ------------------------------------------------------------------ hubness
+st.header("Hubness")
+hub_k = int(st.slider("k (top-k lists)", 1, int(min(50, base.num_videos)),
+                      int(min(10, base.num_videos)), key="hn_hub_k"))
+counts = {label: hubness_of(b, hub_k) for label, b in bundles}
+summary_rows = []
+for label, bundle in bundles:
+    h = hubness_summary(counts[label], hub_k)
+    summary_rows.append({"run": sel.label(bundle), "k": h.k, "skew": h.skew, "mean": h.mean,
+                         "max": h.max, "anti-hubs (%)": 100.0 * h.antihub_share})
+st.dataframe(pd.DataFrame(summary_rows), key="hn_hub_table", hide_index=True, width="stretch")
+fig = go.Figure()
+for label, bundle in bundles:
+    fig.add_trace(go.Histogram(x=counts[label], name=sel.label(bundle), opacity=0.55,
+                               marker_color=RUN_COLOURS.get(label, "#444"), xbins=dict(size=1)))
+fig.update_layout(barmode="overlay", height=300, xaxis_title=f"N_{hub_k}: top-{hub_k} lists "
+                  "a video appears in", yaxis_title="videos", margin=dict(l=10, r=10, t=20, b=10),
+                  legend=dict(orientation="h", y=1.15))
+st.plotly_chart(fig, key="hn_hubness", width="stretch")
+st.caption("k-occurrence of each video over the captions' top-k lists (Radovanović et al., "
+           "2010); a long right tail (positive skew) means a few hub videos crowd many lists.")
+cols = st.columns(len(bundles))
+for col, (label, bundle) in zip(cols, bundles, strict=True):
+    with col:
+        st.markdown(f"**Top hubs — {sel.label(bundle)}**")
+        for v in top_hubs(counts[label], 3):
+            frame_strip(roots, bundle, int(v), title=f"{bundle.video_ids[int(v)]} · in "
+                        f"{int(counts[label][v])} top-{hub_k} lists")
