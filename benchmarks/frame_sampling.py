@@ -27,12 +27,24 @@ from pathlib import Path
 import av
 import numpy as np
 
-from tvr.data.video import AUTO_SEEK_MIN_FRAMES_PER_SAMPLE, probe_video, read_frames
-from tvr.io import atomic_write_text
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import (  # noqa: E402
+    add_results_args,
+    load_note,
+    timings_ms,
+    update_section,
+)
+from tvr.data.video import (  # noqa: E402
+    AUTO_SEEK_MIN_FRAMES_PER_SAMPLE,
+    probe_video,
+    read_frames,
+)
 
 logger = logging.getLogger(__name__)
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Frame sampling"
 SECONDS, FPS, SIDE = 10, 30, 224
 
@@ -86,39 +98,17 @@ def encode(path: Path, clip: Clip, frames: list[np.ndarray]) -> None:
 
 def time_method(path: Path, num_frames: int, method: str, reps: int) -> tuple[float, np.ndarray]:
     """Median wall time (ms) of ``reps`` calls, after one warm-up call; returns the frames too."""
-    result = read_frames(path, num_frames, size=SIDE, method=method)  # warm-up
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        result = read_frames(path, num_frames, size=SIDE, method=method)
-        times.append((time.perf_counter() - t0) * 1000.0)
+    times, result = timings_ms(
+        lambda _: read_frames(path, num_frames, size=SIDE, method=method), range(reps)
+    )
     return statistics.median(times), result.frames
-
-
-def update_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) the ``heading`` section of a markdown file, atomically."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    new = [heading, "", *body.strip("\n").splitlines(), ""]
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *new]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        lines[start:end] = new
-    atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions per method")
     parser.add_argument("--frames", type=int, default=12, help="frames sampled per clip (T)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    add_results_args(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -172,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 "mp4/mov files whose window holds at least "
                 f"{AUTO_SEEK_MIN_FRAMES_PER_SAMPLE} frames per sampled frame.",
                 "",
-                f"Load average when the run started: {load:.1f} on {os.cpu_count()} cores; "
-                "timings on a shared machine vary by ±30-50 % between runs.",
+                load_note(load),
             ]
         )
         update_section(args.results, SECTION, body)

@@ -47,15 +47,20 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from analysis.query import LiveSearch  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    add_results_args,
+    command_line,
+    load_note,
+    timings_ms,
+    update_section,
+)
 from tvr.config import load_config  # noqa: E402
-from tvr.io import atomic_write_text  # noqa: E402
 from tvr.models.features import TokenFeatures  # noqa: E402
 from tvr.models.heads.meanp import MeanPHead  # noqa: E402
 from tvr.models.heads.wti import WTIHead  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Live search latency"
 DIM, FRAMES, WORDS = 512, 12, 32
 TARGET_MS = 100.0  # factorized head, 100k videos, p50, 2 cores
@@ -112,12 +117,8 @@ def query(gen: torch.Generator) -> TokenFeatures:
 def read_bandwidth(gib: float = 1.0, reps: int = 7) -> tuple[float, float]:
     """(best, median) read bandwidth in bytes/s of ``torch.sum`` over a float32 array."""
     x = torch.ones(int(gib * 2**30) // 4)
-    x.sum()  # fault the pages in
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        x.sum()
-        times.append(time.perf_counter() - t0)
+    # the warm-up call faults the pages in
+    times = [ms / 1e3 for ms in timings_ms(lambda _, a=x: a.sum(), range(reps))[0]]
     nbytes = x.numel() * 4
     del x
     gc.collect()
@@ -125,13 +126,8 @@ def read_bandwidth(gib: float = 1.0, reps: int = 7) -> tuple[float, float]:
 
 
 def time_queries(fn: Callable[[TokenFeatures], object], queries: list[TokenFeatures]) -> list[float]:
-    fn(queries[0])  # warm-up
-    times = []
-    for q in queries:
-        t0 = time.perf_counter()
-        fn(q)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
+    """Per-query ms of ``fn`` over ``queries``, after a warm-up call on the first."""
+    return timings_ms(fn, queries)[0]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -152,31 +148,7 @@ def encoder_latency(reps: int) -> list[float] | None:
     ids = torch.randint(0, 49000, (1, WORDS))
     mask = torch.ones(1, WORDS, dtype=torch.long)
     with torch.inference_mode():
-        model(input_ids=ids, attention_mask=mask)
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            model(input_ids=ids, attention_mask=mask)
-            times.append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
-def update_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) the ``heading`` section of a markdown file, atomically."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    new = [heading, "", *body.strip("\n").splitlines(), ""]
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *new]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        lines[start:end] = new
-    atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
+        return timings_ms(lambda _: model(input_ids=ids, attention_mask=mask), range(reps))[0]
 
 
 def _fmt_bytes(n: float) -> str:
@@ -198,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=50, help="timed queries per size (<=100k)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--no-encoder", action="store_true", help="skip the text-tower row")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    add_results_args(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -272,9 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_write:
         load_end = os.getloadavg()
-        env = os.environ.get("OMP_WAIT_POLICY")
-        cmd = (f"OMP_WAIT_POLICY={env} " if env else "") + "python benchmarks/search_latency.py" + "".join(
-            " " + a for a in (sys.argv[1:] if argv is None else argv))
+        cmd = command_line("benchmarks/search_latency.py", argv)
         body = "\n".join([
             f"Command: `{cmd}`",
             "",
@@ -310,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "Serve the app with `OMP_WAIT_POLICY=PASSIVE` on a shared machine.",
             "",
             *( [verdict, ""] if verdict else [] ),
-            f"Load average: {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, on "
-            f"{os.cpu_count()} cores shared with other jobs; timings on a shared machine vary "
-            "by ±30-50 % between runs.",
+            load_note(load_start[0], load_end[0]),
         ])
         update_section(args.results, SECTION, body)
         logger.info("updated %s (%s)", args.results, SECTION)

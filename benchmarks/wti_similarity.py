@@ -38,11 +38,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from tvr.io import atomic_write_text  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    add_results_args,
+    command_line,
+    load_note,
+    update_section,
+)
 
 logger = logging.getLogger(__name__)
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## WTI full-split similarity"
 DIM, FRAMES, WORDS = 512, 12, 32
 TARGET_GB = 2.0  # chunked scoring peak
@@ -140,32 +144,13 @@ def run_variant(variant: str, args: argparse.Namespace, out: Path) -> dict:
     return result
 
 
-def update_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) the ``heading`` section of a markdown file, atomically."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    new = [heading, "", *body.strip("\n").splitlines(), ""]
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *new]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        lines[start:end] = new
-    atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1000, help="text queries (rows)")
     parser.add_argument("--videos", type=int, default=1000, help="videos (columns)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    add_results_args(parser)
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -212,9 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         import torch
 
-        env = os.environ.get("OMP_WAIT_POLICY")
-        cmd = (f"OMP_WAIT_POLICY={env} " if env else "") + "python benchmarks/wti_similarity.py" + "".join(
-            " " + a for a in (sys.argv[1:] if argv is None else argv))
+        cmd = command_line("benchmarks/wti_similarity.py", argv)
         body = "\n".join([
             f"Command: `{cmd}`",
             "",
@@ -237,10 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             "which suffer most when OpenMP threads spin-wait for cores held by other jobs "
             "(see the OMP_WAIT_POLICY note under Live search latency).",
             "",
-            f"Load average: {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, on "
-            f"{os.cpu_count()} cores shared with other jobs (OMP_WAIT_POLICY="
-            f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}); timings on a shared machine vary "
-            "by ±30-50 % between runs.",
+            load_note(load_start[0], load_end[0],
+                      detail=f" (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})"),
         ])
         update_section(args.results, SECTION, body)
         logger.info("updated %s (%s)", args.results, SECTION)

@@ -22,6 +22,16 @@ def tiny_synthvtt(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def default_synthvtt(tmp_path_factory) -> Path:
+    """SynthVTT at its default parameters, as ``python -m tvr.demo`` generates it (15-60 s)."""
+    from tvr.data.synthvtt import generate
+
+    root = tmp_path_factory.mktemp("synthvtt-default") / "synthvtt"
+    generate(root, progress=False)
+    return root
+
+
 def tiny_overrides(root: Path, out: Path, name: str, *extra: str) -> list[str]:
     """Dotted overrides for a from-scratch tiny CLIP trained on ``root``."""
     return [
@@ -96,3 +106,18 @@ def tiny_run_pair(tmp_path_factory) -> TinyRunPair:
         export_bundle(runs[name], dataset="synthvtt", root=root, split="test",
                       options=ExportOptions(projections=("pca",), device="cpu"), progress=False)
     return TinyRunPair(checkpoints, data, runs["base"], runs["drgi"], "synthvtt", "test")
+
+
+@pytest.fixture(scope="module")
+def app_env(tiny_run_pair):
+    """Point the app (tests/test_app*.py) at the tiny run pair and start from empty caches."""
+    import streamlit as st
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRGI_LAB_CHECKPOINTS", str(tiny_run_pair.checkpoints))
+        mp.setenv("DRGI_LAB_DATA", str(tiny_run_pair.data))
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        yield tiny_run_pair
+    st.cache_resource.clear()
+    st.cache_data.clear()

@@ -13,38 +13,11 @@ from streamlit.testing.v1 import AppTest
 from analysis.bundle import Bundle
 from app.main import APP_DIR, PAGES
 from app.state import KEY_QUERY, AppRoots, PathOutsideRootsError
-
-MAIN = str(APP_DIR / "main.py")
-TIMEOUT = 120
-
-
-@pytest.fixture(scope="module")
-def app_env(tiny_run_pair):
-    """Point the app at the tiny run pair and start from empty caches."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DRGI_LAB_CHECKPOINTS", str(tiny_run_pair.checkpoints))
-        mp.setenv("DRGI_LAB_DATA", str(tiny_run_pair.data))
-        st.cache_resource.clear()
-        st.cache_data.clear()
-        yield tiny_run_pair
-    st.cache_resource.clear()
-    st.cache_data.clear()
+from tests.helpers_app import TIMEOUT, app_test, assert_no_errors, open_page, tables_with
 
 
 def _bundle(run) -> Bundle:
     return Bundle.load(run / "analysis" / "synthvtt-test", check=False)
-
-
-def _app(**query_params: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    for key, value in query_params.items():
-        at.query_params[key] = value
-    return at
-
-
-def _no_errors(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def _dataframe(at: AppTest, key: str):
@@ -52,11 +25,6 @@ def _dataframe(at: AppTest, key: str):
     found = [d for d in at.dataframe if getattr(d, "key", None) == key]
     assert found, f"no dataframe with key {key!r}"
     return found[0].value
-
-
-def _tables_with(at: AppTest, *columns: str) -> list:
-    """The (non-widget) dataframes that have all of ``columns``."""
-    return [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
 
 
 def test_pages_list_has_all_seven_files():
@@ -71,28 +39,24 @@ def test_pages_list_has_all_seven_files():
 def test_every_page_runs_without_exception(app_env, page):
     if not (APP_DIR / page).is_file():
         pytest.fail(f"page file app/{page} is missing")
-    at = _app().run()
-    at.switch_page(page).run()
-    _no_errors(at)
+    at = open_page(page)
     assert len(at.main.children) > 0
 
 
 @pytest.mark.parametrize("page", [f for f, _, _, _ in PAGES])
 def test_every_page_runs_with_a_single_run_without_drgi(app_env, page):
-    at = _app(drgi="(none)").run()
-    at.switch_page(page).run()
-    _no_errors(at)
+    at = open_page(page, drgi="(none)")
     assert len(at.main.children) > 0
 
 
 def test_sidebar_pickers_and_url_binding(app_env):
-    at = _app().run()
-    _no_errors(at)
+    at = app_test().run()
+    assert_no_errors(at)
     assert at.selectbox(key="base").value == "base"
     assert at.selectbox(key="drgi").value == "drgi"
     assert at.selectbox(key="split").value == "synthvtt-test"
     # the URL picks the runs: swap them
-    at = _app(base="drgi", drgi="base").run()
+    at = app_test(base="drgi", drgi="base").run()
     assert at.selectbox(key="base").value == "drgi"
     assert at.selectbox(key="drgi").value == "base"
 
@@ -100,9 +64,9 @@ def test_sidebar_pickers_and_url_binding(app_env):
 def test_overview_metrics_match_the_bundles(app_env):
     base, drgi = _bundle(app_env.base), _bundle(app_env.drgi)
     meta_base = json.loads((base.path / "meta.json").read_text())["metrics"]
-    at = _app().run()
-    _no_errors(at)
-    (table,) = _tables_with(at, "direction", "metric", "delta", "better")
+    at = app_test().run()
+    assert_no_errors(at)
+    (table,) = tables_with(at, "direction", "metric", "delta", "better")
     for _, row in table.iterrows():
         name = f"{row['direction']}/{row['metric']}"
         assert row.iloc[2] == pytest.approx(meta_base[name])
@@ -110,18 +74,16 @@ def test_overview_metrics_match_the_bundles(app_env):
     shown = {(m.label, m.value) for m in at.metric}
     assert ("t2v R@1", f"{meta_base['t2v/R@1']:.1f}") in shown
     assert ("v2t MnR", f"{meta_base['v2t/MnR']:g}") in shown
-    (paired,) = _tables_with(at, "p_value", "ci_low")
+    (paired,) = tables_with(at, "p_value", "ci_low")
     assert set(paired["direction"]) == {"t2v", "v2t"}
     assert paired["p_value"].between(0, 1).all()
-    cards = _tables_with(at, "field", "value")
+    cards = tables_with(at, "field", "value")
     assert len(cards) == 2 and all("DRGI parameters" in set(c["field"]) for c in cards)
 
 
 def test_compare_selecting_a_point_shows_its_detail(app_env):
     base = _bundle(app_env.base)
-    at = _app().run()
-    at.switch_page("app_pages/compare.py").run()
-    _no_errors(at)
+    at = open_page("app_pages/compare.py")
     chart = [el for el in at.get("plotly_chart") if json.loads(el.proto.spec)["data"][0].get(
         "customdata") is not None]
     assert chart, "no scatter with per-query ids"
@@ -133,7 +95,7 @@ def test_compare_selecting_a_point_shows_its_detail(app_env):
                       "lasso": []}
     }
     at.run()
-    _no_errors(at)
+    assert_no_errors(at)
     assert at.number_input(key=KEY_QUERY).value == 3
     words = base.captions[3].split()
     detail = [m.value for m in at.markdown if m.value.startswith("**caption 3**")]
@@ -143,14 +105,10 @@ def test_compare_selecting_a_point_shows_its_detail(app_env):
 
 def test_compare_query_comes_from_the_url(app_env):
     base = _bundle(app_env.base)
-    at = _app(q="5").run()
-    at.switch_page("app_pages/compare.py").run()
-    _no_errors(at)
+    at = open_page("app_pages/compare.py", q="5")
     assert at.number_input(key=KEY_QUERY).value == 5
     # video -> text: the query is video 5, its captions are listed with the GT marked
-    at = _app(q="5", dir="v2t").run()
-    at.switch_page("app_pages/compare.py").run()
-    _no_errors(at)
+    at = open_page("app_pages/compare.py", q="5", dir="v2t")
     assert at.radio(key="dir").value == "v2t"
     assert any(m.value.startswith("**video 5**") for m in at.markdown)
     listed = [m.value for m in at.markdown if "✓ ground truth" in m.value]
@@ -164,9 +122,7 @@ def test_failures_table_matches_analysis(app_env):
     base = _bundle(app_env.base)
     base._data_root = app_env.data / "synthvtt"
     expected = bundle_failures(base, k=1)
-    at = _app().run()
-    at.switch_page("app_pages/failures.py").run()
-    _no_errors(at)
+    at = open_page("app_pages/failures.py")
     table = _dataframe(at, "failures_table")
     assert sorted(table["query"]) == sorted(expected["query"])
     ranks = dict(zip(expected["query"], expected["rank"], strict=True))
@@ -176,7 +132,7 @@ def test_failures_table_matches_analysis(app_env):
         at.session_state["failures_table"] = {"selection": {"rows": [0], "columns": [],
                                                             "cells": []}}
         at.run()
-        _no_errors(at)
+        assert_no_errors(at)
         assert at.number_input(key=KEY_QUERY).value == int(table["query"].iloc[0])
 
 
@@ -184,11 +140,11 @@ def test_live_query_top1_is_the_argmax(app_env):
     from analysis.query import live_search_for_bundle, query_vector
 
     text = "a red circle moves left"
-    at = _app(text=text).run()
+    at = app_test(text=text).run()
     at.switch_page("app_pages/live_query.py").run()
     if at.text_input(key="text").value != text:  # the URL binding did not carry it
         at.text_input(key="text").input(text).run()
-    _no_errors(at)
+    assert_no_errors(at)
     for run, label in ((app_env.base, "base"), (app_env.drgi, "DRGI")):
         bundle = _bundle(run)
         hits = _dataframe(at, f"live_table_{label}")
@@ -202,10 +158,10 @@ def test_live_query_top1_is_the_argmax(app_env):
 
 
 def test_single_run_without_drgi_explains(app_env):
-    at = _app(drgi="(none)").run()
-    _no_errors(at)
+    at = app_test(drgi="(none)").run()
+    assert_no_errors(at)
     at.switch_page("app_pages/compare.py").run()
-    _no_errors(at)
+    assert_no_errors(at)
     assert any("pick a second run" in i.value for i in at.info)
 
 
@@ -230,7 +186,7 @@ def test_paths_outside_the_roots_are_refused(app_env, tmp_path):
 def test_no_runs_gives_guidance(tmp_path, monkeypatch):
     monkeypatch.setenv("DRGI_LAB_CHECKPOINTS", str(tmp_path / "ck"))
     monkeypatch.setenv("DRGI_LAB_DATA", str(tmp_path / "data"))
-    at = _app().run()
+    at = app_test().run()
     assert not at.exception
     assert any("No run folders" in i.value for i in at.info)
 
@@ -243,12 +199,12 @@ def test_missing_bundle_offers_an_export_that_writes_it(app_env):
         shutil.copy(app_env.base / name, run / name)
     shutil.copytree(app_env.base / "tokenizer", run / "tokenizer")
     try:
-        at = _app(drgi="zz-fresh").run()
-        _no_errors(at)
+        at = app_test(drgi="zz-fresh").run()
+        assert_no_errors(at)
         assert any("no bundle of **zz-fresh**" in w.value for w in at.warning)
         button = at.button(key="export_DRGI")
         button.click().run(timeout=TIMEOUT)
-        _no_errors(at)
+        assert_no_errors(at)
         bundle = Bundle.load(run / "analysis" / "synthvtt-test", data_root=app_env.data /
                              "synthvtt")
         assert bundle.num_texts == _bundle(app_env.base).num_texts
@@ -313,8 +269,8 @@ def test_stale_bundle_is_flagged_and_still_shown(app_env):
         with open(run / "config.json", "a") as fh:
             fh.write("\n")  # same config, different bytes: the checkpoint hash changes
         st.cache_data.clear()  # forget the bundle scan
-        at = _app(drgi="zz-stale").run()
-        _no_errors(at)
+        at = app_test(drgi="zz-stale").run()
+        assert_no_errors(at)
         stale = [e for e in at.expander if "stale" in e.label]
         assert stale, "no stale-bundle notice"
         assert at.button(key="export_DRGI").label.startswith("Re-export")

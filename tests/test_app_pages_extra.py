@@ -13,7 +13,6 @@ import json
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analysis.attention import label_nodes, normalised_entropy
@@ -24,47 +23,17 @@ from analysis.events import event_runs, frame_event_ids
 from analysis.geometry import modality_gap
 from analysis.hard_negatives import hard_negatives, hubness, hubness_summary, margin_distribution
 from analysis.scores import margin_summary
-from app.main import APP_DIR
+from tests.helpers_app import assert_no_errors, open_page, table_with
 
-MAIN = str(APP_DIR / "main.py")
-TIMEOUT = 120
 ATTENTION = "app_pages/attention.py"
 EMBEDDINGS = "app_pages/embeddings.py"
 HARD_NEGATIVES = "app_pages/hard_negatives.py"
 OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#9e9e9e", "loss": "#d62728"}  # the page's legend
 
 
-@pytest.fixture(scope="module")
-def app_env(tiny_run_pair):
-    """Point the app at the tiny run pair and start from empty caches."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DRGI_LAB_CHECKPOINTS", str(tiny_run_pair.checkpoints))
-        mp.setenv("DRGI_LAB_DATA", str(tiny_run_pair.data))
-        st.cache_resource.clear()
-        st.cache_data.clear()
-        yield tiny_run_pair
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
 def _bundle(env, run) -> Bundle:
     return Bundle.load(run / "analysis" / "synthvtt-test", check=False,
                        data_root=env.data / "synthvtt")
-
-
-def _page(page: str, **query_params: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    for key, value in query_params.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(page).run()
-    _no_errors(at)
-    return at
-
-
-def _no_errors(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def _chart(at: AppTest, key: str) -> dict:
@@ -85,17 +54,11 @@ def _array(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def _table_with(at: AppTest, *columns: str):
-    found = [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
-    assert found, f"no table with columns {columns}"
-    return found[0]
-
-
 # ------------------------------------------------------------------ attention
 def test_attention_caption_heatmap_entropy_and_weights_match_the_bundles(app_env):
     base, drgi = _bundle(app_env, app_env.base), _bundle(app_env, app_env.drgi)
     q = 2
-    at = _page(ATTENTION, q=str(q))
+    at = open_page(ATTENTION, q=str(q))
     d = drgi.drgi
     mask = np.asarray(d.text_node_mask[q], dtype=bool)
     heat = _chart(at, "attn_heatmap")["data"][0]
@@ -125,16 +88,16 @@ def test_attention_caption_heatmap_entropy_and_weights_match_the_bundles(app_env
     # SynthVTT: the events of the video are shaded on the time axis
     n_events = len(base.synthvtt_meta().videos[gt]["events"])
     assert sum(1 for s in weights["layout"]["shapes"] if s.get("type") == "rect") == n_events
-    align = _table_with(at, "share on mentioned events", "chance (uniform)")
+    align = table_with(at, "share on mentioned events", "chance (uniform)")
     assert len(align) == 3 and align["share on mentioned events"].between(0, 1).all()
-    split = _table_with(at, "mean share", "mean chance")
+    split = table_with(at, "mean share", "mean chance")
     assert set(split["weights"]) == {"text-to-frame", "GAT received"}
 
 
 def test_attention_video_from_the_url_shades_events(app_env):
     drgi = _bundle(app_env, app_env.drgi)
     v = 3
-    at = _page(ATTENTION, attn_kind="video", v=str(v))
+    at = open_page(ATTENTION, attn_kind="video", v=str(v))
     assert at.number_input(key="v").value == v
     d = drgi.drgi
     mask = np.asarray(d.video_node_mask[v], dtype=bool)
@@ -154,7 +117,7 @@ def test_attention_video_from_the_url_shades_events(app_env):
 
 
 def test_attention_without_drgi_explains_and_keeps_the_weights(app_env):
-    at = _page(ATTENTION, drgi="(none)")
+    at = open_page(ATTENTION, drgi="(none)")
     assert any("needs a run trained with DRGI" in i.value for i in at.info)
     names = [t["name"] for t in _chart(at, "attn_text_frame")["data"]]
     assert len(names) == 1 and names[0].startswith("base")
@@ -163,7 +126,7 @@ def test_attention_without_drgi_explains_and_keeps_the_weights(app_env):
 # ------------------------------------------------------------------ embeddings
 def test_embeddings_map_is_one_webgl_trace_with_ids(app_env):
     base = _bundle(app_env, app_env.base)
-    at = _page(EMBEDDINGS)
+    at = open_page(EMBEDDINGS)
     points = map_points(base.projections, "pca", base.text_to_video)
     for key in ("emb_map_base", "emb_map_DRGI"):
         fig = _chart(at, key)
@@ -190,12 +153,12 @@ def test_embeddings_lasso_fills_the_gallery_and_greys_the_rest(app_env):
     caption, video = 3, 5
     text_id = int(points.block("texts")[caption])
     video_id = int(points.block("videos")[video])
-    at = _page(EMBEDDINGS)
+    at = open_page(EMBEDDINGS)
     at.session_state["emb_map_base"] = {"selection": {
         "points": [{"customdata": text_id}, {"customdata": video_id}],
         "point_indices": [text_id, video_id], "box": [], "lasso": []}}
     at.run()
-    _no_errors(at)
+    assert_no_errors(at)
     gallery = [m.value for m in at.markdown if m.value.startswith(f"`{caption}`")]
     assert gallery and base.captions[caption].split()[1] in gallery[0]
     captions = [str(im.proto.imgs[0].caption) for im in at.image]
@@ -214,10 +177,10 @@ def test_embeddings_lasso_fills_the_gallery_and_greys_the_rest(app_env):
     # the selection is kept in the page's own key: a rerun (the charts' specs changed, so
     # their own selection state may reset) still shows it, until it is cleared
     at.run()
-    _no_errors(at)
+    assert_no_errors(at)
     assert any(m.value.startswith(f"`{caption}`") for m in at.markdown)
     at.button(key="emb_clear").click().run()
-    _no_errors(at)
+    assert_no_errors(at)
     assert not any(m.value.startswith(f"`{caption}`") for m in at.markdown)
     trace = _chart(at, "emb_map_base")["data"][0]
     assert not any(c.startswith("rgba(190") for c in trace["marker"]["color"])
@@ -225,7 +188,7 @@ def test_embeddings_lasso_fills_the_gallery_and_greys_the_rest(app_env):
 
 @pytest.mark.parametrize("mode", ["video", "node position", "event"])
 def test_embeddings_colour_modes(app_env, mode):
-    at = _page(EMBEDDINGS, emb_colour=mode)
+    at = open_page(EMBEDDINGS, emb_colour=mode)
     assert at.selectbox(key="emb_colour").value == mode
     trace = _chart(at, "emb_map_base")["data"][0]
     assert len(set(trace["marker"]["color"])) > 1
@@ -237,7 +200,7 @@ def test_embeddings_win_loss_colours_follow_the_rank_comparison(app_env):
     base, drgi = _bundle(app_env, app_env.base), _bundle(app_env, app_env.drgi)
     points = map_points(base.projections, "pca", base.text_to_video)
     outcome = compare_rankings(base.ranks.t2v, drgi.ranks.t2v)["outcome"].to_numpy()
-    at = _page(EMBEDDINGS, emb_colour="win / loss")
+    at = open_page(EMBEDDINGS, emb_colour="win / loss")
     trace = _chart(at, "emb_map_base")["data"][0]
     ids = _array(trace["customdata"])
     colour = dict(zip(ids.tolist(), trace["marker"]["color"], strict=True))
@@ -250,9 +213,9 @@ def test_embeddings_win_loss_colours_follow_the_rank_comparison(app_env):
 def test_hard_negatives_match_analysis(app_env):
     base, drgi = _bundle(app_env, app_env.base), _bundle(app_env, app_env.drgi)
     q = 4
-    at = _page(HARD_NEGATIVES, q=str(q))
+    at = open_page(HARD_NEGATIVES, q=str(q))
     assert at.number_input(key="q").value == q
-    table = _table_with(at, "run", "queries", "median", "beaten (%)")
+    table = table_with(at, "run", "queries", "median", "beaten (%)")
     hist = {t["name"].split(":")[0]: _array(t["x"]) for t in _chart(at, "hn_margins")["data"]}
     for row, bundle, label in ((0, base, "base"), (1, drgi, "DRGI")):
         m = margin_distribution(bundle.sim, bundle.text_to_video)
@@ -272,7 +235,7 @@ def test_hard_negatives_match_analysis(app_env):
         np.testing.assert_allclose(custom[:, 1], [hn.gt_scores[q], *hn.scores[q, :k]],
                                    rtol=1e-6)
 
-    hub = _table_with(at, "run", "skew", "anti-hubs (%)")
+    hub = table_with(at, "run", "skew", "anti-hubs (%)")
     k_hub = int(at.slider(key="hn_hub_k").value)
     expected = hubness_summary(hubness(base.sim, k=k_hub), k_hub)
     assert hub["skew"].iloc[0] == pytest.approx(expected.skew)
@@ -286,16 +249,16 @@ def test_hard_negatives_match_analysis(app_env):
 
 
 def test_hard_negatives_row_pick_moves_the_query(app_env):
-    at = _page(HARD_NEGATIVES)
+    at = open_page(HARD_NEGATIVES)
     table = [d for d in at.dataframe if getattr(d, "key", None) == "hn_hardest"][0].value
     at.session_state["hn_hardest"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
     at.run()
-    _no_errors(at)
+    assert_no_errors(at)
     assert at.number_input(key="q").value == int(table["query"].iloc[1])
 
 
 def test_hard_negatives_base_only(app_env):
-    at = _page(HARD_NEGATIVES, drgi="(none)")
+    at = open_page(HARD_NEGATIVES, drgi="(none)")
     assert any("trained without DRGI" in i.value for i in at.info)
     names = [t["name"] for t in _chart(at, "hn_margins")["data"]]
     assert len(names) == 1

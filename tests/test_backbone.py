@@ -319,3 +319,39 @@ def test_build_encoder_from_run_folder(enc, tmp_path):
     save_file({"encoder.bogus": torch.zeros(1)}, str(run / "model.safetensors"))
     with pytest.raises(BackboneError, match="encoder weights do not fit"):
         encoder_from_run(run)
+
+
+def test_conv_stem_round_trips_through_export_config(tmp_path):
+    conv = make_encoder(vision_stem="conv")
+    stem = conv.clip.vision_model.embeddings.patch_embedding
+    assert not isinstance(stem, nn.Conv2d) and stem.weight.dtype == torch.float32
+    video = torch.randn(2, 3, 3, IMAGE, IMAGE)
+    mask = torch.ones(2, 3, dtype=torch.long)
+    data = json.loads(json.dumps(conv.export_config()))
+    assert data["vision_stem"] == "conv"
+    rebuilt = HFClipEncoder.from_exported_config(data).eval()
+    rebuilt.load_state_dict(conv.state_dict())  # strict: same modules, same shapes
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.encode_video(video, mask).tokens,
+                                   conv.encode_video(video, mask).tokens)
+    # Older exports without the key rebuild CLIP's patch embedding.
+    data.pop("vision_stem")
+    plain = HFClipEncoder.from_exported_config(data)
+    assert isinstance(plain.clip.vision_model.embeddings.patch_embedding, nn.Conv2d)
+    with pytest.raises(BackboneError, match="cannot hold vision_stem='conv'"):
+        conv.save_pretrained(tmp_path / "hf")
+    with pytest.raises(BackboneError, match="power-of-two patch_size"):
+        HFClipEncoder.from_config(
+            tiny_clip_config(VOCAB, patch_size=6), vocab_size=VOCAB, bos_id=BOS, eos_id=EOS,
+            pad_id=PAD, image_size=36, max_positions=16, vision_stem="conv")
+    with pytest.raises(BackboneError, match="vision_stem='pixels'"):
+        make_encoder(vision_stem="pixels")
+
+
+def test_vision_parameters_are_the_vision_tower_and_projection(enc):
+    names = {id(p): n for n, p in enc.named_parameters()}
+    vision = {names[id(p)] for p in enc.vision_parameters()}
+    expected = {n for n in names.values()
+                if n.startswith(("clip.vision_model.", "clip.visual_projection."))}
+    assert vision == expected and "clip.visual_projection.weight" in vision
+    assert not any(n.startswith("clip.text") for n in vision)

@@ -6,6 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers_heads import (
+    D,
+    L,
+    T,
+    assert_drgi_alone_reaches_inputs,
+    assert_every_parameter_gets_gradient,
+    garbage_padding,
+    make_text,
+    make_video,
+    step_outputs,
+    total_loss,
+)
 from tvr.config import ExperimentConfig
 from tvr.models.features import TokenFeatures
 from tvr.models.heads import build_head
@@ -13,9 +25,6 @@ from tvr.models.heads.meanp import meanp_pool
 from tvr.models.temporal import TemporalTransformer
 from tvr.objectives import build_objectives
 from tvr.registry import RegistryError
-
-D = 16
-L, T = 7, 5
 
 # (name, overrides of the wti section)
 HEADS = [
@@ -46,42 +55,6 @@ def make_head(name: str, overrides: dict, seed: int = 0):
     return build_head(make_cfg(name, **overrides), D)
 
 
-def lengths_mask(lengths: list[int], n: int) -> torch.Tensor:
-    return (torch.arange(n)[None, :] < torch.tensor(lengths)[:, None]).float()
-
-
-def make_text(b: int, seed: int = 1, lengths: list[int] | None = None) -> TokenFeatures:
-    g = torch.Generator().manual_seed(seed)
-    lengths = lengths or [2 + (i * 3) % (L - 2) for i in range(b)]  # 2..L-1: always padded
-    return TokenFeatures(
-        tokens=torch.randn(b, L, D, generator=g),
-        mask=lengths_mask(lengths, L),
-        pooled=torch.randn(b, D, generator=g),
-    )
-
-
-def make_video(b: int, seed: int = 2, lengths: list[int] | None = None) -> TokenFeatures:
-    g = torch.Generator().manual_seed(seed)
-    lengths = lengths or [1 + (i * 2) % (T - 1) for i in range(b)]  # 1..T-1: always padded
-    return TokenFeatures(
-        tokens=torch.randn(b, T, D, generator=g),
-        mask=lengths_mask(lengths, T),
-        pooled=torch.randn(b, D, generator=g),
-    )
-
-
-def garbage_padding(feats: TokenFeatures, extra: int, seed: int) -> TokenFeatures:
-    """Random garbage in every padded slot, plus ``extra`` more padded slots."""
-    g = torch.Generator().manual_seed(seed)
-    b, n, d = feats.tokens.shape
-    tokens = torch.where(
-        feats.mask.bool()[..., None], feats.tokens, 50 * torch.randn(b, n, d, generator=g)
-    )
-    tokens = torch.cat([tokens, 50 * torch.randn(b, extra, d, generator=g)], dim=1)
-    mask = torch.cat([feats.mask, torch.zeros(b, extra)], dim=1)
-    return TokenFeatures(tokens=tokens, mask=mask, pooled=feats.pooled)
-
-
 # ------------------------------------------------------------------ all heads
 
 
@@ -102,9 +75,7 @@ def test_backward_reaches_every_parameter(name, overrides):
     text.tokens.requires_grad_(True)
     video.tokens.requires_grad_(True)
     head(text, video).square().sum().backward()
-    for pname, p in head.named_parameters():
-        assert p.grad is not None, f"{pname} got no gradient"
-        assert p.grad.abs().sum() > 0, f"{pname} got an all-zero gradient"
+    assert_every_parameter_gets_gradient(head)
     assert video.tokens.grad is not None and video.tokens.grad.abs().sum() > 0
 
 
@@ -153,18 +124,8 @@ def test_training_step_with_and_without_drgi(name, overrides, with_drgi):
     text, video = make_text(6), make_video(6)
     text.tokens.requires_grad_(True)
     video.tokens.requires_grad_(True)
-    et, ev = head.embed_text(text), head.embed_video(video)
-    outputs = {
-        "text": et,
-        "video": ev,
-        "sim": head.score(et, ev),
-        "logit_scale": torch.tensor(100.0),
-        "video_index": torch.tensor([0, 0, 1, 2, 3, 4]),
-        "local": slice(0, 6),
-    }
-    total = sum(
-        v for o in objectives.values() for k, v in o(outputs, {}).items() if k.endswith("_loss")
-    )
+    outputs = step_outputs(head, text, video)
+    total = total_loss(objectives, outputs)
     assert torch.isfinite(total)
     total.backward()
     for pname, p in head.named_parameters():
@@ -173,12 +134,7 @@ def test_training_step_with_and_without_drgi(name, overrides, with_drgi):
         for pname, p in objectives["drgi"].named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f"drgi.{pname}"
         # DRGI alone reaches the input features (through its GAT), not only via InfoNCE
-        text.tokens.grad = video.tokens.grad = None
-        et, ev = head.embed_text(text), head.embed_video(video)
-        outputs.update(text=et, video=ev, sim=head.score(et, ev).detach())
-        objectives["drgi"](outputs, {})["drgi_loss"].backward()
-        assert text.tokens.grad is not None and text.tokens.grad.abs().sum() > 0
-        assert video.tokens.grad is not None and video.tokens.grad.abs().sum() > 0
+        assert_drgi_alone_reaches_inputs(head, objectives, outputs, text, video)
 
 
 # ------------------------------------------------------------------ meanP

@@ -72,6 +72,7 @@ class ModelConfig:
     init_logit_scale: float = 4.6052  # ln(100), CLIP's starting inverse temperature
     max_logit_scale: float = 4.6052  # logit_scale is clamped to this after every step
     freeze_backbone: bool = False  # train only new modules (heads, objectives)
+    freeze_vision: bool = False  # keep the (pretrained) vision tower fixed; the text tower trains
 
 
 @dataclass

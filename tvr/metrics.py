@@ -30,7 +30,7 @@ Test-time re-normalisation (opt-in; results using it must be labelled):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -258,17 +258,37 @@ def _count_rows(
     return ranks, n_equal_others > 0
 
 
-def _t2v(sim: np.ndarray, mapping: np.ndarray, chunk_size: int | None) -> DirectionRanks:
+def _ranks_in_chunks(
+    sim: np.ndarray,
+    direction: str,
+    protocol: str,
+    chunk_size: int | None,
+    rank_block: Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]],
+) -> DirectionRanks:
+    """Rank the queries of one direction a block of rows at a time.
+
+    The queries are the rows of ``sim`` for ``"t2v"`` and its columns otherwise. Each block
+    ``[c, G]`` of query rows (queries ``lo..hi-1``) is checked for non-finite scores, then
+    ``rank_block(block, lo, hi)`` gives its ranks and tie flags.
+    """
+    transposed = direction != "t2v"
     n_text, n_video = sim.shape
-    rows = _check_chunk_size(chunk_size, n_video)
-    ranks = np.empty(n_text, dtype=np.int64)
-    tied = np.empty(n_text, dtype=bool)
-    for lo, hi in _chunks(n_text, rows):
-        block = sim[lo:hi]  # [c, Nv]
-        _check_finite_rows(block, lo, "t2v")
-        gt = block[np.arange(hi - lo), mapping[lo:hi]]  # [c]
-        ranks[lo:hi], tied[lo:hi] = _count_rows(block, gt)
-    return DirectionRanks("t2v", PROTOCOL_T2V, ranks, tied)
+    n_queries, width = (n_video, n_text) if transposed else (n_text, n_video)
+    rows = _check_chunk_size(chunk_size, width)
+    ranks = np.empty(n_queries, dtype=np.int64)
+    tied = np.empty(n_queries, dtype=bool)
+    for lo, hi in _chunks(n_queries, rows):
+        block = sim[:, lo:hi].T if transposed else sim[lo:hi]  # [c, Nt] or [c, Nv]
+        _check_finite_rows(block, lo, direction, transposed=transposed)
+        ranks[lo:hi], tied[lo:hi] = rank_block(block, lo, hi)
+    return DirectionRanks(direction, protocol, ranks, tied)
+
+
+def _t2v(sim: np.ndarray, mapping: np.ndarray, chunk_size: int | None) -> DirectionRanks:
+    def rank_block(block: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        return _count_rows(block, block[np.arange(hi - lo), mapping[lo:hi]])
+
+    return _ranks_in_chunks(sim, "t2v", PROTOCOL_T2V, chunk_size, rank_block)
 
 
 def _v2t_single(sim: np.ndarray, mapping: np.ndarray, chunk_size: int | None) -> DirectionRanks:
@@ -276,49 +296,37 @@ def _v2t_single(sim: np.ndarray, mapping: np.ndarray, chunk_size: int | None) ->
     n_text, n_video = sim.shape
     caption_of = np.empty(n_video, dtype=np.int64)
     caption_of[mapping] = np.arange(n_text)  # mapping is a permutation here
-    rows = _check_chunk_size(chunk_size, n_text)
-    ranks = np.empty(n_video, dtype=np.int64)
-    tied = np.empty(n_video, dtype=bool)
-    for lo, hi in _chunks(n_video, rows):
-        block = sim[:, lo:hi].T  # [c, Nt]
-        _check_finite_rows(block, lo, "v2t", transposed=True)
-        gt = block[np.arange(hi - lo), caption_of[lo:hi]]
-        ranks[lo:hi], tied[lo:hi] = _count_rows(block, gt)
-    return DirectionRanks("v2t", PROTOCOL_V2T_SINGLE, ranks, tied)
+
+    def rank_block(block: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        return _count_rows(block, block[np.arange(hi - lo), caption_of[lo:hi]])
+
+    return _ranks_in_chunks(sim, "v2t", PROTOCOL_V2T_SINGLE, chunk_size, rank_block)
 
 
 def _v2t_msvd(
     sim: np.ndarray, mapping: np.ndarray, counts: np.ndarray, chunk_size: int | None
 ) -> DirectionRanks:
     """Several captions per video: collapse to the best caption per candidate video (V x V)."""
-    n_text, n_video = sim.shape
     order = np.argsort(mapping, kind="stable")  # captions grouped by video
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # every group is non-empty
-    rows = _check_chunk_size(chunk_size, n_text)
-    ranks = np.empty(n_video, dtype=np.int64)
-    tied = np.empty(n_video, dtype=bool)
-    for lo, hi in _chunks(n_video, rows):
-        block = sim[:, lo:hi].T  # [c, Nt]
-        _check_finite_rows(block, lo, "v2t", transposed=True)
+
+    def rank_block(block: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         collapsed = np.maximum.reduceat(block[:, order], starts, axis=1)  # [c, Nv] = M[v, w]
         gt = collapsed[np.arange(hi - lo), np.arange(lo, hi)]  # M[v, v]
-        ranks[lo:hi], tied[lo:hi] = _count_rows(collapsed, gt)
-    return DirectionRanks("v2t", PROTOCOL_V2T_MSVD, ranks, tied)
+        return _count_rows(collapsed, gt)
+
+    return _ranks_in_chunks(sim, "v2t", PROTOCOL_V2T_MSVD, chunk_size, rank_block)
 
 
 def _v2t_any(sim: np.ndarray, mapping: np.ndarray, chunk_size: int | None) -> DirectionRanks:
     """Position of the first correct caption among all captions (labelled alternative)."""
-    n_text, n_video = sim.shape
-    rows = _check_chunk_size(chunk_size, n_text)
-    ranks = np.empty(n_video, dtype=np.int64)
-    tied = np.empty(n_video, dtype=bool)
-    for lo, hi in _chunks(n_video, rows):
-        block = sim[:, lo:hi].T  # [c, Nt]
-        _check_finite_rows(block, lo, "v2t_any", transposed=True)
+
+    def rank_block(block: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         own = mapping[None, :] == np.arange(lo, hi)[:, None]  # [c, Nt]
         best_own = np.where(own, block, -np.inf).max(axis=1)  # [c]
-        ranks[lo:hi], tied[lo:hi] = _count_rows(block, best_own, exclude=own)
-    return DirectionRanks("v2t_any", PROTOCOL_V2T_ANY, ranks, tied)
+        return _count_rows(block, best_own, exclude=own)
+
+    return _ranks_in_chunks(sim, "v2t_any", PROTOCOL_V2T_ANY, chunk_size, rank_block)
 
 
 def direction_ranks(

@@ -178,6 +178,9 @@ def build_model(cfg: ExperimentConfig, tokenizer) -> nn.Module:
     if cfg.model.freeze_backbone:
         for p in model.encoder.parameters():
             p.requires_grad_(False)
+    if cfg.model.freeze_vision:  # no gradient: the vision tower runs forward only
+        for p in model.encoder.vision_parameters():
+            p.requires_grad_(False)
     return model
 
 

@@ -86,6 +86,10 @@ class Encoder(nn.Module):
         """The text transformer's blocks, for initialising temporal modules; None if absent."""
         return None
 
+    def vision_parameters(self) -> Iterator[nn.Parameter]:  # pragma: no cover
+        """The vision tower's parameters (``model.freeze_vision`` freezes them)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its vision tower")
+
     def export_config(self) -> dict[str, Any]:  # pragma: no cover
         """A JSON-able description from which :meth:`from_exported_config` rebuilds the module."""
         raise NotImplementedError
@@ -185,6 +189,49 @@ def tiny_clip_config(
     )
 
 
+VISION_STEMS = ("patch", "conv")
+
+
+class ConvStem(nn.Module):
+    """A small convolutional stem in place of ViT's patch embedding (Xiao et al., 2021).
+
+    ``log2(patch_size)`` 3x3 stride-2 convolutions with GELU, widths doubling up to ``width``,
+    then a 1x1 convolution to ``width``: the same output grid and width as
+    ``Conv2d(k=patch_size, stride=patch_size)``, with far better sample efficiency on small
+    data. :attr:`weight` (the last convolution's) gives the dtype ``transformers`` reads.
+
+    Shapes:
+        forward: ``[N, C, H, W]`` -> ``[N, width, H / patch_size, W / patch_size]``.
+    """
+
+    def __init__(self, in_channels: int, width: int, patch_size: int) -> None:
+        super().__init__()
+        n = patch_size.bit_length() - 1
+        if patch_size < 2 or patch_size != 1 << n:
+            raise BackboneError(
+                f"vision_stem='conv' needs a power-of-two patch_size >= 2, got {patch_size}"
+            )
+        if width % (1 << (n - 1)):
+            raise BackboneError(
+                f"vision_stem='conv': vision width {width} must be divisible by {1 << (n - 1)}"
+            )
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for i in range(n):
+            c_out = width >> (n - 1 - i)
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GELU()]
+            c_in = c_out
+        layers.append(nn.Conv2d(c_in, width, 1))
+        self.layers = nn.Sequential(*layers)
+
+    @property
+    def weight(self) -> Tensor:
+        return self.layers[-1].weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
 # --------------------------------------------------------------------------------------------
 # Hugging Face CLIP
 # --------------------------------------------------------------------------------------------
@@ -207,6 +254,9 @@ class HFClipEncoder(Encoder):
         legacy_argmax_pooling: read sentence vectors at ``argmax(ids)`` instead of the first
             EOT id, as ``transformers`` does for old configs whose ``eos_token_id`` is 2.
             :meth:`from_pretrained` sets it for such configs when no ``eos_id`` is given.
+        vision_stem: ``"patch"`` keeps CLIP's patch embedding; ``"conv"`` replaces it by a
+            freshly initialised :class:`ConvStem` (recorded by :meth:`export_config`, so run
+            folders rebuild it; an HF folder cannot hold it).
 
     Shapes:
         encode_text: ids ``[B, L]``, mask ``[B, L]`` -> tokens ``[B, L, D]``, mask ``[B, L]``,
@@ -216,13 +266,28 @@ class HFClipEncoder(Encoder):
     """
 
     def __init__(
-        self, model: Any, *, skip_padded_frames: bool = False, legacy_argmax_pooling: bool = False
+        self,
+        model: Any,
+        *,
+        skip_padded_frames: bool = False,
+        legacy_argmax_pooling: bool = False,
+        vision_stem: str = "patch",
     ) -> None:
         super().__init__()
         from transformers import CLIPModel
 
         if not isinstance(model, CLIPModel):
             raise BackboneError(f"HFClipEncoder wraps a transformers CLIPModel, got {type(model)}")
+        if vision_stem not in VISION_STEMS:
+            raise BackboneError(
+                f"vision_stem={vision_stem!r}: expected one of {', '.join(VISION_STEMS)}"
+            )
+        if vision_stem == "conv":
+            vc = model.config.vision_config
+            model.vision_model.embeddings.patch_embedding = ConvStem(
+                vc.num_channels, vc.hidden_size, vc.patch_size
+            )
+        self.vision_stem = vision_stem
         self.clip = model
         self.skip_padded_frames = bool(skip_padded_frames)
         self.legacy_argmax_pooling = bool(legacy_argmax_pooling)
@@ -279,6 +344,11 @@ class HFClipEncoder(Encoder):
         first ``seqtransf.layers`` of them when :attr:`text_width` equals :attr:`embed_dim`.
         """
         return self.clip.text_model.encoder.layers
+
+    def vision_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of ``vision_model`` (stem, transformer, norms) and ``visual_projection``."""
+        yield from self.clip.vision_model.parameters()
+        yield from self.clip.visual_projection.parameters()
 
     def text_positions_for_init(self) -> Tensor:
         """The text position table ``[max_positions, text_width]`` (seqTransf's frame table init)."""
@@ -366,11 +436,13 @@ class HFClipEncoder(Encoder):
         max_positions: int,
         eager_attention: bool = False,
         skip_padded_frames: bool = False,
+        vision_stem: str = "patch",
     ) -> HFClipEncoder:
         """A randomly initialised CLIP of ``clip_cfg``'s size (MLPs 4x wide, quick_gelu).
 
         ``vocab_size``, the special ids, ``image_size`` and ``max_positions`` override
-        ``clip_cfg``'s values (they come from the tokenizer and the data config).
+        ``clip_cfg``'s values (they come from the tokenizer and the data config);
+        ``vision_stem`` as in the class.
 
         Raises:
             BackboneError: widths not divisible by heads, image size not divisible by the patch
@@ -418,7 +490,8 @@ class HFClipEncoder(Encoder):
             projection_dim=clip_cfg.embed_dim,
         )
         config._attn_implementation = "eager" if eager_attention else "sdpa"
-        return cls(CLIPModel(config), skip_padded_frames=skip_padded_frames)
+        return cls(CLIPModel(config), skip_padded_frames=skip_padded_frames,
+                   vision_stem=vision_stem)
 
     @classmethod
     def from_pretrained(
@@ -655,12 +728,14 @@ class HFClipEncoder(Encoder):
 
     # ---------------------------------------------------------------- persistence
     def export_config(self) -> dict[str, Any]:
-        """``{"clip": CLIPConfig as a dict, "skip_padded_frames", "legacy_argmax_pooling"}``."""
+        """``{"clip": CLIPConfig as a dict, "skip_padded_frames", "legacy_argmax_pooling",
+        "vision_stem"}``."""
         clip = json.loads(self.config.to_json_string(use_diff=False))
         return {
             "clip": clip,
             "skip_padded_frames": self.skip_padded_frames,
             "legacy_argmax_pooling": self.legacy_argmax_pooling,
+            "vision_stem": self.vision_stem,
         }
 
     @classmethod
@@ -677,6 +752,7 @@ class HFClipEncoder(Encoder):
             CLIPModel(config),
             skip_padded_frames=bool(data.get("skip_padded_frames")),
             legacy_argmax_pooling=bool(data.get("legacy_argmax_pooling")),
+            vision_stem=data.get("vision_stem", "patch"),
         )
 
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -684,8 +760,16 @@ class HFClipEncoder(Encoder):
 
         The folder is written next to its destination and renamed into place, so a crash never
         leaves a half-written folder behind.
+
+        Raises:
+            BackboneError: the encoder uses ``vision_stem="conv"``, which HF folders cannot hold.
         """
         directory = Path(directory)
+        if self.vision_stem != "patch":
+            raise BackboneError(
+                f"save_pretrained {directory}: an HF CLIP folder cannot hold "
+                f"vision_stem={self.vision_stem!r}; save a run folder (tvr.checkpoint) instead"
+            )
         with _atomic_dir(directory) as tmp:
             self.clip.save_pretrained(str(tmp))
         return directory

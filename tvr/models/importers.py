@@ -359,6 +359,23 @@ def _split_in_proj(t: Tensor, key: str) -> tuple[Tensor, Tensor, Tensor]:
     return q.contiguous(), k.contiguous(), v.contiguous()
 
 
+def _map_block_key(
+    key: str, value: Tensor, prefix: str, rest: str, attn: str, simple: Mapping[str, str]
+) -> list[tuple[str, Tensor]] | None:
+    """Target (name, tensor) pairs for one parameter ``rest`` of a transformer block.
+
+    The fused ``attn.in_proj_*`` is split into ``{prefix}{attn}.{q,k,v}_proj.*``; the other
+    parameters are renamed one-to-one by ``simple``; ``None`` when ``rest`` is unknown.
+    """
+    if rest in ("attn.in_proj_weight", "attn.in_proj_bias"):
+        kind = "weight" if rest.endswith("weight") else "bias"
+        q, k, v = _split_in_proj(value, key)
+        return [(f"{prefix}{attn}.{p}_proj.{kind}", t) for p, t in zip("qkv", (q, k, v))]
+    if rest in simple:
+        return [(prefix + simple[rest], value)]
+    return None
+
+
 def _map_openai_key(key: str, value: Tensor) -> list[tuple[str, Tensor]] | None:
     """HF (name, tensor) pairs for one OpenAI key, or None when the key is unknown."""
     if key in _TOP_LEVEL:
@@ -369,14 +386,7 @@ def _map_openai_key(key: str, value: Tensor) -> list[tuple[str, Tensor]] | None:
         return None
     tower = "vision_model" if m.group(1) else "text_model"
     prefix = f"{tower}.encoder.layers.{m.group(2)}."
-    rest = m.group(3)
-    if rest in ("attn.in_proj_weight", "attn.in_proj_bias"):
-        kind = "weight" if rest.endswith("weight") else "bias"
-        q, k, v = _split_in_proj(value, key)
-        return [(f"{prefix}self_attn.{p}_proj.{kind}", t) for p, t in zip("qkv", (q, k, v))]
-    if rest in _BLOCK_SIMPLE:
-        return [(prefix + _BLOCK_SIMPLE[rest], value)]
-    return None
+    return _map_block_key(key, value, prefix, m.group(3), "self_attn", _BLOCK_SIMPLE)
 
 
 def _expected_hf_shapes(config: Any) -> dict[str, torch.Size]:
@@ -511,14 +521,9 @@ def _map_head_key(key: str, value: Tensor) -> list[tuple[str, Tensor]] | None:
         return [("frame_position.weight", value)]
     m = _SEQ_BLOCK_RE.match(key)
     if m:
-        prefix, rest = f"blocks.{m.group(1)}.", m.group(2)
-        if rest in ("attn.in_proj_weight", "attn.in_proj_bias"):
-            kind = "weight" if rest.endswith("weight") else "bias"
-            q, k, v = _split_in_proj(value, key)
-            return [(f"{prefix}attn.{p}_proj.{kind}", t) for p, t in zip("qkv", (q, k, v))]
-        if rest in _SEQ_BLOCK_SIMPLE:
-            return [(prefix + _SEQ_BLOCK_SIMPLE[rest], value)]
-        return None
+        return _map_block_key(
+            key, value, f"blocks.{m.group(1)}.", m.group(2), "attn", _SEQ_BLOCK_SIMPLE
+        )
     m = _WEIGHT_FC_RE.match(key)
     if m:
         return [(f"{m.group(1)}_weight.{m.group(2)}.{m.group(3)}", value)]

@@ -2,7 +2,8 @@
 
 A source declares its options as a mapping ``name -> Option`` (the common ones below plus its
 own), resolves the caller's keyword options with :func:`resolve_options`, checks the split
-with :func:`check_split`, parses, and hands its records to :func:`finish`.
+with :func:`check_split` and the root with :func:`check_root` (:func:`start_load` does all
+three), parses, and hands its records to :func:`finish`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,38 @@ def check_root(source: str, root: Path) -> None:
     """Raise :class:`SourceError` when the dataset root folder does not exist."""
     if not root.is_dir():
         raise SourceError(root, "", f"dataset root folder of source {source!r} not found")
+
+
+def start_load(
+    source: str,
+    root: str | Path,
+    split: str,
+    given: Mapping[str, Any],
+    spec: Mapping[str, Option],
+    splits: Sequence[str],
+) -> tuple[Path, dict[str, Any]]:
+    """The checks that open a source's ``load``, in order: options, split, root folder.
+
+    Args:
+        source: registry name of the source (for messages).
+        root: the dataset root folder as the caller gave it.
+        split: the requested split.
+        given: the caller's keyword options.
+        spec: the source's option table.
+        splits: the source's valid splits.
+
+    Returns:
+        The root as a :class:`~pathlib.Path` and the resolved options.
+
+    Raises:
+        SourceOptionError: an unknown or bad option, or an unknown split.
+        SourceError: the root folder does not exist.
+    """
+    root = Path(root)
+    opts = resolve_options(source, given, spec)
+    check_split(source, split, splits)
+    check_root(source, root)
+    return root, opts
 
 
 def finish(

@@ -6,6 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def under_root(root: Path, path: str | Path) -> Path:
+    """``path`` as given when absolute, else relative to the dataset ``root``."""
+    path = Path(path)
+    return path if path.is_absolute() else root / path
+
+
 class VideoLocator:
     """Maps a video stem to its file path under a dataset root.
 
@@ -32,8 +38,7 @@ class VideoLocator:
         if not candidates or not exts:
             raise ValueError("VideoLocator needs at least one candidate folder and one extension")
         if override is not None:
-            folder = Path(override)
-            self.dirs: tuple[Path, ...] = (folder if folder.is_absolute() else root / folder,)
+            self.dirs: tuple[Path, ...] = (under_root(root, override),)
         else:
             existing = tuple(root / c for c in candidates if (root / c).is_dir())
             self.dirs = existing or (root / candidates[0],)

@@ -11,11 +11,11 @@ import io
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tvr.data.records import SourceError
+from tvr.data.records import SourceError, VideoTextRecord
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -72,6 +72,50 @@ def read_id_list(path: Path, what: str = "video list") -> list[tuple[int, str]]:
     if not out:
         raise SourceError(path, "", f"{what} is empty; expected one video id per line")
     return out
+
+
+def read_split_list(root: Path, split: str, dataset: str) -> tuple[Path, list[tuple[int, str]]]:
+    """Read the ``{split}_list.txt`` id list of a split (MSVD, VATEX, DiDeMo layout).
+
+    Args:
+        root: dataset root folder.
+        split: split name.
+        dataset: the benchmark's display name, used in messages (``"MSVD {split} list"``).
+
+    Returns:
+        The list's path and its ``(line number, id)`` pairs (see :func:`read_id_list`).
+    """
+    path = root / f"{split}_list.txt"
+    return path, read_id_list(path, f"{dataset} {split} list")
+
+
+def records_for_listed_ids(
+    list_path: Path,
+    ids: Sequence[tuple[int, str]],
+    captions: Mapping[str, Sequence[str]],
+    video_path: Callable[[str], Path],
+    no_captions: str,
+) -> list[VideoTextRecord]:
+    """One record per listed video, in list order, with all its captions.
+
+    Args:
+        list_path: the id list the ids come from (named in errors).
+        ids: ``(line number, video id)`` pairs, as :func:`read_id_list` returns them.
+        captions: captions per video id.
+        video_path: maps a video id to its file path.
+        no_captions: the end of the error for a listed video without captions, after
+            ``video '<id>' `` (e.g. ``"has no captions in <file>"``).
+
+    Raises:
+        SourceError: a listed video without captions, naming the list file and line.
+    """
+    records: list[VideoTextRecord] = []
+    for line, vid in ids:
+        caps = captions.get(vid)
+        if caps is None:
+            raise SourceError(list_path, f"line {line}", f"video {vid!r} {no_captions}")
+        records.append(VideoTextRecord(vid, video_path(vid), tuple(caps)))
+    return records
 
 
 def read_csv_rows(
@@ -190,6 +234,36 @@ def get_key(
     return obj[key]
 
 
+def get_list(
+    obj: dict[Any, Any], key: str, path: Path, parts: Sequence[str | int], what: str
+) -> list[Any]:
+    """``obj[key]`` checked to be a list; errors name the key and ``what`` it should hold."""
+    return expect_list(get_key(obj, key, path, parts, what), path, (*parts, key), what)
+
+
+def get_text(
+    obj: dict[Any, Any],
+    key: str,
+    path: Path,
+    parts: Sequence[str | int],
+    what: str,
+    expected: str | None = None,
+) -> str:
+    """``obj[key]`` checked to be a non-empty string, returned stripped.
+
+    Args:
+        obj: the JSON object.
+        key: the key to read.
+        path: the file (named in errors).
+        parts: the location of ``obj`` in the file.
+        what: what the key should hold, said when it is missing.
+        expected: what the value should be, said when it is not a non-empty string;
+            default ``what``.
+    """
+    value = get_key(obj, key, path, parts, what)
+    return expect_text(value, path, (*parts, key), what if expected is None else expected)
+
+
 def to_seconds(value: Any) -> float | None:
     """Seconds from a number, a numeric string or an ``hh.mm.ss.mmm`` stamp; ``None`` if invalid.
 
@@ -221,3 +295,19 @@ def expect_seconds(value: Any, path: Path, where: str) -> float:
     if sec is None:
         raise SourceError(path, where, f"expected a time in seconds (a number), got {value!r}")
     return sec
+
+
+def expect_time_pairs(value: Any, path: Path, parts: Sequence[str | int], what: str) -> None:
+    """Check that ``value`` is a list of ``[start, end]`` pairs of times in seconds.
+
+    Raises:
+        SourceError: ``value`` is not a list (saying ``what`` was expected), an item is not a
+            list of two values, or a value is not a time (naming the key of each).
+    """
+    pairs = expect_list(value, path, parts, what)
+    for i, pair in enumerate(pairs):
+        pair = expect_list(pair, path, (*parts, i), "a [start, end] pair")
+        if len(pair) != 2:
+            raise SourceError(path, json_key(*parts, i), f"expected [start, end], got {pair!r}")
+        for j, t in enumerate(pair):
+            expect_seconds(t, path, json_key(*parts, i, j))

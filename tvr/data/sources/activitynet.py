@@ -21,21 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from tvr.data.records import SourceError, VideoTextRecord
-from tvr.data.sources._contract import (
-    COMMON_OPTIONS,
-    Option,
-    check_root,
-    check_split,
-    finish,
-    resolve_options,
-)
+from tvr.data.sources._contract import COMMON_OPTIONS, Option, finish, start_load
 from tvr.data.sources._layout import VideoLocator
 from tvr.data.sources._readers import (
     expect_dict,
     expect_list,
     expect_seconds,
     expect_text,
+    expect_time_pairs,
     get_key,
+    get_list,
     json_key,
     read_json,
 )
@@ -91,29 +86,16 @@ def paragraph(entry: Any, path: Path, vid: str) -> tuple[str, float]:
         raise SourceError(
             path, json_key(vid, "duration"), f"expected a positive duration, got {duration}"
         )
-    sentences = expect_list(
-        get_key(entry, "sentences", path, (vid,), "a list of sentences"),
-        path,
-        (vid, "sentences"),
-        "a list of sentences",
-    )
+    sentences = get_list(entry, "sentences", path, (vid,), "a list of sentences")
     if not sentences:
         raise SourceError(path, json_key(vid, "sentences"), "expected at least one sentence")
     texts = [
         expect_text(s, path, (vid, "sentences", i), "a sentence string")
         for i, s in enumerate(sentences)
     ]
-    stamps = expect_list(
+    expect_time_pairs(
         entry.get("timestamps", []), path, (vid, "timestamps"), "a list of [start, end] pairs"
     )
-    for i, pair in enumerate(stamps):
-        pair = expect_list(pair, path, (vid, "timestamps", i), "a [start, end] pair")
-        if len(pair) != 2:
-            raise SourceError(
-                path, json_key(vid, "timestamps", i), f"expected [start, end], got {pair!r}"
-            )
-        for j, t in enumerate(pair):
-            expect_seconds(t, path, json_key(vid, "timestamps", i, j))
     return " ".join(texts), float(math.ceil(duration))
 
 
@@ -135,10 +117,7 @@ def load(root: str | Path, split: str, **options: Any) -> list[VideoTextRecord]:
         SourceError: malformed or missing files, or an annotated video absent from the id list.
         MissingVideosError: with ``check_videos=True`` when video files are absent.
     """
-    root = Path(root)
-    opts = resolve_options(NAME, options, OPTIONS)
-    check_split(NAME, split, tuple(SPLIT_FILES))
-    check_root(NAME, root)
+    root, opts = start_load(NAME, root, split, options, OPTIONS, tuple(SPLIT_FILES))
     ids_name, ann_name = SPLIT_FILES[split]
     ids_path, ann_path = root / ids_name, root / ann_name
     ids = read_ids(ids_path)

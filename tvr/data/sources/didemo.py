@@ -20,24 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from tvr.data.records import SourceError, VideoTextRecord
-from tvr.data.sources._contract import (
-    COMMON_OPTIONS,
-    Option,
-    check_root,
-    check_split,
-    finish,
-    resolve_options,
-)
+from tvr.data.sources._contract import COMMON_OPTIONS, Option, finish, start_load
 from tvr.data.sources._layout import VideoLocator
 from tvr.data.sources._readers import (
     expect_dict,
     expect_list,
-    expect_seconds,
-    expect_text,
+    expect_time_pairs,
     get_key,
-    json_key,
-    read_id_list,
+    get_text,
     read_json,
+    read_split_list,
 )
 from tvr.registry import register
 
@@ -67,32 +59,12 @@ def read_descriptions(path: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for i, item in enumerate(data):
         item = expect_dict(item, path, (i,), "an object with video, description and times")
-        video = expect_text(
-            get_key(item, "video", path, (i,), "a video file name"),
-            path,
-            (i, "video"),
-            "a video file name",
+        video = get_text(item, "video", path, (i,), "a video file name")
+        text = get_text(
+            item, "description", path, (i,), "a description string", "a non-empty description"
         )
-        text = expect_text(
-            get_key(item, "description", path, (i,), "a description string"),
-            path,
-            (i, "description"),
-            "a non-empty description",
-        )
-        times = expect_list(
-            get_key(item, "times", path, (i,), "a list of [start, end] chunk pairs"),
-            path,
-            (i, "times"),
-            "a list of [start, end] chunk pairs",
-        )
-        for j, pair in enumerate(times):
-            pair = expect_list(pair, path, (i, "times", j), "a [start, end] pair")
-            if len(pair) != 2:
-                raise SourceError(
-                    path, json_key(i, "times", j), f"expected [start, end], got {pair!r}"
-                )
-            for k, t in enumerate(pair):
-                expect_seconds(t, path, json_key(i, "times", j, k))
+        pairs = "a list of [start, end] chunk pairs"
+        expect_time_pairs(get_key(item, "times", path, (i,), pairs), path, (i, "times"), pairs)
         out.setdefault(video, []).append(text)
     return out
 
@@ -115,12 +87,9 @@ def load(root: str | Path, split: str, **options: Any) -> list[VideoTextRecord]:
         SourceError: malformed or missing files, or no video in both the list and the JSON.
         MissingVideosError: with ``check_videos=True`` when video files are absent.
     """
-    root = Path(root)
-    opts = resolve_options(NAME, options, OPTIONS)
-    check_split(NAME, split, SPLITS)
-    check_root(NAME, root)
-    list_path, json_path = root / f"{split}_list.txt", root / f"{split}_data.json"
-    ids = read_id_list(list_path, f"DiDeMo {split} list")
+    root, opts = start_load(NAME, root, split, options, OPTIONS, SPLITS)
+    list_path, ids = read_split_list(root, split, "DiDeMo")
+    json_path = root / f"{split}_data.json"
     descriptions = read_descriptions(json_path)
     locator = VideoLocator(root, VIDEO_DIRS, VIDEO_EXTS, opts["video_dir"])
     records = [

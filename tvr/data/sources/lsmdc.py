@@ -16,14 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tvr.data.records import SourceError, VideoTextRecord
-from tvr.data.sources._contract import (
-    COMMON_OPTIONS,
-    Option,
-    check_root,
-    check_split,
-    finish,
-    resolve_options,
-)
+from tvr.data.sources._contract import COMMON_OPTIONS, Option, finish, start_load
 from tvr.data.sources._layout import VideoLocator
 from tvr.data.sources._readers import require_file, text_lines, to_seconds
 from tvr.registry import register
@@ -137,10 +130,7 @@ def load(root: str | Path, split: str, **options: Any) -> list[VideoTextRecord]:
         SourceError: malformed or missing annotation file.
         MissingVideosError: with ``check_videos=True`` when video files are absent.
     """
-    root = Path(root)
-    opts = resolve_options(NAME, options, OPTIONS)
-    check_split(NAME, split, tuple(SPLIT_FILES))
-    check_root(NAME, root)
+    root, opts = start_load(NAME, root, split, options, OPTIONS, tuple(SPLIT_FILES))
     path = root / SPLIT_FILES[split]
     locator = VideoLocator(root, VIDEO_DIRS, VIDEO_EXTS, opts["video_dir"])
     records = [

@@ -32,9 +32,8 @@ from tvr.data.sources._contract import (
 from tvr.data.sources._layout import VideoLocator
 from tvr.data.sources._readers import (
     expect_dict,
-    expect_list,
-    expect_text,
-    get_key,
+    get_list,
+    get_text,
     json_key,
     read_csv_rows,
     read_json,
@@ -87,27 +86,14 @@ def read_sentences(json_path: Path) -> dict[str, list[str]]:
 def captions_by_video(data: Any, json_path: Path) -> dict[str, list[str]]:
     """Captions per video id from the parsed ``MSRVTT_data.json`` (see :func:`read_sentences`)."""
     data = expect_dict(data, json_path, (), "an object")
-    sentences = expect_list(
-        get_key(data, "sentences", json_path, (), "a list of {video_id, caption} objects"),
-        json_path,
-        ("sentences",),
-        "a list of {video_id, caption} objects",
-    )
+    sentences = get_list(data, "sentences", json_path, (), "a list of {video_id, caption} objects")
     out: dict[str, list[str]] = {}
     for i, item in enumerate(sentences):
         where = ("sentences", i)
         item = expect_dict(item, json_path, where, "an object with video_id and caption")
-        vid = expect_text(
-            get_key(item, "video_id", json_path, where, "a video id string"),
-            json_path,
-            (*where, "video_id"),
-            "a video id string",
-        )
-        caption = expect_text(
-            get_key(item, "caption", json_path, where, "a caption string"),
-            json_path,
-            (*where, "caption"),
-            "a non-empty caption string",
+        vid = get_text(item, "video_id", json_path, where, "a video id string")
+        caption = get_text(
+            item, "caption", json_path, where, "a caption string", "a non-empty caption string"
         )
         out.setdefault(vid, []).append(caption)
     return out
@@ -192,30 +178,15 @@ def read_official_split(
     """
     data = read_json(json_path, "MSR-VTT annotation JSON")
     captions = captions_by_video(data, json_path)
-    videos = expect_list(
-        get_key(data, "videos", json_path, (), "a list of {video_id, split} objects"),
-        json_path,
-        ("videos",),
-        "a list of {video_id, split} objects",
-    )
+    videos = get_list(data, "videos", json_path, (), "a list of {video_id, split} objects")
     valid = set(OFFICIAL_SPLITS.values())
     records: list[VideoTextRecord] = []
     seen: set[str] = set()
     for i, item in enumerate(videos):
         where = ("videos", i)
         item = expect_dict(item, json_path, where, "an object with video_id and split")
-        vid = expect_text(
-            get_key(item, "video_id", json_path, where, "a video id string"),
-            json_path,
-            (*where, "video_id"),
-            "a video id string",
-        )
-        split = expect_text(
-            get_key(item, "split", json_path, where, f"one of {sorted(valid)}"),
-            json_path,
-            (*where, "split"),
-            f"one of {sorted(valid)}",
-        )
+        vid = get_text(item, "video_id", json_path, where, "a video id string")
+        split = get_text(item, "split", json_path, where, f"one of {sorted(valid)}")
         if split not in valid:
             raise SourceError(
                 json_path,

@@ -17,22 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from tvr.data.records import SourceError, VideoTextRecord
-from tvr.data.sources._contract import (
-    COMMON_OPTIONS,
-    Option,
-    check_root,
-    check_split,
-    finish,
-    resolve_options,
-)
-from tvr.data.sources._layout import VideoLocator
+from tvr.data.sources._contract import COMMON_OPTIONS, Option, finish, start_load
+from tvr.data.sources._layout import VideoLocator, under_root
 from tvr.data.sources._readers import (
     expect_dict,
     expect_list,
     expect_text,
     json_key,
-    read_id_list,
     read_json,
+    read_split_list,
+    records_for_listed_ids,
 )
 from tvr.data.sources.safe_pickle import load_plain_pickle
 from tvr.registry import register
@@ -90,8 +84,7 @@ def read_captions(path: Path) -> dict[str, list[str]]:
 
 def _caption_path(root: Path, override: str | Path | None) -> Path:
     if override is not None:
-        p = Path(override)
-        return p if p.is_absolute() else root / p
+        return under_root(root, override)
     for name in CAPTION_FILES:
         if (root / name).is_file():
             return root / name
@@ -120,21 +113,12 @@ def load(root: str | Path, split: str, **options: Any) -> list[VideoTextRecord]:
             the list file and line).
         MissingVideosError: with ``check_videos=True`` when video files are absent.
     """
-    root = Path(root)
-    opts = resolve_options(NAME, options, OPTIONS)
-    check_split(NAME, split, SPLITS)
-    check_root(NAME, root)
-    list_path = root / f"{split}_list.txt"
-    ids = read_id_list(list_path, f"MSVD {split} list")
+    root, opts = start_load(NAME, root, split, options, OPTIONS, SPLITS)
+    list_path, ids = read_split_list(root, split, "MSVD")
     cap_path = _caption_path(root, opts["captions_file"])
     captions = read_captions(cap_path)
     locator = VideoLocator(root, VIDEO_DIRS, VIDEO_EXTS, opts["video_dir"])
-    records: list[VideoTextRecord] = []
-    for line, vid in ids:
-        caps = captions.get(vid)
-        if caps is None:
-            raise SourceError(
-                list_path, f"line {line}", f"video {vid!r} has no captions in {cap_path}"
-            )
-        records.append(VideoTextRecord(vid, locator.path(vid), tuple(caps)))
+    records = records_for_listed_ids(
+        list_path, ids, captions, locator.path, f"has no captions in {cap_path}"
+    )
     return finish(NAME, split, records, opts, list_path)

@@ -13,14 +13,7 @@ from typing import Any
 
 from tvr.data.records import VideoTextRecord
 from tvr.data.sources import msrvtt
-from tvr.data.sources._contract import (
-    COMMON_OPTIONS,
-    Option,
-    check_root,
-    check_split,
-    finish,
-    resolve_options,
-)
+from tvr.data.sources._contract import COMMON_OPTIONS, Option, finish, start_load
 from tvr.registry import register
 
 NAME = "synthvtt"
@@ -47,10 +40,7 @@ def load(root: str | Path, split: str, **options: Any) -> list[VideoTextRecord]:
         SourceError: malformed or missing annotation files.
         MissingVideosError: with ``check_videos=True`` when video files are absent.
     """
-    root = Path(root)
-    opts = resolve_options(NAME, options, OPTIONS)
-    check_split(NAME, split, SPLITS)
-    check_root(NAME, root)
+    root, opts = start_load(NAME, root, split, options, OPTIONS, SPLITS)
     locator = msrvtt.video_locator(root, opts["video_dir"])
     if split == "train":
         annotation = root / TRAIN_LIST

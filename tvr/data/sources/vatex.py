@@ -25,23 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from tvr.data.records import SourceError, VideoTextRecord
-from tvr.data.sources._contract import (
-    COMMON_OPTIONS,
-    Option,
-    check_root,
-    check_split,
-    finish,
-    resolve_options,
-)
-from tvr.data.sources._layout import VideoLocator
+from tvr.data.sources._contract import COMMON_OPTIONS, Option, finish, start_load
+from tvr.data.sources._layout import VideoLocator, under_root
 from tvr.data.sources._readers import (
     expect_dict,
     expect_list,
     expect_text,
     get_key,
+    get_text,
     json_key,
-    read_id_list,
     read_json,
+    read_split_list,
+    records_for_listed_ids,
 )
 from tvr.registry import register
 
@@ -94,12 +89,7 @@ def read_captions(path: Path) -> dict[str, list[str]]:
     elif isinstance(data, list):  # official: [{"videoID", "enCap", "chCap"}, ...]
         for i, item in enumerate(data):
             item = expect_dict(item, path, (i,), "an object with videoID and enCap")
-            vid = expect_text(
-                get_key(item, "videoID", path, (i,), "a video id string"),
-                path,
-                (i, "videoID"),
-                "a video id string",
-            )
+            vid = get_text(item, "videoID", path, (i,), "a video id string")
             if vid in out:
                 raise SourceError(path, json_key(i, "videoID"), f"duplicate video id {vid!r}")
             out[vid] = _english(
@@ -121,7 +111,7 @@ def _caption_paths(root: Path, override: str | Path | Sequence[str | Path] | Non
         items = [override] if isinstance(override, str | Path) else list(override)
         if not items:
             raise SourceError(root, "", "option captions_file is an empty list")
-        return [Path(p) if Path(p).is_absolute() else root / p for p in items]
+        return [under_root(root, p) for p in items]
     for group in CAPTION_GROUPS:
         present = [root / name for name in group if (root / name).is_file()]
         if present:
@@ -161,24 +151,18 @@ def load(root: str | Path, split: str, **options: Any) -> list[VideoTextRecord]:
             the list file and line).
         MissingVideosError: with ``check_videos=True`` when video files are absent.
     """
-    root = Path(root)
-    opts = resolve_options(NAME, options, OPTIONS)
-    check_split(NAME, split, SPLITS)
-    check_root(NAME, root)
-    list_path = root / f"{split}_list.txt"
-    ids = read_id_list(list_path, f"VATEX {split} list")
+    root, opts = start_load(NAME, root, split, options, OPTIONS, SPLITS)
+    list_path, ids = read_split_list(root, split, "VATEX")
     cap_paths = _caption_paths(root, opts["captions_file"])
-    captions = merged_captions(cap_paths)
+    captions = {vid: caps for vid, (_, caps) in merged_captions(cap_paths).items()}
     locator = VideoLocator(root, VIDEO_DIRS, VIDEO_EXTS, opts["video_dir"])
-    records: list[VideoTextRecord] = []
-    for line, vid in ids:
-        if vid not in captions:
-            raise SourceError(
-                list_path,
-                f"line {line}",
-                f"video {vid!r} has no English captions in {', '.join(map(str, cap_paths))}",
-            )
-        records.append(VideoTextRecord(vid, locator.path(vid), tuple(captions[vid][1])))
+    records = records_for_listed_ids(
+        list_path,
+        ids,
+        captions,
+        locator.path,
+        f"has no English captions in {', '.join(map(str, cap_paths))}",
+    )
     logger.info(
         "%s/%s: split list %s, captions from %s",
         NAME,
