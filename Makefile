@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint app demo bench screenshots clean-venv
+.PHONY: install test test-fast lint app demo bench bench-quality screenshots clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ bench: install
 	$(PY) benchmarks/frame_sampling.py
 	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/search_latency.py
 	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/wti_similarity.py
+	$(PY) benchmarks/drgi_parameters.py
+
+# Every method base vs +DRGI, 3 seeds, plus DRGI variants on seqTransf (about 2 hours on 2 cores).
+bench-quality: install
+	HF_HUB_OFFLINE=1 $(PY) -m tvr.demo --backbone
+	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/synthvtt_quality.py --sweep seqtransf
 
 clean-venv:
 	rm -rf $(VENV)

@@ -920,7 +920,7 @@ def export_bundle(
     Returns:
         :class:`ExportResult` (the bundle folder; whether it was written).
     """
-    from tvr.checkpoint import load_pretrained
+    from tvr.checkpoint import CheckpointError, is_run_dir, load_pretrained, load_run_config
     from tvr.data.dataset import EvalSplit
     from tvr.data.sources import load_split
     from tvr.distributed import all_gather_object, broadcast_object, get_rank, get_world_size
@@ -929,19 +929,26 @@ def export_bundle(
     run_dir = Path(run_dir)
     rank, world = get_rank(), get_world_size()
     show = progress and rank == 0
-    device = _device(opts)
-    model, tokenizer, cfg = load_pretrained(run_dir, device=device)
+    if not is_run_dir(run_dir):
+        raise CheckpointError(
+            f"{run_dir} is not a run folder: expected config.json and model.safetensors inside it"
+        )
+    cfg = load_run_config(run_dir)
     name = dataset or cfg.data.dataset
     data_root = str(root) if root is not None else cfg.data.root
     source_options = dict(cfg.data.source_options) if name == cfg.data.dataset else {}
     final = bundle_dir_for(run_dir, name, split)
 
+    # The freshness check needs only hashes: a fresh bundle is kept without building the model.
     keep = False
     if rank == 0 and not force and final.exists():
         keep, why = _keep_existing(final, data_root, opts, source_options)
         logger.info("%s: %s", final, "fresh, kept" if keep else f"re-exporting ({why})")
     if broadcast_object(keep):
         return ExportResult(final, False)
+
+    device = _device(opts)
+    model, tokenizer, cfg = load_pretrained(run_dir, device=device)
 
     records = load_split(name, data_root, split, **source_options)
     split_gt = EvalSplit.from_records(records)

@@ -96,3 +96,69 @@ def test_seed_methods_train_with_drgi(tmp_path, tiny_synthvtt, head, extra):
     )
     metrics = json.loads((run / "metrics.json").read_text())["synthvtt-test"]
     assert metrics["num_videos"] == 8 and 1 <= metrics["t2v/MnR"] <= 8
+
+
+# ----------------------------------------------------------------------------- frozen video cache
+def test_cached_frozen_video_features_train_the_same_model(tmp_path, tiny_synthvtt):
+    """A frozen vision tower's cached features give the run that encodes frames every step."""
+    common = ("model.freeze_vision=true", "drgi.enable=true", "train.eval_after=false",
+              "train.epochs=1")
+    runs = {}
+    for cached in (False, True):
+        cfg = load_config(None, tiny_overrides(
+            tiny_synthvtt, tmp_path, f"c-{cached}", *common,
+            f"train.cache_video_features={str(cached).lower()}"))
+        run = train(cfg, progress=False)
+        runs[cached] = (load_file(str(run / "model.safetensors")),
+                        [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()])
+    (w_plain, log_plain), (w_cached, log_cached) = runs[False], runs[True]
+    assert [r["step"] for r in log_plain] == [r["step"] for r in log_cached]
+    for a, b in zip(log_plain, log_cached):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+    assert w_plain.keys() == w_cached.keys()
+    for key in w_plain:
+        torch.testing.assert_close(w_cached[key], w_plain[key], rtol=1e-4, atol=1e-5, msg=key)
+    vision = [k for k in w_plain if "vision_model" in k]
+    assert vision  # the frozen tower is saved and unchanged
+
+def test_cache_video_features_needs_a_frozen_tower(tmp_path, tiny_synthvtt):
+    cfg = load_config(None, tiny_overrides(tiny_synthvtt, tmp_path, "nf",
+                                           "train.cache_video_features=true"))
+    with pytest.raises(ValueError, match="model.freeze_vision=true"):
+        train(cfg, progress=False)
+
+
+def test_cached_features_skip_undecodable_videos(tmp_path, tiny_synthvtt):
+    import shutil
+
+    from tests.test_dataset import StubTokenizer
+    from tvr.data.dataset import PairDataset, SkippedItem
+    from tvr.data.sources import load_split
+    from tvr.data.video import FrameSampler
+    from tvr.models.features import TokenFeatures
+    from tvr.models.frozen_video import encode_frozen_videos
+
+    root = tmp_path / "synthvtt"
+    shutil.copytree(tiny_synthvtt, root)
+    records = load_split("synthvtt", root, "train")
+    records[1].video_path.write_bytes(b"not a video")
+    ds = PairDataset(records, FrameSampler(4, 32), StubTokenizer(), 16, on_decode_error="skip")
+
+    class MeanColour(torch.nn.Module):  # a known, fixed "tower": mean colour per frame
+        def encode_video(self, video, mask):
+            tokens = video.mean(dim=(3, 4))  # [B, T, 3]
+            return TokenFeatures(tokens, mask, tokens.mean(1))
+
+    feats = encode_frozen_videos(MeanColour(), ds, batch_size=3, device=torch.device("cpu"),
+                                 progress=False)
+    assert len(feats) == len({r.video_id for r in records})
+    assert list(feats.unavailable) == [ds.video_index[1]]
+    video, _, _ = FrameSampler(4, 32)(records[0].video_path)
+    torch.testing.assert_close(feats.tokens[ds.video_index[0]], video.mean(dim=(2, 3)))
+    ds.use_cached_videos(feats.unavailable)
+    first_bad = ds.captions.index(records[1].captions[0])
+    assert isinstance(ds[first_bad], SkippedItem)
+    item = ds[0]
+    assert "video" not in item and item["video_index"] == ds.video_index[0]
+    with pytest.raises(KeyError, match="failed to decode"):
+        feats.lookup(torch.tensor([ds.video_index[1]]))

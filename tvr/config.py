@@ -206,6 +206,9 @@ class TrainConfig:
     eval_after: bool = True  # evaluate eval_split after the last epoch
     max_steps: int = 0  # stop after this many optimiser steps (0 = full schedule)
     device: str = "auto"  # auto | cpu | cuda
+    # With a frozen vision tower: encode each training video once and train from the cached
+    # frame features (tvr/models/frozen_video.py); same result, no per-step decoding.
+    cache_video_features: bool = False
 
 
 @dataclass

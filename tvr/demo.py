@@ -1,4 +1,4 @@
-"""Demo runs: ``python -m tvr.demo [--train] [--data-root DIR] [--checkpoints DIR]``.
+"""Demo runs: ``python -m tvr.demo [--train | --backbone] [--data-root DIR] [--checkpoints DIR]``.
 
 Provides what ``make app`` shows: the default SynthVTT dataset (``data/synthvtt``, generated when
 missing) and two run folders trained with the same seed and schedule from the same backbone,
@@ -698,10 +698,35 @@ def run_demo(
     return {"generated": generated, "trained": trained, "seconds": seconds, "metrics": metrics}
 
 
+def ensure_backbone(
+    *,
+    data_root: str | Path = DATA_ROOT,
+    checkpoints: str | Path = CHECKPOINTS,
+    config_dir: str | Path = CONFIG_DIR,
+    progress: bool = True,
+) -> bool:
+    """Provide the dataset and ``checkpoints/demo-backbone`` (stage 1 only, ~2 min when
+    missing), the starting point of the ``configs/synthvtt/<method>.yaml`` runs.
+
+    Returns:
+        True when the backbone was built now.
+    """
+    ensure_dataset(data_root, progress=progress)
+    backbone = Path(checkpoints) / BACKBONE
+    if backbone_complete(backbone):
+        return False
+    cfgs = demo_configs(data_root, checkpoints, config_dir)
+    pretrain_backbone(cfgs[RUNS[0]], backbone, None, progress=progress)
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tvr.demo", description=__doc__.split("\n")[0])
     p.add_argument("--train", action="store_true",
                    help="retrain the backbone and both runs from scratch (replaces them)")
+    p.add_argument("--backbone", action="store_true",
+                   help="only provide the dataset and checkpoints/demo-backbone (stage 1), which "
+                        "the configs/synthvtt/<method>.yaml runs start from")
     p.add_argument("--data-root", type=Path, default=DATA_ROOT,
                    help=f"SynthVTT folder (default: {DATA_ROOT})")
     p.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
@@ -716,6 +741,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.train and args.backbone:
+        log.error("--train and --backbone exclude each other")
+        return 2
+    if args.backbone:
+        built = ensure_backbone(data_root=args.data_root, checkpoints=args.checkpoints,
+                                config_dir=args.configs, progress=not args.quiet)
+        print(f"{'built' if built else 'present'}: {Path(args.checkpoints) / BACKBONE}")
+        return 0
     try:
         result = run_demo(data_root=args.data_root, checkpoints=args.checkpoints,
                           config_dir=args.configs, retrain=args.train, progress=not args.quiet)

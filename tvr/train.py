@@ -261,6 +261,16 @@ def train(
         dataset = PairDataset(records, sampler, tokenizer, cfg.data.max_words,
                               on_decode_error=cfg.data.on_decode_error,
                               skip_log=run_dir / "skipped_videos.jsonl")
+        frozen = None
+        if cfg.train.cache_video_features:
+            from tvr.models.frozen_video import check_frozen, encode_frozen_videos
+
+            check_frozen(model)
+            frozen = encode_frozen_videos(
+                model.encoder, dataset, batch_size=cfg.train.batch_size, device=device,
+                num_workers=cfg.data.num_workers, progress=progress and env.is_main,
+            )
+            dataset.use_cached_videos(frozen.unavailable)
         batch_sampler = RankBatchSampler(len(dataset), cfg, env)
         n_steps_epoch = steps_per_epoch(len(dataset), cfg.train.batch_size)
         if n_steps_epoch == 0:
@@ -322,6 +332,8 @@ def train(
                     )
                 batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
+                if frozen is not None:
+                    batch["video_features"] = frozen.lookup(batch["video_index"])
                 with amp_ctx:
                     outputs = ddp_model(batch, gather=gather, rank=env.rank, with_losses=True)
                     loss, rep = outputs["loss"], outputs["report"]

@@ -25,7 +25,6 @@ from app.state import AppRoots, PathOutsideRootsError
 logger = logging.getLogger(__name__)
 
 GT_MARK = "✓ ground truth"
-MAX_STRIP_WIDTH = 720  # px; strips are drawn at 1.5x their thumbnail size up to this
 
 
 def thumbnail_file(roots: AppRoots, bundle: Bundle, video: int) -> Path:
@@ -60,9 +59,9 @@ def frame_strip(
     except (BundleError, PathOutsideRootsError, IndexError) as exc:
         box.caption(f"{label}: no thumbnail ({exc})")
         return
-    n = int(bundle.thumb_counts[int(video)]) or 1
-    box.image(str(path), caption=label, width=int(min(1.5 * n * bundle.thumb_size,
-                                                      MAX_STRIP_WIDTH)))
+    # "content": the strip's own width, shrunk to the column when wider (an int width would
+    # overflow narrow columns, e.g. the live query's side-by-side results)
+    box.image(str(path), caption=label, width="content")
 
 
 def ranked_list(

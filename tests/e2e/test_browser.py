@@ -121,10 +121,14 @@ def test_every_page_renders(server, roots, browser, page_def, tmp_path_factory):
     _, _, base, drgi = roots
     file, title, _, url_path = page_def
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
-    page.goto(f"{server}/{url_path}?base={base}&drgi={drgi}")
+    # the first page is the default one: it lives at the root, not at /<url_path>
+    path = "" if page_def == _pages()[0] else url_path
+    page.goto(f"{server}/{path}?base={base}&drgi={drgi}")
     _wait_idle(page)
     assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")[:2000]
-    assert title in page.inner_text("body")
+    body = page.inner_text("body")
+    assert title in body
+    assert "Page not found" not in body
     charts = page.locator("[data-testid=stPlotlyChart]")
     if charts.count():
         page.wait_for_selector("[data-testid=stPlotlyChart] .main-svg", timeout=60_000)
@@ -133,7 +137,7 @@ def test_every_page_renders(server, roots, browser, page_def, tmp_path_factory):
     page.close()
 
 
-def test_live_query_in_the_browser(server, roots, browser):
+def test_live_query_in_the_browser(server, roots, browser, tmp_path_factory):
     _, _, base, drgi = roots
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     page.goto(f"{server}/live-query?base={base}&drgi={drgi}")
@@ -147,4 +151,10 @@ def test_live_query_in_the_browser(server, roots, browser):
     body = page.inner_text("body")
     assert "ms" in body  # latency is shown
     assert page.locator("[data-testid=stDataFrame], [data-testid=stTable]").count() > 0
+    charts = page.locator("[data-testid=stPlotlyChart]")
+    if charts.count():
+        page.wait_for_selector("[data-testid=stPlotlyChart] .main-svg", timeout=60_000)
+    # the page with results replaces the empty page's screenshot
+    page.screenshot(path=str(_screenshot_dir(tmp_path_factory) / "live-query.png"),
+                    full_page=True)
     page.close()

@@ -179,6 +179,7 @@ class PairDataset(Dataset, _SkipPolicy):
         self.max_words = max_words
         self.pad_id = tokenizer.pad_id
         self.video_index = _video_indices(self.records)
+        self._cached_videos: dict[int, str] | None = None  # see use_cached_videos
         self.captions: list[str] = []
         self._pairs: list[int] = []  # caption index -> record index
         for r, rec in enumerate(self.records):
@@ -204,18 +205,30 @@ class PairDataset(Dataset, _SkipPolicy):
             raise IndexError(f"PairDataset index {index} out of range for {len(self)} pairs")
         index %= len(self)
         r = self._pairs[index]
-        loaded = self._load_video(self.sampler, index, self.records[r])
-        if isinstance(loaded, SkippedItem):
-            return loaded
-        video, video_mask = loaded
-        return {
-            "video": video,
-            "video_mask": video_mask,
+        item: dict[str, Any] = {
             "text": self._text[index].long(),
             "text_mask": self._text_mask[index].long(),
             "video_index": self.video_index[r],
             "caption_index": index,
         }
+        if self._cached_videos is not None:  # features come from a cache, by video_index
+            reason = self._cached_videos.get(self.video_index[r])
+            if reason is not None:
+                self.num_skipped += 1
+                return SkippedItem(index, str(self.records[r].video_path), reason)
+            return item
+        loaded = self._load_video(self.sampler, index, self.records[r])
+        if isinstance(loaded, SkippedItem):
+            return loaded
+        video, video_mask = loaded
+        return {"video": video, "video_mask": video_mask, **item}
+
+    def use_cached_videos(self, unavailable: dict[int, str]) -> None:
+        """Stop decoding: items carry no ``video``/``video_mask`` (the trainer looks the
+        features up by ``video_index``, see :mod:`tvr.models.frozen_video`); pairs of the
+        videos in ``unavailable`` (``video_index`` -> reason) become :class:`SkippedItem` s.
+        """
+        self._cached_videos = dict(unavailable)
 
     def collate(
         self, items: Sequence[dict[str, Any] | SkippedItem]

@@ -35,6 +35,8 @@ class Retriever(nn.Module):
         batch["text"]: ``[B, L]`` token ids, batch["text_mask"]: ``[B, L]``
         batch["video"]: ``[B, T, 3, H, W]``, batch["video_mask"]: ``[B, T]``
         batch["video_index"]: ``[B]``
+        batch["video_features"]: optional TokenFeatures ``[B, T, D]`` of a frozen vision tower,
+        used instead of encoding ``video`` (then ``video``/``video_mask`` may be absent)
         forward -> dict with ``sim [B', B']`` (B' = global batch when gathering)
     """
 
@@ -82,7 +84,11 @@ class Retriever(nn.Module):
                 objectives must run inside ``forward`` so their parameters are tracked.
         """
         text = self.encode_text(batch["text"], batch["text_mask"])
-        video = self.encode_video(batch["video"], batch["video_mask"])
+        cached = batch.get("video_features")  # a frozen tower's features (tvr.models.frozen_video)
+        if cached is not None:
+            video = self.head.embed_video(cached)
+        else:
+            video = self.encode_video(batch["video"], batch["video_mask"])
         video_index = batch["video_index"]
         n_local = len(text)
         local = slice(0, n_local)
