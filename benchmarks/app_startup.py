@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.results import add_results_args, command_line, load_note, update_section  # noqa: E402
+from benchmarks.results import add_results_args, command_line, load_note, publish  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -129,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         load_note(load0, os.getloadavg()[0]),
     ])
-    print(body)
-    if not args.no_write:
-        update_section(args.results, SECTION, body)
+    publish(args, SECTION, body)
     return 0
 
 

@@ -107,3 +107,11 @@ def update_section(path: Path, heading: str, body: str) -> None:
         )
         lines[start:end] = new
     atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
+
+
+def publish(args: argparse.Namespace, heading: str, body: str) -> None:
+    """Print ``body`` and, unless ``--no-write``, make it the ``heading`` section of
+    ``--results`` (see :func:`add_results_args`)."""
+    print(body)
+    if not args.no_write:
+        update_section(args.results, heading, body)

@@ -38,7 +38,7 @@ from benchmarks.results import (  # noqa: E402
     add_results_args,
     command_line,
     load_note,
-    update_section,
+    publish,
 )
 from tvr.checkpoint import load_pretrained  # noqa: E402
 from tvr.config import load_config  # noqa: E402
@@ -267,9 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 sweep[label] = [r for r in runs if r is not None]
     body = render(results, sweep, args.sweep, seeds, command_line("benchmarks/synthvtt_quality.py",
                   argv), (load0, os.getloadavg()[0]), (time.perf_counter() - t0) / 60)
-    print(body)
-    if not args.no_write:
-        update_section(args.results, SECTION, body)
+    publish(args, SECTION, body)
     return 0
 
 
