@@ -557,3 +557,24 @@ def test_dmae_weights_and_variants():
     assert not any("weight_fc" in n for n, _ in ti.named_parameters())
     with pytest.raises(ValueError, match="dmae.interaction='xti'"):
         make_head("dmae", {"dmae.interaction": "xti"})
+
+
+def test_dmae_normalize_frames_makes_the_frames_unit_and_keeps_the_rest():
+    text, video = make_text(3), make_video(3)
+    plain = make_head("dmae", {"dmae.masked_max": True})
+    unit = make_head("dmae", {"dmae.masked_max": True, "dmae.normalize_frames": True})
+    unit.load_state_dict(plain.state_dict())  # same weights: only the flag differs
+    with torch.no_grad():  # grow the temporal output so unnormalised scores leave [-1, 1]
+        for m in (plain, unit):
+            m.temporal.frame_position.weight.mul_(200)
+        ev_plain, ev_unit = plain.embed_video(video), unit.embed_video(video)
+        valid = video.mask.bool()
+        norms = ev_unit.tokens.norm(dim=-1)[valid]
+        torch.testing.assert_close(norms, torch.ones_like(norms))
+        torch.testing.assert_close(ev_unit.tokens[valid], F.normalize(ev_plain.tokens, dim=-1)[valid])
+        torch.testing.assert_close(ev_unit.frames_in, ev_plain.frames_in)
+        s_unit = unit.score(unit.embed_text(text), ev_unit)
+        s_plain = plain.score(plain.embed_text(text), ev_plain)
+    assert ev_plain.tokens.norm(dim=-1)[valid].min() > 5  # the unnormalised frames did grow
+    # cosines, plus at most the nearest-frame term (0.5 x a cosine) on the max side
+    assert s_unit.abs().max() <= 1.5 + 1e-5 < s_plain.abs().max()

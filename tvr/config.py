@@ -165,6 +165,10 @@ class DMAEConfig:
     nfc: bool = True  # visual attention enhancement (nearest-frame correction of the max)
     nfc_weight: float = 0.5  # weight of the nearest-frame term
     masked_max: bool = False  # True: padding left out of the maxima (code: padded sims are 0)
+    # True: L2-normalise the seqTransf output frames, so scores are cosines (new work; the code
+    # keeps them unnormalised, which saturates NegNCE's fixed scale 100 when the temporal module
+    # does not keep unit norms, e.g. the demo backbone's pretrained one)
+    normalize_frames: bool = False
 
 
 @dataclass

@@ -181,6 +181,7 @@ class DMAEHead(SimilarityHead):
         self.nfc = d.nfc
         self.nfc_weight = d.nfc_weight
         self.masked_max = d.masked_max
+        self.normalize_frames = d.normalize_frames
         self.temporal = TemporalTransformer.from_config(cfg, width)
         self.video_weight_fc = token_weight_mlp(width, d.wti_arch) if self.weighted else None
         self.text_weight_fc = (
@@ -206,12 +207,15 @@ class DMAEHead(SimilarityHead):
         return masked_softmax_weights(self.video_weight_fc(frames).squeeze(-1), mask)
 
     def encode_frames(self, frames_in: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """seqTransf over normalised frames (no re-normalisation) and their weights.
+        """seqTransf over normalised frames (re-normalised only with ``dmae.normalize_frames``)
+        and their weights.
 
         Shapes:
             frames_in: ``[B, T, D]``, mask: ``[B, T]`` -> (``[B, T, D]``, ``[B, T]``)
         """
         frames = self.temporal(frames_in, mask)
+        if self.normalize_frames:
+            frames = F.normalize(frames, dim=-1)
         return frames, self.frame_weights(frames, mask)
 
     def embed_text(self, text: TokenFeatures) -> TokenFeatures:
