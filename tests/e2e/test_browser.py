@@ -150,7 +150,9 @@ def test_live_query_in_the_browser(server, roots, browser, tmp_path_factory):
     assert page.locator("[data-testid=stException]").count() == 0
     body = page.inner_text("body")
     assert "ms" in body  # latency is shown
-    assert page.locator("[data-testid=stDataFrame], [data-testid=stTable]").count() > 0
+    # the result tables are drawn by a lazily loaded component: wait for them, under load too
+    page.wait_for_selector("[data-testid=stDataFrame], [data-testid=stTable]", timeout=60_000)
+    assert page.locator("[data-testid=stDataFrame], [data-testid=stTable]").count() >= 2
     charts = page.locator("[data-testid=stPlotlyChart]")
     if charts.count():
         page.wait_for_selector("[data-testid=stPlotlyChart] .main-svg", timeout=60_000)
