@@ -53,6 +53,7 @@ SWEEP = {
     "lambda 0.03": ["drgi.weight=0.03"],
     "lambda 0.3": ["drgi.weight=0.3"],
     "lambda 1.0": ["drgi.weight=1.0"],
+    "lambda 3.0": ["drgi.weight=3.0"],
     "intra-modal": ["drgi.mode=intra"],
     "top-3 negatives": ["drgi.neg_topm=3"],
     "K-factor nodes (K=8)": ["drgi.nodes=factors"],
@@ -265,8 +266,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if any(r is not None for r in runs):
                 sweep[label] = [r for r in runs if r is not None]
-    body = render(results, sweep, args.sweep, seeds, command_line("benchmarks/synthvtt_quality.py",
-                  argv), (load0, os.getloadavg()[0]), (time.perf_counter() - t0) / 60)
+    command = command_line("benchmarks/synthvtt_quality.py", argv)
+    if args.reuse_only:  # the table of runs trained earlier: show the command that trains them
+        command = command.replace(" --reuse-only", "")
+    body = render(results, sweep, args.sweep, seeds, command, (load0, os.getloadavg()[0]),
+                  (time.perf_counter() - t0) / 60)
     publish(args, SECTION, body)
     return 0
 
