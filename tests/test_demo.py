@@ -195,3 +195,18 @@ def test_committed_run_reaches_r1_on_fresh_synthvtt(name, default_synthvtt, tmp_
     assert metrics["t2v/R@1"] == pytest.approx(recorded["t2v/R@1"], abs=1.0), (
         f"{name}: metrics.json no longer describes this run on the generated test split"
     )
+
+
+def test_ensure_backbone_builds_only_the_backbone_once(tiny_synthvtt, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "ensure_dataset", lambda root, progress=True: False)
+    root = shutil.copytree(tiny_synthvtt, tmp_path / "synthvtt")
+    configs = _tiny_demo_configs(root, tmp_path / "configs")
+    ckpt = tmp_path / "ckpt"
+    kwargs = dict(data_root=root, checkpoints=ckpt, config_dir=configs, progress=False,
+                  pretrain=TINY_PRETRAIN)
+    assert demo.ensure_backbone(**kwargs) is True
+    assert demo.backbone_complete(ckpt / demo.BACKBONE)
+    assert sorted(p.name for p in ckpt.iterdir()) == [demo.BACKBONE]  # no demo run trained
+    before = (ckpt / demo.BACKBONE / "model.safetensors").stat().st_mtime_ns
+    assert demo.ensure_backbone(**kwargs) is False  # present: nothing is rebuilt
+    assert (ckpt / demo.BACKBONE / "model.safetensors").stat().st_mtime_ns == before

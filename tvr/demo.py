@@ -704,9 +704,11 @@ def ensure_backbone(
     checkpoints: str | Path = CHECKPOINTS,
     config_dir: str | Path = CONFIG_DIR,
     progress: bool = True,
+    pretrain: PretrainSettings | None = None,
 ) -> bool:
     """Provide the dataset and ``checkpoints/demo-backbone`` (stage 1 only, ~2 min when
-    missing), the starting point of the ``configs/synthvtt/<method>.yaml`` runs.
+    missing), the starting point of the ``configs/synthvtt/<method>.yaml`` runs; the demo run
+    folders are left as they are.
 
     Returns:
         True when the backbone was built now.
@@ -716,7 +718,7 @@ def ensure_backbone(
     if backbone_complete(backbone):
         return False
     cfgs = demo_configs(data_root, checkpoints, config_dir)
-    pretrain_backbone(cfgs[RUNS[0]], backbone, None, progress=progress)
+    pretrain_backbone(cfgs[RUNS[0]], backbone, pretrain, progress=progress)
     return True
 
 
