@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
                       "exports incl. UMAP's first compile)", f"{healthy:.0f}"),
                      ("first `make app` on a fresh clone: Overview drawn (target <= 600 s)",
                       f"{first:.0f}")]
-            shutil.rmtree(clone / ".venv", ignore_errors=True)
     if not (REPO / "checkpoints" / "demo-base" / "analysis").is_dir():
         p.error("export the demo bundles first (make app)")
     forced = time_export(REPO, force=True)

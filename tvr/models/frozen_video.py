@@ -44,7 +44,7 @@ class FrozenVideoFeatures:
     def lookup(self, video_index: Tensor) -> TokenFeatures:
         """Features of a batch ``[B]`` of video indices -> TokenFeatures ``[B, T, D]``."""
         idx = video_index.to(self.tokens.device, torch.long)
-        missing = [int(i) for i in idx.tolist() if int(i) in self.unavailable]
+        missing = [i for i in idx.tolist() if i in self.unavailable] if self.unavailable else []
         if missing:
             raise KeyError(f"no cached features for video_index {missing[:10]} (failed to decode)")
         return TokenFeatures(tokens=self.tokens[idx], mask=self.mask[idx], pooled=self.pooled[idx])
@@ -102,11 +102,11 @@ def encode_frozen_videos(
                 tokens = torch.zeros(n, t, d, device=device)
                 mask = torch.zeros(n, t, dtype=f.mask.dtype, device=device)
                 pooled = torch.zeros(n, d, device=device)
-            index = batch["video_index"]
-            tokens[index.to(device)] = f.tokens.float()
-            mask[index.to(device)] = f.mask
-            pooled[index.to(device)] = f.pooled.float()
-            seen[index] = True
+            seen[batch["video_index"]] = True
+            index = batch["video_index"].to(device)
+            tokens[index] = f.tokens.float()
+            mask[index] = f.mask
+            pooled[index] = f.pooled.float()
     finally:
         encoder.train(was_training)
     if tokens is None:
