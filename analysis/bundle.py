@@ -55,7 +55,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = 1  # bumped when the layout changes; other formats are stale
+BUNDLE_FORMAT = 2  # bumped when the layout changes; other formats are stale (2: DRGI diagnostics in meta)
 ANALYSIS_DIR = "analysis"  # bundles live in <run>/analysis/
 META = "meta.json"
 CAPTIONS = "captions.json"

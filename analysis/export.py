@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -68,7 +69,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -97,6 +98,14 @@ from analysis.bundle import (
     relative_video_path,
     sources_digest,
 )
+from tvr.drgi_probe import (  # noqa: F401  (re-exported: the export's DRGI probes live in tvr)
+    SplitNegatives,
+    drgi_query_outputs,
+    information_report,
+    information_test,
+    mine_split_negatives,
+    representative_captions,
+)
 from tvr.models.features import TokenFeatures
 
 logger = logging.getLogger(__name__)
@@ -106,7 +115,6 @@ DEMO_RUNS: tuple[str, ...] = ("demo-base", "demo-drgi")
 DEMO_DATASET = "synthvtt"
 DEMO_ROOT = "data/synthvtt"
 DEMO_SPLIT = "test"
-MINE_BLOCK = 1024  # caption anchors per pair-aligned mining sub-matrix
 # export parameters that change a bundle's content: a fresh bundle made with others is redone
 CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed")
 
@@ -246,154 +254,6 @@ def text_frame_weights(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SplitNegatives:
-    """Hard negatives of a split's caption and video queries (module docstring, "DRGI").
-
-    Shapes:
-        representative: ``[Nv]`` first caption of every video.
-        text_neg_video, text_neg_text, text_valid: ``[Nt]`` per caption query.
-        video_neg_video, video_neg_text, video_valid: ``[Nv]`` per video query.
-    """
-
-    representative: np.ndarray
-    text_neg_video: np.ndarray
-    text_neg_text: np.ndarray
-    text_valid: np.ndarray
-    video_neg_video: np.ndarray
-    video_neg_text: np.ndarray
-    video_valid: np.ndarray
-
-
-def representative_captions(text_to_video: np.ndarray, num_videos: int) -> np.ndarray:
-    """The first caption of every video; ``[Nv]`` int64.
-
-    Raises:
-        ValueError: a video without caption.
-    """
-    t2v = np.asarray(text_to_video, dtype=np.int64)
-    videos, first = np.unique(t2v, return_index=True)
-    if len(videos) != num_videos:
-        missing = sorted(set(range(num_videos)) - set(videos.tolist()))
-        raise ValueError(f"videos {missing[:10]} have no caption in the split")
-    return first.astype(np.int64)
-
-
-def mine_split_negatives(
-    sim: np.ndarray, text_to_video: np.ndarray, *, block: int = MINE_BLOCK
-) -> SplitNegatives:
-    """Hardest negatives of every caption and every video with ``drgi.mine_negatives``.
-
-    Shapes:
-        sim ``[Nt, Nv]``, text_to_video ``[Nt]`` -> :class:`SplitNegatives`
-    """
-    from tvr.objectives.drgi import mine_negatives
-
-    sim = np.asarray(sim, dtype=np.float32)
-    t2v = np.asarray(text_to_video, dtype=np.int64)
-    nt, nv = sim.shape
-    rep = representative_captions(t2v, nv)
-    videos = np.arange(nv)
-    # video queries: pairs (first caption of v, v), an Nv x Nv pair-aligned matrix
-    vq = mine_negatives(torch.from_numpy(np.ascontiguousarray(sim[rep])),
-                        torch.from_numpy(videos), topm=1)
-    video_neg_video = vq.video[:, 0].numpy()
-    video_neg_text = rep[vq.text[:, 0].numpy()]
-    video_valid = vq.valid[:, 0].numpy()
-    # caption queries: anchors of one block plus one pair per video, so every video competes
-    text_neg_video = np.empty(nt, dtype=np.int64)
-    text_valid = np.empty(nt, dtype=bool)
-    for a in range(0, nt, block):
-        rows = np.arange(a, min(nt, a + block))
-        texts = np.concatenate([rows, rep])
-        cols = np.concatenate([t2v[rows], videos])
-        sub = torch.from_numpy(np.ascontiguousarray(sim[np.ix_(texts, cols)]))
-        neg = mine_negatives(sub, torch.from_numpy(cols), topm=1, anchors=slice(0, len(rows)))
-        text_neg_video[rows] = cols[neg.video[:, 0].numpy()]
-        text_valid[rows] = neg.valid[:, 0].numpy()
-    return SplitNegatives(
-        representative=rep,
-        text_neg_video=text_neg_video,
-        text_neg_text=video_neg_text[t2v],
-        text_valid=text_valid & video_valid[t2v],
-        video_neg_video=video_neg_video.astype(np.int64),
-        video_neg_text=video_neg_text.astype(np.int64),
-        video_valid=video_valid,
-    )
-
-
-def _node_mean(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean sigmoid over valid nodes, NaN where there is none; ``[A, N] -> [A]``."""
-    valid = mask.bool()
-    total = torch.where(valid, torch.sigmoid(logits.float()), 0.0).sum(-1)
-    count = valid.sum(-1)
-    return torch.where(count > 0, total / count.clamp_min(1), float("nan"))
-
-
-@torch.no_grad()
-def drgi_query_outputs(
-    drgi: nn.Module,
-    text: TokenFeatures,
-    video: TokenFeatures,
-    anchor_text: np.ndarray,
-    anchor_video: np.ndarray,
-    neg_text: np.ndarray,
-    neg_video: np.ndarray,
-    neg_valid: np.ndarray,
-    *,
-    keep: Literal["text", "video"],
-    batch: int = 64,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-) -> dict[str, np.ndarray]:
-    """Discriminator scores and GAT attention of anchor pairs, in batches.
-
-    Each batch encodes its anchor pairs and one negative pair per anchor (caption
-    ``neg_text``, video ``neg_video``), so memory is bounded by ``batch``.
-
-    Args:
-        drgi: the run's :class:`~tvr.objectives.drgi.DRGI` objective.
-        text, video: head-embedded features of the split.
-        anchor_text, anchor_video, neg_text, neg_video, neg_valid: ``[A]`` per query.
-        keep: whose GAT attention to return: the anchor captions' or the anchor videos'.
-
-    Returns:
-        ``pos_video``, ``neg_video``, ``pos_text``, ``neg_text`` ``[A]`` float32 (NaN on
-        invalid negatives), ``attention`` ``[A, H, N, N]`` float16 and ``node_mask``
-        ``[A, N]`` bool of the kept side.
-    """
-    n = len(anchor_text)
-    parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("pos_video", "neg_video", "pos_text", "neg_text", "attention", "node_mask")
-    }
-    for a in tqdm(range(0, n, batch), desc=f"DRGI {keep} queries", disable=not progress,
-                  leave=False):
-        sl = slice(a, min(n, a + batch))
-        c = sl.stop - sl.start
-        valid = torch.as_tensor(neg_valid[sl], dtype=torch.bool)
-        t_idx = torch.as_tensor(np.concatenate([anchor_text[sl], neg_text[sl]]), dtype=torch.long)
-        v_idx = torch.as_tensor(np.concatenate([anchor_video[sl], neg_video[sl]]),
-                                dtype=torch.long)
-        neg = torch.arange(c, 2 * c)[:, None]
-        g = drgi.graph_outputs(
-            text[t_idx].to(device), video[v_idx].to(device), neg.to(device), neg.to(device),
-            valid[:, None].to(device), anchors=torch.arange(c, device=device),
-            return_attention=True,
-        )
-        scores = {
-            "pos_video": _node_mean(g.pos_video_scores, g.pos_video_mask),
-            "neg_video": _node_mean(g.neg_video_scores[:, 0], g.neg_video_mask[:, 0]),
-            "pos_text": _node_mean(g.pos_text_scores, g.pos_text_mask),
-            "neg_text": _node_mean(g.neg_text_scores[:, 0], g.neg_text_mask[:, 0]),
-        }
-        for k, v in scores.items():
-            parts[k].append(v.cpu().numpy().astype(np.float32))
-        graph = g.text if keep == "text" else g.video
-        parts["attention"].append(graph.attention[:c].cpu().numpy().astype(np.float16))
-        parts["node_mask"].append(graph.mask[:c].cpu().numpy().astype(bool))
-    return {k: np.concatenate(v) for k, v in parts.items()}
-
-
 def _drgi_objective(model: nn.Module, run_dir: Path) -> nn.Module | None:
     """The run's trained DRGI objective, or None (no DRGI, or an inference-only checkpoint)."""
     objectives = getattr(model, "objectives", {})
@@ -422,8 +282,13 @@ def drgi_arrays(
     batch: int = 64,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    report: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Everything ``drgi.safetensors`` holds (see :class:`analysis.bundle.DRGIArrays`)."""
+    """Everything ``drgi.safetensors`` holds (see :class:`analysis.bundle.DRGIArrays`).
+
+    With ``report`` (a dict), also fills it with :func:`tvr.drgi_probe.information_report`
+    computed from the same query outputs (the information test and graph diagnostics).
+    """
     t2v = np.asarray(text_to_video, dtype=np.int64)
     nt, nv = sim.shape
     negs = mine_split_negatives(sim, t2v)
@@ -434,9 +299,11 @@ def drgi_arrays(
                           negs.video_neg_video, negs.video_valid, "video"),
     }
     out: dict[str, np.ndarray] = {}
+    results: dict[str, dict[str, np.ndarray]] = {}
     for prefix, (a_t, a_v, n_t, n_v, valid, keep) in queries.items():
         res = drgi_query_outputs(drgi, text, video, a_t, a_v, n_t, n_v, valid, keep=keep,
                                  batch=batch, device=device, progress=progress)
+        results[keep] = res
         out[f"{keep}_attention"] = res["attention"]
         out[f"{keep}_node_mask"] = res["node_mask"]
         fields = {
@@ -448,6 +315,8 @@ def drgi_arrays(
         for k, v in fields.items():
             v = np.asarray(v)
             out[f"{prefix}_{k}"] = v.astype(np.int64) if v.dtype.kind in "iu" else v
+    if report is not None:
+        report.update(information_report(results["text"], results["video"], negs, sim, t2v))
     return out
 
 
@@ -712,7 +581,8 @@ def _text_frame_meta(rule: str, scale: float) -> dict[str, Any]:
     }
 
 
-def _drgi_meta(cfg: Any, drgi: nn.Module | None) -> dict[str, Any] | None:
+def _drgi_meta(cfg: Any, drgi: nn.Module | None,
+               diagnostics: dict[str, Any] | None = None) -> dict[str, Any] | None:
     if drgi is None:
         return None
     d = cfg.drgi
@@ -721,7 +591,23 @@ def _drgi_meta(cfg: Any, drgi: nn.Module | None) -> dict[str, Any] | None:
         "heads": int(drgi.text.encoder.heads), "neg_topm_used": 1,
         "mining": "hardest other video over all videos; hardest caption of another video over "
                   "each video's first caption; never the anchor's own video",
+        "variant": {k: getattr(d, k) for k in (
+            "attention", "root", "attn_temperature", "graph_topk", "readout", "score",
+            "global_node", "summary", "negatives", "weight")},
+        # the information test and graph diagnostics on this split (tvr.drgi_probe)
+        "diagnostics": _json_safe(diagnostics) if diagnostics else None,
     }
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN / inf become None so meta.json stays strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _build(
@@ -774,9 +660,10 @@ def _build(
     np.save(tmp / TEXT_FRAME, weights)
     step("text-to-frame")
 
+    diagnostics: dict[str, Any] = {}
     if drgi is not None:
         arrays = drgi_arrays(drgi, text, video, sim, emb.text_to_video, batch=opts.graph_batch,
-                             device=device, progress=progress)
+                             device=device, progress=progress, report=diagnostics)
         save_file(arrays, str(tmp / DRGI_FILE))
     step("drgi")
 
@@ -817,7 +704,7 @@ def _build(
         "head": cfg.model.head,
         "factorized": bool(model.factorized),
         "has_drgi": drgi is not None,
-        "drgi": _drgi_meta(cfg, drgi),
+        "drgi": _drgi_meta(cfg, drgi, diagnostics),
         "num_texts": int(nt),
         "num_videos": int(nv),
         "num_frames": int(cfg.data.num_frames),

@@ -83,9 +83,17 @@ def test_bundle_files_and_shapes(runs, name):
     nt, nv, t, words, d = (meta[k] for k in ("num_texts", "num_videos", "num_frames", "max_words",
                                              "embed_dim"))
     assert (nt, nv, t, words, d) == (8, 8, 4, 16, 16)
-    assert meta["complete"] and meta["format"] == 1 and meta["dataset"] == "synthvtt"
+    assert meta["complete"] and meta["format"] == 2 and meta["dataset"] == "synthvtt"
     assert meta["has_drgi"] == (name == "drgi") and (b / "drgi.safetensors").is_file() == (
         name == "drgi")
+    if name == "drgi":  # the information test and graph diagnostics on the bundle's split
+        diag = meta["drgi"]["diagnostics"]
+        for side in ("video", "text"):
+            r = diag[side]
+            assert r["n"] == 8 and r["n_base_right"] + r["n_base_wrong"] == 8
+            assert 0.0 <= r["acc"] <= 1.0 and 0.0 <= r["base_right"] <= 1.0
+        assert 0.0 <= diag["entropy_text"] <= 1.0 and diag["num_texts"] == 8
+        assert meta["drgi"]["variant"]["attention"] == "gat"
     for f, size in meta["files"].items():
         if f == "thumbs":
             assert len(list((b / f).iterdir())) == size == nv

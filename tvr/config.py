@@ -73,6 +73,8 @@ class ModelConfig:
     max_logit_scale: float = 4.6052  # logit_scale is clamped to this after every step
     freeze_backbone: bool = False  # train only new modules (heads, objectives)
     freeze_vision: bool = False  # keep the (pretrained) vision tower fixed; the text tower trains
+    # With freeze_vision: still train the last k vision blocks (+ post-layernorm and projection)
+    train_vision_layers: int = 0
 
 
 @dataclass
@@ -120,6 +122,23 @@ class DRGIConfig:
     neg_topm: int = 1  # hardest negatives per anchor used as corrupted graphs
     exclude_same_video: bool = True  # never mine a negative from the anchor's own video
     weight: float = 0.1  # lambda_drgi
+    # --- variants (methods.md §9.9); the defaults are the §9.3 definition ---
+    attention: str = "gat"  # gat | gatv2 (dynamic attention, W shared)
+    root: str = "none"  # none | free (h_i = act(z_i + sum_j a_ij z_j)) | weight (own W_r)
+    attn_temperature: float = 1.0  # attention logits are divided by this before the softmax
+    learn_temperature: bool = False  # learn log(tau), starting at attn_temperature
+    graph_topk: int = 0  # 0 = complete graph; k: each node attends to its k most similar + itself
+    readout: str = "mean"  # mean | attention (learned query pooling, +hidden params)
+    score: str = "summary"  # summary (h^T U s) | tokens (max over the other modality's nodes)
+    global_node: bool = False  # the pooled retrieval embedding joins each graph as a node
+    summary: str = "readout"  # readout | pooled (the projected pooled embedding is the summary)
+    negatives: str = "hardest"  # hardest | random | semihard | curriculum
+    semihard_k: int = 8  # semihard: a random one of the k hardest candidates
+    curriculum: tuple[int, int] = (0, 0)  # steps: random before [0], semihard before [1], then hardest
+    shuffle_corruption: bool = False  # extra negative: the anchor's graph with nodes drawn from the batch
+    weight_warmup: int = 0  # lambda ramps linearly from 0 over this many steps
+    lr: float = 0.0  # learning rate of DRGI's own parameter group (0 = train.lr)
+    clip: float = -1.0  # -1: under the global train.grad_clip; 0: exempt, unclipped; >0: own clip norm
 
 
 @dataclass
@@ -213,6 +232,10 @@ class TrainConfig:
     # With a frozen vision tower: encode each training video once and train from the cached
     # frame features (tvr/models/frozen_video.py); same result, no per-step decoding.
     cache_video_features: bool = False
+    val_split: str = ""  # split evaluated during training ("" = none), e.g. val
+    val_every: int = 1  # epochs between val evaluations (the last epoch is always evaluated)
+    select: str = "last"  # last | best_val: which epoch's weights the run keeps as model.safetensors
+    select_metric: str = "t2v/R@1"  # val metric that best_val maximises (MdR/MnR are minimised)
 
 
 @dataclass

@@ -198,22 +198,54 @@ def evaluate_run(
     """
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
-    from tvr.metrics import dual_softmax, retrieval_metrics
 
     run_dir = Path(run_dir)
     dev = resolve_eval_device(device)
     model, tokenizer, cfg = load_pretrained(run_dir, device=dev)
-    model = model.for_inference()
     name = dataset or cfg.data.dataset
     data_root = root or cfg.data.root
     options = cfg.data.source_options if name == cfg.data.dataset else {}
     records = load_split(name, data_root, split, **options)
+    metrics, _ = evaluate_model(model, tokenizer, cfg, records, dataset=name, split=split,
+                                dsl=dsl, batch_size=batch_size, device=dev, progress=progress)
+    if write:
+        write_metrics(run_dir, f"{name}-{split}", metrics)
+    return metrics
+
+
+def write_metrics(run_dir: str | Path, key: str, value: Any) -> None:
+    """Set ``key`` of the run's ``metrics.json`` (other keys stay), atomically."""
+    path = Path(run_dir) / "metrics.json"
+    existing = json.loads(path.read_text()) if path.is_file() else {}
+    existing[key] = value
+    atomic_write_text(path, json.dumps(existing, indent=2, default=float) + "\n")
+
+
+def evaluate_model(
+    model: nn.Module,
+    tokenizer: Any,
+    cfg: Any,
+    records: list,
+    *,
+    dataset: str,
+    split: str,
+    dsl: bool = False,
+    batch_size: int = 16,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> tuple[dict[str, Any], SplitEmbedding]:
+    """Metrics of an in-memory model on a split's records (inference mode; training-only
+    objectives are not run). Returns the metrics and the split's embedding."""
+    from tvr.metrics import dual_softmax, retrieval_metrics
+
+    model = model.for_inference()
     emb = embed_split(
         model, tokenizer, records, num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
         max_words=cfg.data.max_words, on_decode_error=cfg.data.on_decode_error,
         frame_cache=cfg.data.frame_cache or None, batch_size=batch_size,
-        num_workers=cfg.data.num_workers, device=dev, progress=progress,
+        num_workers=cfg.data.num_workers, device=device, progress=progress,
     )
+    name = dataset
     metrics: dict[str, Any] = dict(retrieval_metrics(emb.sim, emb.text_to_video))
     if dsl:
         t2v = retrieval_metrics(dual_softmax(emb.sim, direction="t2v"), emb.text_to_video)
@@ -229,12 +261,7 @@ def evaluate_run(
             "rank_rule": "1 + #strictly greater", "v2t_rule": "best caption per video (MSVD)",
         }
     )
-    if write:
-        path = run_dir / "metrics.json"
-        existing = json.loads(path.read_text()) if path.is_file() else {}
-        existing[f"{name}-{split}"] = metrics
-        atomic_write_text(path, json.dumps(existing, indent=2, default=float) + "\n")
-    return metrics
+    return metrics, emb
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

@@ -5,14 +5,14 @@
   per-parameter gradient-norm clip of 1.0, kept to reproduce published recipes.
 
 Parameter groups: backbone (``encoder.*``) at ``train.clip_lr``, everything else (heads,
-objectives, logit scale) at ``train.lr``; biases, norms, embeddings and scalars take no
-weight decay.
+objectives, logit scale) at ``train.lr``, and named prefixes in groups of their own (DRGI's
+``drgi.lr``); biases, norms, embeddings and scalars take no weight decay.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -31,24 +31,38 @@ def _no_decay(name: str, p: nn.Parameter) -> bool:
     )
 
 
-def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """Four groups: {backbone, new} x {decay, no decay}; empty groups are left out."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    names: dict[tuple[bool, bool], list[str]] = {}
+def param_groups(
+    model: nn.Module, cfg: TrainConfig, own_groups: Mapping[str, float] | None = None
+) -> list[dict]:
+    """Groups {backbone, new, each own group} x {decay, no decay}; empty groups are left out.
+
+    Args:
+        model: the model; only parameters that require a gradient are grouped.
+        cfg: learning rates and weight decay.
+        own_groups: parameter-name prefix -> learning rate of a group of its own (e.g.
+            ``{"objectives.drgi.": 1e-2}``); the group is named after the prefix's last part.
+    """
+    own = dict(own_groups or {})
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    lrs: dict[str, float] = {"backbone": cfg.clip_lr, "new": cfg.lr}
+    for prefix, lr in own.items():
+        lrs[prefix.rstrip(".").rsplit(".", 1)[-1]] = lr
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        key = (name.startswith("encoder."), _no_decay(name, p))
-        groups.setdefault(key, []).append(p)
-        names.setdefault(key, []).append(name)
+        kind = "backbone" if name.startswith("encoder.") else "new"
+        for prefix in own:
+            if name.startswith(prefix):
+                kind = prefix.rstrip(".").rsplit(".", 1)[-1]
+        groups.setdefault((kind, _no_decay(name, p)), []).append(p)
     out = []
-    for (is_backbone, no_decay), params in sorted(groups.items()):
+    for (kind, no_decay), params in sorted(groups.items()):
         out.append(
             {
                 "params": params,
-                "lr": cfg.clip_lr if is_backbone else cfg.lr,
+                "lr": lrs[kind],
                 "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-                "group": f"{'backbone' if is_backbone else 'new'}/{'no_decay' if no_decay else 'decay'}",
+                "group": f"{kind}/{'no_decay' if no_decay else 'decay'}",
             }
         )
     return out
@@ -101,8 +115,11 @@ class BertAdam(torch.optim.Optimizer):
         return loss
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg)
+def build_optimizer(
+    model: nn.Module, cfg: TrainConfig, own_groups: Mapping[str, float] | None = None
+) -> torch.optim.Optimizer:
+    """AdamW or the legacy BertAdam over :func:`param_groups`."""
+    groups = param_groups(model, cfg, own_groups)
     if cfg.optim == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     if cfg.optim == "bertadam_legacy":

@@ -37,8 +37,10 @@ from tvr.checkpoint import (
     save_pretrained,
     save_train_state,
 )
-from tvr.config import ExperimentConfig, load_config, save_config
+from tvr.config import ConfigError, ExperimentConfig, load_config, save_config
+from tvr.gradients import DRGI_PREFIX, GradClipper, drgi_parameters, term_grad_norms
 from tvr.optim import build_optimizer, build_scheduler
+from tvr.selection import LOG, ValSelector, check_selection_config
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,12 @@ def build_model(cfg: ExperimentConfig, tokenizer) -> nn.Module:
     if cfg.model.freeze_vision:  # no gradient: the vision tower runs forward only
         for p in model.encoder.vision_parameters():
             p.requires_grad_(False)
+        if cfg.model.train_vision_layers:  # ... except its last blocks, norm and projection
+            for p in model.encoder.vision_tail_parameters(cfg.model.train_vision_layers):
+                p.requires_grad_(True)
+    elif cfg.model.train_vision_layers:
+        raise ConfigError("model.train_vision_layers only applies with model.freeze_vision=true "
+                          "(without it the whole vision tower trains)")
     return model
 
 
@@ -227,6 +235,7 @@ def train(
     from tvr.data.sources import load_split
     from tvr.data.video import FrameSampler
 
+    check_selection_config(cfg)
     env = dist.init_distributed()
     try:
         device = resolve_device(cfg.train.device, env)
@@ -282,14 +291,21 @@ def train(
         if cfg.train.max_steps:
             total_steps = min(total_steps, cfg.train.max_steps)
 
-        optimizer = build_optimizer(model, cfg.train)
+        drgi_params = drgi_parameters(model)
+        own = {DRGI_PREFIX: cfg.drgi.lr or cfg.train.lr} if drgi_params and (
+            cfg.drgi.lr > 0 or cfg.drgi.clip >= 0) else {}
+        optimizer = build_optimizer(model, cfg.train, own)
+        clipper = GradClipper(model, cfg, exempt=drgi_params if cfg.drgi.clip >= 0 else [])
         scheduler = build_scheduler(optimizer, total_steps, cfg.train.warmup)
         start_epoch, step = 0, 0
+        selector = ValSelector(cfg, run_dir) if cfg.train.val_split and env.is_main else None
         if state is not None:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
             torch.set_rng_state(state["rng"]["torch"])
+            if selector is not None and state.get("selection"):
+                selector.load_state(state["selection"])
             log.info("resumed %s at epoch %d, step %d", run_dir, start_epoch, step)
 
         ddp_model: nn.Module = model
@@ -308,7 +324,7 @@ def train(
             log.info("steps: %d per epoch, %d total, device %s, world %d, amp %s",
                      n_steps_epoch, total_steps, device, env.world_size, amp_dtype)
 
-        log_path = run_dir / "log.jsonl"
+        log_path = run_dir / LOG
         done_this_call = 0
         t0 = time.time()
         for epoch in range(start_epoch, cfg.train.epochs):
@@ -334,23 +350,25 @@ def train(
                          for k, v in batch.items()}
                 if frozen is not None:
                     batch["video_features"] = frozen.lookup(batch["video_index"])
+                log_now = (step + 1) % cfg.train.log_every == 0 or step + 1 == total_steps
+                for objective in model.objectives.values():
+                    objective.on_step(step, log_now)
                 with amp_ctx:
                     outputs = ddp_model(batch, gather=gather, rank=env.rank, with_losses=True)
                     loss, rep = outputs["loss"], outputs["report"]
+                if log_now and env.world_size == 1 and "drgi_loss" in outputs["loss_terms"]:
+                    rep.update(term_grad_norms(model, outputs["loss_terms"]))
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if cfg.train.grad_clip > 0:
+                if clipper.active:
                     scaler.unscale_(optimizer)
-                    rep["grad_norm"] = float(
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                    )
+                    rep.update(clipper.clip())
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
                 model.clamp_logit_scale()
                 step += 1
                 done_this_call += 1
-                log_now = step % cfg.train.log_every == 0 or step == total_steps
                 if log_now and env.world_size > 1:
                     rep = mean_over_ranks(rep, device)
                 if env.is_main:
@@ -370,11 +388,18 @@ def train(
                 save_train_state(run_dir / TRAIN_STATE, {
                     "epoch": epoch, "step": step, "total_steps": total_steps,
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(),
+                    "rng": rng_state(), "selection": selector.state() if selector else None,
                 })
+                last_epoch = epoch + 1 == cfg.train.epochs or step >= total_steps
+                if selector is not None and selector.due(epoch, last_epoch):
+                    selector.evaluate(model, tokenizer, epoch, step, device,
+                                      elapsed_s=round(time.time() - t0, 2), progress=progress)
+                    model.train()
             dist.barrier()
         if env.is_main:
             log.info("trained %d steps in %.1f s", step, time.time() - t0)
+            if selector is not None:
+                selector.finish()
     finally:
         dist.cleanup()
     if cfg.train.eval_after and env.is_main:

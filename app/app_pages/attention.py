@@ -30,6 +30,7 @@ from analysis.attention_view import (
     received_attention_stack,
 )
 from analysis.bundle import Bundle, BundleError, SynthVTTSplit, encode_jpeg
+from analysis.drgi_report import attention_verdict, diagnostics_of, max_uniform_deviation
 from analysis.events import (
     NO_EVENT,
     alignment_table,
@@ -280,6 +281,14 @@ else:
         graph_name = f"video {gb.video_ids[video]}"
     mask = np.asarray(mask, dtype=bool)
     heads = int(attn.shape[0])
+    whole = attention_view(attn, mask, None)
+    graph_entropy = float(np.nanmean(normalised_entropy(whole, np.ones(len(whole), dtype=bool))))
+    diag = diagnostics_of(gb) or {}
+    uniform, verdict = attention_verdict(
+        graph_entropy, max_uniform_deviation(attn, mask),
+        diag.get("entropy_text" if kind == "caption" else "entropy_video"),
+        "word" if kind == "caption" else "frame")
+    (st.warning if uniform else st.info)(verdict)
     c1, c2 = st.columns(2)
     head_choice = c1.selectbox("head", [MEAN_HEADS, *range(heads)], key="attn_head",
                                disabled=heads == 1,
@@ -312,10 +321,14 @@ else:
     received = received_attention(attn, mask, head)[mask]
     left, right = st.columns(2)
     with left:
-        net, n_edges = network(view, labels, received, self_share)
-        st.plotly_chart(net, key="attn_network", width="stretch")
-        st.caption(f"{n_edges} edges above uniform attention (1/{len(labels)}) shown; node size = "
-                   "self-loop share, colour = attention received.")
+        if uniform:  # a network of near-uniform weights would suggest structure that is not there
+            st.caption("No network diagram: the attention is uniform, so every edge would carry "
+                       "the same weight.")
+        else:
+            net, n_edges = network(view, labels, received, self_share)
+            st.plotly_chart(net, key="attn_network", width="stretch")
+            st.caption(f"{n_edges} edges above uniform attention (1/{len(labels)}) shown; node "
+                       "size = self-loop share, colour = attention received.")
     with right:
         st.plotly_chart(node_stats_chart(labels, entropy, self_share), key="attn_entropy",
                         width="stretch")

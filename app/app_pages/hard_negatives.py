@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.bundle import Bundle
+from analysis.drgi_report import diagnostics_of, diagnostics_rows, discriminator_verdict
 from analysis.geometry import top_hubs
 from analysis.hard_negatives import (
     HardNegatives,
@@ -226,6 +227,11 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
             st.info(f"{bundle.run_name} was trained without DRGI, so it has no discriminator "
                     "scores. Pick a run trained with `drgi.enable=true`.")
             continue
+        diag = diagnostics_of(bundle)
+        if diag is not None:
+            st.markdown(discriminator_verdict(diag))
+            st.dataframe(pd.DataFrame(diagnostics_rows(diag)), key=f"hn_diag_{label}",
+                         hide_index=True, width="stretch")
         scores: Any = getattr(bundle.drgi, direction)
         s = discriminator_summary(scores.pos, scores.neg, scores.neg_valid)
         c1, c2, c3 = st.columns(3)

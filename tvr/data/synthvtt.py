@@ -10,7 +10,7 @@ truly matches.
 The dataset is written in the MSR-VTT layout (so the MSR-VTT source reads it unchanged), plus
 ``synthvtt_meta.json`` with the ground truth::
 
-    python -m tvr.data.synthvtt --out data/synthvtt [--seed 0 --train 1500 --val 250 --test 500
+    python -m tvr.data.synthvtt --out data/synthvtt [--seed 0 --train 1500 --val 500 --test 500
                                                      --size 64 --fps 8 --background-captions]
 
 Everything is deterministic from the seed: the plan (events, layouts, captions) is drawn in the
@@ -1135,7 +1135,7 @@ def plan(
     *,
     seed: int = 0,
     n_train: int = 1500,
-    n_val: int = 250,
+    n_val: int = 500,
     n_test: int = 500,
     size: int = 64,
     fps: int = 8,
@@ -1166,7 +1166,7 @@ def generate(
     *,
     seed: int = 0,
     n_train: int = 1500,
-    n_val: int = 250,
+    n_val: int = 500,
     n_test: int = 500,
     size: int = 64,
     fps: int = 8,
@@ -1293,7 +1293,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--train", type=int, default=1500, help="train videos (default: 1500)")
-    p.add_argument("--val", type=int, default=250, help="val videos (default: 250)")
+    p.add_argument("--val", type=int, default=500, help="val videos (default: 500)")
     p.add_argument("--test", type=int, default=500, help="test videos (default: 500)")
     p.add_argument("--size", type=int, default=64, help="frame side in pixels, even (default: 64)")
     p.add_argument("--fps", type=int, default=8, help="frames per second (default: 8)")

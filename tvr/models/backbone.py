@@ -90,6 +90,10 @@ class Encoder(nn.Module):
         """The vision tower's parameters (``model.freeze_vision`` freezes them)."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its vision tower")
 
+    def vision_tail_parameters(self, layers: int) -> Iterator[nn.Parameter]:  # pragma: no cover
+        """The last ``layers`` vision blocks and what follows them (``model.train_vision_layers``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its vision blocks")
+
     def export_config(self) -> dict[str, Any]:  # pragma: no cover
         """A JSON-able description from which :meth:`from_exported_config` rebuilds the module."""
         raise NotImplementedError
@@ -348,6 +352,19 @@ class HFClipEncoder(Encoder):
     def vision_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of ``vision_model`` (stem, transformer, norms) and ``visual_projection``."""
         yield from self.clip.vision_model.parameters()
+        yield from self.clip.visual_projection.parameters()
+
+    def vision_tail_parameters(self, layers: int) -> Iterator[nn.Parameter]:
+        """The last ``layers`` vision blocks, ``post_layernorm`` and ``visual_projection``
+        (``model.train_vision_layers``)."""
+        blocks = self.clip.vision_model.encoder.layers
+        if not 1 <= layers <= len(blocks):
+            raise BackboneError(
+                f"model.train_vision_layers={layers}: the vision tower has {len(blocks)} blocks"
+            )
+        for block in blocks[len(blocks) - layers:]:
+            yield from block.parameters()
+        yield from self.clip.vision_model.post_layernorm.parameters()
         yield from self.clip.visual_projection.parameters()
 
     def text_positions_for_init(self) -> Tensor:

@@ -5,7 +5,7 @@ plus a node mask ``[B, N]`` (1 = real node). Padded nodes never receive attentio
 from the readout and have output 0.
 
 - :class:`DenseGAT`: multi-head GAT (heads averaged), no biases, LeakyReLU 0.2.
-- :func:`masked_readout`: ``sigmoid`` of the masked node mean.
+- :func:`masked_readout`: ``sigmoid`` of the masked node mean; :class:`AttentionReadout`.
 - :class:`BilinearDiscriminator`: ``h^T U s + b``.
 - :class:`GraphInfomax`: encoder + readout + node discriminator of one modality.
 - :func:`infomax_bce`: the per-anchor DGI binary cross-entropy with per-graph node means.
@@ -48,8 +48,19 @@ class DenseGAT(nn.Module):
         activation: ``"elu"`` (default), ``"prelu"`` (one learnable slope) or ``"none"``.
         attn_dropout: dropout on the attention coefficients (training only).
         negative_slope: LeakyReLU slope of the attention logits.
+        attention: ``"gat"`` (above) or ``"gatv2"``: ``e_ij = a · LeakyReLU(z_i + z_j)``
+            (Brody et al.; W shared, one vector a per head), so the ranking over j depends on i.
+        root: ``"none"``; ``"free"``: ``h_i = act(z_i + Σ_j α_ij z_j)`` (no parameters);
+            ``"weight"``: ``h_i = act(W_r x_i + Σ_j α_ij z_j)`` with its own ``W_r``.
+            Either keeps node identity when attention is flat (methods.md §9.9).
+        temperature: logits are divided by τ before the softmax (τ < 1 sharpens).
+        learn_temperature: learn ``log τ`` (one parameter) instead of fixing it.
+        topk: 0 = complete graph; k > 0: node i attends to its k most cosine-similar valid
+            nodes (on the inputs x) plus itself.
 
-    Parameters: ``heads * (in_dim * out_dim + 2 * out_dim)`` (+1 with PReLU).
+    Parameters: ``heads * (in_dim * out_dim + 2 * out_dim)`` (+1 with PReLU, +1 with a learned
+    temperature); GATv2 ``heads * (in_dim * out_dim + out_dim)``; ``root="weight"`` adds
+    ``heads * in_dim * out_dim``.
 
     Shapes:
         x: ``[B, N, in_dim]``, mask: ``[B, N]`` (or None = all valid)
@@ -65,8 +76,22 @@ class DenseGAT(nn.Module):
         activation: str | None = "elu",
         attn_dropout: float = 0.0,
         negative_slope: float = 0.2,
+        *,
+        attention: str = "gat",
+        root: str = "none",
+        temperature: float = 1.0,
+        learn_temperature: bool = False,
+        topk: int = 0,
     ) -> None:
         super().__init__()
+        if attention not in ("gat", "gatv2"):
+            raise ValueError(f"DenseGAT: attention={attention!r}, expected 'gat' or 'gatv2'")
+        if root not in ("none", "free", "weight"):
+            raise ValueError(f"DenseGAT: root={root!r}, expected 'none', 'free' or 'weight'")
+        if not temperature > 0:
+            raise ValueError(f"DenseGAT: temperature={temperature} must be > 0")
+        if topk < 0:
+            raise ValueError(f"DenseGAT: topk={topk} must be >= 0 (0 = complete graph)")
         if in_dim < 1 or out_dim < 1 or heads < 1:
             raise ValueError(
                 f"DenseGAT: in_dim={in_dim}, out_dim={out_dim}, heads={heads} must all be >= 1"
@@ -76,20 +101,37 @@ class DenseGAT(nn.Module):
         self.in_dim, self.out_dim, self.heads = in_dim, out_dim, heads
         self.negative_slope = negative_slope
         self.attn_dropout = attn_dropout
+        self.attention, self.root, self.topk = attention, root, topk
         self.proj = nn.Linear(in_dim, heads * out_dim, bias=False)
-        self.att_self = nn.Parameter(torch.empty(heads, out_dim))  # a1: scores the receiver i
-        self.att_neighbor = nn.Parameter(torch.empty(heads, out_dim))  # a2: scores the sender j
+        if attention == "gat":
+            self.att_self = nn.Parameter(torch.empty(heads, out_dim))  # a1: scores the receiver i
+            self.att_neighbor = nn.Parameter(torch.empty(heads, out_dim))  # a2: scores the sender j
+        else:  # GATv2 (shared W): e_ij = a . LeakyReLU(z_i + z_j)
+            self.att = nn.Parameter(torch.empty(heads, out_dim))
+        self.root_proj = (
+            nn.Linear(in_dim, heads * out_dim, bias=False) if root == "weight" else None
+        )
+        log_tau = torch.tensor(math.log(temperature))
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(log_tau)
+        else:
+            self.register_buffer("log_temperature", log_tau, persistent=False)
         self.act = _activation(activation)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Xavier-uniform ``W`` per head; ``a1``/``a2`` Xavier as a ``Linear(out_dim, 1)``."""
-        w = self.proj.weight.data.view(self.heads, self.out_dim, self.in_dim)
-        for k in range(self.heads):
-            nn.init.xavier_uniform_(w[k])
+        for lin in (self.proj, self.root_proj):
+            if lin is None:
+                continue
+            w = lin.weight.data.view(self.heads, self.out_dim, self.in_dim)
+            for k in range(self.heads):
+                nn.init.xavier_uniform_(w[k])
         bound = math.sqrt(6.0 / (self.out_dim + 1))
-        nn.init.uniform_(self.att_self, -bound, bound)
-        nn.init.uniform_(self.att_neighbor, -bound, bound)
+        for vec in (
+            (self.att_self, self.att_neighbor) if self.attention == "gat" else (self.att,)
+        ):
+            nn.init.uniform_(vec, -bound, bound)
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False
@@ -101,23 +143,77 @@ class DenseGAT(nn.Module):
         b, n, _ = x.shape
         valid = torch.ones(b, n, dtype=torch.bool, device=x.device) if mask is None else mask.bool()
         z = self.proj(x).view(b, n, self.heads, self.out_dim).transpose(1, 2)  # [B, H, N, F]
-        e_self = (z * self.att_self[None, :, None, :]).sum(-1)  # [B, H, N]
-        e_nbr = (z * self.att_neighbor[None, :, None, :]).sum(-1)  # [B, H, N]
-        logits = F.leaky_relu(
-            e_self[..., :, None] + e_nbr[..., None, :], self.negative_slope
-        )  # [B, H, N, N]
+        logits = self.attention_logits(z) / self.log_temperature.exp()  # [B, H, N, N]
         col = valid[:, None, None, :]  # [B, 1, 1, N]
         row = valid[:, None, :, None]  # [B, 1, N, 1]
+        edges = col if not self.topk else col & self.neighbourhood(x, valid)[:, None]
         # finfo.min (not -inf): a graph with no valid node gives zeros instead of NaN.
-        logits = logits.masked_fill(~col, torch.finfo(logits.dtype).min)
+        logits = logits.masked_fill(~edges, torch.finfo(logits.dtype).min)
         attn = torch.softmax(logits, dim=-1)
-        attn = torch.where(col & row, attn, 0.0)  # [B, H, N, N]
+        attn = torch.where(edges & row, attn, 0.0)  # [B, H, N, N]
         dropped = F.dropout(attn, self.attn_dropout, self.training) if self.attn_dropout else attn
-        h = (dropped @ z).mean(dim=1)  # [B, N, F]
+        h = dropped @ z  # [B, H, N, F]
+        if self.root == "free":
+            h = h + z
+        elif self.root == "weight":
+            h = h + self.root_proj(x).view(b, n, self.heads, self.out_dim).transpose(1, 2)
+        h = h.mean(dim=1)  # [B, N, F]
         h = torch.where(valid[..., None], self.act(h), 0.0)
         if return_attention:
             return h, attn
         return h
+
+    def attention_logits(self, z: Tensor) -> Tensor:
+        """Unmasked attention logits ``e_ij`` before the temperature.
+
+        Shapes:
+            z: ``[B, H, N, F]`` -> ``[B, H, N, N]``
+        """
+        if self.attention == "gat":
+            e_self = (z * self.att_self[None, :, None, :]).sum(-1)  # [B, H, N]
+            e_nbr = (z * self.att_neighbor[None, :, None, :]).sum(-1)  # [B, H, N]
+            return F.leaky_relu(e_self[..., :, None] + e_nbr[..., None, :], self.negative_slope)
+        pair = F.leaky_relu(z[..., :, None, :] + z[..., None, :, :], self.negative_slope)
+        return (pair * self.att[None, :, None, None, :]).sum(-1)  # [B, H, N, N]
+
+    def neighbourhood(self, x: Tensor, valid: Tensor) -> Tensor:
+        """Sparse graph: each node's ``topk`` most similar valid nodes (cosine) plus itself.
+
+        Shapes:
+            x: ``[B, N, D]``, valid: ``[B, N]`` -> bool ``[B, N, N]`` (row i: i's neighbours)
+        """
+        n = x.shape[1]
+        xn = F.normalize(x, dim=-1)
+        cos = (xn @ xn.transpose(1, 2)).masked_fill(~valid[:, None, :], float("-inf"))
+        k = min(self.topk, n)
+        idx = cos.topk(k, dim=-1).indices  # [B, N, k]
+        keep = torch.zeros_like(cos, dtype=torch.bool).scatter_(-1, idx, True)
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)[None]
+        return (keep | eye) & valid[:, None, :]
+
+
+class AttentionReadout(nn.Module):
+    """Summary by attention pooling: ``s = sigmoid(Σ_i softmax_i(q · h_i) h_i)`` over valid i.
+
+    A plain mean blurs the one node that tells a one-edit sibling apart; a learned query ``q``
+    can weight it up. Parameters: ``dim``.
+
+    Shapes:
+        h: ``[B, N, F]``, mask: ``[B, N]`` -> ``[B, F]``
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(dim))  # starts as the mean readout
+
+    def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
+        logits = h @ self.query  # [B, N]
+        if mask is not None:
+            logits = logits.masked_fill(~mask.bool(), torch.finfo(logits.dtype).min)
+        w = torch.softmax(logits, dim=-1)
+        if mask is not None:
+            w = torch.where(mask.bool(), w, 0.0)
+        return torch.sigmoid((w[..., None] * h).sum(dim=1))
 
 
 def masked_readout(h: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -155,6 +251,22 @@ class BilinearDiscriminator(nn.Module):
         us = s @ self.weight.T  # [..., dim]: U s
         return (h * us.unsqueeze(-2)).sum(-1) + self.bias
 
+    def token_scores(self, h: Tensor, others: Tensor, other_mask: Tensor) -> Tensor:
+        """Token-level score: each node against every valid node of the other side, max over them.
+
+        ``score_n = max_{m valid} h_n^T U o_m + b`` (WTI-style, no extra parameters); a row
+        without any valid other node scores ``b``.
+
+        Shapes:
+            h: ``[..., N, dim]``, others: ``[..., M, dim]``, other_mask: ``[..., M]`` (leading
+            dims broadcast) -> ``[..., N]``
+        """
+        uo = others @ self.weight.T  # [..., M, dim]: U o_m
+        pair = h @ uo.transpose(-1, -2)  # [..., N, M]
+        pair = pair.masked_fill(~other_mask.bool().unsqueeze(-2), float("-inf"))
+        best = pair.amax(dim=-1)
+        return torch.where(torch.isfinite(best), best, 0.0) + self.bias
+
 
 @dataclass
 class GraphEncoding:
@@ -190,12 +302,17 @@ class GraphInfomax(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, discriminator: nn.Module, normalize_inputs: bool = True
+        self,
+        encoder: nn.Module,
+        discriminator: nn.Module,
+        normalize_inputs: bool = True,
+        readout: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.discriminator = discriminator
         self.normalize_inputs = normalize_inputs
+        self.readout = readout  # None: the sigmoid of the masked node mean
 
     def encode(self, x: Tensor, mask: Tensor, return_attention: bool = False) -> GraphEncoding:
         valid = mask.bool()
@@ -204,7 +321,8 @@ class GraphInfomax(nn.Module):
         x = torch.where(valid[..., None], x, 0.0)  # padded garbage never reaches the encoder
         out = self.encoder(x, valid, return_attention=return_attention)
         nodes, attention = out if return_attention else (out, None)
-        return GraphEncoding(nodes, valid, masked_readout(nodes, valid), attention)
+        summary = masked_readout(nodes, valid) if self.readout is None else self.readout(nodes, valid)
+        return GraphEncoding(nodes, valid, summary, attention)
 
     def discriminate(self, h: Tensor, s: Tensor) -> Tensor:
         return self.discriminator(h, s)

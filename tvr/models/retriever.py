@@ -122,18 +122,22 @@ class Retriever(nn.Module):
         """Sum the weighted ``*_loss`` terms of every objective.
 
         Returns:
-            (total loss, report of every objective's scalars as floats)
+            (total loss, report of every objective's scalars as floats); the weighted terms
+            are also left in ``outputs["loss_terms"]``.
         """
         total: Tensor | None = None
         report: dict[str, float] = {}
+        terms: dict[str, Tensor] = {}
         for objective in self.objectives.values():
             result = objective(outputs, batch)
             for key, value in result.items():
                 if key.endswith("_loss"):
+                    terms[key] = value
                     total = value if total is None else total + value
                 report[key] = float(value.detach()) if isinstance(value, Tensor) else float(value)
         if total is None:
             raise RuntimeError("the model has no objective producing a *_loss term")
+        outputs["loss_terms"] = terms  # each weighted term, for gradient diagnostics
         report["loss"] = float(total.detach())
         report["logit_scale"] = float(outputs["logit_scale"].detach())
         return total, report

@@ -26,5 +26,10 @@ class Objective(nn.Module):
 
     training_only: bool = True
 
+    def on_step(self, step: int, log: bool = True) -> None:
+        """Called by the trainer before every step with the optimiser steps done so far and
+        whether the step's report is logged (objectives with schedules or costly diagnostics
+        override it)."""
+
     def forward(self, outputs: dict[str, Any], batch: dict[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover
         raise NotImplementedError

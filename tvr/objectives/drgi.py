@@ -21,15 +21,18 @@ mode, D_t in intra mode), and likewise for video.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from tvr.config import ConfigError, ExperimentConfig
 from tvr.models.features import TokenFeatures
 from tvr.models.graph import (
+    AttentionReadout,
     BilinearDiscriminator,
     DenseGAT,
     GraphEncoding,
@@ -37,6 +40,14 @@ from tvr.models.graph import (
     infomax_bce,
 )
 from tvr.objectives.base import Objective
+from tvr.objectives.drgi_diagnostics import (
+    attention_entropy,
+    attention_logit_range,
+    mean_pairwise_cosine,
+    nanmean,
+    node_mean_sigmoid,
+    pairwise_accuracy,
+)
 from tvr.registry import register
 
 log = logging.getLogger(__name__)
@@ -138,6 +149,77 @@ def mine_negatives(
     )
 
 
+def sample_negatives(
+    sim: Tensor,
+    video_index: Tensor,
+    mode: str,
+    anchors: Tensor | slice | None = None,
+    exclude_same_video: bool = True,
+    semihard_k: int = 8,
+) -> HardNegatives:
+    """One negative per anchor and direction, drawn from ``Cand(i)`` (methods.md §9.9).
+
+    ``mode="random"``: uniform over the candidates; ``"semihard"``: uniform over the
+    ``semihard_k`` highest-scoring candidates; ``"hardest"``: :func:`mine_negatives` with m = 1.
+    Uses torch's global generator (seeded by the trainer).
+
+    Shapes:
+        sim ``[B, B]``, video_index ``[B]`` -> :class:`HardNegatives` with m = 1
+    """
+    if mode == "hardest":
+        return mine_negatives(sim, video_index, 1, anchors, exclude_same_video)
+    if mode not in ("random", "semihard"):
+        raise ValueError(f"sample_negatives: mode={mode!r}, expected hardest, random or semihard")
+    if semihard_k < 1:
+        raise ValueError(f"drgi.semihard_k={semihard_k}: expected at least 1")
+    b = sim.shape[0]
+    device = sim.device
+    all_rows = torch.arange(b, device=device)
+    anchor_idx = all_rows if anchors is None else all_rows[anchors]  # [A]
+    s = sim.detach().float()
+    vid = video_index.to(device)
+    if exclude_same_video:
+        cand = vid[None, :] != vid[anchor_idx][:, None]  # [A, B]
+    else:
+        cand = all_rows[None, :] != anchor_idx[:, None]
+
+    def draw(scores: Tensor) -> Tensor:  # scores [A, B] -> one candidate per row [A]
+        allowed = cand
+        if mode == "semihard":
+            k = min(semihard_k, b)
+            top = scores.masked_fill(~cand, float("-inf")).topk(k, dim=-1).indices
+            allowed = cand & torch.zeros_like(cand).scatter_(-1, top, True)
+        noise = torch.rand(allowed.shape, device=device)
+        return noise.masked_fill(~allowed, -1.0).argmax(dim=-1)
+
+    valid = cand.any(dim=-1, keepdim=True)  # [A, 1]
+    placeholder = anchor_idx[:, None]
+    return HardNegatives(
+        anchors=anchor_idx,
+        video=torch.where(valid, draw(s[anchor_idx])[:, None], placeholder),
+        text=torch.where(valid, draw(s[:, anchor_idx].T)[:, None], placeholder),
+        valid=valid,
+    )
+
+
+def negatives_at(mode: str, step: int, curriculum: tuple[int, int]) -> str:
+    """The negative mode in force at ``step``: ``curriculum`` runs random -> semihard -> hardest.
+
+    Args:
+        mode: ``drgi.negatives``.
+        step: optimiser steps done so far.
+        curriculum: ``(a, b)``: random before step a, semihard before step b, hardest after.
+    """
+    if mode != "curriculum":
+        return mode
+    a, b = curriculum
+    if step < a:
+        return "random"
+    if step < b:
+        return "semihard"
+    return "hardest"
+
+
 # --------------------------------------------------------------------------------------------
 # Graph outputs
 # --------------------------------------------------------------------------------------------
@@ -162,6 +244,10 @@ class DRGIGraphOutputs:
             of a valid negative)
         neg_video_scores, neg_video_mask: ``[A, m, Nv]`` nodes of G_v(j*(i))
         neg_text_idx, neg_video_idx, neg_valid: ``[A, m]``
+        shuffle_text_scores, shuffle_video_scores: ``[A, Nt]`` / ``[A, Nv]`` nodes of the
+            shuffled-feature corruption of the anchor's own graphs (``drgi.shuffle_corruption``;
+            None otherwise), masked like the positives
+        text_inputs, video_inputs: the node features the GATs read ``[B, N, d]`` (diagnostics)
     """
 
     text: GraphEncoding
@@ -176,6 +262,10 @@ class DRGIGraphOutputs:
     neg_text_idx: Tensor
     neg_video_idx: Tensor
     neg_valid: Tensor
+    shuffle_text_scores: Tensor | None = None
+    shuffle_video_scores: Tensor | None = None
+    text_inputs: Tensor | None = None
+    video_inputs: Tensor | None = None
 
     @property
     def pos_text_mask(self) -> Tensor:
@@ -185,21 +275,23 @@ class DRGIGraphOutputs:
     def pos_video_mask(self) -> Tensor:
         return self.video.mask[self.anchors]
 
+    def _negatives(self, side: str) -> tuple[Tensor, Tensor]:
+        """Every negative node score of one side per anchor: ``[A, M]`` scores and mask."""
+        a = len(self.anchors)
+        scores = getattr(self, f"neg_{side}_scores").reshape(a, -1)
+        mask = getattr(self, f"neg_{side}_mask").reshape(a, -1)
+        shuffled = getattr(self, f"shuffle_{side}_scores")
+        if shuffled is not None:
+            scores = torch.cat([scores, shuffled], dim=-1)
+            mask = torch.cat([mask, getattr(self, f"pos_{side}_mask")], dim=-1)
+        return scores, mask
+
     def anchor_losses(self) -> Tensor:
         """Per-anchor ``½ (ℓ^{video nodes} + ℓ^{text nodes})``; ``[A]``."""
-        a = len(self.anchors)
-        video_term = infomax_bce(
-            self.pos_video_scores,
-            self.pos_video_mask,
-            self.neg_video_scores.reshape(a, -1),
-            self.neg_video_mask.reshape(a, -1),
-        )
-        text_term = infomax_bce(
-            self.pos_text_scores,
-            self.pos_text_mask,
-            self.neg_text_scores.reshape(a, -1),
-            self.neg_text_mask.reshape(a, -1),
-        )
+        video_term = infomax_bce(self.pos_video_scores, self.pos_video_mask,
+                                 *self._negatives("video"))
+        text_term = infomax_bce(self.pos_text_scores, self.pos_text_mask,
+                                *self._negatives("text"))
         return 0.5 * (video_term + text_term)
 
 
@@ -219,6 +311,47 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(
             f"config key {key!r}: got {value!r}, expected one of {', '.join(choices)}"
         )
+
+
+def _check_config(d: Any) -> None:
+    """Validate the ``drgi`` section; the error names the key."""
+    _check_choice("drgi.mode", d.mode, ("cross", "intra"))
+    _check_choice("drgi.nodes", d.nodes, ("tokens", "factors"))
+    _check_choice("drgi.activation", d.activation, ("elu", "prelu"))
+    _check_choice("drgi.factor_video", d.factor_video, ("mean", "text_conditioned"))
+    _check_choice("drgi.attention", d.attention, ("gat", "gatv2"))
+    _check_choice("drgi.root", d.root, ("none", "free", "weight"))
+    _check_choice("drgi.readout", d.readout, ("mean", "attention"))
+    _check_choice("drgi.score", d.score, ("summary", "tokens"))
+    _check_choice("drgi.summary", d.summary, ("readout", "pooled"))
+    _check_choice("drgi.negatives", d.negatives, ("hardest", "random", "semihard", "curriculum"))
+    checks = (
+        ("drgi.hidden", d.hidden, d.hidden >= 1, ">= 1"),
+        ("drgi.heads", d.heads, d.heads >= 0, ">= 0"),
+        ("drgi.neg_topm", d.neg_topm, d.neg_topm >= 1, ">= 1"),
+        ("drgi.attn_dropout", d.attn_dropout, 0.0 <= d.attn_dropout < 1.0, "in [0, 1)"),
+        ("drgi.attn_temperature", d.attn_temperature, d.attn_temperature > 0, "> 0"),
+        ("drgi.graph_topk", d.graph_topk, d.graph_topk >= 0, ">= 0 (0 = complete graph)"),
+        ("drgi.semihard_k", d.semihard_k, d.semihard_k >= 1, ">= 1"),
+        ("drgi.weight_warmup", d.weight_warmup, d.weight_warmup >= 0, ">= 0"),
+        ("drgi.lr", d.lr, d.lr >= 0, ">= 0 (0 = train.lr)"),
+        ("drgi.clip", d.clip, d.clip >= 0 or d.clip == -1, "-1, 0 or a positive norm"),
+        ("drgi.curriculum", list(d.curriculum),
+         0 <= d.curriculum[0] <= d.curriculum[1], "[a, b] with 0 <= a <= b"),
+    )
+    for key, value, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"config key {key!r}: got {value}, expected {expected}")
+    if d.score == "tokens" and d.mode != "cross":
+        raise ConfigError("config key 'drgi.score': 'tokens' scores one modality's nodes "
+                          "against the other's, so it needs drgi.mode=cross")
+    if d.nodes == "factors" and (d.global_node or d.summary == "pooled" or d.score == "tokens"):
+        raise ConfigError("drgi.nodes=factors already builds its nodes from the pooled vector: "
+                          "drgi.global_node, drgi.summary=pooled and drgi.score=tokens need "
+                          "drgi.nodes=tokens")
+    if d.negatives != "hardest" and d.neg_topm != 1:
+        raise ConfigError(f"config key 'drgi.neg_topm': got {d.neg_topm}; drgi.negatives="
+                          f"{d.negatives} draws one negative per anchor, so it must be 1")
 
 
 @register("objective", "drgi")
@@ -241,26 +374,23 @@ class DRGI(Objective):
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()
         d = cfg.drgi
-        _check_choice("drgi.mode", d.mode, ("cross", "intra"))
-        _check_choice("drgi.nodes", d.nodes, ("tokens", "factors"))
-        _check_choice("drgi.activation", d.activation, ("elu", "prelu"))
-        _check_choice("drgi.factor_video", d.factor_video, ("mean", "text_conditioned"))
-        if d.hidden < 1:
-            raise ConfigError(f"config key 'drgi.hidden': got {d.hidden}, expected >= 1")
-        if d.heads < 0:
-            raise ConfigError(f"config key 'drgi.heads': got {d.heads}, expected >= 0")
-        if d.neg_topm < 1:
-            raise ConfigError(f"config key 'drgi.neg_topm': got {d.neg_topm}, expected >= 1")
-        if not 0.0 <= d.attn_dropout < 1.0:
-            raise ConfigError(
-                f"config key 'drgi.attn_dropout': got {d.attn_dropout}, expected [0, 1)"
-            )
+        _check_config(d)
         self.mode = d.mode
         self.nodes = d.nodes
         self.topm = d.neg_topm
         self.exclude_same_video = d.exclude_same_video
         self.weight = d.weight
         self.factor_k = d.factor_k
+        self.score_mode = d.score
+        self.global_node = d.global_node
+        self.summary_mode = d.summary
+        self.negatives = d.negatives
+        self.semihard_k = d.semihard_k
+        self.curriculum = (int(d.curriculum[0]), int(d.curriculum[1]))
+        self.shuffle_corruption = d.shuffle_corruption
+        self.weight_warmup = d.weight_warmup
+        self.step = 0  # optimiser steps done (set by the trainer through on_step)
+        self.diagnose = True  # add the diagnostic report (the trainer sets it on log steps)
         if d.nodes == "factors":
             if d.factor_video == "text_conditioned":
                 raise NotImplementedError(
@@ -280,11 +410,33 @@ class DRGI(Objective):
         self.in_dim = in_dim
 
         def branch() -> GraphInfomax:
-            gat = DenseGAT(in_dim, d.hidden, heads, d.activation, d.attn_dropout)
-            return GraphInfomax(gat, BilinearDiscriminator(d.hidden), d.l2norm_inputs)
+            gat = DenseGAT(
+                in_dim, d.hidden, heads, d.activation, d.attn_dropout,
+                attention=d.attention, root=d.root, temperature=d.attn_temperature,
+                learn_temperature=d.learn_temperature, topk=d.graph_topk,
+            )
+            readout = AttentionReadout(d.hidden) if d.readout == "attention" else None
+            return GraphInfomax(gat, BilinearDiscriminator(d.hidden), d.l2norm_inputs, readout)
 
         self.text = branch()
         self.video = branch()
+
+    # ------------------------------------------------------------------ schedule
+    def on_step(self, step: int, log: bool = True) -> None:
+        """Called by the trainer before each step: steps done so far, and whether it logs."""
+        self.step = int(step)
+        self.diagnose = bool(log)
+
+    @property
+    def current_weight(self) -> float:
+        """λ at the current step (linear warm-up over ``drgi.weight_warmup`` steps)."""
+        if self.weight_warmup <= 0:
+            return self.weight
+        return self.weight * min(1.0, self.step / self.weight_warmup)
+
+    @property
+    def current_negatives(self) -> str:
+        return negatives_at(self.negatives, self.step, self.curriculum)
 
     # ------------------------------------------------------------------ nodes
     def node_features(
@@ -295,10 +447,18 @@ class DRGI(Objective):
         Shapes:
             -> (text nodes ``[B, Nt, d]``, text mask ``[B, Nt]``,
                 video nodes ``[B, Nv, d]``, video mask ``[B, Nv]``); token mode: Nt = L,
-                Nv = T, d = D; factor mode: Nt = Nv = K, d = D / K, all nodes valid.
+                Nv = T, d = D (one more node each with ``drgi.global_node``: the pooled
+                embedding, last); factor mode: Nt = Nv = K, d = D / K, all nodes valid.
         """
         if self.nodes == "tokens":
-            return text.tokens, text.mask.bool(), video.tokens, video.mask.bool()
+            xt, mt = text.tokens, text.mask.bool()
+            xv, mv = video.tokens, video.mask.bool()
+            if self.global_node:
+                ones = torch.ones(len(xt), 1, dtype=torch.bool, device=xt.device)
+                xt = torch.cat([xt, text.pooled[:, None, :].to(xt.dtype)], dim=1)
+                xv = torch.cat([xv, video.pooled[:, None, :].to(xv.dtype)], dim=1)
+                mt, mv = torch.cat([mt, ones], dim=1), torch.cat([mv, ones], dim=1)
+            return xt, mt, xv, mv
         k = self.factor_k
         t_vec = text.pooled  # [B, D]
         valid = video.mask.bool()[..., None]  # [B, T, 1]
@@ -316,6 +476,30 @@ class DRGI(Objective):
         ones_v = torch.ones(len(v_vec), k, dtype=torch.bool, device=v_vec.device)
         return t_nodes, ones_t, v_nodes, ones_v
 
+    def _pooled_summary(self, branch: GraphInfomax, pooled: Tensor) -> Tensor:
+        """``drgi.summary=pooled``: sigmoid of the GAT projection of the pooled embedding.
+
+        Shapes:
+            pooled: ``[B, D]`` -> ``[B, F]``
+        """
+        x = F.normalize(pooled, dim=-1) if branch.normalize_inputs else pooled
+        gat = branch.encoder
+        z = gat.proj(x).view(len(x), gat.heads, gat.out_dim).mean(dim=1)
+        return torch.sigmoid(z)
+
+    def _encode_shuffled(self, branch: GraphInfomax, x: Tensor, mask: Tensor,
+                         anchor_idx: Tensor) -> Tensor:
+        """DGI's feature-shuffle corruption of the anchors' graphs: every valid node of graph i
+        takes the features of a random valid node of the batch; the structure (mask) stays.
+
+        Shapes:
+            x: ``[B, N, d]``, mask: ``[B, N]``, anchor_idx: ``[A]`` -> nodes ``[A, N, F]``
+        """
+        pool = x[mask]  # [K, d]
+        a_mask = mask[anchor_idx]
+        pick = torch.randint(len(pool), a_mask.shape, device=x.device)
+        return branch.encode(pool[pick], a_mask).nodes
+
     # ------------------------------------------------------------------ graphs
     def graph_outputs(
         self,
@@ -326,6 +510,7 @@ class DRGI(Objective):
         neg_valid: Tensor | None = None,
         anchors: Tensor | slice | None = None,
         return_attention: bool = False,
+        corrupt: bool = False,
     ) -> DRGIGraphOutputs:
         """Encode every graph and score anchors' positive and hard-negative graphs.
 
@@ -340,6 +525,7 @@ class DRGI(Objective):
             neg_valid: ``[A, m]`` bool of real negatives (default: all).
             anchors: anchor rows (default: all B pairs, then A = B).
             return_attention: also keep the GAT attention ``[B, H, N, N]``.
+            corrupt: also score the feature-shuffled corruption of the anchors' graphs.
         """
         if len(text) != len(video):
             raise ValueError(
@@ -361,22 +547,41 @@ class DRGI(Objective):
         xt, mt, xv, mv = self.node_features(text, video)
         g_text = self.text.encode(xt, mt, return_attention)
         g_video = self.video.encode(xv, mv, return_attention)
+        if self.summary_mode == "pooled":
+            g_text.summary = self._pooled_summary(self.text, text.pooled)
+            g_video.summary = self._pooled_summary(self.video, video.pooled)
 
-        if self.mode == "cross":  # score video nodes vs text summaries and vice versa
-            s_for_video = g_text.summary[anchor_idx]  # [A, F]
-            s_for_text = g_video.summary[anchor_idx]
-        else:  # intra: each modality against its own summary
-            s_for_video = g_video.summary[anchor_idx]
-            s_for_text = g_text.summary[anchor_idx]
+        # What each side's nodes are scored against: cross mode the other modality's anchor
+        # graph (its summary, or its nodes with drgi.score=tokens); intra mode its own summary.
+        if self.mode == "cross":
+            for_video, for_text = g_text, g_video
+        else:
+            for_video, for_text = g_video, g_text
 
-        pos_video = self.video.discriminate(g_video.nodes[anchor_idx], s_for_video)  # [A, Nv]
-        pos_text = self.text.discriminate(g_text.nodes[anchor_idx], s_for_text)  # [A, Nt]
-        neg_video = self.video.discriminate(
-            g_video.nodes[neg_video_idx], s_for_video[:, None, :]
-        )  # [A, m, Nv]
-        neg_text = self.text.discriminate(
-            g_text.nodes[neg_text_idx], s_for_text[:, None, :]
-        )  # [A, m, Nt]
+        def score(branch: GraphInfomax, nodes: Tensor, against: GraphEncoding) -> Tensor:
+            # nodes [A, N, F] or [A, m, N, F] -> [A, N] or [A, m, N]
+            extra = nodes.dim() - 3
+            if self.score_mode == "tokens":
+                others = against.nodes[anchor_idx]  # [A, M, F]
+                mask = against.mask[anchor_idx]
+                for _ in range(extra):
+                    others, mask = others[:, None], mask[:, None]
+                return branch.discriminator.token_scores(nodes, others, mask)
+            s = against.summary[anchor_idx]  # [A, F]
+            for _ in range(extra):
+                s = s[:, None]
+            return branch.discriminate(nodes, s)
+
+        pos_video = score(self.video, g_video.nodes[anchor_idx], for_video)  # [A, Nv]
+        pos_text = score(self.text, g_text.nodes[anchor_idx], for_text)  # [A, Nt]
+        neg_video = score(self.video, g_video.nodes[neg_video_idx], for_video)  # [A, m, Nv]
+        neg_text = score(self.text, g_text.nodes[neg_text_idx], for_text)  # [A, m, Nt]
+        shuffle_text = shuffle_video = None
+        if corrupt:
+            shuffle_video = score(self.video, self._encode_shuffled(self.video, xv, mv, anchor_idx),
+                                  for_video)
+            shuffle_text = score(self.text, self._encode_shuffled(self.text, xt, mt, anchor_idx),
+                                 for_text)
         return DRGIGraphOutputs(
             text=g_text,
             video=g_video,
@@ -390,30 +595,63 @@ class DRGI(Objective):
             neg_text_idx=neg_text_idx,
             neg_video_idx=neg_video_idx,
             neg_valid=neg_valid,
+            shuffle_text_scores=shuffle_text,
+            shuffle_video_scores=shuffle_video,
+            text_inputs=xt,
+            video_inputs=xv,
         )
+
+    def score_negatives(
+        self, g: DRGIGraphOutputs, neg_text_idx: Tensor, neg_video_idx: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Scores of other negatives (one per anchor) on already encoded graphs.
+
+        Shapes:
+            neg_text_idx, neg_video_idx: ``[A]`` -> (text ``[A, Nt]``, video ``[A, Nv]``)
+        """
+        anchor_idx = g.anchors
+        for_video, for_text = (g.text, g.video) if self.mode == "cross" else (g.video, g.text)
+        if self.score_mode == "tokens":
+            video = self.video.discriminator.token_scores(
+                g.video.nodes[neg_video_idx], for_video.nodes[anchor_idx],
+                for_video.mask[anchor_idx])
+            text = self.text.discriminator.token_scores(
+                g.text.nodes[neg_text_idx], for_text.nodes[anchor_idx], for_text.mask[anchor_idx])
+        else:
+            video = self.video.discriminate(g.video.nodes[neg_video_idx],
+                                            for_video.summary[anchor_idx])
+            text = self.text.discriminate(g.text.nodes[neg_text_idx],
+                                          for_text.summary[anchor_idx])
+        return text, video
 
     # ------------------------------------------------------------------ loss
     def forward(self, outputs: dict[str, Any], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Mine negatives for the local anchors, score the graphs, average the BCE.
+        """Pick negatives for the local anchors, score the graphs, average the BCE.
 
         Returns:
-            ``drgi_loss`` (``weight * L_DRGI``, mean over kept anchors), and detached reports:
-            ``drgi_bce`` (unweighted L_DRGI), ``drgi_pos_score`` / ``drgi_neg_score`` (mean
-            sigmoid discriminator score of positive / negative nodes, per-graph node means
-            averaged over kept anchors), ``drgi_skipped`` (anchors without any candidate).
-            When every anchor is skipped the loss is an exact 0 that is still connected to
-            every parameter, and the scores read 0.
+            ``drgi_loss`` (``λ * L_DRGI``, λ after warm-up; mean over kept anchors), and
+            detached reports: ``drgi_bce`` (unweighted L_DRGI), ``drgi_pos_score`` /
+            ``drgi_neg_score`` (mean sigmoid discriminator score of positive / negative nodes,
+            per-graph node means averaged over kept anchors), ``drgi_skipped`` (anchors without
+            any candidate), ``drgi_weight`` (λ in force); on diagnostic steps also the
+            diagnostics of :meth:`diagnostics`. When every anchor is skipped the loss is an
+            exact 0 that is still connected to every parameter, and the scores read 0.
         """
         text: TokenFeatures = outputs["text"]
         video: TokenFeatures = outputs["video"]
         if outputs.get("video_index") is None:
             raise KeyError("DRGI needs outputs['video_index'] (the batch's video_index key)")
-        negatives = mine_negatives(
+        mode = self.current_negatives
+        hardest = mine_negatives(
             outputs["sim"],
             outputs["video_index"],
-            self.topm,
+            self.topm if mode == "hardest" else 1,
             anchors=outputs.get("local"),
             exclude_same_video=self.exclude_same_video,
+        )
+        negatives = hardest if mode == "hardest" else sample_negatives(
+            outputs["sim"], outputs["video_index"], mode, anchors=outputs.get("local"),
+            exclude_same_video=self.exclude_same_video, semihard_k=self.semihard_k,
         )
         g = self.graph_outputs(
             text,
@@ -422,6 +660,8 @@ class DRGI(Objective):
             negatives.video,
             negatives.valid,
             anchors=negatives.anchors,
+            return_attention=self.diagnose,
+            corrupt=self.shuffle_corruption,
         )
         keep = negatives.anchor_valid  # [A]
         n_keep = keep.sum().clamp_min(1).to(g.pos_video_scores.dtype)
@@ -449,10 +689,81 @@ class DRGI(Objective):
             )
             pos_score = torch.where(keep, pos, 0.0).sum() / n_keep
             neg_score = torch.where(keep, neg, 0.0).sum() / n_keep
-        return {
-            "drgi_loss": self.weight * loss,
+        weight = self.current_weight
+        report = {
+            "drgi_loss": weight * loss,
             "drgi_bce": loss.detach(),
             "drgi_pos_score": pos_score,
             "drgi_neg_score": neg_score,
             "drgi_skipped": torch.tensor(float(skipped)),
+            "drgi_weight": torch.tensor(float(weight)),
         }
+        if self.diagnose:
+            with torch.no_grad():
+                diag = self.diagnostics(g, hardest if mode != "hardest" else None,
+                                        outputs["sim"], keep)
+            report.update({k: torch.tensor(v) for k, v in diag.items() if math.isfinite(v)})
+        return report
+
+    @torch.no_grad()
+    def diagnostics(
+        self,
+        g: DRGIGraphOutputs,
+        hardest: HardNegatives | None,
+        sim: Tensor,
+        keep: Tensor | None = None,
+    ) -> dict[str, float]:
+        """Why DRGI does or does not learn, on one batch (methods.md §9.8).
+
+        Args:
+            g: graph outputs of the step (``return_attention=True`` for the attention stats).
+            hardest: the hardest negatives when ``g`` was scored on other negatives (random,
+                semihard), else None (``g``'s own negatives are the hardest).
+            sim: ``[B, B]`` base similarity of the aligned pairs (texts on rows).
+            keep: ``[A]`` anchors with a candidate (default: all).
+
+        Returns:
+            ``drgi_acc`` (positive graph outscores the training negative, both directions),
+            ``drgi_acc_hard_{video,text}`` (against the hardest negative: video nodes for the
+            anchor caption, text nodes for the anchor video), ``drgi_base_right_{video,text}``
+            (the base similarity ranks the pair above that negative), ``drgi_acc_hard_base_
+            {right,wrong}_{video,text}`` (the information test), ``drgi_entropy_{text,video}``,
+            ``drgi_logit_range_{text,video}``, ``drgi_node_cos_{text,video}`` (GAT outputs),
+            ``drgi_input_cos_{text,video}`` (GAT inputs). Undefined values are NaN.
+        """
+        anchors = g.anchors
+        keep = torch.ones_like(anchors, dtype=torch.bool) if keep is None else keep
+        pos_v = node_mean_sigmoid(g.pos_video_scores, g.pos_video_mask)
+        pos_t = node_mean_sigmoid(g.pos_text_scores, g.pos_text_mask)
+        neg_v = node_mean_sigmoid(g.neg_video_scores[:, 0], g.neg_video_mask[:, 0])
+        neg_t = node_mean_sigmoid(g.neg_text_scores[:, 0], g.neg_text_mask[:, 0])
+        out = {"drgi_acc": nanmean(0.5 * (pairwise_accuracy(pos_v, neg_v)
+                                          + pairwise_accuracy(pos_t, neg_t))[keep])}
+        if hardest is None:
+            h_text, h_video, h_valid = g.neg_text_idx[:, 0], g.neg_video_idx[:, 0], g.neg_valid[:, 0]
+            hard_v, hard_t = neg_v, neg_t
+        else:
+            h_text, h_video, h_valid = hardest.text[:, 0], hardest.video[:, 0], hardest.valid[:, 0]
+            s_t, s_v = self.score_negatives(g, h_text, h_video)
+            hard_v = node_mean_sigmoid(s_v, g.video.mask[h_video])
+            hard_t = node_mean_sigmoid(s_t, g.text.mask[h_text])
+        s = sim.detach().float()
+        diag_s = s[anchors, anchors]
+        base = {"video": diag_s > s[anchors, h_video], "text": diag_s > s[h_text, anchors]}
+        disc = {"video": pairwise_accuracy(pos_v, hard_v), "text": pairwise_accuracy(pos_t, hard_t)}
+        ok = keep & h_valid
+        for side in ("video", "text"):
+            acc, right = disc[side][ok], base[side][ok]
+            out[f"drgi_acc_hard_{side}"] = nanmean(acc)
+            out[f"drgi_base_right_{side}"] = nanmean(right.float())
+            out[f"drgi_acc_hard_base_right_{side}"] = nanmean(acc[right])
+            out[f"drgi_acc_hard_base_wrong_{side}"] = nanmean(acc[~right])
+        for side, enc, inputs in (("text", g.text, g.text_inputs), ("video", g.video, g.video_inputs)):
+            if enc.attention is not None:
+                out[f"drgi_entropy_{side}"] = nanmean(attention_entropy(enc.attention, enc.mask))
+                out[f"drgi_logit_range_{side}"] = nanmean(
+                    attention_logit_range(enc.attention, enc.mask))
+            out[f"drgi_node_cos_{side}"] = nanmean(mean_pairwise_cosine(enc.nodes, enc.mask))
+            if inputs is not None:
+                out[f"drgi_input_cos_{side}"] = nanmean(mean_pairwise_cosine(inputs, enc.mask))
+        return out

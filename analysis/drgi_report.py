@@ -1,0 +1,132 @@
+"""Plain-language verdicts on DRGI's diagnostics, for the app's DRGI pages.
+
+The numbers come from the bundle (``meta["drgi"]["diagnostics"]``: the information test and
+graph diagnostics of :func:`tvr.drgi_probe.information_report`, computed at export on the
+bundle's split) and from the attention matrices themselves. These functions only turn them
+into sentences and tables; they compute nothing the export did not.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from analysis.attention import uniform_baseline
+
+UNIFORM_ENTROPY = 0.98  # normalised entropy above which attention reads as uniform
+UNIFORM_MAX_DEVIATION = 0.02  # ... or every weight within this of 1/N'
+CHANCE = 0.5
+
+
+def diagnostics_of(bundle: Any) -> dict[str, Any] | None:
+    """The bundle's DRGI diagnostics, or None (no DRGI, or exported before they existed)."""
+    drgi = (getattr(bundle, "meta", None) or {}).get("drgi") or {}
+    diag = drgi.get("diagnostics")
+    return diag if isinstance(diag, dict) else None
+
+
+def max_uniform_deviation(attn: Any, mask: Any) -> float:
+    """Largest ``|α_ij − 1/N'|`` over the valid block of ``[N, N]`` (or the head mean of
+    ``[H, N, N]``) attention."""
+    a = np.asarray(attn, dtype=np.float64)
+    if a.ndim == 3:
+        a = a.mean(axis=0)
+    m = np.asarray(mask, dtype=bool)
+    block = a[np.ix_(m, m)]
+    if block.size == 0:
+        return math.nan
+    base = uniform_baseline(m)[np.ix_(m, m)]
+    return float(np.abs(block - base).max())
+
+
+def attention_verdict(graph_entropy: float, graph_max_dev: float,
+                      split_entropy: float | None, nodes: str) -> tuple[bool, str]:
+    """Is this graph's attention uniform? Returns (uniform, a sentence with the numbers).
+
+    Args:
+        graph_entropy: mean normalised entropy of the shown graph's rows.
+        graph_max_dev: its largest ``|α − 1/N'|``.
+        split_entropy: mean normalised entropy over every graph of this kind in the split
+            (from the diagnostics), or None.
+        nodes: "words" or "frames".
+    """
+    uniform = graph_entropy >= UNIFORM_ENTROPY or graph_max_dev <= UNIFORM_MAX_DEVIATION
+    split = (f" Over the whole split the {nodes} graphs average an entropy of "
+             f"{split_entropy:.4f}." if split_entropy is not None and math.isfinite(split_entropy)
+             else "")
+    if uniform:
+        return True, (
+            f"**Attention is uniform here**: normalised entropy {graph_entropy:.4f} (1 = uniform), "
+            f"every weight within {graph_max_dev:.4f} of 1/N. Each node's output is then "
+            f"(almost) the same average of the graph, so the pattern below is noise, not "
+            f"structure.{split}")
+    return False, (
+        f"Attention is not uniform: normalised entropy {graph_entropy:.4f}, the largest "
+        f"departure from 1/N is {graph_max_dev:.4f}.{split}")
+
+
+def _num(x: Any) -> float:
+    """A diagnostics value as a float (None, written for NaN, becomes NaN)."""
+    return math.nan if x is None else float(x)
+
+
+def _pct(x: Any) -> str:
+    return "–" if not math.isfinite(_num(x)) else f"{100.0 * _num(x):.1f} %"
+
+
+def _fixed(x: Any, digits: int) -> str:
+    return "–" if not math.isfinite(_num(x)) else f"{_num(x):.{digits}f}"
+
+
+def discriminator_verdict(diag: dict[str, Any]) -> str:
+    """One paragraph: does the discriminator separate hard negatives, and does it know
+    anything the base model does not (the information test)?"""
+    v, t = diag["video"], diag["text"]
+    acc = [_num(x) for x in (v.get("acc"), t.get("acc")) if math.isfinite(_num(x))]
+    learned = bool(acc) and min(acc) > 0.55
+    lows = [_num((d.get("acc_base_wrong_ci95") or [None])[0]) for d in (v, t)]
+    knows_more = all(math.isfinite(lo) and lo > CHANCE for lo in lows)
+    first = (f"Against the hardest negative of the split the discriminator is right for "
+             f"{_pct(v.get('acc'))} of caption queries (video nodes) and {_pct(t.get('acc'))} of "
+             f"video queries (text nodes); chance is 50 %.")
+    second = (f" On the anchors whose hardest negative the base model already ranks above the "
+              f"true pair ({v.get('n_base_wrong', 0)} and {t.get('n_base_wrong', 0)}) it is "
+              f"right for {_pct(v.get('acc_base_wrong'))} and {_pct(t.get('acc_base_wrong'))}.")
+    if not learned:
+        verdict = " **The discriminator is at chance: DRGI learned nothing to separate them.**"
+    elif knows_more:
+        verdict = (" **It knows something the base does not** (both intervals above 50 %).")
+    else:
+        verdict = (" **It mostly repeats what the base already knows**: on the pairs the base "
+                   "gets wrong it is not reliably above chance, so DRGI has little to add.")
+    return first + second + verdict
+
+
+def diagnostics_rows(diag: dict[str, Any]) -> list[dict[str, Any]]:
+    """A small table of the diagnostics (one row per quantity, text / video columns)."""
+    def ci(d: dict[str, Any]) -> str:
+        lo, hi = (d.get("acc_base_wrong_ci95") or [None, None])[:2]
+        if lo is None or hi is None:
+            return "–"
+        return f"{_pct(d.get('acc_base_wrong'))} ({100 * lo:.0f}–{100 * hi:.0f} %, n = {d.get('n_base_wrong')})"
+
+    v, t = diag["video"], diag["text"]
+    return [
+        {"quantity": "disc. accuracy vs hardest negative", "captions → videos": _pct(v.get("acc")),
+         "videos → captions": _pct(t.get("acc"))},
+        {"quantity": "base model right on the same pairs", "captions → videos": _pct(v.get("base_right")),
+         "videos → captions": _pct(t.get("base_right"))},
+        {"quantity": "disc. accuracy where the base is wrong (95 % CI)",
+         "captions → videos": ci(v), "videos → captions": ci(t)},
+        {"quantity": "attention entropy (1 = uniform), word / frame graphs",
+         "captions → videos": _fixed(diag.get("entropy_text"), 4),
+         "videos → captions": _fixed(diag.get("entropy_video"), 4)},
+        {"quantity": "node cosine within a graph (1 = collapsed), words / frames",
+         "captions → videos": _fixed(diag.get("node_cos_text"), 3),
+         "videos → captions": _fixed(diag.get("node_cos_video"), 3)},
+        {"quantity": "input cosine within a graph, words / frames",
+         "captions → videos": _fixed(diag.get("input_cos_text"), 3),
+         "videos → captions": _fixed(diag.get("input_cos_video"), 3)},
+    ]
