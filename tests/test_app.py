@@ -301,3 +301,16 @@ def test_overview_warns_about_tied_queries(app_env):
     finally:
         shutil.rmtree(run, ignore_errors=True)
         st.cache_data.clear()
+
+
+def test_live_query_warns_about_unknown_words(app_env):
+    text = "a red 🐱 circle moves left zebra"
+    at = app_test(text=text).run()
+    at.switch_page("app_pages/live_query.py").run()
+    if at.text_input(key="text").value != text:
+        at.text_input(key="text").input(text).run()
+    assert_no_errors(at)
+    notes = [w.value for w in at.warning if "Unknown to this model" in w.value]
+    assert len(notes) == 2, notes  # one per run
+    for note in notes:
+        assert "“🐱”" in note and "“zebra”" in note and "were left out of the query" in note
