@@ -329,6 +329,27 @@ def _missing_reasons(bundle_dir: Path) -> tuple[dict[str, Any] | None, list[str]
     return meta, reasons
 
 
+def _old_tie_rule_reason(metrics: Any) -> str | None:
+    """A stale reason when ``meta.json``'s metrics show ties ranked by the old optimistic rule.
+
+    Ranks now count ties against the model (``tvr.metrics``) and tied results carry
+    ``*_optimistic`` keys; an export with tied queries but no such key ranked ties in the
+    model's favour, so its ranks and metrics are out of date. Untied bundles are unaffected.
+    """
+    from tvr.metrics import OPTIMISTIC_SUFFIX, tied_directions
+
+    if not isinstance(metrics, Mapping):
+        return None
+    tied = tied_directions(metrics)
+    if not tied or any(str(k).endswith(OPTIMISTIC_SUFFIX) for k in metrics):
+        return None
+    listed = ", ".join(f"{d}: {n}" for d, n in tied.items())
+    return (
+        f"ranks were computed with the old tie rule (ties in the model's favour) and the "
+        f"bundle has tied queries ({listed}); ranks now count ties against the model"
+    )
+
+
 def bundle_status(bundle_dir: str | Path, data_root: str | Path | None = None) -> BundleStatus:
     """Check a bundle against its run's checkpoint and its dataset.
 
@@ -338,8 +359,8 @@ def bundle_status(bundle_dir: str | Path, data_root: str | Path | None = None) -
 
     Returns:
         :class:`BundleStatus`: ``"missing"`` (no complete bundle), ``"stale"`` (format,
-        checkpoint or dataset changed, or the dataset cannot be found) or ``"fresh"``, with the
-        reasons.
+        checkpoint or dataset changed, the dataset cannot be found, or tied ranks from the old
+        optimistic tie rule) or ``"fresh"``, with the reasons.
     """
     bundle_dir = Path(bundle_dir)
     meta, reasons = _missing_reasons(bundle_dir)
@@ -351,6 +372,9 @@ def bundle_status(bundle_dir: str | Path, data_root: str | Path | None = None) -
             (f"bundle format {meta.get('format')!r}, this code reads format {BUNDLE_FORMAT}",),
         )
     stale: list[str] = []
+    old_rule = _old_tie_rule_reason(meta.get("metrics"))
+    if old_rule:
+        stale.append(old_rule)
     run_dir = bundle_dir.parent.parent
     recorded = meta.get("checkpoint_hash", {})
     for name in CHECKPOINT_FILES:
@@ -432,7 +456,7 @@ def _read_only(arr: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Ranks:
-    """Per-query ranks (1-based, ``1 + #strictly better``; ``tvr.metrics`` conventions).
+    """Per-query ranks (1-based, ``1 + #{others scoring >= the ground truth}``; ``tvr.metrics``).
 
     Shapes:
         t2v ``[Nt]``, t2v_tied ``[Nt]`` bool, v2t ``[Nv]``, v2t_tied ``[Nv]`` bool,

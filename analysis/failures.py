@@ -106,13 +106,24 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def _top_stable(block: np.ndarray, n: int) -> np.ndarray:
+def _top_stable(block: np.ndarray, n: int, gt: np.ndarray | None = None) -> np.ndarray:
     """Column indices of the ``n`` best scores per row, ties by lower index.
 
+    With ``gt`` (the ground-truth column per row), the ground truth goes after every other
+    column of equal score, as the rank rule counts ties against the model: the ground truth then
+    sits at position ``rank`` of the list.
+
     Shapes:
-        block ``[b, Nv]`` -> ``[b, min(n, Nv)]`` int64
+        block ``[b, Nv]``, gt ``[b]`` -> ``[b, min(n, Nv)]`` int64
     """
-    order = np.argsort(-block.astype(np.float64), axis=1, kind="stable")
+    key = -block.astype(np.float64)
+    if gt is None:
+        order = np.argsort(key, axis=1, kind="stable")
+    else:
+        cols = np.arange(block.shape[1])
+        is_gt = cols[None, :] == np.asarray(gt)[:, None]  # [b, Nv]
+        idx = np.broadcast_to(cols, block.shape)
+        order = np.lexsort((idx, is_gt, key), axis=1)  # last key is primary
     return order[:, :n].astype(np.int64)
 
 
@@ -127,8 +138,9 @@ def failures(
 ) -> pd.DataFrame:
     """Text queries whose ground-truth video ranks below ``k``, with their top videos.
 
-    Ranks follow the project definition ``1 + #{videos scoring strictly above the ground
-    truth}`` (:func:`tvr.metrics.t2v_ranks`), so a tie with the ground truth is no failure.
+    Ranks follow the project definition ``1 + #{other videos scoring at least the ground
+    truth}`` (:func:`tvr.metrics.t2v_ranks`): ties count against the model, so a video tied
+    with the ground truth makes a failure at ``k=1`` (margin 0).
 
     Args:
         sim: ``[Nt, Nv]`` cosine-scale similarity, texts on rows.
@@ -142,9 +154,10 @@ def failures(
     Returns:
         One row per failing query, in query order, with columns ``query`` (row of ``sim``),
         ``rank``, ``gt_video``, ``gt_score``, ``top1_video``, ``top1_score``, ``margin``
-        (``gt_score - top1_score``, negative), ``top_videos`` and ``top_scores`` (lists, best
-        first, ties by lower column; the ground truth appears there when it ranks within
-        ``top``), plus the id columns. An empty frame with those columns when nothing fails.
+        (``gt_score - top1_score``: negative, or 0 when a video ties the ground truth), ``top_videos`` and ``top_scores`` (lists, best
+        first, ties by lower column except that the ground truth comes after the columns tied
+        with it; it appears there, at position ``rank``, when it ranks within ``top``), plus the
+        id columns. An empty frame with those columns when nothing fails.
 
     Raises:
         ValueError: bad shapes, non-finite scores, out-of-range ground truth, non-positive
@@ -165,7 +178,8 @@ def failures(
     n_top = min(top, n_video)
     tops = np.empty((len(rows), n_top), dtype=np.int64)
     for s in range(0, len(rows), _ROW_BLOCK):
-        tops[s : s + _ROW_BLOCK] = _top_stable(arr[rows[s : s + _ROW_BLOCK]], n_top)
+        block_rows = rows[s : s + _ROW_BLOCK]
+        tops[s : s + _ROW_BLOCK] = _top_stable(arr[block_rows], n_top, gt=t2v[block_rows])
     top_scores = np.take_along_axis(arr[rows], tops, axis=1).astype(np.float64)  # [F, n_top]
     gt = t2v[rows]
     gt_scores = arr[rows, gt].astype(np.float64)

@@ -92,9 +92,10 @@ class HardNegatives:
             best first (``-1`` padding when there are fewer than ``k`` negatives).
         scores: ``[Nt, k]`` float32 their scores (NaN padding).
         at_or_above_gt: ``[Nt, k]`` bool, the negative scores ``>=`` the ground truth (a tie
-            does not worsen the rank but is still listed as a confuser).
+            counts against the model, so each of these worsens the rank).
         n_at_or_above_gt: ``[Nt]`` int64, negatives scoring ``>=`` the ground truth, counted
-            over all videos (may exceed ``k``).
+            over all videos (may exceed ``k``); the query's rank is ``1 +`` this count
+            (:func:`tvr.metrics.t2v_ranks`).
         gt_scores: ``[Nt]`` float32 ``s(GT)``.
         margin: ``[Nt]`` float32 ``s(GT) - max s(negative)``; negative when a negative beats
             the ground truth.
@@ -196,8 +197,9 @@ def hard_negatives(
 def margin_distribution(sim: Any, text_to_video: Any) -> np.ndarray:
     """Per-query margin ``s(GT) - max_{v != GT} s(v)``.
 
-    A positive margin means the query is retrieved at rank 1 with room to spare; a negative
-    one means at least one negative scores above the ground truth (zero: a tie at the top).
+    A positive margin means the query is retrieved at rank 1; a negative one means at least one
+    negative scores above the ground truth, and zero a tie at the top, which also ranks the
+    ground truth below 1 (ties count against the model).
 
     Shapes:
         sim ``[Nt, Nv]`` (Nv >= 2), text_to_video ``[Nt]`` -> ``[Nt]`` float32.

@@ -32,7 +32,10 @@ Per-word explanations of each hit (``SearchResult.word_scores``), labelled by
 
 Messages: an empty or whitespace-only query gives a result with ``error`` set and no search;
 an over-long query is truncated to ``max_words`` tokens and says so; words never seen in
-training are listed (``TextTokenizer.unknown_words``).
+training, and words holding characters the vocabulary cannot represent (emoji, ``é`` for an
+ASCII vocabulary: their tokens are left out of the query), are listed
+(``TextTokenizer.unknown_words``, :attr:`SearchResult.unknown_warning`). A query with nothing
+the model can represent gives a result with ``error`` set.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -99,7 +102,11 @@ class SearchResult:
             docstring), or None.
         word_score_note: what ``word_scores`` mean, for display.
         truncated: whether the query was cut to ``max_words`` tokens.
-        unknown_words: words of the query never seen in training.
+        unknown_words: words of the query the model does not know: never seen in training, or
+            holding a character the vocabulary cannot represent (emoji included).
+        unrepresentable_words: the words among them whose characters could not be encoded
+            (their tokens were left out of the query).
+        unknown_characters: those characters.
         messages: notes for the user (truncation, unknown words, small gallery).
         error: why no search ran (empty query), else None.
     """
@@ -122,6 +129,8 @@ class SearchResult:
     word_score_note: str = ""
     truncated: bool = False
     unknown_words: list[str] = field(default_factory=list)
+    unrepresentable_words: list[str] = field(default_factory=list)
+    unknown_characters: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -129,6 +138,20 @@ class SearchResult:
     def ok(self) -> bool:
         """True when a search ran."""
         return self.error is None
+
+    @property
+    def unknown_warning(self) -> str | None:
+        """One sentence listing every word of the query unknown to the model, or None."""
+        if not self.unknown_words:
+            return None
+        listed = ", ".join(f"“{w}”" for w in self.unknown_words)
+        parts = [f"Unknown to this model: {listed}."]
+        if self.unknown_characters:
+            chars = ", ".join(f"“{c}”" for c in self.unknown_characters)
+            parts.append(f"Characters it cannot represent ({chars}) were left out of the query.")
+        if set(self.unknown_words) - set(self.unrepresentable_words):
+            parts.append("Words never seen in training carry no learned meaning.")
+        return " ".join(parts)
 
     @property
     def total_ms(self) -> float:
@@ -356,6 +379,19 @@ class LiveSearch:
         messages: list[str] = []
         truncated = bool(self.tokenizer.truncated(text, self.max_words))
         unknown = list(self.tokenizer.unknown_words(text))
+        unrepresentable = list(self.tokenizer.unrepresentable_words(text))
+        bad_chars = list(self.tokenizer.unknown_characters(text))
+        if self.tokenizer.num_tokens(text) == 0:
+            shown = ", ".join(unrepresentable or bad_chars) or repr(text)
+            result = self._no_search(
+                text, k, f"Nothing in the query can be represented by this model ({shown})."
+            )
+            return replace(
+                result,
+                unknown_words=unknown,
+                unrepresentable_words=unrepresentable,
+                unknown_characters=bad_chars,
+            )
         t0 = time.perf_counter()
         ids, feats = self._encode(text)
         t1 = time.perf_counter()
@@ -373,6 +409,15 @@ class LiveSearch:
                 f"{self.max_words - 2} (max_words={self.max_words} with the start and end "
                 f'tokens); the rest was ignored. Searched for: "{kept}".'
             )
+        if bad_chars:
+            messages.append(
+                "Characters the model cannot represent were left out of the query: "
+                + ", ".join(bad_chars)
+                + " (in "
+                + ", ".join(unrepresentable)
+                + ")."
+            )
+        unseen = [w for w in unknown if w not in unrepresentable]
         if unknown:
             content = [w for w in self.tokenizer.words(text) if any(c.isalnum() for c in w)]
             if content and set(content) <= set(unknown):
@@ -381,10 +426,10 @@ class LiveSearch:
                     + ", ".join(unknown)
                     + "); the results carry no meaning."
                 )
-            else:
+            elif unseen:
                 messages.append(
                     "Words never seen in training: "
-                    + ", ".join(unknown)
+                    + ", ".join(unseen)
                     + ". The model has no learned meaning for them; the results rest on the "
                     "other words."
                 )
@@ -411,6 +456,8 @@ class LiveSearch:
             word_score_note=CONTRIBUTION_NOTE if kind == CONTRIBUTION else RELEVANCE_NOTE,
             truncated=truncated,
             unknown_words=unknown,
+            unrepresentable_words=unrepresentable,
+            unknown_characters=bad_chars,
             messages=messages,
         )
 

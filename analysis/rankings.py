@@ -1,7 +1,8 @@
 """Per-query comparison of two rankings (model A = base, model B = candidate, e.g. DRGI).
 
-Inputs are per-query ground-truth ranks: 1-based integers, ``rank = 1 + #{scores strictly
-greater than the ground truth's}`` (the project's tie rule, ``spec/data_and_metrics.md`` §11.2).
+Inputs are per-query ground-truth ranks: 1-based integers, ``rank = 1 + #{other items scoring
+at least the ground truth}`` (ties count against the model: the project's tie rule,
+``spec/data_and_metrics.md`` §11.2, computed once in :mod:`tvr.metrics`).
 Both rank vectors must describe the same queries in the same order.
 
 Sign conventions, used everywhere in this module:
@@ -509,6 +510,22 @@ def slice_table(
 
 METRIC_KEYS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MdR", "MnR")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"MdR", "MnR"})
+
+
+def tie_notes(metrics: Mapping[str, Any], run: str) -> list[str]:
+    """One warning sentence per direction of ``metrics`` whose queries tie their ground truth.
+
+    Each names ``run``, the number of tied queries and, when stored, the optimistic R@1 beside
+    the project's (ties count against the model; :func:`tvr.metrics.tie_warning`). Empty when
+    nothing is tied.
+
+    Args:
+        metrics: a ``tvr.metrics`` dict (a bundle's or a ``metrics.json`` entry).
+        run: the run's name.
+    """
+    from tvr.metrics import tie_warning, tied_directions
+
+    return [tie_warning(metrics, d, run=run) for d in tied_directions(metrics)]
 
 
 def metrics_table(

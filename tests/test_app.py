@@ -278,3 +278,39 @@ def test_stale_bundle_is_flagged_and_still_shown(app_env):
     finally:
         shutil.rmtree(run, ignore_errors=True)
         st.cache_data.clear()
+
+
+def test_overview_warns_about_tied_queries(app_env):
+    run = app_env.checkpoints / "zz-tied"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(app_env.drgi, run)
+    try:
+        meta_path = run / "analysis" / "synthvtt-test" / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        n = int(meta["metrics"]["t2v/N"])
+        meta["metrics"].update({"t2v/ties": 3.0, "t2v/R@1": 0.0, "t2v/R@1_optimistic": 37.5})
+        meta["run"]["name"] = "zz-tied"
+        meta_path.write_text(json.dumps(meta))
+        st.cache_data.clear()
+        at = app_test(drgi="zz-tied").run()
+        assert_no_errors(at)
+        notes = [w.value for w in at.warning if "tie" in w.value]
+        assert len(notes) == 1, notes  # the base run has no ties
+        assert "zz-tied" in notes[0] and f"t2v: 3 of {n} queries tie" in notes[0]
+        assert "0.0 with ties against the model, 37.5 if ties favoured it" in notes[0]
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+        st.cache_data.clear()
+
+
+def test_live_query_warns_about_unknown_words(app_env):
+    text = "a red 🐱 circle moves left zebra"
+    at = app_test(text=text).run()
+    at.switch_page("app_pages/live_query.py").run()
+    if at.text_input(key="text").value != text:
+        at.text_input(key="text").input(text).run()
+    assert_no_errors(at)
+    notes = [w.value for w in at.warning if "Unknown to this model" in w.value]
+    assert len(notes) == 2, notes  # one per run
+    for note in notes:
+        assert "“🐱”" in note and "“zebra”" in note and "were left out of the query" in note

@@ -222,6 +222,14 @@ def test_missing_incomplete_and_old_format_bundles(runs, tmp_path):
     (path / "meta.json").write_text(json.dumps(dict(meta, format=0)))
     state, reasons = bundle_status(path)
     assert state == "stale" and "format 0" in reasons[0]
+    # ties ranked by the old optimistic rule (tied queries, no *_optimistic keys): stale
+    old = dict(meta, metrics={**meta["metrics"], "t2v/ties": 2.0})
+    (path / "meta.json").write_text(json.dumps(old))
+    state, reasons = bundle_status(path)
+    assert state == "stale" and "old tie rule" in reasons[0] and "t2v: 2" in reasons[0]
+    new = dict(old, metrics={**old["metrics"], "t2v/R@1_optimistic": 50.0})
+    (path / "meta.json").write_text(json.dumps(new))
+    assert bundle_status(path).state == "fresh"
     (path / "meta.json").write_text(json.dumps(meta))
     (path / "sources.json").write_text('{"videos": 3}')
     state, reasons = bundle_status(path)

@@ -125,7 +125,7 @@ def test_classify_rejects_malformed_entries():
 SIM = np.array(
     [
         [0.9, 0.5, 0.95, 0.1],  # GT 0 at rank 2 (video 2 above)
-        [0.2, 0.8, 0.8, 0.3],  # GT 1 tied with video 2: rank 1, no failure
+        [0.2, 0.8, 0.8, 0.3],  # GT 1 tied with video 2: rank 2 (ties count against the model)
         [0.6, 0.7, 0.3, 0.2],  # GT 3 at rank 4
         [0.1, 0.2, 0.3, 0.7],  # GT 3 at rank 1
     ],
@@ -136,14 +136,15 @@ T2V = np.array([0, 1, 3, 3])
 
 def test_failures_table_by_hand():
     table = failures(SIM, T2V, k=1, top=3)
-    assert table["query"].tolist() == [0, 2]
-    assert table["rank"].tolist() == [2, 4]
-    assert table["gt_video"].tolist() == [0, 3]
-    assert table["top1_video"].tolist() == [2, 1]
-    assert table["top_videos"].tolist() == [[2, 0, 1], [1, 0, 2]]
+    assert table["query"].tolist() == [0, 1, 2]
+    assert table["rank"].tolist() == [2, 2, 4]
+    assert table["gt_video"].tolist() == [0, 1, 3]
+    assert table["top1_video"].tolist() == [2, 2, 1]
+    # the tied ground truth (query 1) is listed after the video tied with it, at its rank
+    assert table["top_videos"].tolist() == [[2, 0, 1], [2, 1, 3], [1, 0, 2]]
     np.testing.assert_allclose(table["top_scores"][0], [0.95, 0.9, 0.5], atol=1e-6)
-    np.testing.assert_allclose(table["margin"], [-0.05, -0.5], atol=1e-6)
-    np.testing.assert_allclose(table["gt_score"], [0.9, 0.2], atol=1e-6)
+    np.testing.assert_allclose(table["margin"], [-0.05, 0.0, -0.5], atol=1e-6)
+    np.testing.assert_allclose(table["gt_score"], [0.9, 0.8, 0.2], atol=1e-6)
     # k=2 keeps only the rank-4 query; k=4 none, with the columns still there
     assert failures(SIM, T2V, k=2)["query"].tolist() == [2]
     empty = failures(SIM, T2V, k=4)
@@ -153,10 +154,10 @@ def test_failures_table_by_hand():
 def test_failures_with_ids_and_bad_input():
     table = failures(SIM, T2V, top=2, query_ids=["q0", "q1", "q2", "q3"],
                      video_ids=["a", "b", "c", "d"])
-    assert table["query_id"].tolist() == ["q0", "q2"]
-    assert table["gt_video_id"].tolist() == ["a", "d"]
-    assert table["top1_video_id"].tolist() == ["c", "b"]
-    assert table["top_video_ids"].tolist() == [["c", "a"], ["b", "a"]]
+    assert table["query_id"].tolist() == ["q0", "q1", "q2"]
+    assert table["gt_video_id"].tolist() == ["a", "b", "d"]
+    assert table["top1_video_id"].tolist() == ["c", "c", "b"]
+    assert table["top_video_ids"].tolist() == [["c", "a"], ["c", "b"], ["b", "a"]]
     with pytest.raises(ValueError, match="video_ids"):
         failures(SIM, T2V, video_ids=["a"])
     with pytest.raises(ValueError, match="k=0"):

@@ -88,7 +88,16 @@ def test_consistent_with_tie_safe_ranks():
     res = hard_negatives(sim, t2v, k=11)
     strictly_above = (res.scores > res.gt_scores[:, None]).sum(axis=1)
     np.testing.assert_array_equal(ranks, 1 + strictly_above)
-    np.testing.assert_array_equal(ranks == 1, res.margin >= 0)
+    np.testing.assert_array_equal(ranks == 1, res.margin > 0)
+    np.testing.assert_array_equal(ranks, 1 + res.n_at_or_above_gt)
+    # ties count against the model: a negative equal to the ground truth worsens the rank
+    tied = np.round(sim, 0)
+    ranks = metrics.t2v_ranks(tied, t2v)
+    res = hard_negatives(tied, t2v, k=11)
+    assert (res.margin == 0).any()
+    np.testing.assert_array_equal(ranks, 1 + res.n_at_or_above_gt)
+    np.testing.assert_array_equal(ranks, 1 + res.at_or_above_gt.sum(axis=1))
+    np.testing.assert_array_equal(ranks == 1, res.margin > 0)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,9 @@ ways, still fails).
 
 from __future__ import annotations
 
+import pickle
+import zipfile
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -26,6 +29,7 @@ from tvr.models.importers import (
     load_clip4clip_checkpoint,
     load_openai_clip_state,
     openai_config_from_state,
+    read_torchscript_state,
     verify_conversion,
 )
 
@@ -143,6 +147,33 @@ def save_torchscript(sd: dict[str, Tensor], path) -> None:
     torch.jit.script(root).save(str(path))
 
 
+class EvilModule(nn.Module):
+    """A scripted module whose exported ``__setstate__`` writes a file when torch.jit.load runs."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2), requires_grad=False)
+        self.target = target
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.w
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[Tensor, str, bool]:
+        return (self.w, self.target, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[Tensor, str, bool]) -> None:
+        self.w = state[0]
+        self.target = state[1]
+        self.training = state[2]
+        torch.save(torch.zeros(1), self.target)
+
+
+def _no_jit_load(*args, **kwargs):
+    raise AssertionError("torch.jit.load was called on a user file")
+
+
 # ----------------------------------------------------------------------------- OpenAI format
 def test_exporter_writes_openai_names_and_shapes(openai_sd):
     assert openai_sd["transformer.resblocks.1.attn.in_proj_weight"].shape == (3 * TEXT_W, TEXT_W)
@@ -207,6 +238,73 @@ def test_openai_file_round_trip(hf_model, openai_sd, tmp_path, fmt):
     assert not set(meta) & set(sd)
     assert set(sd) == set(openai_sd)
     encoder = HFClipEncoder.from_openai_checkpoint(path)
+    for got, want in zip(embeddings(encoder.clip), embeddings(hf_model)):
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_torchscript_archive_read_without_torch_jit_load(hf_model, openai_sd, tmp_path,
+                                                         monkeypatch):
+    path = tmp_path / "ViT-tiny.pt"
+    half = {k: (v.half() if k.startswith("visual.") else v) for k, v in openai_sd.items()}
+    save_torchscript({**half, "input_resolution": torch.tensor(IMAGE)}, path)
+    want = dict(torch.jit.load(str(path)).state_dict())  # our own file: the reference reader
+    monkeypatch.setattr(torch.jit, "load", _no_jit_load)
+    got = read_torchscript_state(path)
+    assert set(got) == set(want)
+    for key in want:
+        assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
+    encoder = build_encoder(_cfg(path), FakeTokenizer())
+    for got_emb, want_emb in zip(embeddings(encoder.clip), embeddings(hf_model)):
+        assert torch.allclose(got_emb, want_emb, atol=5e-3, rtol=1e-2)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_malicious_torchscript_refused_without_running_code(openai_sd, tmp_path, monkeypatch,
+                                                            nested):
+    target = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    if nested:  # an OpenAI-layout archive with one booby-trapped submodule
+        root = nn.Module()
+        root.register_parameter("logit_scale", nn.Parameter(openai_sd["logit_scale"].clone()))
+        root.add_module("visual", EvilModule(str(target)))
+        torch.jit.script(root).save(str(path))
+    else:
+        torch.jit.script(EvilModule(str(target))).save(str(path))
+    assert not target.exists()
+    with monkeypatch.context() as m:
+        m.setattr(torch.jit, "load", _no_jit_load)
+        with pytest.raises(CheckpointImportError, match=r"evil.pt: .*__setstate__.*safetensors"):
+            load_openai_clip_state(path)
+        with pytest.raises(CheckpointImportError, match="evil.pt"):
+            build_encoder(_cfg(path), FakeTokenizer())
+    assert not target.exists()
+    torch.jit.load(str(path))  # control: the archive really is malicious
+    assert target.exists()
+
+
+def test_torchscript_with_foreign_global_refused(tmp_path):
+    target = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(target), "w"))
+
+    path = tmp_path / "bad.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("bad/data.pkl", pickle.dumps(Payload(), protocol=2))
+        zf.writestr("bad/constants.pkl", pickle.dumps((), protocol=2))
+        zf.writestr("bad/code/__torch__.py", "")
+    with pytest.raises(CheckpointImportError, match=r"bad.pt: .*open' is not allowed"):
+        load_openai_clip_state(path)
+    assert not target.exists()
+
+
+def test_openai_safetensors_file_imports(hf_model, openai_sd, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "ViT-tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in openai_sd.items()}, str(path))
+    encoder = build_encoder(_cfg(path), FakeTokenizer())
     for got, want in zip(embeddings(encoder.clip), embeddings(hf_model)):
         assert torch.allclose(got, want, atol=1e-5)
 

@@ -54,9 +54,9 @@ def live(run: Run, **kwargs) -> LiveSearch:
 
 
 def gt_rank(scores: np.ndarray, indices: np.ndarray, gt: int) -> int:
-    """Project rank (1 + strictly greater) from a full live result."""
+    """Project rank (1 + #others scoring at least the ground truth) from a full live result."""
     gt_score = scores[list(indices).index(gt)]
-    return 1 + int((scores > gt_score).sum())
+    return int((scores >= gt_score).sum())  # the ground truth itself is one of them
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -158,6 +158,31 @@ def test_messages_long_and_unknown_words(runs):
     assert any("only 8 videos" in m for m in res.messages)
     clean = search.search("a red circle moves left", k=3)
     assert clean.messages == [] and clean.unknown_words == [] and not clean.truncated
+
+
+def test_emoji_and_unknown_letters_are_dropped_and_reported(runs):
+    run = runs["seqtransf"]
+    search = live(run)
+    res = search.search("a red 🐱 circle moves left", k=3)
+    plain = search.search("a red circle moves left", k=3)
+    assert res.ok and res.unknown_words == ["🐱"] and res.unrepresentable_words == ["🐱"]
+    assert res.unknown_characters == ["🐱"]
+    assert res.tokens == plain.tokens  # nothing of the emoji reaches the model
+    np.testing.assert_allclose(res.scores, plain.scores, atol=1e-6)
+    assert any("cannot represent were left out of the query: 🐱" in m for m in res.messages)
+    assert "“🐱”" in res.unknown_warning and "carry no learned meaning" not in res.unknown_warning
+    assert plain.unknown_warning is None
+
+    res = search.search("a red 🐱 zebra cafés", k=3)
+    assert res.unknown_words == ["🐱", "zebra", "cafés"]
+    assert res.unrepresentable_words == ["🐱", "cafés"] and res.unknown_characters == ["🐱", "é"]
+    for word in ("“🐱”", "“zebra”", "“cafés”"):
+        assert word in res.unknown_warning
+    assert any("never seen in training: zebra." in m for m in res.messages)
+
+    only = search.search("🐱 🐶", k=3)
+    assert not only.ok and "🐱" in only.error and "🐶" in only.error
+    assert only.unknown_words == ["🐱", "🐶"]
 
 
 def test_latency_fields(runs):

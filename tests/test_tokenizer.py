@@ -13,9 +13,13 @@ from tvr.data.tokenizer import (
     EOS_TOKEN,
     TextTokenizer,
     TokenizerError,
+    clip_clean_text,
     load_tokenizer,
     train_bpe_tokenizer,
 )
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED_TOKENIZERS = [REPO / "checkpoints" / r / "tokenizer" for r in ("demo-base", "demo-drgi")]
 
 CAPTIONS = [
     "A red circle moves left.",
@@ -154,3 +158,99 @@ def test_bpe_ids_are_deterministic_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", script, str(out)], check=True)
         outs.append((out / "vocab.json").read_text())
     assert json.loads(outs[0]) == json.loads(outs[1])
+
+
+# ------------------------------------------------------------------ unknown characters, cleaning
+@pytest.fixture(scope="module", params=COMMITTED_TOKENIZERS, ids=lambda p: p.parent.name)
+def demo_tok(request) -> TextTokenizer:
+    return load_tokenizer(request.param)
+
+
+def _body(tok: TextTokenizer, ids: torch.Tensor, mask: torch.Tensor) -> list[int]:
+    """Ids strictly between SOT and the final EOT of one encoded row."""
+    return ids[1 : int(mask.sum()) - 1].tolist()
+
+
+def test_unknown_characters_do_not_end_the_sentence(demo_tok: TextTokenizer) -> None:
+    cat_circle, cat_square = "the red 🐱 circle moves left", "the red 🐱 square grows"
+    ids, mask = demo_tok.encode([cat_circle, cat_square], 16)
+    assert ids[0].tolist() != ids[1].tolist()
+    for row in range(2):
+        assert demo_tok.eos_id not in _body(demo_tok, ids[row], mask[row])
+        # the sentence vector is read at the first EOT: it is the last valid position
+        first_eot = ids[row].tolist().index(demo_tok.eos_id)
+        assert first_eot == int(mask[row].sum()) - 1
+    # the emoji is dropped, the rest encodes as without it
+    plain, _ = demo_tok.encode(["the red circle moves left", "the red square grows"], 16)
+    assert torch.equal(ids, plain)
+    assert demo_tok.unknown_characters(cat_circle) == ["🐱"]
+    assert demo_tok.unrepresentable_words(cat_circle) == ["🐱"]
+    assert demo_tok.unknown_words(cat_circle) == ["🐱"]
+    # a word with one unknown letter keeps its known pieces and is reported
+    ids, mask = demo_tok.encode(["a café circle"], 16)
+    assert demo_tok.eos_id not in _body(demo_tok, ids[0], mask[0])
+    assert demo_tok.unknown_characters("a café circle 🐱🐶!") == ["é", "🐱", "🐶"]
+    assert demo_tok.unknown_words("a café circle 🐱🐶!") == ["café", "🐱🐶!"]
+    assert demo_tok.num_tokens("🐱") == 0 and demo_tok.decode(demo_tok.encode("🐱", 4)[0][0]) == ""
+
+
+def test_unknown_characters_are_logged_once(demo_tok: TextTokenizer, caplog) -> None:
+    tok = TextTokenizer(demo_tok.hf, demo_tok.training_words)
+    with caplog.at_level("WARNING", logger="tvr.data.tokenizer"):
+        tok.encode(["a red 🦊 circle", "a blue 🦊 square"], 12)
+    msgs = [r.getMessage() for r in caplog.records if "cannot represent" in r.getMessage()]
+    assert len(msgs) == 1 and "'🦊'" in msgs[0]
+
+
+def test_committed_tokenizer_encodes_known_text_unchanged(demo_tok: TextTokenizer) -> None:
+    # pinned ids of the committed SynthVTT vocabulary
+    ids, mask = demo_tok.encode(["a red circle"], 8)
+    assert ids.tolist() == [[0, 49, 149, 119, 1, 1, 1, 1]] and mask.tolist() == [[1] * 5 + [0] * 3]
+    words = sorted(demo_tok.training_words or [])
+    assert len(words) > 40
+    texts = [" ".join(words), "first the green triangle slides up, then a green cross slides up",
+             "  The  YELLOW circle\tmoves to the left. "]
+    got, _ = demo_tok.encode(texts, 77)
+    for row, body in enumerate(demo_tok.hf(texts, add_special_tokens=False)["input_ids"]):
+        seq = [demo_tok.bos_id, *body[:75], demo_tok.eos_id]
+        assert got[row, : len(seq)].tolist() == seq
+        assert demo_tok.unknown_words(texts[row]) == []
+
+
+def test_clip_clean_text_known_answers() -> None:
+    assert clip_clean_text("  a red\t\n circle  ") == "a red circle"
+    assert clip_clean_text("a &amp; b") == "a & b"
+    assert clip_clean_text("a &amp;amp; b") == "a & b"  # unescaped twice, as OpenAI does
+    assert clip_clean_text("a red circle") == "a red circle"
+    pytest.importorskip("ftfy")  # in requirements.txt; the rest is ftfy.fix_text
+    assert clip_clean_text("ＲＥＤ ｃｉｒｃｌｅ") == "RED circle"
+    assert clip_clean_text("a ﬁsh") == "a fish"
+    assert clip_clean_text("it’s a “red” circle") == "it's a \"red\" circle"
+
+
+@pytest.mark.parametrize(
+    ("fancy", "plain"),
+    [
+        ("a red circle &amp; a blue square", "a red circle & a blue square"),
+        ("a red circle &amp;amp; a blue square", "a red circle & a blue square"),
+        ("a\u00a0red  circle\n", "a red circle"),
+        ("ａ ｒｅｄ ｃｉｒｃｌｅ", "a red circle"),
+        ("a ﬁsh circle", "a fish circle"),
+        ("it’s a “red” circle", "it's a \"red\" circle"),
+    ],
+)
+def test_cleaned_forms_encode_as_plain(demo_tok: TextTokenizer, fancy: str, plain: str) -> None:
+    if any(ord(c) > 0xFF and c not in "\u00a0" for c in fancy):
+        pytest.importorskip("ftfy")
+    a, _ = demo_tok.encode([fancy], 16)
+    b, _ = demo_tok.encode([plain], 16)
+    assert a.tolist() == b.tolist()
+    assert demo_tok.unknown_words(fancy) == demo_tok.unknown_words(plain)
+
+
+def test_cleaning_is_what_unescapes(demo_tok: TextTokenizer) -> None:
+    assert demo_tok.clean  # a CLIPTokenizer: cleaned by default
+    raw = TextTokenizer(demo_tok.hf, clean=False)
+    fancy, plain = "a red circle &amp; a blue square", "a red circle & a blue square"
+    assert raw.encode([fancy], 16)[0].tolist() != raw.encode([plain], 16)[0].tolist()
+    assert demo_tok.encode([fancy], 16)[0].tolist() == raw.encode([plain], 16)[0].tolist()

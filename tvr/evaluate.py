@@ -4,6 +4,10 @@ Every caption and every video of the split is embedded once (batched), the simil
 filled block by block (factorized heads by a matmul of pooled vectors, token-wise and cross heads
 with the head's own ``score`` per block), and the metrics of ``tvr.metrics`` are written into the
 run's ``metrics.json`` under ``<dataset>-<split>`` (atomically).
+
+Ranks count ties against the model (spec §11.2). Where some query ties, the optimistic figures
+are stored beside the others (``t2v/R@1_optimistic``, ...), a warning is logged, and the printed
+summary adds an ``(optimistic ...)`` line and a ``WARNING`` line per tied direction.
 """
 
 from __future__ import annotations
@@ -236,7 +240,7 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], SplitEmbedding]:
     """Metrics of an in-memory model on a split's records (inference mode; training-only
     objectives are not run). Returns the metrics and the split's embedding."""
-    from tvr.metrics import dual_softmax, retrieval_metrics
+    from tvr.metrics import RANK_RULE, dual_softmax, retrieval_metrics
 
     model = model.for_inference()
     emb = embed_split(
@@ -258,18 +262,38 @@ def evaluate_model(
             "num_videos": len(emb.video_ids), "skipped_videos": emb.skipped_videos,
             "frames": cfg.data.num_frames, "words": cfg.data.max_words,
             "head": cfg.model.head, "post_processing": "dsl" if dsl else "none",
-            "rank_rule": "1 + #strictly greater", "v2t_rule": "best caption per video (MSVD)",
+            "rank_rule": RANK_RULE, "v2t_rule": "best caption per video (MSVD)",
         }
     )
     return metrics, emb
 
 
-def format_metrics(metrics: dict[str, Any]) -> str:
+def format_metrics(metrics: dict[str, Any], run: str | None = None) -> str:
+    """The printed summary: R@K, MdR, MnR per direction.
+
+    Where a direction has tied queries, an ``(optimistic)`` line with the ties-in-favour figures
+    follows it and a ``WARNING`` line (naming ``run`` when given) ends the summary.
+    """
+    from tvr.metrics import OPTIMISTIC_SUFFIX, tie_warning, tied_directions
+
+    keys = ["R@1", "R@5", "R@10", "R@50", "MdR", "MnR"]
+
+    def line(label: str, direction: str, suffix: str) -> str:
+        shown = [
+            f"{k} {metrics[f'{direction}/{k}{suffix}']:.1f}"
+            for k in keys
+            if f"{direction}/{k}{suffix}" in metrics
+        ]
+        return f"{label}: " + "  ".join(shown)
+
+    tied = tied_directions(metrics)
     rows = []
     for direction in ("t2v", "v2t"):
-        keys = ["R@1", "R@5", "R@10", "R@50", "MdR", "MnR"]
-        vals = [f"{metrics[f'{direction}/{k}']:.1f}" for k in keys if f"{direction}/{k}" in metrics]
-        rows.append(f"{direction}: " + "  ".join(f"{k} {v}" for k, v in zip(keys, vals)))
+        rows.append(line(direction, direction, ""))
+        if direction in tied and f"{direction}/R@1{OPTIMISTIC_SUFFIX}" in metrics:
+            rows.append(line(f"{direction} (optimistic, ties favour the model)", direction,
+                             OPTIMISTIC_SUFFIX))
+    rows.extend(f"WARNING: {tie_warning(metrics, d, run=run)}" for d in tied)
     return "\n".join(rows)
 
 
@@ -286,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     metrics = evaluate_run(args.run, dataset=args.dataset, root=args.root, split=args.split,
                            dsl=args.dsl, batch_size=args.batch_size, device=args.device)
-    print(format_metrics(metrics))
+    print(format_metrics(metrics, run=str(args.run)))
     print(f"N: {metrics['num_texts']} texts x {metrics['num_videos']} videos; "
           f"written to {args.run / 'metrics.json'}")
     return 0

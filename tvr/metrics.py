@@ -4,17 +4,21 @@ Conventions (spec ``data_and_metrics.md`` §11-12):
 
 - ``sim`` is a text x video similarity matrix ``S [Nt, Nv]`` (texts are rows) and
   ``text_to_video [Nt]`` gives the ground-truth video index of every caption.
-- **Rank** (1-based): ``rank(q) = 1 + #{j : S_qj > S_q,g(q)}``. Only strictly greater scores
-  count, so ties favour the query. Ties are *reported*: a query is tied when some other gallery
-  item scores exactly its ground-truth score. Legacy code (CLIP4Clip ``compute_metrics``,
-  argsort ranks) treats ties differently; on untied data all conventions agree.
+- **Rank** (1-based, pessimistic): ``rank(q) = 1 + #{j != g(q) : S_qj >= S_q,g(q)}``. Ties count
+  *against* the model, so a collapsed model whose scores are all equal reads R@1 ~ 0 (every rank
+  is the gallery size), never 100. Ties are *reported*: a query is tied when some other gallery
+  item scores exactly its ground-truth score; where any query is tied, the optimistic figures
+  (``1 + #{j : S_qj > S_q,g(q)}``) are reported beside the project ones (keys ending in
+  ``_optimistic``) and a warning is logged. This module is the one implementation of the rule;
+  ``analysis`` reads its ranks. Legacy code (CLIP4Clip ``compute_metrics``, argsort ranks)
+  treats ties differently; on untied data all conventions agree.
 - **MdR** uses the numpy convention (mean of the two middle values for an even N).
 - Scores are compared in float32. Any NaN or inf in a row used for ranking is an error that
   names the query; rows are never dropped silently.
 - **v2t with one caption per video** ranks the rows of ``S^T``. **With several captions per
   video** (MSVD, VATEX) the default is the MSVD protocol: the captions of every candidate video
   collapse to their best score, ``M[v, w] = max_{q in caps(w)} S_qv`` (a V x V matrix), and
-  ``rank(v) = 1 + #{w : M[v, w] > M[v, v]}``. The alternative ``v2t_any`` (position of the first
+  ``rank(v) = 1 + #{w != v : M[v, w] >= M[v, v]}``. The alternative ``v2t_any`` (position of the first
   correct caption among all captions) is always reported under its own label.
 - Rows are processed in chunks (``chunk_size`` query rows at a time); since every rank is an
   integer count over one row, chunked and unchunked results are identical.
@@ -30,7 +34,7 @@ Test-time re-normalisation (opt-in; results using it must be labelled):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +47,8 @@ ArrayLike = np.ndarray | torch.Tensor
 Direction = Literal["t2v", "v2t", "v2t_any"]
 
 DEFAULT_RECALL_KS: tuple[int, ...] = (1, 5, 10, 50)
+OPTIMISTIC_SUFFIX = "_optimistic"  # metric keys of the ties-favour-the-model figures
+RANK_RULE = "1 + #{j != g : S_qj >= S_qg} (ties count against the model)"
 RSUM_KS: tuple[int, ...] = (1, 5, 10)
 
 # Protocol labels recorded next to every set of ranks.
@@ -76,14 +82,18 @@ class DirectionRanks:
     Attributes:
         direction: ``"t2v"``, ``"v2t"`` or ``"v2t_any"``; the prefix of the metric keys.
         protocol: how the ranks were formed (one of the ``PROTOCOL_*`` labels).
-        ranks: ``[N]`` int64, 1-based ranks (1 + number of strictly better items).
+        ranks: ``[N]`` int64, 1-based pessimistic ranks (1 + number of other items scoring at
+            least the ground truth).
         tied: ``[N]`` bool, True where another item scored exactly the ground-truth score.
+        optimistic_ranks: ``[N]`` int64, 1 + number of strictly better items (equal to
+            ``ranks`` on untied queries); None means "same as ``ranks``".
     """
 
     direction: str
     protocol: str
     ranks: np.ndarray
     tied: np.ndarray
+    optimistic_ranks: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -95,13 +105,32 @@ class DirectionRanks:
         """Number of queries with at least one tie against their ground truth."""
         return int(self.tied.sum())
 
+    @property
+    def optimistic(self) -> np.ndarray:
+        """``[N]`` ranks with ties in the model's favour (1 + #strictly better)."""
+        return self.ranks if self.optimistic_ranks is None else self.optimistic_ranks
+
     def metrics(self, recall_ks: Sequence[int] = DEFAULT_RECALL_KS) -> dict[str, float]:
         """Summary metrics keyed ``"<direction>/R@K"``, ``MdR``, ``MnR``, ``RSum``, ``ties``, ``N``.
 
+        When some query is tied, the optimistic figures are added beside them as
+        ``"<direction>/R@K_optimistic"``, ``MdR_optimistic``, ``MnR_optimistic`` and
+        ``RSum_optimistic``; untied results have no such keys (they would equal the others).
+
         Shapes:
-            ranks, tied: ``[N]``.
+            ranks, tied, optimistic_ranks: ``[N]``.
         """
-        return rank_metrics(self.ranks, recall_ks=recall_ks, prefix=self.direction, tied=self.tied)
+        out = rank_metrics(self.ranks, recall_ks=recall_ks, prefix=self.direction, tied=self.tied)
+        if self.num_ties:
+            opt = rank_metrics(self.optimistic, recall_ks=recall_ks, prefix=self.direction)
+            out.update(
+                {
+                    f"{k}{OPTIMISTIC_SUFFIX}": v
+                    for k, v in opt.items()
+                    if not k.endswith(("/N", "/ties"))
+                }
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -237,13 +266,18 @@ def _check_finite_rows(
 # --------------------------------------------------------------------------------------------
 
 
+RankBlock = tuple[np.ndarray, np.ndarray, np.ndarray]  # ranks, tied, optimistic ranks
+
+
 def _count_rows(
     block: np.ndarray, gt_scores: np.ndarray, exclude: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ranks and tie flags of query rows ``block [c, G]`` against ``gt_scores [c]``.
+) -> RankBlock:
+    """Pessimistic ranks, tie flags and optimistic ranks of query rows ``block [c, G]``.
 
-    ``exclude [c, G]`` marks correct items that never count as competitors (v2t_any). Without
-    it, the ground-truth item itself is the one equal score removed from the tie count.
+    ``rank = 1 + #{j != g : S_qj >= S_qg}`` (the project rule, §11.2) and ``optimistic = 1 +
+    #{j : S_qj > S_qg}``. ``exclude [c, G]`` marks correct items that never count as competitors
+    (v2t_any). Without it, the ground-truth item itself is the one equal score removed from the
+    count.
     """
     gt = gt_scores[:, None]
     greater = block > gt  # [c, G]
@@ -254,8 +288,8 @@ def _count_rows(
         n_equal_others = equal.sum(axis=1)
     else:
         n_equal_others = equal.sum(axis=1) - 1  # the ground truth equals itself
-    ranks = 1 + greater.sum(axis=1, dtype=np.int64)
-    return ranks, n_equal_others > 0
+    optimistic = 1 + greater.sum(axis=1, dtype=np.int64)
+    return optimistic + n_equal_others, n_equal_others > 0, optimistic
 
 
 def _ranks_in_chunks(
@@ -263,13 +297,13 @@ def _ranks_in_chunks(
     direction: str,
     protocol: str,
     chunk_size: int | None,
-    rank_block: Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]],
+    rank_block: Callable[[np.ndarray, int, int], RankBlock],
 ) -> DirectionRanks:
     """Rank the queries of one direction a block of rows at a time.
 
     The queries are the rows of ``sim`` for ``"t2v"`` and its columns otherwise. Each block
     ``[c, G]`` of query rows (queries ``lo..hi-1``) is checked for non-finite scores, then
-    ``rank_block(block, lo, hi)`` gives its ranks and tie flags.
+    ``rank_block(block, lo, hi)`` gives its ranks, tie flags and optimistic ranks.
     """
     transposed = direction != "t2v"
     n_text, n_video = sim.shape
@@ -277,15 +311,16 @@ def _ranks_in_chunks(
     rows = _check_chunk_size(chunk_size, width)
     ranks = np.empty(n_queries, dtype=np.int64)
     tied = np.empty(n_queries, dtype=bool)
+    optimistic = np.empty(n_queries, dtype=np.int64)
     for lo, hi in _chunks(n_queries, rows):
         block = sim[:, lo:hi].T if transposed else sim[lo:hi]  # [c, Nt] or [c, Nv]
         _check_finite_rows(block, lo, direction, transposed=transposed)
-        ranks[lo:hi], tied[lo:hi] = rank_block(block, lo, hi)
-    return DirectionRanks(direction, protocol, ranks, tied)
+        ranks[lo:hi], tied[lo:hi], optimistic[lo:hi] = rank_block(block, lo, hi)
+    return DirectionRanks(direction, protocol, ranks, tied, optimistic)
 
 
 def _t2v(sim: np.ndarray, mapping: np.ndarray, chunk_size: int | None) -> DirectionRanks:
-    def rank_block(block: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    def rank_block(block: np.ndarray, lo: int, hi: int) -> RankBlock:
         return _count_rows(block, block[np.arange(hi - lo), mapping[lo:hi]])
 
     return _ranks_in_chunks(sim, "t2v", PROTOCOL_T2V, chunk_size, rank_block)
@@ -297,7 +332,7 @@ def _v2t_single(sim: np.ndarray, mapping: np.ndarray, chunk_size: int | None) ->
     caption_of = np.empty(n_video, dtype=np.int64)
     caption_of[mapping] = np.arange(n_text)  # mapping is a permutation here
 
-    def rank_block(block: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    def rank_block(block: np.ndarray, lo: int, hi: int) -> RankBlock:
         return _count_rows(block, block[np.arange(hi - lo), caption_of[lo:hi]])
 
     return _ranks_in_chunks(sim, "v2t", PROTOCOL_V2T_SINGLE, chunk_size, rank_block)
@@ -310,7 +345,7 @@ def _v2t_msvd(
     order = np.argsort(mapping, kind="stable")  # captions grouped by video
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # every group is non-empty
 
-    def rank_block(block: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    def rank_block(block: np.ndarray, lo: int, hi: int) -> RankBlock:
         collapsed = np.maximum.reduceat(block[:, order], starts, axis=1)  # [c, Nv] = M[v, w]
         gt = collapsed[np.arange(hi - lo), np.arange(lo, hi)]  # M[v, v]
         return _count_rows(collapsed, gt)
@@ -321,7 +356,7 @@ def _v2t_msvd(
 def _v2t_any(sim: np.ndarray, mapping: np.ndarray, chunk_size: int | None) -> DirectionRanks:
     """Position of the first correct caption among all captions (labelled alternative)."""
 
-    def rank_block(block: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    def rank_block(block: np.ndarray, lo: int, hi: int) -> RankBlock:
         own = mapping[None, :] == np.arange(lo, hi)[:, None]  # [c, Nt]
         best_own = np.where(own, block, -np.inf).max(axis=1)  # [c]
         return _count_rows(block, best_own, exclude=own)
@@ -346,7 +381,8 @@ def direction_ranks(
         chunk_size: query rows per block (None = automatic). Does not change the result.
 
     Returns:
-        A :class:`DirectionRanks` with 1-based int64 ranks and bool tie flags.
+        A :class:`DirectionRanks` with 1-based int64 ranks (ties against the model), bool tie
+        flags and the optimistic ranks.
 
     Shapes:
         sim: ``[Nt, Nv]``; text_to_video: ``[Nt]``; ranks: ``[Nt]`` for t2v, ``[Nv]`` for v2t.
@@ -372,7 +408,7 @@ def direction_ranks(
 def t2v_ranks(
     sim: ArrayLike, text_to_video: ArrayLike | Sequence[int], chunk_size: int | None = None
 ) -> np.ndarray:
-    """Text-to-video ranks: ``1 + #{videos scoring strictly above the ground truth}``.
+    """Text-to-video ranks: ``1 + #{other videos scoring at least the ground truth}``.
 
     Shapes:
         sim: ``[Nt, Nv]``; text_to_video: ``[Nt]``; returns int64 ``[Nt]``.
@@ -396,7 +432,7 @@ def v2t_any_ranks(
 ) -> np.ndarray:
     """Labelled alternative v2t: rank of the video's best own caption among all captions.
 
-    ``rank(v) = 1 + #{q not in caps(v) : S_qv > max_{q' in caps(v)} S_q'v}``.
+    ``rank(v) = 1 + #{q not in caps(v) : S_qv >= max_{q' in caps(v)} S_q'v}``.
 
     Shapes:
         sim: ``[Nt, Nv]``; text_to_video: ``[Nt]``; returns int64 ``[Nv]``.
@@ -457,6 +493,51 @@ def rank_metrics(
     return out
 
 
+def tied_directions(metrics: Mapping[str, Any]) -> dict[str, int]:
+    """``{direction: number of tied queries}`` for every direction of ``metrics`` with ties.
+
+    Reads the ``"<direction>/ties"`` keys of a metric dict (e.g. a ``metrics.json`` entry);
+    directions without ties, and dicts from before the key existed, give nothing.
+    """
+    out: dict[str, int] = {}
+    for key, value in metrics.items():
+        if not key.endswith("/ties") or "/" in key[: -len("/ties")]:
+            continue  # "dsl/t2v/ties" etc. belong to re-normalised figures
+        try:
+            n = int(float(value))
+        except (TypeError, ValueError):
+            continue
+        if n > 0:
+            out[key[: -len("/ties")]] = n
+    return out
+
+
+def tie_warning(metrics: Mapping[str, Any], direction: str, run: str | None = None) -> str:
+    """One sentence on a direction's ties: the count and the optimistic R@1 beside the project's.
+
+    Args:
+        metrics: a flat metric dict holding ``"<direction>/ties"`` and ``"<direction>/N"``.
+        direction: ``"t2v"``, ``"v2t"`` or ``"v2t_any"``.
+        run: a run name to open the sentence with.
+    """
+    n_tied = int(float(metrics.get(f"{direction}/ties", 0)))
+    n = metrics.get(f"{direction}/N")
+    of = f" of {int(float(n))}" if n is not None else ""
+    r1 = metrics.get(f"{direction}/R@1")
+    r1_opt = metrics.get(f"{direction}/R@1{OPTIMISTIC_SUFFIX}")
+    figures = ""
+    if r1 is not None and r1_opt is not None:
+        figures = (
+            f"; R@1 {float(r1):.1f} with ties against the model, {float(r1_opt):.1f} if ties "
+            "favoured it"
+        )
+    who = f"{run}: " if run else ""
+    return (
+        f"{who}{direction}: {n_tied}{of} queries tie with another item at their ground-truth "
+        f"score (ranks count ties against the model){figures}"
+    )
+
+
 def evaluate_retrieval(
     sim: ArrayLike,
     text_to_video: ArrayLike | Sequence[int],
@@ -479,7 +560,9 @@ def evaluate_retrieval(
     Returns:
         A :class:`RetrievalResult`. ``metrics`` holds ``"t2v/…"``, ``"v2t/…"`` (and
         ``"v2t_any/…"`` when some video has several captions) keys ``R@K``, ``MdR``, ``MnR``,
-        ``RSum``, ``ties``, ``N``, plus ``"RSum"`` = t2v/RSum + v2t/RSum.
+        ``RSum``, ``ties``, ``N``, plus ``"RSum"`` = t2v/RSum + v2t/RSum. Where some query is
+        tied, the optimistic figures sit beside them (``"t2v/R@1_optimistic"``, ...,
+        ``"RSum_optimistic"``) and a warning is logged per tied direction.
 
     Shapes:
         sim, v2t_sim: ``[Nt, Nv]``; text_to_video: ``[Nt]``.
@@ -509,15 +592,13 @@ def evaluate_retrieval(
         if d is not None:
             metrics.update(d.metrics(ks))
     metrics["RSum"] = metrics["t2v/RSum"] + metrics["v2t/RSum"]
+    if t2v.num_ties or v2t.num_ties:
+        metrics[f"RSum{OPTIMISTIC_SUFFIX}"] = metrics.get(
+            f"t2v/RSum{OPTIMISTIC_SUFFIX}", metrics["t2v/RSum"]
+        ) + metrics.get(f"v2t/RSum{OPTIMISTIC_SUFFIX}", metrics["v2t/RSum"])
     for d in (t2v, v2t, v2t_any):
         if d is not None and d.num_ties:
-            logger.info(
-                "%s: %d of %d queries tie with another item at their ground-truth score "
-                "(ranks count only strictly greater scores)",
-                d.direction,
-                d.num_ties,
-                d.n,
-            )
+            logger.warning("%s", tie_warning(metrics, d.direction))
     logger.info(
         "evaluated t2v on N=%d queries x %d videos; v2t on N=%d (%s)",
         t2v.n,

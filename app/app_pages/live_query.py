@@ -53,6 +53,8 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
         if not result.ok:
             st.warning(result.error)
             continue
+        if result.unknown_warning:
+            st.warning(result.unknown_warning, icon=":material/warning:")
         for msg in result.messages:
             st.caption(f"ℹ️ {msg}")
         m1, m2, m3 = st.columns(3)

@@ -10,7 +10,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.cards import CardError
-from analysis.rankings import LOWER_IS_BETTER, METRIC_KEYS, metrics_table, rank_histogram
+from analysis.rankings import (
+    LOWER_IS_BETTER,
+    METRIC_KEYS,
+    metrics_table,
+    rank_histogram,
+    tie_notes,
+)
 from app import resources
 from app.context import current
 
@@ -23,6 +29,10 @@ st.caption(
     "t2v = text-to-video (a caption finds its video), v2t = video-to-text. R@K in %, "
     "MdR/MnR = median/mean rank of the ground truth (lower is better)."
 )
+for _label, _bundle in sel.bundles():
+    for note in tie_notes(_bundle.metrics, _bundle.run_name):
+        st.warning(f"Tied scores — {note}. Metrics below count ties against the model.",
+                   icon=":material/warning:")
 
 
 def _fmt(key: str, value: float) -> str:

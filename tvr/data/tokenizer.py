@@ -10,15 +10,31 @@ in training, so a query can report words the model never saw.
 
 :class:`TextTokenizer` turns captions into the library's text tensors: ``[SOT] + ids + [EOT]``,
 truncated to ``max_words`` with EOT kept last, padded with the pad id, mask 1 on SOT..EOT.
+
+**Cleaning.** CLIP tokenizers (OpenAI's BPE and the project's own, both ``CLIPTokenizer``) see
+the text cleaned as OpenAI CLIP cleans it (:func:`clip_clean_text`: ``ftfy.fix_text``, HTML
+unescaped twice, whitespace collapsed, stripped), so curly quotes, ``&amp;``, ligatures and
+full-width characters give the ids of their plain forms.
+
+**Unknown characters.** A character outside the vocabulary's alphabet (an emoji, ``é`` in a
+tokenizer trained on ASCII captions) maps to the tokenizer's unknown token, which for CLIP
+tokenizers is ``<|endoftext|>``: left in place it would end the sentence early (the sentence
+vector is read at the first EOT). :meth:`TextTokenizer.encode` therefore drops special ids
+(SOT, EOT, padding) from the body before adding SOT/EOT; text the vocabulary covers never
+produces them, so its ids are unchanged. :meth:`TextTokenizer.unknown_characters` and
+:meth:`TextTokenizer.unknown_words` say what was dropped or never seen in training.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -47,6 +63,39 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()&/"
 
 class TokenizerError(ValueError):
     """A tokenizer folder or id that cannot be loaded, or bad tokenizer input."""
+
+
+_WHITESPACE = re.compile(r"\s+")
+_FTFY_WARNED = threading.Event()
+
+
+def _fix_text(text: str) -> str:
+    """``ftfy.fix_text`` (in requirements.txt); without ftfy, warn once and leave ``text``."""
+    try:
+        import ftfy
+    except ImportError:
+        if not _FTFY_WARNED.is_set():
+            _FTFY_WARNED.set()
+            logger.warning(
+                "ftfy is not installed (pip install -r requirements.txt): CLIP text cleaning "
+                "skips ftfy.fix_text, so curly quotes, ligatures and full-width characters may "
+                "not get OpenAI CLIP's ids"
+            )
+        return text
+    return ftfy.fix_text(text)
+
+
+def clip_clean_text(text: str) -> str:
+    """Clean ``text`` as OpenAI CLIP's tokenizer does before BPE (``basic_clean`` +
+    ``whitespace_clean``; lower-casing is left to the tokenizer's normaliser).
+
+    ``ftfy.fix_text`` (mojibake, ligatures such as ``ﬁ``, full-width letters, curly quotes),
+    ``html.unescape`` twice (``&amp;amp;`` -> ``&``), whitespace runs collapsed to one space,
+    stripped. Plain ASCII text without ``&`` entities is returned unchanged.
+    """
+    text = _fix_text(text)
+    text = html.unescape(html.unescape(text))
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 def _pipeline(tok: Tokenizer) -> None:
@@ -110,6 +159,7 @@ def train_bpe_tokenizer(
     if not overwrite:
         _check_free(out_dir)
 
+    texts = [clip_clean_text(t) for t in texts]  # as TextTokenizer will see them
     probe = Tokenizer(models.BPE(unk_token=EOS_TOKEN, end_of_word_suffix="</w>"))
     _pipeline(probe)
     counts: dict[str, int] = {}
@@ -303,13 +353,25 @@ class TextTokenizer:
     Args:
         hf_tokenizer: a ``transformers`` tokenizer with BOS and EOS tokens (``CLIPTokenizer``).
         training_words: words the model was trained on (for :meth:`unknown_words`), or None.
+        clean: apply :func:`clip_clean_text` before encoding; None (default) = for CLIP
+            tokenizers (class name containing ``CLIPTokenizer``) only.
 
     Use :func:`load_tokenizer` to load a folder or hub id (it reads ``training_words.json``
     when present) and :meth:`save` to write one.
     """
 
-    def __init__(self, hf_tokenizer, training_words: Iterable[str] | None = None) -> None:
+    # Distinct unknown characters already warned about (bounded, so a long run cannot grow it).
+    _MAX_WARNED = 1000
+
+    def __init__(
+        self,
+        hf_tokenizer,
+        training_words: Iterable[str] | None = None,
+        clean: bool | None = None,
+    ) -> None:
         self.hf = hf_tokenizer
+        self.clean = "CLIPTokenizer" in type(hf_tokenizer).__name__ if clean is None else clean
+        self._warned_chars: set[str] = set()
         if hf_tokenizer.bos_token_id is None or hf_tokenizer.eos_token_id is None:
             raise TokenizerError(
                 f"tokenizer {type(hf_tokenizer).__name__} has no BOS/EOS token "
@@ -370,13 +432,52 @@ class TextTokenizer:
     def vocab_size(self) -> int:
         return len(self.hf)
 
-    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+    def clean_text(self, text: str) -> str:
+        """``text`` as the tokenizer sees it (:func:`clip_clean_text` when :attr:`clean`)."""
+        return clip_clean_text(text) if self.clean else text
+
+    def _raw_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The Hugging Face ids of the cleaned texts, unknown tokens included."""
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TokenizerError(f"text {i} is {type(text).__name__}, expected str")
         if not texts:
             return []
-        return self.hf(list(texts), add_special_tokens=False)["input_ids"]
+        cleaned = [self.clean_text(t) for t in texts]
+        return self.hf(cleaned, add_special_tokens=False)["input_ids"]
+
+    @property
+    def _special_ids(self) -> frozenset[int]:
+        """Ids that must not appear inside a sentence body (SOT, EOT = CLIP's unknown, pad)."""
+        return frozenset({self.bos_id, self.eos_id, self.pad_id})
+
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Body ids of each text: special ids (unknown characters, for CLIP's EOT-as-unknown)
+        dropped, so no EOT lands mid-sentence."""
+        special = self._special_ids
+        out = []
+        for i, ids in enumerate(self._raw_ids(texts)):
+            kept = [t for t in ids if t not in special]
+            if len(kept) != len(ids):
+                self._report_dropped(texts[i], len(ids) - len(kept))
+            out.append(kept)
+        return out
+
+    def _report_dropped(self, text: str, n_dropped: int) -> None:
+        """Warn once per new unknown character (debug-log repeats)."""
+        chars = self.unknown_characters(text)
+        new = [c for c in chars if c not in self._warned_chars]
+        if new and len(self._warned_chars) < self._MAX_WARNED:
+            self._warned_chars.update(new)
+            logger.warning(
+                "dropped %d token(s) the vocabulary cannot represent (characters %s) from %r; "
+                "the rest of the text is kept",
+                n_dropped,
+                ", ".join(repr(c) for c in chars),
+                text,
+            )
+        else:
+            logger.debug("dropped %d unknown token(s) from %r", n_dropped, text)
 
     def encode(
         self, texts: Sequence[str] | str, max_words: int
@@ -414,27 +515,55 @@ class TextTokenizer:
         return self.num_tokens(text) > max_words - 2
 
     def words(self, text: str) -> list[str]:
-        """The normalised, pre-tokenised words of ``text``."""
+        """The cleaned, normalised, pre-tokenised words of ``text``."""
+        text = self.clean_text(text)
         backend = getattr(self.hf, "backend_tokenizer", None)
         if backend is None:
             return text.lower().split()
         return _words(backend, text)
 
+    def _unknown_ids(self) -> frozenset[int]:
+        unk = self.unk_id
+        return self._special_ids | ({unk} if unk is not None else set())
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """Characters of ``text`` the vocabulary cannot represent, in order, without repeats.
+
+        A character is unknown when encoding it alone gives the unknown token (or another
+        special id). :meth:`encode` drops their tokens; an emoji, or ``é`` in a tokenizer
+        trained on ASCII captions, is typical.
+        """
+        bad = self._unknown_ids()
+        chars = list(dict.fromkeys(c for c in self.clean_text(text) if not c.isspace()))
+        if not chars:
+            return []
+        return [c for c, ids in zip(chars, self._raw_ids(chars)) if any(t in bad for t in ids)]
+
+    def unrepresentable_words(self, text: str) -> list[str]:
+        """Words of ``text`` holding a character the vocabulary cannot represent (dropped by
+        :meth:`encode`), in order, without repeats; emoji and symbols included."""
+        bad = set(self.unknown_characters(text))
+        if not bad:
+            return []
+        return list(dict.fromkeys(w for w in self.words(text) if bad & set(w)))
+
     def unknown_words(self, text: str) -> list[str]:
         """Words of ``text`` the model does not know, in order, without repeats.
 
-        A word is unknown when one of its tokens is the unknown token, or, when the tokenizer
-        came with ``training_words.json``, when it never occurred in the training captions.
-        Punctuation-only words are ignored.
+        A word is unknown when it holds a character the vocabulary cannot represent
+        (:meth:`unrepresentable_words`; emoji and symbols too), or, when the tokenizer came
+        with ``training_words.json``, when it has a letter or digit and never occurred in the
+        training captions. Other punctuation-only words are ignored.
         """
+        unrepresentable = set(self.unrepresentable_words(text))
         out: list[str] = []
-        unk = self.unk_id
         for word in self.words(text):
-            if word in out or not any(ch.isalnum() for ch in word):
+            if word in out:
                 continue
-            unseen = self.training_words is not None and word not in self.training_words
-            if not unseen and unk is not None:
-                unseen = unk in self._ids([word])[0]
-            if unseen:
+            if word in unrepresentable or (
+                self.training_words is not None
+                and any(ch.isalnum() for ch in word)
+                and word not in self.training_words
+            ):
                 out.append(word)
         return out

@@ -11,7 +11,7 @@
 
 :func:`build_encoder` turns ``cfg.model.pretrained`` into an encoder: ``""`` builds a
 from-scratch CLIP of ``cfg.model.clip``'s size, an HF folder (or hub id when online) loads
-``CLIPModel``, an OpenAI ``.pt`` file and a CLIP4Clip ``pytorch_model.bin*`` file go through
+``CLIPModel``, an OpenAI ``.pt`` file (or its ``.safetensors`` conversion) and a CLIP4Clip ``pytorch_model.bin*`` file go through
 :mod:`tvr.models.importers`, and a run folder rebuilds the run's backbone.
 """
 
@@ -606,6 +606,10 @@ class HFClipEncoder(Encoder):
     ) -> HFClipEncoder:
         """Import an OpenAI CLIP ``.pt`` (TorchScript archive or state dict) onto ``CLIPModel``.
 
+        TorchScript archives are read without running their code
+        (:func:`tvr.models.importers.read_torchscript_state`); ``.safetensors`` files in the OpenAI
+        key layout are read as well.
+
         Raises:
             CheckpointImportError: unreadable file, unsupported architecture, or keys that are
             missing or left unmapped (named in the message).
@@ -708,7 +712,7 @@ class HFClipEncoder(Encoder):
             log.info("built a from-scratch CLIP (%s parameters)", _count(encoder))
             return encoder
         path = Path(pretrained).expanduser()
-        if path.is_file() and path.suffix == ".pt":
+        if path.is_file() and path.suffix in (".pt", ".safetensors"):
             encoder = cls.from_openai_checkpoint(path, **ids)
         elif path.is_file() and path.name.startswith("pytorch_model.bin"):
             encoder = cls.from_clip4clip_checkpoint(
@@ -717,7 +721,7 @@ class HFClipEncoder(Encoder):
         elif path.is_file():
             raise BackboneError(
                 f"model.pretrained={pretrained!r}: unsupported file; expected an HF CLIP folder, "
-                "an OpenAI CLIP .pt or a CLIP4Clip pytorch_model.bin* file"
+                "an OpenAI CLIP .pt (or .safetensors) or a CLIP4Clip pytorch_model.bin* file"
             )
         else:
             encoder = cls.from_pretrained(pretrained, **ids)
@@ -854,7 +858,8 @@ def build_encoder(cfg: ExperimentConfig, tokenizer: Any) -> Encoder:
       ``tokenizer``, image size ``cfg.data.image_size``;
     * a run folder (``encoder.json`` + ``model.safetensors``): that run's backbone and weights;
     * an HF CLIP folder (``config.json``) or a hub id (online only);
-    * ``*.pt``: an OpenAI CLIP checkpoint;
+    * ``*.pt`` / ``*.safetensors``: an OpenAI CLIP checkpoint (TorchScript archives are read
+      without running their code);
     * ``pytorch_model.bin*``: a CLIP4Clip-family checkpoint (head tensors in
       :attr:`Encoder.imported_head_state`).
 
