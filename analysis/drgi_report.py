@@ -8,10 +8,13 @@ into sentences and tables; they compute nothing the export did not.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from analysis.attention import uniform_baseline
 
@@ -130,3 +133,45 @@ def diagnostics_rows(diag: dict[str, Any]) -> list[dict[str, Any]]:
          "captions → videos": _fixed(diag.get("input_cos_text"), 3),
          "videos → captions": _fixed(diag.get("input_cos_video"), 3)},
     ]
+
+
+TRAINING_CURVES: dict[str, str] = {
+    "drgi_acc": "disc. accuracy (training negatives)",
+    "drgi_acc_hard_video": "disc. accuracy vs hardest, t→v",
+    "drgi_acc_hard_text": "disc. accuracy vs hardest, v→t",
+    "drgi_acc_hard_base_wrong_video": "… where the base is wrong, t→v",
+    "drgi_entropy_text": "attention entropy, words",
+    "drgi_entropy_video": "attention entropy, frames",
+    "drgi_node_cos_text": "node cosine, words",
+    "drgi_node_cos_video": "node cosine, frames",
+}
+
+
+def training_curves(log_path: str | Path) -> pd.DataFrame:
+    """DRGI's in-training diagnostics from a run's ``log.jsonl``, long format.
+
+    Returns:
+        columns ``step``, ``quantity`` (a label of :data:`TRAINING_CURVES`), ``value``; empty
+        when the log has none (a run without DRGI, or trained before they were logged).
+
+    Raises:
+        ValueError: a line that is not JSON (names the file and line).
+    """
+    path = Path(log_path)
+    rows = []
+    if not path.is_file():
+        return pd.DataFrame(columns=["step", "quantity", "value"])
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}, line {n}: not JSON ({exc.msg})") from None
+        if "split" in rec:  # a val evaluation line
+            continue
+        for key, label in TRAINING_CURVES.items():
+            value = rec.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                rows.append({"step": int(rec["step"]), "quantity": label, "value": float(value)})
+    return pd.DataFrame(rows, columns=["step", "quantity", "value"])

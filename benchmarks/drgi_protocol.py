@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +110,17 @@ def run_setting(study: str, setting: Setting, seed: int, out: Path, *, test: boo
 
 
 def run_all(study: str, jobs_list: list[tuple[Setting, int]], out: Path, *, jobs: int = 2,
-            test: bool = False, retrain: bool = False) -> None:
-    """Train every (setting, seed) with ``jobs`` subprocesses at a time; failures are printed
-    and re-raised at the end."""
+            test: bool = False, retrain: bool = False,
+            after: Callable[[Setting, int], None] | None = None) -> None:
+    """Train every (setting, seed) with ``jobs`` subprocesses at a time (then ``after`` on each
+    finished one); failures are printed and re-raised at the end."""
     errors = []
 
     def one(item: tuple[Setting, int]) -> None:
         try:
             run_setting(study, item[0], item[1], out, test=test, retrain=retrain)
+            if after is not None:
+                after(*item)
         except Exception as exc:  # report every failure, not only the first
             print(f"  FAILED {item[0].label} s{item[1]}: {exc}", flush=True)
             errors.append(exc)

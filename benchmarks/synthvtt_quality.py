@@ -1,15 +1,17 @@
 """Retrieval quality on SynthVTT: every method, base vs + DRGI, several seeds.
 
 Trains ``configs/synthvtt/<method>.yaml`` (the demo recipe: the pretrained demo backbone, vision
-tower frozen, 4 epochs) with ``drgi.enable`` false and true for each seed, evaluates on the test
-split, and writes the ``## SynthVTT quality`` section of benchmarks/RESULTS.md: t2v / v2t R@1,
-R@5 and MnR as mean ± std over seeds, the paired DRGI - base difference, training time per step
-and parameter counts. ``--sweep`` adds DRGI variants (lambda, intra-modal mode, top-m negatives,
-K-factor nodes) on one method.
+tower frozen, 4 epochs) with ``drgi.enable`` false and true for each seed, keeps each run's
+best epoch on val (``train.select=best_val``) and evaluates it once on the test split, and writes
+the ``## SynthVTT quality`` section of benchmarks/RESULTS.md: t2v / v2t R@1, R@5 and MnR as
+mean ± std over seeds, the paired DRGI - base difference, training time per step and parameter
+counts. Nothing is chosen here: DRGI variants are compared on val by
+``benchmarks/drgi_val_sweep.py``, and the final settings on test by
+``benchmarks/drgi_test_table.py``.
 
     python -m tvr.demo --backbone        # checkpoints/demo-backbone, when missing (~2 min)
     OMP_WAIT_POLICY=PASSIVE python benchmarks/synthvtt_quality.py [--methods meanp,wti]
-        [--seeds 0,1,2] [--sweep seqtransf] [--out checkpoints/quality]
+        [--seeds 0,1,2] [--out checkpoints/quality]
 
 Finished runs (a run folder with ``metrics.json``) are reused, so an interrupted sweep resumes;
 ``--retrain`` trains everything again.
@@ -47,16 +49,6 @@ METHODS = ("meanp", "seqtransf", "wti", "xclip", "tcmgc", "gare", "dmae")
 LABELS = {
     "meanp": "meanP (CLIP4Clip)", "seqtransf": "seqTransf (CLIP4Clip)", "wti": "WTI + CDCR (DRL)",
     "xclip": "X-CLIP", "tcmgc": "TC-MGC + SDR", "gare": "GARE", "dmae": "DMAE + NegNCE + TPM-CL",
-}
-# DRGI variants of --sweep: label -> overrides (on top of drgi.enable=true).
-SWEEP = {
-    "lambda 0.03": ["drgi.weight=0.03"],
-    "lambda 0.3": ["drgi.weight=0.3"],
-    "lambda 1.0": ["drgi.weight=1.0"],
-    "lambda 3.0": ["drgi.weight=3.0"],
-    "intra-modal": ["drgi.mode=intra"],
-    "top-3 negatives": ["drgi.neg_topm=3"],
-    "K-factor nodes (K=8)": ["drgi.nodes=factors"],
 }
 METRICS = ("t2v/R@1", "t2v/R@5", "t2v/MnR", "v2t/R@1", "v2t/R@5", "v2t/MnR")
 SECTION = "## SynthVTT quality"
@@ -111,7 +103,8 @@ def train_one(method: str, name: str, seed: int, overrides: list[str], out: Path
 
     cfg = load_config(REPO / "configs" / "synthvtt" / f"{method}.yaml",
                       [f"name={name}", f"output_root={out}", "train.eval_after=true",
-                       "train.log_every=10", f"train.seed={seed}", *overrides])
+                       "train.log_every=10", f"train.seed={seed}", "train.val_split=val",
+                       "train.select=best_val", *overrides])
     run = cfg.run_dir
     key = f"{cfg.data.dataset}-{cfg.data.eval_split}"
     done = (run / "metrics.json").is_file() and key in json.loads((run / "metrics.json").read_text())
@@ -160,15 +153,15 @@ def _row(label: str, runs: list[RunResult], delta: str = "") -> str:
             f"{p['trainable']:,} | {p['head']:,} | {p['drgi']:,} |")
 
 
-def render(results: dict[str, dict[str, list[RunResult]]],
-           sweep: dict[str, list[RunResult]], sweep_method: str, seeds: list[int],
+def render(results: dict[str, dict[str, list[RunResult]]], seeds: list[int],
            command: str, load: tuple[float, float], minutes: float) -> str:
     lines = [
         f"Command: `python -m tvr.demo --backbone && {command}`",
         "",
         "Each run: `configs/synthvtt/<method>.yaml` (the demo recipe: tiny CLIP with the "
         "pretrained demo backbone, vision tower frozen and its frame features cached, text tower "
-        "and head trained for 4 epochs of 117 steps of 64 pairs, lr 2e-3 / 1e-3), with "
+        "and head trained for 4 epochs of 117 steps of 64 pairs, lr 2e-3 / 1e-3; the best val "
+        "epoch kept, test read once), with "
         "`drgi.enable=false` and `true` (DRGI weight 0.1, cross-modal, token nodes, hardest "
         f"negative), seeds {', '.join(map(str, seeds))} (`train.seed`: initialisation and batch "
         "order; the backbone is shared). SynthVTT default size, test split 500 x 500 (chance "
@@ -191,22 +184,6 @@ def render(results: dict[str, dict[str, list[RunResult]]],
         lines.append(_row(LABELS[method], pair["base"]))
         lines.append(_row(f"{LABELS[method]} + DRGI", pair["drgi"],
                           _paired(pair["base"], pair["drgi"], "t2v/R@1")))
-    if sweep and sweep_method in results:
-        base = results[sweep_method]["base"]
-        lines += [
-            "",
-            f"DRGI variants on {LABELS[sweep_method]} (same seeds; the base row repeats the "
-            "table above):",
-            "",
-            "| variant | seeds | t2v R@1 | t2v R@5 | t2v MnR | v2t R@1 | v2t R@5 | v2t MnR | DRGI "
-            "- base (t2v R@1) | step (ms) | trainable params | head params | DRGI params |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-            _row("base (no DRGI)", base),
-            _row("default (lambda 0.1, cross, top-1, tokens)", results[sweep_method]["drgi"],
-                 _paired(base, results[sweep_method]["drgi"], "t2v/R@1")),
-        ]
-        for label, runs in sweep.items():
-            lines.append(_row(label, runs, _paired(base, runs, "t2v/R@1")))
     lines += [
         "",
         load_note(load[0], load[1], detail=" (step times only; the metrics do not depend on "
@@ -219,8 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated head names")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated train.seed values")
-    p.add_argument("--sweep", default="", help="method to run the DRGI variants on (e.g. "
-                   "seqtransf); empty: none")
     p.add_argument("--out", type=Path, default=REPO / "checkpoints" / "quality",
                    help="folder of the run folders")
     p.add_argument("--retrain", action="store_true", help="train finished runs again")
@@ -234,8 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    if args.sweep and args.sweep not in methods:
-        p.error(f"--sweep {args.sweep} must be one of --methods")
     if not (REPO / "checkpoints" / "demo-backbone" / "model.safetensors").is_file():
         p.error("checkpoints/demo-backbone is missing: run `python -m tvr.demo --backbone` first")
     os.chdir(REPO)  # the configs name data/ and checkpoints/ relative to the repository
@@ -254,22 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         arms = {arm: [r for r in runs if r is not None] for arm, runs in arms.items()}
         if all(arms.values()):
             results[method] = arms
-    sweep: dict[str, list[RunResult]] = {}
-    if args.sweep:
-        for label, overrides in SWEEP.items():
-            tag = label.split(" (")[0].replace(" ", "-")
-            runs = [
-                train_one(args.sweep, f"q-{args.sweep}-{tag}-s{seed}", seed,
-                          ["drgi.enable=true", *overrides], args.out, args.retrain,
-                          args.reuse_only)
-                for seed in seeds
-            ]
-            if any(r is not None for r in runs):
-                sweep[label] = [r for r in runs if r is not None]
     command = command_line("benchmarks/synthvtt_quality.py", argv)
     if args.reuse_only:  # the table of runs trained earlier: show the command that trains them
         command = command.replace(" --reuse-only", "")
-    body = render(results, sweep, args.sweep, seeds, command, (load0, os.getloadavg()[0]),
+    body = render(results, seeds, command, (load0, os.getloadavg()[0]),
                   (time.perf_counter() - t0) / 60)
     publish(args, SECTION, body)
     return 0

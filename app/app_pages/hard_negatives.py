@@ -21,7 +21,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.bundle import Bundle
-from analysis.drgi_report import diagnostics_of, diagnostics_rows, discriminator_verdict
+from analysis.drgi_report import (
+    diagnostics_of,
+    diagnostics_rows,
+    discriminator_verdict,
+    training_curves,
+)
 from analysis.geometry import top_hubs
 from analysis.hard_negatives import (
     HardNegatives,
@@ -244,6 +249,23 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
             width="stretch")
 st.caption("Scores are the mean sigmoid of the bilinear discriminator over the valid nodes of "
            "each graph against the summary (DRGI's cross mode: the other modality's summary).")
+for label, bundle in bundles:
+    if bundle.drgi is None:
+        continue
+    curves = training_curves(bundle.run_dir / "log.jsonl")
+    if curves.empty:
+        st.caption(f"{bundle.run_name}: its log.jsonl has no DRGI diagnostics (trained before "
+                   "they were logged).")
+        continue
+    fig = go.Figure()
+    for quantity, part in curves.groupby("quantity", sort=False):
+        fig.add_trace(go.Scatter(x=part["step"], y=part["value"], name=str(quantity),
+                                 mode="lines"))
+    fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance")
+    fig.update_layout(height=320, xaxis_title="training step", yaxis_title="value",
+                      margin=dict(l=10, r=10, t=30, b=10),
+                      title=f"DRGI during training — {sel.label(bundle)}")
+    st.plotly_chart(fig, key=f"hn_drgi_curves_{label}", width="stretch")
 
 # ------------------------------------------------------------------ hubness
 st.header("Hubness")
