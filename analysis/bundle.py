@@ -6,7 +6,9 @@ A bundle is the folder ``<run>/analysis/<dataset>-<split>/`` written by
 
 Files (N_t captions, N_v videos, L words, T frames, D feature width; ``[..]`` are shapes)::
 
-    meta.json               run, dataset, split, head, metrics, hashes, parameters, file list
+    meta.json               run, dataset, split, head, metrics, hashes, parameters, file list,
+                            the videos the export skipped (``skipped``: id, path, reason,
+                            number of captions dropped with it) and the split's full sizes
     captions.json           captions, their video, word labels, video ids/paths/windows,
                             frame timestamps (seconds, null on padding)
     sources.json            the dataset files the bundle was built from: sha256 of every
@@ -551,6 +553,32 @@ class Projections:
 
 
 @dataclass(frozen=True)
+class SkippedVideo:
+    """A video of the split the export left out (it failed to decode), with its captions.
+
+    Attributes:
+        video_id: the video's id.
+        path: its file (relative to the data root, or absolute).
+        reason: why it failed (the decoder's error; ``"not recorded"`` for older bundles).
+        num_captions: captions that left the bundle with it (-1 when not recorded).
+    """
+
+    video_id: str
+    path: str
+    reason: str
+    num_captions: int
+
+
+def _skipped_from_meta(meta: Mapping[str, Any]) -> list[SkippedVideo]:
+    """``meta["skipped"]``, or for bundles written before it, the ids of ``skipped_videos``."""
+    if "skipped" in meta:
+        return [SkippedVideo(str(x["video_id"]), str(x.get("path", "")), str(x["reason"]),
+                             int(x.get("num_captions", -1))) for x in meta["skipped"]]
+    return [SkippedVideo(str(v), "", "not recorded (bundle exported before reasons were kept)",
+                         -1) for v in meta.get("skipped_videos", [])]
+
+
+@dataclass(frozen=True)
 class SynthVTTSplit:
     """SynthVTT ground truth for the bundle's split (``spec/synthvtt.md``).
 
@@ -587,6 +615,8 @@ class Bundle:
         run_name, dataset, split, head (str); factorized, has_drgi (bool).
         num_texts (Nt), num_videos (Nv), num_frames (T), max_words (L), embed_dim (D) (int).
         metrics (dict[str, float]): ``tvr.metrics.retrieval_metrics`` of the split.
+        skipped (list[SkippedVideo]): videos of the split the export left out (failed to
+            decode), with why; split_num_videos (int): videos in the split, skipped included.
         captions (list[str]): ``[Nt]`` caption texts.
         text_to_video (ndarray): ``[Nt]`` int64 column of each caption's video.
         caption_index (ndarray): ``[Nt]`` int64 position of each caption in the source's split.
@@ -642,6 +672,10 @@ class Bundle:
             self.max_words: int = int(meta["max_words"])
             self.embed_dim: int = int(meta["embed_dim"])
             self.metrics: dict[str, float] = dict(meta["metrics"])
+            self.skipped: list[SkippedVideo] = _skipped_from_meta(meta)
+            self.split_num_videos: int = int(
+                meta.get("split_num_videos", self.num_videos + len(self.skipped))
+            )
             self.thumb_size: int = int(meta["thumb_index"]["frame_width"])
             self.thumb_counts = _read_only(
                 np.asarray(meta["thumb_index"]["counts"], dtype=np.int64)

@@ -555,9 +555,38 @@ def _embed_shard(
         render_thumbnail(records[int(r)], cfg.data.num_frames, opts.thumb_size, opts.jpeg_quality)
         for r in tqdm(emb.video_rows, desc="thumbnails", disable=not progress, leave=False)
     ]
+    skipped = skipped_video_reasons(records, emb.skipped_videos, cfg.data.num_frames,
+                                    cfg.data.image_size)
     if world > 1:
         emb = replace(emb, sim=np.zeros((0, 0), dtype=np.float32))  # rank 0 rescores all pairs
-    return {"start": start, "emb": emb, "thumbs": thumbs}
+    return {"start": start, "emb": emb, "thumbs": thumbs, "skipped": skipped}
+
+
+def skipped_video_reasons(
+    records: list[Any], skipped_ids: list[str], num_frames: int, image_size: int
+) -> list[dict[str, Any]]:
+    """Why each skipped video failed: ``[{"video_id", "path", "reason", "num_captions"}]``.
+
+    The embedding may decode in DataLoader workers, whose skip reasons stay there, so each
+    skipped video (few, by nature) is decoded once more here to read its error.
+    """
+    from tvr.data.video import FrameSampler, VideoDecodeError
+
+    if not skipped_ids:
+        return []
+    sampler = FrameSampler(num_frames, image_size)
+    by_id = {r.video_id: r for r in records}
+    out = []
+    for vid in skipped_ids:
+        record = by_id[vid]
+        try:
+            sampler(record.video_path, record.start, record.end)
+            reason = "failed to decode during the export (decoded when retried)"
+        except VideoDecodeError as exc:
+            reason = exc.reason
+        out.append({"video_id": vid, "path": str(record.video_path), "reason": reason,
+                    "num_captions": len(record.captions)})
+    return out
 
 
 def _assemble(
@@ -729,6 +758,7 @@ def _build(
     thumbs: list[tuple[bytes, list[float | None], int]], caption_index: np.ndarray,
     split_gt: Any, name: str, split: str, data_root: str, source_options: dict[str, Any],
     opts: ExportOptions, device: torch.device, world: int, progress: bool,
+    skipped: list[dict[str, Any]] | None = None,
 ) -> None:
     """Compute and write every file of the bundle into ``tmp`` (meta.json last)."""
     from safetensors.numpy import save_file
@@ -824,6 +854,9 @@ def _build(
         "max_words": int(cfg.data.max_words),
         "embed_dim": int(text.pooled.shape[1]),
         "skipped_videos": emb.skipped_videos,
+        "skipped": [dict(x, path=relative_video_path(x["path"], root)) for x in skipped or []],
+        "split_num_texts": int(split_gt.num_texts),
+        "split_num_videos": int(split_gt.num_videos),
         "metrics": result.metrics,
         "rank_protocols": result.protocols,
         "logit_scale": scale,
@@ -966,7 +999,8 @@ def export_bundle(
             _build(tmp, run_dir=run_dir, model=model, tokenizer=tokenizer, cfg=cfg, emb=emb,
                    thumbs=thumbs, caption_index=caption_index, split_gt=split_gt, name=name,
                    split=split, data_root=data_root, source_options=source_options, opts=opts,
-                   device=device, world=world, progress=show)
+                   device=device, world=world, progress=show,
+                   skipped=[x for sh in shards for x in sh.get("skipped", [])])
             _publish(tmp, final)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
