@@ -51,6 +51,8 @@ def bundle_stamp(bundle_dir: str | Path) -> tuple[tuple[int, int], ...]:
         file_stamp(b / "meta.json"),
         file_stamp(run / "model.safetensors"),
         file_stamp(run / "config.json"),
+        file_stamp(run / "encoder.json"),
+        file_stamp(run / "tokenizer" / "tokenizer.json"),
     )
 
 

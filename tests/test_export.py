@@ -91,7 +91,8 @@ def test_bundle_files_and_shapes(runs, name):
             assert len(list((b / f).iterdir())) == size == nv
         else:
             assert (b / f).stat().st_size == size, f
-    assert set(meta["checkpoint_hash"]) == {"config.json", "model.safetensors"}
+    assert set(meta["checkpoint_hash"]) == {"config.json", "model.safetensors", "encoder.json",
+                                            "tokenizer"}
     assert meta["code_version"]["tvr"] and meta["created"]
 
     emb = load_file(str(b / "embeddings.safetensors"))
