@@ -38,9 +38,10 @@ demo: install
 	HF_HUB_OFFLINE=1 $(PY) -m tvr.demo
 
 # OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads must not spin against the server on 2 cores.
+# `python -m app` binds 127.0.0.1 whatever the current folder (app/__main__.py).
 app: demo
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.export --demo
-	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/streamlit run app/main.py
+	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m app
 
 bench: install
 	$(PY) benchmarks/frame_sampling.py

@@ -6,7 +6,9 @@ A bundle is the folder ``<run>/analysis/<dataset>-<split>/`` written by
 
 Files (N_t captions, N_v videos, L words, T frames, D feature width; ``[..]`` are shapes)::
 
-    meta.json               run, dataset, split, head, metrics, hashes, parameters, file list
+    meta.json               run, dataset, split, head, metrics, hashes, parameters, file list,
+                            the videos the export skipped (``skipped``: id, path, reason,
+                            number of captions dropped with it) and the split's full sizes
     captions.json           captions, their video, word labels, video ids/paths/windows,
                             frame timestamps (seconds, null on padding)
     sources.json            the dataset files the bundle was built from: sha256 of every
@@ -24,8 +26,10 @@ Files (N_t captions, N_v videos, L words, T frames, D feature width; ``[..]`` ar
     projections.npz         2-D maps: "<method>_<kind>" [N_kind,2] and word_ids / frame_ids
     thumbs/<v>.jpg          one horizontal JPEG strip of the sampled frames of video v
 
-**Freshness.** ``meta.json`` records the sha256 of the run's ``model.safetensors`` and
-``config.json`` and a digest of the dataset files in ``sources.json``. :func:`bundle_status`
+**Freshness.** ``meta.json`` records the sha256 of the run's ``model.safetensors``,
+``config.json``, ``encoder.json`` and ``tokenizer/`` folder, the size of every bundle file (a
+truncated file makes the bundle unusable, ``"missing"``), and a digest of the dataset files in
+``sources.json``. :func:`bundle_status`
 recomputes them: a changed checkpoint, a changed, added or removed annotation file, or a video
 whose size or mtime changed makes the bundle ``"stale"``, and :meth:`Bundle.load` refuses a
 stale bundle (:class:`StaleBundleError` naming what changed) unless ``allow_stale=True``. Any
@@ -45,6 +49,7 @@ import json
 import logging
 import os
 import threading
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -68,6 +73,8 @@ DRGI_FILE = "drgi.safetensors"
 PROJECTIONS = "projections.npz"
 THUMBS = "thumbs"
 CHECKPOINT_FILES: tuple[str, ...] = ("config.json", "model.safetensors")
+# hashed too when the run has them: the backbone architecture and the run's own tokenizer
+OPTIONAL_CHECKPOINT_FILES: tuple[str, ...] = ("encoder.json", "tokenizer")
 ANNOTATION_SUFFIXES: tuple[str, ...] = (
     ".json", ".jsonl", ".csv", ".tsv", ".txt", ".pkl", ".pickle", ".yaml", ".yml",
 )
@@ -166,19 +173,34 @@ def file_sha256(path: str | Path) -> str:
     return digest
 
 
-def checkpoint_hash(run_dir: str | Path) -> dict[str, str]:
-    """``{"config.json": sha256, "model.safetensors": sha256}`` of a run folder.
+def path_digest(path: str | Path) -> str | None:
+    """sha256 of a file, or of a folder's files (relative POSIX path -> sha256, sorted);
+    None when the path does not exist."""
+    p = Path(path)
+    if p.is_file():
+        return file_sha256(p)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        return _digest({f.relative_to(p).as_posix(): file_sha256(f) for f in files})
+    return None
+
+
+def checkpoint_hash(run_dir: str | Path) -> dict[str, str | None]:
+    """sha256 of what defines a run's outputs: ``config.json``, ``model.safetensors``, and
+    ``encoder.json`` and the ``tokenizer/`` folder (None when the run has none).
 
     Raises:
-        BundleError: a checkpoint file is missing.
+        BundleError: ``config.json`` or ``model.safetensors`` is missing.
     """
     run_dir = Path(run_dir)
-    out = {}
+    out: dict[str, str | None] = {}
     for name in CHECKPOINT_FILES:
         path = run_dir / name
         if not path.is_file():
             raise BundleError(f"run folder {run_dir} has no {name}")
         out[name] = file_sha256(path)
+    for name in OPTIONAL_CHECKPOINT_FILES:
+        out[name] = path_digest(run_dir / name)
     return out
 
 
@@ -321,11 +343,20 @@ def _missing_reasons(bundle_dir: Path) -> tuple[dict[str, Any] | None, list[str]
         return None, [str(exc)]
     if not isinstance(meta, dict) or not meta.get("complete"):
         return None, [f"{meta_path} does not mark the bundle complete"]
-    reasons = [
-        f"{bundle_dir / name} is listed in {META} but missing"
-        for name in meta.get("files", {})
-        if not (bundle_dir / name).exists()
-    ]
+    reasons = []
+    for name, recorded in meta.get("files", {}).items():
+        path = bundle_dir / name
+        if not path.exists():
+            reasons.append(f"{path} is listed in {META} but missing")
+        elif name == THUMBS:
+            count = sum(1 for _ in path.glob("*.jpg"))
+            if isinstance(recorded, int) and count != recorded:
+                reasons.append(f"{path} holds {count} thumbnails, {META} records {recorded}")
+        elif isinstance(recorded, int) and path.stat().st_size != recorded:
+            reasons.append(
+                f"{path} is {path.stat().st_size} bytes, {META} records {recorded} "
+                "(truncated or rewritten)"
+            )
     return meta, reasons
 
 
@@ -377,12 +408,16 @@ def bundle_status(bundle_dir: str | Path, data_root: str | Path | None = None) -
         stale.append(old_rule)
     run_dir = bundle_dir.parent.parent
     recorded = meta.get("checkpoint_hash", {})
-    for name in CHECKPOINT_FILES:
+    for name in CHECKPOINT_FILES + OPTIONAL_CHECKPOINT_FILES:
         path = run_dir / name
-        if not path.is_file():
+        current = path_digest(path)
+        if name not in recorded:
+            stale.append(f"the bundle records no hash of {path} (exported by older code)")
+        elif current is None and name in CHECKPOINT_FILES:
             stale.append(f"checkpoint file {path} is missing")
-        elif file_sha256(path) != recorded.get(name):
-            stale.append(f"checkpoint file {path} changed since the export (sha256 differs)")
+        elif current != recorded[name]:
+            what = "was removed" if current is None else "changed since the export (sha256 differs)"
+            stale.append(f"checkpoint file {path} {what}")
     root = resolve_data_root(meta, data_root)
     if root is None:
         where = data_root if data_root is not None else meta.get("data_root")
@@ -447,6 +482,13 @@ def find_bundles(
 # --------------------------------------------------------------------------------------------
 # Loaded arrays
 # --------------------------------------------------------------------------------------------
+
+
+def _unreadable(path: Path, exc: BaseException) -> BundleError:
+    return BundleError(
+        f"cannot read bundle file {path}: {exc} (truncated or corrupt; re-export the bundle "
+        "with --force)"
+    )
 
 
 def _read_only(arr: np.ndarray) -> np.ndarray:
@@ -575,6 +617,32 @@ class Projections:
 
 
 @dataclass(frozen=True)
+class SkippedVideo:
+    """A video of the split the export left out (it failed to decode), with its captions.
+
+    Attributes:
+        video_id: the video's id.
+        path: its file (relative to the data root, or absolute).
+        reason: why it failed (the decoder's error; ``"not recorded"`` for older bundles).
+        num_captions: captions that left the bundle with it (-1 when not recorded).
+    """
+
+    video_id: str
+    path: str
+    reason: str
+    num_captions: int
+
+
+def _skipped_from_meta(meta: Mapping[str, Any]) -> list[SkippedVideo]:
+    """``meta["skipped"]``, or for bundles written before it, the ids of ``skipped_videos``."""
+    if "skipped" in meta:
+        return [SkippedVideo(str(x["video_id"]), str(x.get("path", "")), str(x["reason"]),
+                             int(x.get("num_captions", -1))) for x in meta["skipped"]]
+    return [SkippedVideo(str(v), "", "not recorded (bundle exported before reasons were kept)",
+                         -1) for v in meta.get("skipped_videos", [])]
+
+
+@dataclass(frozen=True)
 class SynthVTTSplit:
     """SynthVTT ground truth for the bundle's split (``spec/synthvtt.md``).
 
@@ -611,6 +679,8 @@ class Bundle:
         run_name, dataset, split, head (str); factorized, has_drgi (bool).
         num_texts (Nt), num_videos (Nv), num_frames (T), max_words (L), embed_dim (D) (int).
         metrics (dict[str, float]): ``tvr.metrics.retrieval_metrics`` of the split.
+        skipped (list[SkippedVideo]): videos of the split the export left out (failed to
+            decode), with why; split_num_videos (int): videos in the split, skipped included.
         captions (list[str]): ``[Nt]`` caption texts.
         text_to_video (ndarray): ``[Nt]`` int64 column of each caption's video.
         caption_index (ndarray): ``[Nt]`` int64 position of each caption in the source's split.
@@ -666,6 +736,10 @@ class Bundle:
             self.max_words: int = int(meta["max_words"])
             self.embed_dim: int = int(meta["embed_dim"])
             self.metrics: dict[str, float] = dict(meta["metrics"])
+            self.skipped: list[SkippedVideo] = _skipped_from_meta(meta)
+            self.split_num_videos: int = int(
+                meta.get("split_num_videos", self.num_videos + len(self.skipped))
+            )
             self.thumb_size: int = int(meta["thumb_index"]["frame_width"])
             self.thumb_counts = _read_only(
                 np.asarray(meta["thumb_index"]["counts"], dtype=np.int64)
@@ -754,24 +828,36 @@ class Bundle:
         return path
 
     def _tensor(self, filename: str, key: str, optional: bool = False) -> np.ndarray | None:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(self._file(filename)), framework="np") as f:
-            if key not in f.keys():  # noqa: SIM118 (safe_open has no __contains__)
-                if optional:
-                    return None
-                raise BundleError(f"bundle {self.path}: {filename} has no tensor {key!r}")
-            return _read_only(f.get_tensor(key))
+        path = self._file(filename)
+        try:
+            with safe_open(str(path), framework="np") as f:
+                if key not in f.keys():  # noqa: SIM118 (safe_open has no __contains__)
+                    if optional:
+                        return None
+                    raise BundleError(f"bundle {self.path}: {filename} has no tensor {key!r}")
+                return _read_only(f.get_tensor(key))
+        except (SafetensorError, OSError) as exc:
+            raise _unreadable(path, exc) from None
 
     def _npz(self, filename: str) -> dict[str, np.ndarray]:
-        with np.load(self._file(filename), allow_pickle=False) as data:
-            return {k: _read_only(data[k]) for k in data.files}
+        path = self._file(filename)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: _read_only(data[k]) for k in data.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise _unreadable(path, exc) from None
 
     # ------------------------------------------------------------------ similarity and ranks
     @cached_property
     def sim(self) -> np.ndarray:
         """``[Nt, Nv]`` float32 cosine-scale similarity (read-only memory map)."""
-        arr = np.load(self._file(SIMILARITY), mmap_mode="r", allow_pickle=False)
+        path = self._file(SIMILARITY)
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise _unreadable(path, exc) from None
         if arr.shape != (self.num_texts, self.num_videos):
             raise BundleError(
                 f"bundle {self.path}: {SIMILARITY} has shape {arr.shape}, expected "
@@ -874,16 +960,25 @@ class Bundle:
     @cached_property
     def text_frame_weights(self) -> np.ndarray:
         """``[Nt, T]`` float32 text-to-frame weights over each caption's ground-truth video."""
-        return _read_only(np.load(self._file(TEXT_FRAME), allow_pickle=False))
+        path = self._file(TEXT_FRAME)
+        try:
+            return _read_only(np.load(path, allow_pickle=False))
+        except (ValueError, OSError, EOFError) as exc:
+            raise _unreadable(path, exc) from None
 
     @cached_property
     def drgi(self) -> DRGIArrays | None:
         """DRGI attention and discriminator scores (:class:`DRGIArrays`), None without DRGI."""
         if not self.has_drgi:
             return None
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        d = {k: _read_only(v) for k, v in load_file(str(self._file(DRGI_FILE))).items()}
+        path = self._file(DRGI_FILE)
+        try:
+            d = {k: _read_only(v) for k, v in load_file(str(path)).items()}
+        except (SafetensorError, OSError) as exc:
+            raise _unreadable(path, exc) from None
 
         def scores(prefix: str) -> DRGIScores:
             return DRGIScores(**{f: d[f"{prefix}_{f}"] for f in DRGIScores.__dataclass_fields__})

@@ -13,7 +13,8 @@ ambiguous abbreviation of its ``--run-path``.)
 The model runs once over the split through :func:`tvr.evaluate.embed_split` (the evaluator's
 own code path, so the similarity and metrics are the evaluator's). The bundle is built in a
 hidden sibling folder and renamed into place; an exception leaves no bundle behind (and an
-older bundle untouched). A bundle that is fresh (:func:`analysis.bundle.bundle_status`) and was
+older bundle untouched). A kill cannot clean up, so every export first removes the hidden work
+folders of exports that are no longer running (:func:`clean_stale_work_dirs`). A bundle that is fresh (:func:`analysis.bundle.bundle_status`) and was
 exported with the same parameters is kept unless ``--force``.
 
 Captions are ordered video by video (the split's records merged per video, as
@@ -61,7 +62,9 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -115,6 +118,7 @@ DEMO_RUNS: tuple[str, ...] = ("demo-base", "demo-drgi")
 DEMO_DATASET = "synthvtt"
 DEMO_ROOT = "data/synthvtt"
 DEMO_SPLIT = "test"
+STALE_WORK_AGE_S = 3600.0  # an ownerless .tmp-*/.old-* work folder older than this is removed
 # export parameters that change a bundle's content: a fresh bundle made with others is redone
 CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed")
 
@@ -424,9 +428,38 @@ def _embed_shard(
         render_thumbnail(records[int(r)], cfg.data.num_frames, opts.thumb_size, opts.jpeg_quality)
         for r in tqdm(emb.video_rows, desc="thumbnails", disable=not progress, leave=False)
     ]
+    skipped = skipped_video_reasons(records, emb.skipped_videos, cfg.data.num_frames,
+                                    cfg.data.image_size)
     if world > 1:
         emb = replace(emb, sim=np.zeros((0, 0), dtype=np.float32))  # rank 0 rescores all pairs
-    return {"start": start, "emb": emb, "thumbs": thumbs}
+    return {"start": start, "emb": emb, "thumbs": thumbs, "skipped": skipped}
+
+
+def skipped_video_reasons(
+    records: list[Any], skipped_ids: list[str], num_frames: int, image_size: int
+) -> list[dict[str, Any]]:
+    """Why each skipped video failed: ``[{"video_id", "path", "reason", "num_captions"}]``.
+
+    The embedding may decode in DataLoader workers, whose skip reasons stay there, so each
+    skipped video (few, by nature) is decoded once more here to read its error.
+    """
+    from tvr.data.video import FrameSampler, VideoDecodeError
+
+    if not skipped_ids:
+        return []
+    sampler = FrameSampler(num_frames, image_size)
+    by_id = {r.video_id: r for r in records}
+    out = []
+    for vid in skipped_ids:
+        record = by_id[vid]
+        try:
+            sampler(record.video_path, record.start, record.end)
+            reason = "failed to decode during the export (decoded when retried)"
+        except VideoDecodeError as exc:
+            reason = exc.reason
+        out.append({"video_id": vid, "path": str(record.video_path), "reason": reason,
+                    "num_captions": len(record.captions)})
+    return out
 
 
 def _assemble(
@@ -615,6 +648,7 @@ def _build(
     thumbs: list[tuple[bytes, list[float | None], int]], caption_index: np.ndarray,
     split_gt: Any, name: str, split: str, data_root: str, source_options: dict[str, Any],
     opts: ExportOptions, device: torch.device, world: int, progress: bool,
+    skipped: list[dict[str, Any]] | None = None,
 ) -> None:
     """Compute and write every file of the bundle into ``tmp`` (meta.json last)."""
     from safetensors.numpy import save_file
@@ -711,6 +745,9 @@ def _build(
         "max_words": int(cfg.data.max_words),
         "embed_dim": int(text.pooled.shape[1]),
         "skipped_videos": emb.skipped_videos,
+        "skipped": [dict(x, path=relative_video_path(x["path"], root)) for x in skipped or []],
+        "split_num_texts": int(split_gt.num_texts),
+        "split_num_videos": int(split_gt.num_videos),
         "metrics": result.metrics,
         "rank_protocols": result.protocols,
         "logit_scale": scale,
@@ -740,12 +777,70 @@ def _make_readable(folder: Path) -> None:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
+def _work_prefix(kind: str, name: str) -> str:
+    """``.tmp-<bundle>-p<pid>@<host>-``: the owner of a work folder, for the stale check."""
+    return f".{kind}-{name}-p{os.getpid()}@{_host()}-"
+
+
+# .tmp-<bundle>-p<pid>@<host>-<mkdtemp suffix>; older exports wrote no owner
+_WORK_OWNER = re.compile(r"-p(\d+)@(.+)-[A-Za-z0-9_]+$")
+
+
+def _pid_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale_work_dirs(
+    analysis_dir: str | Path, *, max_age_s: float = STALE_WORK_AGE_S, now: float | None = None
+) -> list[Path]:
+    """Remove the ``.tmp-*`` / ``.old-*`` folders interrupted exports left in a run's
+    ``analysis/`` folder; returns what was removed.
+
+    A folder whose name carries its owner (``-p<pid>@<host>-``, this module's exports) is
+    stale when that process no longer runs on this host; a folder of another host, or without
+    an owner (older exports), when it was last modified more than ``max_age_s`` ago.
+    """
+    folder = Path(analysis_dir)
+    if not folder.is_dir():
+        return []
+    now = time.time() if now is None else now
+    removed = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_dir() or not path.name.startswith((".tmp-", ".old-")):
+            continue
+        owner = _WORK_OWNER.search(path.name)
+        if owner is not None and owner.group(2) == _host():
+            stale = not _pid_running(int(owner.group(1)))
+        else:
+            try:
+                stale = now - path.stat().st_mtime > max_age_s
+            except FileNotFoundError:
+                continue
+        if stale:
+            logger.warning("removing %s, left by an interrupted export", path)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _publish(tmp: Path, final: Path) -> None:
     """Move the finished ``tmp`` folder to ``final``, replacing an older bundle."""
     _make_readable(tmp)
     old = None
     if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
+        old = Path(tempfile.mkdtemp(prefix=_work_prefix("old", final.name), dir=final.parent))
         os.replace(final, old / final.name)
     os.replace(tmp, final)
     if old is not None:
@@ -826,6 +921,8 @@ def export_bundle(
     source_options = dict(cfg.data.source_options) if name == cfg.data.dataset else {}
     final = bundle_dir_for(run_dir, name, split)
 
+    if rank == 0:  # folders of exports that were killed before publishing
+        clean_stale_work_dirs(final.parent)
     # The freshness check needs only hashes: a fresh bundle is kept without building the model.
     keep = False
     if rank == 0 and not force and final.exists():
@@ -847,13 +944,14 @@ def export_bundle(
     error: BaseException | None = None
     if rank == 0:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=_work_prefix("tmp", final.name), dir=final.parent))
         try:
             emb, thumbs, caption_index = _assemble(shards, split_gt, model, device, show)
             _build(tmp, run_dir=run_dir, model=model, tokenizer=tokenizer, cfg=cfg, emb=emb,
                    thumbs=thumbs, caption_index=caption_index, split_gt=split_gt, name=name,
                    split=split, data_root=data_root, source_options=source_options, opts=opts,
-                   device=device, world=world, progress=show)
+                   device=device, world=world, progress=show,
+                   skipped=[x for sh in shards for x in sh.get("skipped", [])])
             _publish(tmp, final)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -590,7 +590,8 @@ def live_search_for_bundle(
     from tvr.checkpoint import load_pretrained
 
     recorded = bundle.meta.get("checkpoint_hash", {})
-    if recorded and recorded != checkpoint_hash(run_dir):
+    current = checkpoint_hash(run_dir)
+    if recorded and any(current.get(k) != v for k, v in recorded.items()):
         raise ValueError(
             f"bundle {bundle.path} was exported from another checkpoint than {run_dir} "
             "(sha256 differs); re-export it before searching"

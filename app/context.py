@@ -114,12 +114,16 @@ class Selection:
             )
             st.stop()
         if not self.paired:
+            from analysis.coverage import skipped_note
+
+            why = skipped_note(self.base, None) or ""
+            why = " ".join(x for x in (why, skipped_note(self.drgi, None) or "") if x)
             st.warning(
                 f"{what.capitalize()} needs both bundles to hold the same captions and videos "
                 f"in the same order, but {self.base.path} and {self.drgi.path} differ "
                 f"({self.base.num_texts}x{self.base.num_videos} vs "
-                f"{self.drgi.num_texts}x{self.drgi.num_videos}). Re-export both on the same "
-                "split."
+                f"{self.drgi.num_texts}x{self.drgi.num_videos}). {why} Re-export both on the "
+                "same split (the Overview compares them on the queries they share)."
             )
             st.stop()
         return self.base, self.drgi  # type: ignore[return-value]

@@ -1,4 +1,5 @@
-"""DRGI Lab, the Streamlit app: ``streamlit run app/main.py``.
+"""DRGI Lab, the Streamlit app: ``python -m app`` (binds 127.0.0.1 from any folder; see
+:mod:`app.__main__`), or ``streamlit run app/main.py`` from the repository root.
 
 Reads runs and their analysis bundles under ``DRGI_LAB_CHECKPOINTS`` (default
 ``checkpoints/``) and datasets under ``DRGI_LAB_DATA`` (default ``data/``); nothing else. The

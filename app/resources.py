@@ -51,6 +51,8 @@ def bundle_stamp(bundle_dir: str | Path) -> tuple[tuple[int, int], ...]:
         file_stamp(b / "meta.json"),
         file_stamp(run / "model.safetensors"),
         file_stamp(run / "config.json"),
+        file_stamp(run / "encoder.json"),
+        file_stamp(run / "tokenizer" / "tokenizer.json"),
     )
 
 
@@ -216,6 +218,29 @@ def paired_stats(base: Bundle, drgi: Bundle) -> Any:
     bundle pair and version)."""
     pairs = {"t2v": (base.ranks.t2v, drgi.ranks.t2v), "v2t": (base.ranks.v2t, drgi.ranks.v2t)}
     return _paired((_bundle_key(base), _bundle_key(drgi)), pairs)
+
+
+def paired_stats_on_common(base: Bundle, drgi: Bundle, common: Any) -> Any:
+    """:func:`paired_stats` on the queries both bundles share (``common``: the
+    :class:`analysis.coverage.CommonComparison` of :func:`common_comparison`)."""
+    pairs = {d: (common.ranks_a[d], common.ranks_b[d]) for d in ("t2v", "v2t")}
+    return _paired((_bundle_key(base), _bundle_key(drgi), "common"), pairs)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _common(key: tuple, _a: Bundle, _b: Bundle) -> Any:
+    from analysis.coverage import compare_on_common
+
+    return compare_on_common(_a, _b)
+
+
+def common_comparison(base: Bundle, drgi: Bundle) -> Any:
+    """:func:`analysis.coverage.compare_on_common` of the two bundles (cached per pair).
+
+    Raises:
+        ValueError: the bundles share no caption.
+    """
+    return _common((_bundle_key(base), _bundle_key(drgi)), base, drgi)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

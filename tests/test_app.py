@@ -314,3 +314,31 @@ def test_live_query_warns_about_unknown_words(app_env):
     assert len(notes) == 2, notes  # one per run
     for note in notes:
         assert "“🐱”" in note and "“zebra”" in note and "were left out of the query" in note
+
+
+def test_run_folder_linked_outside_the_roots_is_an_error_message(tiny_run_pair, tmp_path,
+                                                                 monkeypatch):
+    ck, data = tmp_path / "checkpoints", tmp_path / "data"
+    ck.mkdir()
+    data.mkdir()
+    outside = tmp_path / "elsewhere" / "linked"
+    shutil.copytree(tiny_run_pair.base, outside, ignore=shutil.ignore_patterns("analysis"))
+    (ck / "linked").symlink_to(outside, target_is_directory=True)
+    shutil.copytree(tiny_run_pair.drgi, ck / "inside")
+    monkeypatch.setenv("DRGI_LAB_CHECKPOINTS", str(ck))
+    monkeypatch.setenv("DRGI_LAB_DATA", str(tiny_run_pair.data))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = app_test(base="linked", drgi="(none)").run()
+        assert not at.exception, [e.value for e in at.exception]
+        errors = " ".join(e.value for e in at.error)
+        assert "linked" in errors and "outside the app's roots" in errors
+        assert any("cannot be opened" in i.value for i in at.info)
+        at = app_test(base="inside", drgi="linked").run()  # a linked second run: base still shown
+        assert not at.exception, [e.value for e in at.exception]
+        assert "outside the app's roots" in " ".join(e.value for e in at.error)
+        assert at.title and at.title[0].value == "Overview"
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()

@@ -319,6 +319,10 @@ def test_build_encoder_from_run_folder(enc, tmp_path):
     save_file({"encoder.bogus": torch.zeros(1)}, str(run / "model.safetensors"))
     with pytest.raises(BackboneError, match="encoder weights do not fit"):
         encoder_from_run(run)
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:20])  # truncated: the error names the file
+    with pytest.raises(BackboneError, match=f"{weights}.*truncated or corrupt"):
+        encoder_from_run(run)
 
 
 def test_conv_stem_round_trips_through_export_config(tmp_path):

@@ -233,7 +233,52 @@ def test_missing_incomplete_and_old_format_bundles(runs, tmp_path):
     (path / "meta.json").write_text(json.dumps(meta))
     (path / "sources.json").write_text('{"videos": 3}')
     state, reasons = bundle_status(path)
-    assert state == "missing" and "sources.json is malformed" in reasons[0]
+    assert state == "missing" and "sources.json" in reasons[0]  # its size changed too
 
     (path / "meta.json").unlink()
     assert "meta.json is missing" in bundle_status(path).reasons[0]
+
+
+def test_tokenizer_and_encoder_changes_make_the_bundle_stale(runs, tmp_path):
+    run = shutil.copytree(runs / "base", tmp_path / "base")
+    path = bdir(tmp_path, "base")
+    assert bundle_status(path).state == "fresh"
+    tok = run / "tokenizer" / "tokenizer_config.json"
+    original = tok.read_text()
+    tok.write_text(original.replace("}", ', "model_max_length": 7}', 1))
+    state, reasons = bundle_status(path)
+    assert state == "stale" and any(str(run / "tokenizer") in r for r in reasons)
+    tok.write_text(original)
+    assert bundle_status(path).state == "fresh"
+    enc = run / "encoder.json"
+    enc.write_text(enc.read_text() + "\n")
+    state, reasons = bundle_status(path)
+    assert state == "stale" and any(str(enc) in r for r in reasons)
+
+
+@pytest.mark.parametrize("name", ["similarity.npy", "embeddings.safetensors", "ranks.npz"])
+def test_truncated_bundle_file_is_not_fresh_and_is_named(runs, tmp_path, name):
+    shutil.copytree(runs / "base", tmp_path / "base")
+    path = bdir(tmp_path, "base")
+    target = path / name
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    state, reasons = bundle_status(path)
+    assert state == "missing" and str(target) in reasons[0] and "truncated" in reasons[0]
+    for check in (True, False):
+        with pytest.raises(BundleError, match=name):
+            Bundle.load(path, check=check)
+
+
+@pytest.mark.parametrize(("name", "attr"), [("embeddings.safetensors", "text_pooled"),
+                                            ("similarity.npy", "sim"), ("ranks.npz", "ranks")])
+def test_corrupt_bundle_file_read_error_names_the_file(runs, tmp_path, name, attr):
+    shutil.copytree(runs / "base", tmp_path / "base")
+    path = bdir(tmp_path, "base")
+    b = Bundle.load(path)
+    target = path / name
+    size = target.stat().st_size
+    target.write_bytes(b"\0" * size)  # same size, garbage: only the reader can tell
+    with pytest.raises(BundleError) as exc:
+        getattr(b, attr)
+    assert str(target) in str(exc.value)

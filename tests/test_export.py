@@ -99,7 +99,8 @@ def test_bundle_files_and_shapes(runs, name):
             assert len(list((b / f).iterdir())) == size == nv
         else:
             assert (b / f).stat().st_size == size, f
-    assert set(meta["checkpoint_hash"]) == {"config.json", "model.safetensors"}
+    assert set(meta["checkpoint_hash"]) == {"config.json", "model.safetensors", "encoder.json",
+                                            "tokenizer"}
     assert meta["code_version"]["tvr"] and meta["created"]
 
     emb = load_file(str(b / "embeddings.safetensors"))
@@ -431,3 +432,34 @@ def test_umap_export(runs, tmp_path):
     assert umap_meta["versions"]["umap-learn"] and umap_meta["params"]["seed"] == 0
     with np.load(bundle(run) / "projections.npz") as p:
         assert p["umap_videos"].shape == (8, 2) and np.isfinite(p["umap_words"]).all()
+
+
+def test_export_removes_work_folders_of_killed_exports(runs, tmp_path):
+    import re
+    import subprocess
+    import sys
+    import time
+
+    run = copy_run(runs["base"], tmp_path / "base")
+    assert export_bundle(run, options=PCA, progress=False).written
+    analysis = run / "analysis"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
+    made = {
+        "killed": f".tmp-synthvtt-test-p{dead_pid}@{host}-abcd1234",  # owner gone: stale
+        "killed_old": f".old-synthvtt-test-p{dead_pid}@{host}-efgh5678",
+        "live": f".tmp-synthvtt-val-p{os.getpid()}@{host}-ijkl9012",  # a running export
+        "legacy_old": ".tmp-synthvtt-test-mnop3456",  # no owner, 2 hours old: stale
+        "legacy_new": ".tmp-synthvtt-test-qrst7890",  # no owner, just made: maybe running
+    }
+    for name in made.values():
+        (analysis / name).mkdir()
+        (analysis / name / "similarity.npy").write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(analysis / made["legacy_old"], (two_hours_ago, two_hours_ago))
+
+    assert not export_bundle(run, options=PCA, progress=False).written  # fresh: kept
+    left = sorted(p.name for p in analysis.iterdir())
+    assert left == sorted(["synthvtt-test", made["live"], made["legacy_new"]])

@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import tiny_overrides
-from tvr.checkpoint import load_pretrained
-from tvr.config import load_config
+from tvr.checkpoint import CheckpointError, load_pretrained
+from tvr.config import ConfigError, load_config
 from tvr.evaluate import evaluate_run
 from tvr.evaluate import main as evaluate_main
 from tvr.train import TrainingInterrupted, train
@@ -68,12 +68,114 @@ def test_resume_after_interruption(tmp_path, tiny_synthvtt):
     train(cfg, resume=True, progress=False)
     state = torch.load(cfg.run_dir / "train_state.pt", weights_only=True)
     assert state["step"] == 3 * steps_per_epoch
+    # The killed run logged steps 11-13 of epoch 2; the resumed run logs them again, once.
+    steps = [json.loads(x)["step"] for x in (cfg.run_dir / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 3 * steps_per_epoch + 1))
     # Same data order and schedule: the resumed run ends with the uninterrupted run's weights.
     a = load_file(str(full / "model.safetensors"))
     b = load_file(str(cfg.run_dir / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def _killed_run(tmp_path, tiny_synthvtt, name, *extra):
+    """A 3-epoch run killed mid-epoch 2 (train_state.pt of epoch 0); returns its config."""
+    cfg = load_config(None, tiny_overrides(tiny_synthvtt, tmp_path, name, "train.epochs=3",
+                                           "train.eval_after=false", *extra))
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, stop_after_steps=16 * 5 // 8 + 3, progress=False)
+    return cfg
+
+
+def _folder_bytes(run_dir):
+    return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()}
+
+
+def test_resume_refuses_weights_newer_than_train_state(tmp_path, tiny_synthvtt, monkeypatch):
+    """Killed between writing model.safetensors and train_state.pt at the end of epoch 2:
+    the weights are epoch 2's, the state epoch 1's. Resuming would train epoch 2 twice."""
+    import tvr.train as train_mod
+
+    cfg = load_config(None, tiny_overrides(tiny_synthvtt, tmp_path, "k", "train.epochs=3",
+                                           "train.eval_after=false"))
+    real = train_mod.save_train_state
+
+    def killed_at_epoch_1(path, state):
+        if state["epoch"] == 1:
+            raise TrainingInterrupted("killed after the weights of epoch 1 were written")
+        real(path, state)
+
+    monkeypatch.setattr(train_mod, "save_train_state", killed_at_epoch_1)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, progress=False)
+    monkeypatch.setattr(train_mod, "save_train_state", real)
+    before = _folder_bytes(cfg.run_dir)
+    with pytest.raises(CheckpointError) as exc:
+        train(cfg, resume=True, progress=False)
+    msg = str(exc.value)
+    assert "model.safetensors (step 20, epoch 1)" in msg
+    assert "train_state.pt (step 10, epoch 0)" in msg
+    assert _folder_bytes(cfg.run_dir) == before  # nothing rewritten
+
+
+def test_resume_refuses_a_changed_config_before_writing(tmp_path, tiny_synthvtt):
+    cfg = _killed_run(tmp_path, tiny_synthvtt, "c")
+    before = _folder_bytes(cfg.run_dir)
+    for override, key in (("model.head=meanp", "model.head"), ("train.lr=0.01", "train.lr"),
+                          ("train.epochs=4", "train.epochs")):
+        changed = load_config(None, tiny_overrides(tiny_synthvtt, tmp_path, "c", "train.epochs=3",
+                                                   "train.eval_after=false", override))
+        with pytest.raises(ConfigError) as exc:
+            train(changed, resume=True, progress=False)
+        assert key in str(exc.value) and "config.json" in str(exc.value)
+        assert _folder_bytes(cfg.run_dir) == before  # config.json and log untouched
+    # Keys that only change how the run executes may differ.
+    ok = load_config(None, tiny_overrides(tiny_synthvtt, tmp_path, "c", "train.epochs=3",
+                                          "train.eval_after=false", "train.log_every=2"))
+    train(ok, resume=True, progress=False)
+    assert json.loads((cfg.run_dir / "config.json").read_text())["train"]["log_every"] == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("train.batch_size=0", "train.batch_size=0"),
+        ("train.epochs=0", "train.epochs=0"),
+        ("train.log_every=0", "train.log_every=0"),
+        ("name=../../escaped", "name='../../escaped'"),
+        ("name={tmp}/abs-run", "expected a plain folder name"),
+        ("name=a/b", "name='a/b'"),
+        ("model.pretrained=/nonexistent/clip-folder", "does not exist"),
+        ("model.pretrained=weights/missing.pt", "does not exist"),
+    ],
+)
+def test_bad_training_values_are_refused_before_writing(tmp_path, tiny_synthvtt, override,
+                                                        needle):
+    out = tmp_path / "a" / "b"
+    cfg = load_config(None, tiny_overrides(tiny_synthvtt, out, "r", "train.epochs=1",
+                                           override.format(tmp=tmp_path)))
+    with pytest.raises(ConfigError) as exc:
+        train(cfg, progress=False)
+    assert needle in str(exc.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere
+
+
+def test_prepare_tokenizer_names_a_missing_pretrained_path(tmp_path):
+    from tvr.distributed import DistEnv
+    from tvr.train import prepare_tokenizer
+
+    cfg = load_config(None, [f"model.pretrained={tmp_path / 'nope'}"])
+    with pytest.raises(ValueError, match=r"model.pretrained=.*nope.* does not exist"):
+        prepare_tokenizer(cfg, tmp_path / "run", [], DistEnv())
+
+
+def test_hub_ids_are_not_local_paths():
+    from tvr.run_checks import looks_like_local_path
+
+    assert not looks_like_local_path("openai/clip-vit-base-patch32")  # hub ids stay allowed
+    assert not looks_like_local_path("bert-base-uncased")
+    assert looks_like_local_path("./clip") and looks_like_local_path("a/b/c")
 
 
 @pytest.mark.parametrize(

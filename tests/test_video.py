@@ -364,3 +364,29 @@ def test_cache_hit_and_invalidation(tmp_path, caplog) -> None:
         v4, _, _ = sampler(clip, 0.2, 1.2)
     assert torch.equal(v3, v4)
     assert "unreadable frame-cache entry" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_a_hole_in_the_timestamps_is_a_decode_error(tmp_path, suffix: str) -> None:
+    """Frames 0-11 at 15 fps, then 2.3 s with no frame, then frames 12-23: what a stream that
+    lost packets mid-file decodes to. It must not pass as a clip with 6 of 8 frames."""
+    step = 1000 // FPS
+    pts = [i * step for i in range(12)] + [11 * step + 2300 + i * step for i in range(12)]
+    codec = "libx264" if suffix == ".mp4" else "libvpx-vp9"
+    path = encode(tmp_path / f"hole{suffix}", len(pts), codec=codec, pts_ms=pts)
+    with pytest.raises(VideoDecodeError, match=r"frames jump from 0\.726 s to 3\.026 s") as exc:
+        read_frames(path, 8, method="decode")
+    assert exc.value.path == path
+    with pytest.raises(VideoDecodeError, match="missing mid-stream"):
+        FrameSampler(8, 16)(path)  # auto: decodes this short clip
+
+
+def test_vp9_webm_corrupted_mid_stream_raises(tmp_path) -> None:
+    src = encode(tmp_path / "long.webm", 120, codec="libvpx-vp9", noise=True, gop=15)
+    data = bytearray(src.read_bytes())
+    off = len(data) // 2
+    data[off : off + 2000] = np.random.default_rng(1).integers(0, 256, 2000, np.uint8).tobytes()
+    bad = _write(tmp_path / "corrupt.webm", bytes(data))
+    with pytest.raises(VideoDecodeError, match="missing mid-stream"):
+        read_frames(bad, 8, method="decode")
+    assert len(read_frames(src, 8, method="decode").timestamps) == 8  # the intact file is fine

@@ -28,11 +28,11 @@ from typing import Any
 
 from torch import nn
 
+from tvr.checkpoint import LOG
 from tvr.config import ConfigError, ExperimentConfig
 
 log = logging.getLogger(__name__)
 
-LOG = "log.jsonl"
 BEST_WEIGHTS = "best.safetensors"  # best-on-val weights while training (best_val)
 LAST_WEIGHTS = "last.safetensors"  # the last epoch's weights once best_val chose another epoch
 SELECT_RULES = ("last", "best_val")
@@ -142,7 +142,7 @@ class ValSelector:
         self.history.append(entry)
         if self.rule == "last" or self._better(value):
             if self.rule == "best_val":
-                save_weights(model, self.run_dir / BEST_WEIGHTS)
+                save_weights(model, self.run_dir / BEST_WEIGHTS, stamp={"step": step, "epoch": epoch})
             self.chosen = {**entry, "metrics": metrics, "drgi_info": info}
         log.info("val %s at epoch %d: %s = %.2f (kept: epoch %d)", self.split, epoch + 1,
                  self.metric, value, self.chosen["epoch"] + 1)

@@ -7,7 +7,11 @@ before scoring, so every rank computes the loss of the global batch.
 The run folder (``output_root/name``) receives the resolved ``config.json`` before step 0, a
 JSONL log, and after every epoch the weights and ``train_state.pt`` (atomic writes). ``--resume``
 continues from the last completed epoch: the data order is a pure function of (seed, epoch), so
-a resumed run reaches the same step count as an uninterrupted one.
+a resumed run reaches the same step count as an uninterrupted one. Before anything is written,
+``--resume`` checks that the config matches the run's ``config.json`` (but for
+:data:`tvr.run_checks.RESUMABLE_KEYS`) and that the weights belong to ``train_state.pt``
+(:func:`tvr.checkpoint.load_resume_state`); ``log.jsonl`` lines past the resumed step are
+dropped.
 """
 
 from __future__ import annotations
@@ -30,17 +34,23 @@ from tqdm import tqdm
 
 from tvr import distributed as dist
 from tvr.checkpoint import (
+    LOG,
+    STATE_WEIGHTS_SHA256,
     TOKENIZER,
     TRAIN_STATE,
     WEIGHTS,
-    load_train_state,
+    load_resume_state,
+    load_weights,
     save_pretrained,
     save_train_state,
+    sha256_file,
+    truncate_log,
 )
 from tvr.config import ConfigError, ExperimentConfig, load_config, save_config
 from tvr.gradients import DRGI_PREFIX, GradClipper, drgi_parameters, term_grad_norms
 from tvr.optim import build_optimizer, build_scheduler
-from tvr.selection import LOG, ValSelector, check_selection_config
+from tvr.run_checks import check_pretrained_exists, check_training_config
+from tvr.selection import ValSelector, check_selection_config
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +134,7 @@ def prepare_tokenizer(cfg: ExperimentConfig, run_dir: Path, train_captions: list
         return load_tokenizer(str(own))
     if cfg.model.tokenizer:
         return load_tokenizer(cfg.model.tokenizer)
+    check_pretrained_exists(cfg.model.pretrained)
     pretrained = Path(cfg.model.pretrained) if cfg.model.pretrained else None
     if pretrained is not None and pretrained.is_dir() and (
         (pretrained / TOKENIZER).is_dir() or (pretrained / "tokenizer.json").is_file()
@@ -229,30 +240,29 @@ def train(
             this call (simulates a killed run; used by tests).
         progress: show tqdm bars (rank 0 only).
     """
-    from safetensors.torch import load_file
-
     from tvr.data.dataset import PairDataset
     from tvr.data.sources import load_split
     from tvr.data.video import FrameSampler
 
+    check_training_config(cfg)  # nothing is written before the config is validated
     check_selection_config(cfg)
     env = dist.init_distributed()
     try:
         device = resolve_device(cfg.train.device, env)
         run_dir = cfg.run_dir
-        if env.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        dist.barrier()
         state = None
-        if resume:
-            state = load_train_state(run_dir / TRAIN_STATE)
+        if resume:  # config and files checked against the run's before anything is written
+            state = load_resume_state(cfg, run_dir)
         elif (run_dir / TRAIN_STATE).exists():
             raise FileExistsError(
                 f"{run_dir} already holds a training run; pass --resume to continue it or choose "
                 "another name="
             )
         if env.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / "config.json")
+            truncate_log(run_dir / LOG, int(state["step"]) if state is not None else 0)
+        dist.barrier()
         seed_everything(cfg.train.seed + env.rank)
 
         records = load_split(cfg.data.dataset, cfg.data.root, cfg.data.train_split,
@@ -261,7 +271,7 @@ def train(
         tokenizer = prepare_tokenizer(cfg, run_dir, captions, env)
         model = build_model(cfg, tokenizer)
         if state is not None:
-            model.load_state_dict(load_file(str(run_dir / WEIGHTS), device="cpu"))
+            model.load_state_dict(load_weights(run_dir / WEIGHTS, device="cpu"))
         model.to(device)
 
         sampler = FrameSampler(
@@ -384,11 +394,13 @@ def train(
                 log.warning("epoch %d skipped %d undecodable videos: %s", epoch,
                             len(dataset.skipped), dataset.skipped[:10])
             if env.is_main:
-                save_pretrained(model, run_dir, tokenizer)
+                # weights first, stamped; the state (written last) records their sha256
+                save_pretrained(model, run_dir, tokenizer, stamp={"step": step, "epoch": epoch})
                 save_train_state(run_dir / TRAIN_STATE, {
                     "epoch": epoch, "step": step, "total_steps": total_steps,
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(), "selection": selector.state() if selector else None,
+                    "rng": rng_state(), STATE_WEIGHTS_SHA256: sha256_file(run_dir / WEIGHTS),
+                    "selection": selector.state() if selector else None,
                 })
                 last_epoch = epoch + 1 == cfg.train.epochs or step >= total_steps
                 if selector is not None and selector.due(epoch, last_epoch):

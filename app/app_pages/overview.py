@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.cards import CardError
+from analysis.coverage import skipped_note
 from analysis.rankings import (
     LOWER_IS_BETTER,
     METRIC_KEYS,
@@ -23,9 +24,30 @@ from app.context import current
 sel = current()
 base, drgi = sel.base, sel.drgi
 
+# Bundles covering different queries (videos skipped by one export) are compared on the
+# captions and videos both hold, never metrics of one gallery against another's.
+common = None
+if drgi is not None and not sel.paired:
+    try:
+        common = resources.common_comparison(base, drgi)
+    except ValueError as exc:
+        st.error(f"{exc}. Re-export both bundles on the same split.")
+        st.stop()
+metrics = {id(base): base.metrics}
+ranks = {id(base): {"t2v": base.ranks.t2v, "v2t": base.ranks.v2t}}
+n_texts, n_videos = base.num_texts, base.num_videos
+if drgi is not None:
+    metrics[id(drgi)] = drgi.metrics
+    ranks[id(drgi)] = {"t2v": drgi.ranks.t2v, "v2t": drgi.ranks.v2t}
+if common is not None:
+    metrics = {id(base): common.metrics_a, id(drgi): common.metrics_b}
+    ranks = {id(base): common.ranks_a, id(drgi): common.ranks_b}
+    n_texts, n_videos = common.common.num_texts, common.common.num_videos
+
 st.title("Overview")
 st.caption(
-    f"{sel.dataset}-{sel.split}: {base.num_texts} captions, {base.num_videos} videos. "
+    f"{sel.dataset}-{sel.split}: {n_texts} captions, {n_videos} videos"
+    f"{' (shared by both bundles)' if common is not None else ''}. "
     "t2v = text-to-video (a caption finds its video), v2t = video-to-text. R@K in %, "
     "MdR/MnR = median/mean rank of the ground truth (lower is better)."
 )
@@ -33,6 +55,9 @@ for _label, _bundle in sel.bundles():
     for note in tie_notes(_bundle.metrics, _bundle.run_name):
         st.warning(f"Tied scores — {note}. Metrics below count ties against the model.",
                    icon=":material/warning:")
+note = skipped_note(base, drgi, common.common if common is not None else None)
+if note:
+    st.warning(note, icon=":material/warning:")
 
 
 def _fmt(key: str, value: float) -> str:
@@ -42,7 +67,7 @@ def _fmt(key: str, value: float) -> str:
 
 
 # ------------------------------------------------------------------ metrics
-table = metrics_table(base.metrics, drgi.metrics if drgi is not None else None)
+table = metrics_table(metrics[id(base)], metrics[id(drgi)] if drgi is not None else None)
 for direction in ("t2v", "v2t"):
     st.subheader("Text → video" if direction == "t2v" else "Video → text")
     for label, bundle in sel.bundles():
@@ -51,10 +76,10 @@ for direction in ("t2v", "v2t"):
         cols[0].markdown(f"**{label}: {bundle.run_name}**")
         for col, key in zip(cols[1:], METRIC_KEYS, strict=True):
             name = f"{direction}/{key}"
-            value = float(bundle.metrics.get(name, float("nan")))
+            value = float(metrics[id(bundle)].get(name, float("nan")))
             delta, same = None, False
             if ref is not None:
-                d = value - float(ref.metrics.get(name, float("nan")))
+                d = value - float(metrics[id(ref)].get(name, float("nan")))
                 delta = None if math.isnan(d) else f"{d:+.2f}"
                 same = not math.isnan(d) and d == 0
             col.metric(
@@ -74,10 +99,9 @@ with st.expander("All metrics as a table", expanded=False):
 st.subheader("Is the difference significant?")
 if drgi is None:
     st.info("Pick a second run in the sidebar to test the difference per query.")
-elif not sel.paired:
-    st.warning("The two bundles hold different captions or videos: no per-query test.")
 else:
-    stats = resources.paired_stats(base, drgi)
+    stats = (resources.paired_stats(base, drgi) if common is None
+             else resources.paired_stats_on_common(base, drgi, common))
     st.caption(
         "Paired sign-flip randomisation test (two-sided) and a 95 % paired bootstrap interval "
         "of DRGI − base, per query. R@K differences in percentage points; MnR in ranks "
@@ -104,12 +128,11 @@ else:
 st.subheader("Where does the ground truth land?")
 hist_cols = st.columns(2)
 for col, (direction, n_max) in zip(
-    hist_cols, (("t2v", base.num_videos), ("v2t", base.num_texts)), strict=True
+    hist_cols, (("t2v", n_videos), ("v2t", n_texts)), strict=True
 ):
     fig = go.Figure()
     for label, bundle in sel.bundles():
-        ranks = getattr(bundle.ranks, direction)
-        h = rank_histogram(ranks, max_rank=n_max)
+        h = rank_histogram(ranks[id(bundle)][direction], max_rank=n_max)
         fig.add_bar(x=h["bin"], y=h["share"], name=f"{label}: {bundle.run_name}",
                     customdata=h["count"],
                     hovertemplate="rank %{x}: %{customdata} queries (%{y:.1f} %)<extra></extra>")

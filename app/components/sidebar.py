@@ -122,6 +122,20 @@ def _bundle_panel(
         return None
 
 
+def _checked_run(roots: AppRoots, name: str, which: str) -> Path | None:
+    """The run folder ``name`` under the checkpoints root, or None after an ``st.error`` when
+    it resolves outside the roots (e.g. a symbolic link to another folder)."""
+    try:
+        return roots.check(roots.checkpoints / name)
+    except PathOutsideRootsError as exc:
+        st.error(
+            f"{which} run **{name}** is not readable here: its folder resolves outside the "
+            f"app's roots (a symbolic link?). {exc}",
+            icon=":material/block:",
+        )
+        return None
+
+
 def render_sidebar(roots: AppRoots) -> Selection | str:
     """Draw the pickers in the sidebar; return the :class:`Selection`, or a message saying
     why there is none."""
@@ -151,9 +165,14 @@ def render_sidebar(roots: AppRoots) -> Selection | str:
             help="The run compared with the base (trained with DRGI); any run works, pages "
             "that need DRGI's graphs say so.",
         )
-        base_run = roots.check(roots.checkpoints / str(base_name))
-        drgi_run = None if drgi_name in (None, NO_RUN) else roots.check(
-            roots.checkpoints / str(drgi_name))
+        base_run = _checked_run(roots, str(base_name), "base")
+        if base_run is None:
+            return (
+                f"The base run {base_name} cannot be opened (see the sidebar): pick another "
+                "run, or move the folder inside the checkpoints root."
+            )
+        drgi_run = None if drgi_name in (None, NO_RUN) else _checked_run(
+            roots, str(drgi_name), "DRGI")
 
         picked = {base_run.name} | ({drgi_run.name} if drgi_run else set())
         splits = sorted({f"{i.dataset}-{i.split}" for i in infos if i.run in picked})

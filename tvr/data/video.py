@@ -24,6 +24,12 @@ Short clips: when fewer than ``T`` *distinct* frames are picked (a clip with few
 appears once, in time order, and the remaining slots are **zero padding** (zeros after
 normalisation) with ``mask = 0`` and timestamp ``NaN``. A clip always has at least one real frame
 or :class:`VideoDecodeError` is raised; the library never returns a silent all-zero video.
+
+Corrupt files: besides FFmpeg errors, a stream that stops well before the end its container
+claims, and a hole in the timestamps (consecutive decoded frames more than
+``max(0.5 s, 3 frame intervals)`` apart, which is what a VP9 webm corrupted mid-stream decodes
+to, silently), raise :class:`VideoDecodeError`, so the dataset's ``on_decode_error`` policy
+applies to them like to any other undecodable file.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ _TIME_EPS = 1e-6
 # max(_MIN_SHORTFALL_S, _SHORTFALL_FRAMES frame intervals) is reported as truncated.
 _MIN_SHORTFALL_S = 0.5
 _SHORTFALL_FRAMES = 3
+# Likewise, two consecutive frames further apart than that are a hole in the stream (packets a
+# corrupt file lost mid-stream; decoders such as VP9's drop them without an error).
 _CACHE_VERSION = 1
 
 
@@ -308,13 +316,29 @@ class _Picker:
         self._last_time = t
         return t
 
+    @property
+    def max_gap(self) -> float:
+        """Seconds two consecutive frames may lie apart before the stream counts as corrupt."""
+        return max(_MIN_SHORTFALL_S, _SHORTFALL_FRAMES * self.interval)
+
     def _frames(self):
-        """Decoded ``(time, frame)`` pairs; FFmpeg errors become VideoDecodeError."""
+        """Decoded ``(time, frame)`` pairs; FFmpeg errors and holes in the timestamps (more
+        than :attr:`max_gap` between consecutive frames) become VideoDecodeError."""
         count = 0
+        prev: float | None = None
         try:
             for frame in self.container.decode(self.stream):
                 count += 1
-                yield self.time_of(frame), frame
+                t = self.time_of(frame)
+                if prev is not None and frame.pts is not None and t - prev > self.max_gap:
+                    raise VideoDecodeError(
+                        self.path,
+                        f"frames jump from {prev:.3f} s to {t:.3f} s ({t - prev:.2f} s without "
+                        f"a frame; the stream's frame interval is {self.interval:.3f} s): data "
+                        "is missing mid-stream (corrupt file)",
+                    )
+                prev = t
+                yield t, frame
         except (av.FFmpegError, OSError) as exc:
             raise VideoDecodeError(
                 self.path, f"decoding failed after {count} frame(s) ({exc})"

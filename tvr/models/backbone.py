@@ -818,9 +818,10 @@ def encoder_from_run(run_dir: str | Path) -> Encoder:
     :attr:`Encoder.imported_head_state` (keys without the ``head.`` prefix).
 
     Raises:
-        BackboneError: the folder is not a run folder, or its weights do not fit.
+        BackboneError: the folder is not a run folder, its weights file is unreadable
+            (named), or its weights do not fit.
     """
-    from safetensors.torch import load_file
+    from tvr.checkpoint import CheckpointError, load_weights
 
     run_dir = Path(run_dir)
     files = _run_folder_files(run_dir)
@@ -834,7 +835,10 @@ def encoder_from_run(run_dir: str | Path) -> Encoder:
     if not isinstance(enc, dict) or "encoder" not in enc or "config" not in enc:
         raise BackboneError(f"{enc_file}: expected keys 'encoder' and 'config'")
     encoder = get("encoder", enc["encoder"]).from_exported_config(enc["config"])
-    state = load_file(str(weights_file))
+    try:
+        state = load_weights(weights_file)
+    except CheckpointError as exc:
+        raise BackboneError(str(exc)) from None
     enc_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     result = encoder.load_state_dict(enc_state, strict=False)
     if result.missing_keys or result.unexpected_keys:
