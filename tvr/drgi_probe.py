@@ -152,12 +152,13 @@ def drgi_query_outputs(
         ``pos_video``, ``neg_video``, ``pos_text``, ``neg_text`` ``[A]`` float32 (NaN on
         invalid negatives), ``attention`` ``[A, H, N, N]`` float16, ``node_mask``
         ``[A, N]`` bool, ``node_cos`` / ``input_cos`` ``[A]`` (mean pairwise cosine of the GAT
-        outputs / inputs of one graph) of the kept side.
+        outputs / inputs of one graph), ``entropy`` / ``logit_range`` ``[A]`` (of its float32
+        attention) of the kept side.
     """
     n = len(anchor_text)
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("pos_video", "neg_video", "pos_text", "neg_text", "attention",
-                        "node_mask", "node_cos", "input_cos")
+                        "node_mask", "node_cos", "input_cos", "entropy", "logit_range")
     }
     for a in tqdm(range(0, n, batch), desc=f"DRGI {keep} queries", disable=not progress,
                   leave=False):
@@ -185,6 +186,10 @@ def drgi_query_outputs(
         inputs = g.text_inputs if keep == "text" else g.video_inputs
         parts["attention"].append(graph.attention[:c].cpu().numpy().astype(np.float16))
         parts["node_mask"].append(graph.mask[:c].cpu().numpy().astype(bool))
+        parts["entropy"].append(  # from float32 attention, before the float16 cast above
+            attention_entropy(graph.attention[:c], graph.mask[:c]).cpu().numpy())
+        parts["logit_range"].append(
+            attention_logit_range(graph.attention[:c], graph.mask[:c]).cpu().numpy())
         parts["node_cos"].append(
             mean_pairwise_cosine(graph.nodes[:c], graph.mask[:c]).cpu().numpy().astype(np.float32))
         parts["input_cos"].append(
@@ -221,15 +226,6 @@ def _accuracy_split(pos: np.ndarray, neg: np.ndarray, base_right: np.ndarray,
     return out
 
 
-def _attention_stats(attn: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """Mean normalised entropy and logit range of a stack of attention matrices."""
-    a = torch.from_numpy(attn.astype(np.float32))
-    m = torch.from_numpy(mask)
-    ent = attention_entropy(a, m).numpy()
-    rng = attention_logit_range(a, m).numpy()
-    return float(np.nanmean(ent)), float(np.nanmean(rng))
-
-
 def information_report(
     cap: dict[str, np.ndarray],
     vid: dict[str, np.ndarray],
@@ -251,8 +247,8 @@ def information_report(
     rows, cols = np.arange(nt), np.arange(nv)
     base_video = sim[rows, t2v] > sim[rows, negs.text_neg_video]
     base_text = sim[negs.representative, cols] > sim[negs.video_neg_text, cols]
-    ent_t, rng_t = _attention_stats(cap["attention"], cap["node_mask"])
-    ent_v, rng_v = _attention_stats(vid["attention"], vid["node_mask"])
+    ent_t, rng_t = float(np.nanmean(cap["entropy"])), float(np.nanmean(cap["logit_range"]))
+    ent_v, rng_v = float(np.nanmean(vid["entropy"])), float(np.nanmean(vid["logit_range"]))
     pos = np.concatenate([cap["pos_video"], vid["pos_text"]])
     neg = np.concatenate([cap["neg_video"], vid["neg_text"]])
     return {

@@ -396,17 +396,18 @@ def train(
             if env.is_main:
                 # weights first, stamped; the state (written last) records their sha256
                 save_pretrained(model, run_dir, tokenizer, stamp={"step": step, "epoch": epoch})
+                # val before the state, so a resumed run's selection includes this epoch
+                last_epoch = epoch + 1 == cfg.train.epochs or step >= total_steps
+                if selector is not None and selector.due(epoch, last_epoch):
+                    selector.evaluate(model, tokenizer, epoch, step, device,
+                                      elapsed_s=round(time.time() - t0, 2), progress=progress)
+                    model.train()
                 save_train_state(run_dir / TRAIN_STATE, {
                     "epoch": epoch, "step": step, "total_steps": total_steps,
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": rng_state(), STATE_WEIGHTS_SHA256: sha256_file(run_dir / WEIGHTS),
                     "selection": selector.state() if selector else None,
                 })
-                last_epoch = epoch + 1 == cfg.train.epochs or step >= total_steps
-                if selector is not None and selector.due(epoch, last_epoch):
-                    selector.evaluate(model, tokenizer, epoch, step, device,
-                                      elapsed_s=round(time.time() - t0, 2), progress=progress)
-                    model.train()
             dist.barrier()
         if env.is_main:
             log.info("trained %d steps in %.1f s", step, time.time() - t0)

@@ -184,11 +184,12 @@ class DenseGAT(nn.Module):
         """
         n = x.shape[1]
         xn = F.normalize(x, dim=-1)
-        cos = (xn @ xn.transpose(1, 2)).masked_fill(~valid[:, None, :], float("-inf"))
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)[None]
+        # a node is its own most similar node: leave it out so k others are chosen
+        cos = (xn @ xn.transpose(1, 2)).masked_fill(~valid[:, None, :] | eye, float("-inf"))
         k = min(self.topk, n)
         idx = cos.topk(k, dim=-1).indices  # [B, N, k]
         keep = torch.zeros_like(cos, dtype=torch.bool).scatter_(-1, idx, True)
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)[None]
         return (keep | eye) & valid[:, None, :]
 
 

@@ -349,6 +349,12 @@ def _check_config(d: Any) -> None:
         raise ConfigError("drgi.nodes=factors already builds its nodes from the pooled vector: "
                           "drgi.global_node, drgi.summary=pooled and drgi.score=tokens need "
                           "drgi.nodes=tokens")
+    if d.readout == "attention" and (d.summary == "pooled" or d.score == "tokens"):
+        raise ConfigError("config key 'drgi.readout': 'attention' would train nothing here: "
+                          "with drgi.summary=pooled or drgi.score=tokens no summary is read out")
+    if d.summary == "pooled" and d.score == "tokens":
+        raise ConfigError("config key 'drgi.summary': 'pooled' has no effect with "
+                          "drgi.score=tokens (nodes are scored against nodes, not a summary)")
     if d.negatives != "hardest" and d.neg_topm != 1:
         raise ConfigError(f"config key 'drgi.neg_topm': got {d.neg_topm}; drgi.negatives="
                           f"{d.negatives} draws one negative per anchor, so it must be 1")

@@ -21,21 +21,26 @@ from torch import Tensor
 
 
 def _row_mask(attn: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Valid (row, column) pairs and the number of a row's edges; ``[B, H, N, N]``, ``[B, H, N]``."""
+    """Valid (row, column) pairs and each valid row's number of valid columns N';
+    ``[B, H, N, N]``, ``[B, H, N]`` (0 on padded rows)."""
     valid = mask.bool()
-    edges = (attn > 0) & valid[:, None, :, None] & valid[:, None, None, :]
-    return edges, edges.sum(-1)
+    pairs = valid[:, None, :, None] & valid[:, None, None, :]
+    return pairs.expand(attn.shape), pairs.expand(attn.shape).sum(-1)
 
 
 def attention_entropy(attn: Tensor, mask: Tensor) -> Tensor:
-    """Mean normalised entropy ``H(α_i) / log(n_i)`` of each graph's rows with ``n_i >= 2`` edges.
+    """Mean normalised entropy ``H(α_i) / log N'`` of each graph's rows (N' = valid nodes >= 2).
+
+    The normaliser is the graph's valid node count whatever the edges: a one-hot row scores 0,
+    and a sparse (top-k) graph cannot exceed ``log(k + 1) / log N'``.
 
     Shapes:
         attn: ``[B, H, N, N]``, mask: ``[B, N]`` -> ``[B]`` (NaN for a graph without such a row)
     """
     edges, n = _row_mask(attn, mask)
-    p = torch.where(edges, attn.float(), 1.0)
-    ent = -(torch.where(edges, p * p.log(), 0.0)).sum(-1)  # [B, H, N]
+    p = attn.float()
+    positive = edges & (p > 0)
+    ent = -(torch.where(positive, p * torch.where(positive, p, 1.0).log(), 0.0)).sum(-1)
     rows = n >= 2
     norm = torch.where(rows, ent / n.clamp_min(2).float().log(), 0.0)
     count = rows.sum((-1, -2))
@@ -43,13 +48,15 @@ def attention_entropy(attn: Tensor, mask: Tensor) -> Tensor:
 
 
 def attention_logit_range(attn: Tensor, mask: Tensor) -> Tensor:
-    """Mean ``log max_j α_ij - log min_j α_ij`` over each graph's rows with ``>= 2`` edges.
+    """Mean ``log max_j α_ij - log min_j α_ij`` over each graph's rows with ``>= 2`` valid
+    columns (α clamped at 1e-12, so a column with no weight, e.g. outside a top-k graph, counts
+    as a logit 27.6 below the largest).
 
     Shapes:
         attn: ``[B, H, N, N]``, mask: ``[B, N]`` -> ``[B]`` (NaN for a graph without such a row)
     """
     edges, n = _row_mask(attn, mask)
-    logp = torch.where(edges, attn.float().clamp_min(1e-30).log(), float("nan"))
+    logp = torch.where(edges, attn.float().clamp_min(1e-12).log(), float("nan"))
     spread = logp.nan_to_num(float("-inf")).amax(-1) - logp.nan_to_num(float("inf")).amin(-1)
     rows = n >= 2
     spread = torch.where(rows, spread, 0.0)
