@@ -41,8 +41,18 @@ def test_demo_configs_refuse_a_schedule_mismatch(tmp_path):
         if name == "demo-drgi":
             data = apply_overrides(data, ["train.epochs=99"])
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
-    with pytest.raises(ValueError, match=r"differ only in name and drgi.enable.*train.epochs"):
+    with pytest.raises(ValueError, match=r"differ only in name and drgi\.\*.*train.epochs"):
         demo.demo_configs(config_dir=tmp_path)
+
+
+def test_demo_configs_may_differ_in_drgi_settings(tmp_path):
+    for name in demo.RUNS:
+        data = yaml.safe_load((REPO / demo.CONFIG_DIR / f"{name}.yaml").read_text())
+        if name == "demo-drgi":
+            data = apply_overrides(data, ["drgi.root=free", "drgi.attn_temperature=0.5"])
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    cfgs = demo.demo_configs(config_dir=tmp_path)
+    assert cfgs["demo-drgi"].drgi.root == "free" and cfgs["demo-base"].drgi.root == "none"
 
 
 # ----------------------------------------------------------------------------- frame targets

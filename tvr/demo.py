@@ -573,7 +573,7 @@ def demo_configs(
 
     Raises:
         ConfigError: a config file is missing or invalid.
-        ValueError: the two configs differ in anything but ``name`` and ``drgi.enable``, or
+        ValueError: the two configs differ in anything but ``name`` and ``drgi.*``, or
             the DRGI run does not enable DRGI (they must share seed, schedule and backbone).
     """
     data_root, checkpoints = Path(data_root), Path(checkpoints)
@@ -596,12 +596,13 @@ def demo_configs(
             f"{RUNS[1]}.yaml"
         )
     a, b = _flatten(to_dict(base)), _flatten(to_dict(drgi))
+    # drgi.* settings act only where DRGI is enabled, so the base may keep the defaults
     diff = sorted(k for k in a.keys() | b.keys()
-                  if k not in ("name", "drgi.enable") and a.get(k) != b.get(k))
+                  if k != "name" and not k.startswith("drgi.") and a.get(k) != b.get(k))
     if diff:
         raise ValueError(
             f"{config_dir}: {RUNS[0]}.yaml and {RUNS[1]}.yaml must differ only in name and "
-            f"drgi.enable (same seed, schedule and backbone); they also differ in {diff}"
+            f"drgi.* (same seed, schedule and backbone); they also differ in {diff}"
         )
     return cfgs
 
