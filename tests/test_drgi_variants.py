@@ -4,6 +4,7 @@ scores, attention readout, negative sampling and the objective's schedule and co
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -721,3 +722,22 @@ def test_diagnostics_only_on_log_steps(negatives):
     if negatives == "hardest":  # the training negative is the hardest one
         assert float(rep["drgi_acc"]) == pytest.approx(
             0.5 * (float(rep["drgi_acc_hard_video"]) + float(rep["drgi_acc_hard_text"])))
+
+
+def test_detach_inputs_keeps_the_gradient_inside_drgi():
+    """Sanity mode: DRGI's own parameters get gradients, the features it reads get none."""
+    torch.manual_seed(0)
+    cfg = ExperimentConfig()
+    cfg.drgi = dataclasses.replace(cfg.drgi, enable=True, hidden=8, detach_inputs=True)
+    obj = DRGI(cfg, 16)
+    b, n = 6, 5
+    tokens = torch.randn(b, n, 16, requires_grad=True)
+    frames = torch.randn(b, 4, 16, requires_grad=True)
+    text = TokenFeatures(tokens, torch.ones(b, n, dtype=torch.bool), tokens.mean(1))
+    video = TokenFeatures(frames, torch.ones(b, 4, dtype=torch.bool), frames.mean(1))
+    out = obj({"text": text, "video": video, "sim": torch.randn(b, b),
+               "video_index": torch.arange(b), "local": slice(0, b)}, {})
+    out["drgi_loss"].backward()
+    assert tokens.grad is None and frames.grad is None
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0)
+               for p in obj.text.encoder.parameters())

@@ -139,6 +139,9 @@ class DRGIConfig:
     weight_warmup: int = 0  # lambda ramps linearly from 0 over this many steps
     lr: float = 0.0  # learning rate of DRGI's own parameter group (0 = train.lr)
     clip: float = -1.0  # -1: under the global train.grad_clip; 0: exempt, unclipped; >0: own clip norm
+    # sanity mode: DRGI reads detached features, so only its own parameters learn (can the
+    # discriminator separate the hard negatives at all, on features it cannot change?)
+    detach_inputs: bool = False
 
 
 @dataclass

@@ -395,6 +395,7 @@ class DRGI(Objective):
         self.curriculum = (int(d.curriculum[0]), int(d.curriculum[1]))
         self.shuffle_corruption = d.shuffle_corruption
         self.weight_warmup = d.weight_warmup
+        self.detach_inputs = d.detach_inputs
         self.step = 0  # optimiser steps done (set by the trainer through on_step)
         self.diagnose = True  # add the diagnostic report (the trainer sets it on log steps)
         if d.nodes == "factors":
@@ -647,6 +648,8 @@ class DRGI(Objective):
         video: TokenFeatures = outputs["video"]
         if outputs.get("video_index") is None:
             raise KeyError("DRGI needs outputs['video_index'] (the batch's video_index key)")
+        if self.detach_inputs:  # sanity mode: no gradient leaves DRGI
+            text, video = text.map(torch.Tensor.detach), video.map(torch.Tensor.detach)
         mode = self.current_negatives
         hardest = mine_negatives(
             outputs["sim"],
