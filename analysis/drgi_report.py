@@ -88,7 +88,7 @@ def discriminator_verdict(diag: dict[str, Any]) -> str:
     anything the base model does not (the information test)?"""
     v, t = diag["video"], diag["text"]
     acc = [_num(x) for x in (v.get("acc"), t.get("acc")) if math.isfinite(_num(x))]
-    learned = bool(acc) and min(acc) > 0.55
+    learned = bool(acc) and sum(acc) / len(acc) > 0.55
     lows = [_num((d.get("acc_base_wrong_ci95") or [None])[0]) for d in (v, t)]
     knows_more = all(math.isfinite(lo) and lo > CHANCE for lo in lows)
     first = (f"Against the hardest negative of the split the discriminator is right for "
