@@ -166,12 +166,12 @@ class ValSelector:
             else:
                 best.unlink()
         d = self.cfg.data
+        moved = (self.run_dir / LAST_WEIGHTS).is_file()
         write_metrics(self.run_dir, "selection", {
             "rule": self.rule, "split": self.split, "metric": self.metric,
             "epoch": self.chosen["epoch"], "step": self.chosen["step"],
             "value": self.chosen["value"], "history": self.history,
-            "weights": WEIGHTS, "last_weights": LAST_WEIGHTS
-            if (self.run_dir / LAST_WEIGHTS).is_file() else WEIGHTS,
+            "weights": WEIGHTS, "last_weights": LAST_WEIGHTS if moved else WEIGHTS,
         })
         write_metrics(self.run_dir, f"{d.dataset}-{self.split}", self.chosen["metrics"])
         if self.chosen.get("drgi_info") is not None:

@@ -12,6 +12,12 @@ never from the anchor's own video::
     intra:            video nodes vs s^v_i, text nodes vs s^t_i
     L_DRGI = mean_i ½ (ℓ^{video nodes}_i + ℓ^{text nodes}_i),  each ℓ = ½ [BCE_pos + BCE_neg]
 
+Beyond §9.3, the allowed variants of methods.md §9.9 are switches of the ``drgi`` config
+section (GATv2, root term, temperature, top-k graphs, attention readout, token-level scoring,
+pooled embedding as node / summary, random / semi-hard / curriculum negatives, DGI's shuffle
+corruption, λ warm-up, detached inputs); docs/drgi.md lists them with their parameter cost.
+:meth:`DRGI.diagnostics` reports why the objective does or does not learn.
+
 Parameters at width 512 with the defaults: 2 × (512·64 + 128) + 2 × (64·64 + 1) = 73,986;
 factor mode (8 × 64 chunks, 8 heads): 75,778. The modules are named ``text`` and ``video`` after
 the nodes they encode and score: ``text.encoder`` (GAT_t), ``text.discriminator`` (D_vt in cross
