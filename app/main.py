@@ -25,6 +25,10 @@ from app.state import AppRoots  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
+# Shipped with the app: a material-icon page_icon makes every page fetch its favicon from
+# fonts.gstatic.com, and the app makes no request to any host but its own.
+FAVICON = APP_DIR / "assets" / "favicon.svg"
+
 # (file relative to app/, title, icon, url_path); the first page is the default
 PAGES: list[tuple[str, str, str, str]] = [
     ("app_pages/overview.py", "Overview", ":material/dashboard:", "overview"),
@@ -50,7 +54,10 @@ def build_pages() -> list[st.Page]:
 
 
 def main() -> None:
-    st.set_page_config(page_title="DRGI Lab", page_icon=":material/hub:", layout="wide")
+    if not FAVICON.is_file():
+        logger.error("favicon %s is missing; the app shows Streamlit's own", FAVICON)
+    st.set_page_config(page_title="DRGI Lab", layout="wide",
+                       page_icon=str(FAVICON) if FAVICON.is_file() else None)
     pg = st.navigation(build_pages(), position="sidebar")
     st.sidebar.title("DRGI Lab")
     set_current(render_sidebar(AppRoots.from_env()))

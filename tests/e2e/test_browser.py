@@ -1,8 +1,14 @@
 """The app in a real browser: Debian chromium driven by Playwright, server on a loopback port.
 
-Opens every page of ``app.main.PAGES``, waits until the script is idle, checks that no
-exception is shown and that the page's charts rendered, types a live query and sees results,
-and saves one screenshot per page.
+The server is started the way users start it, ``python -m app`` (from a folder that is not
+the repository, so only the launcher's settings apply). Opens every page of
+``app.main.PAGES``, waits until the script is idle, checks that no exception is shown and that
+the page's charts rendered, types a live query and sees results, and saves one screenshot per
+page. Another test records every request the pages make and fails on any to a host other than
+the app's own.
+
+Without chromium or playwright these tests skip locally and fail in CI (``CI`` set); see
+:mod:`e2e.browser_env`.
 
 By default the app serves the tiny run pair of ``tests/conftest.py``. With
 ``DRGI_LAB_E2E_REPO_ROOTS=1`` it serves the repository's own ``checkpoints/`` and ``data/``
@@ -22,13 +28,19 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .browser_env import CHROMIUM, decide, in_ci, missing_requirements, outside_requests
+
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
-]
+ACTION, WHY = decide(missing_requirements(), in_ci())
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(ACTION == "skip", reason=WHY)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _browser_requirements():
+    """In CI a missing chromium or playwright fails every test here, before anything is built."""
+    if ACTION == "fail":
+        pytest.fail(WHY, pytrace=False)
 
 
 def _free_port() -> int:
@@ -46,17 +58,16 @@ def roots(request):
 
 
 @pytest.fixture(scope="module")
-def server(roots):
+def server(roots, tmp_path_factory):
     checkpoints, data, _, _ = roots
     port = _free_port()
+    elsewhere = tmp_path_factory.mktemp("elsewhere")  # no .streamlit/config.toml here
     env = dict(os.environ, DRGI_LAB_CHECKPOINTS=str(checkpoints), DRGI_LAB_DATA=str(data),
-               OMP_WAIT_POLICY="PASSIVE")
+               OMP_WAIT_POLICY="PASSIVE",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "main.py"),
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.headless", "true", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "app", "--server.port", str(port)],
+        cwd=elsewhere, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -82,7 +93,7 @@ def server(roots):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -160,3 +171,38 @@ def test_live_query_in_the_browser(server, roots, browser, tmp_path_factory):
     page.screenshot(path=str(_screenshot_dir(tmp_path_factory) / "live-query.png"),
                     full_page=True)
     page.close()
+
+
+def test_no_request_leaves_the_app(server, roots, browser):
+    """Every page (and a live query) fetches only from the app's own 127.0.0.1:PORT: no
+    favicon or font from a CDN, no usage statistics, no MathJax or topojson."""
+    _, _, base, drgi = roots
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    urls: list[str] = []
+    context.on("request", lambda r: urls.append(r.url))
+    page = context.new_page()
+    page.on("websocket", lambda ws: urls.append(ws.url))
+    for page_def in _pages():
+        path = "" if page_def == _pages()[0] else page_def[3]
+        page.goto(f"{server}/{path}?base={base}&drgi={drgi}")
+        _wait_idle(page)
+        if page.locator("[data-testid=stPlotlyChart]").count():
+            page.wait_for_selector("[data-testid=stPlotlyChart] .main-svg", timeout=60_000)
+        page.wait_for_timeout(500)  # late requests: favicon, lazily loaded components
+        if page_def[3] == "live-query":
+            box = page.locator(".st-key-text input").first
+            box.fill("a red circle moves left")
+            box.press("Enter")
+            page.wait_for_timeout(800)
+            _wait_idle(page)
+            page.wait_for_selector("[data-testid=stDataFrame], [data-testid=stTable]",
+                                   timeout=60_000)
+    # a favicon URL is requested by the browser's own UI, which headless mode may not do:
+    # the icon links of the document must point at the app too
+    icons = page.eval_on_selector_all("link[rel~=icon]", "els => els.map(e => e.href)")
+    context.close()
+    assert urls, "no request was recorded"
+    assert not outside_requests(urls, server), \
+        f"the app requested outside hosts: {outside_requests(urls, server)}"
+    assert not outside_requests(icons, server), \
+        f"the page's icon links point at outside hosts: {outside_requests(icons, server)}"
