@@ -196,7 +196,7 @@ def choose(seeds: list[int]) -> dict | None:
     _, s, p = best
     overrides = [o for o in s.overrides if o != "drgi.enable=true"]
     return {"label": s.label, "overrides": overrides, "val_delta_t2v_r1": p,
-            "rule": choose.__doc__.split(":", 1)[1].strip().replace("\n", " "),
+            "rule": " ".join(choose.__doc__.split(":", 1)[1].split()),
             "seeds": seeds}
 
 
