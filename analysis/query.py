@@ -96,7 +96,10 @@ class SearchResult:
         encode_ms: tokenising plus the text tower.
         score_ms: coarse and exact scoring plus top-k.
         explain_ms: per-word scores of the hits.
-        tokens: labels of the query's valid text positions (``<sot>``, BPE pieces, ``<eot>``).
+        tokens: labels of the query's valid text positions, one per position: ``<sot>``, the
+            word each token belongs to (``"dog 2/3"`` for piece 2 of a word split into 3
+            tokens; ``"zebra?"`` for a word unknown to the model), ``<eot>``. Repeated words
+            repeat; :attr:`token_columns` adds the position to make them unique.
         word_scores: ``[k', len(tokens)]`` float32 per-token scores for each hit, or None.
         word_score_kind: ``"contribution"`` or ``"word relevance"`` (see the module
             docstring), or None.
@@ -152,6 +155,12 @@ class SearchResult:
         if set(self.unknown_words) - set(self.unrepresentable_words):
             parts.append("Words never seen in training carry no learned meaning.")
         return " ".join(parts)
+
+    @property
+    def token_columns(self) -> list[str]:
+        """One unique label per valid text position, ``"i:token"`` (``i`` counts from SOT
+        at 0), the columns of :attr:`word_scores`: repeated tokens stay distinct."""
+        return [f"{i}:{t}" for i, t in enumerate(self.tokens)]
 
     @property
     def total_ms(self) -> float:
@@ -398,7 +407,7 @@ class LiveSearch:
         with torch.inference_mode():
             indices, scores = self._rank(feats, k)
         t2 = time.perf_counter()
-        tokens, word_scores, kind = self._explain(feats, ids[0].tolist(), indices)
+        tokens, word_scores, kind = self._explain(feats, ids[0].tolist(), text, unknown, indices)
         t3 = time.perf_counter()
 
         if truncated:
@@ -515,27 +524,50 @@ class LiveSearch:
         return out
 
     # ------------------------------------------------------------------ explanations
-    def _token_labels(self, ids: Sequence[int], n_valid: int) -> list[str]:
-        labels = []
-        for pos, tid in enumerate(ids[:n_valid]):
-            if pos == 0:
-                labels.append("<sot>")
-            elif pos == n_valid - 1:
-                labels.append("<eot>")
-            else:
-                labels.append(self.tokenizer.decode([int(tid)]) or f"<{int(tid)}>")
-        return labels
+    def _token_labels(
+        self, text: str, unknown: Sequence[str], ids: Sequence[int], n_valid: int
+    ) -> list[str]:
+        """Labels of the ``n_valid`` valid positions: ``<sot>``, the word of each body token,
+        ``<eot>``.
+
+        Each word of :meth:`TextTokenizer.words` owns :meth:`TextTokenizer.num_tokens` of its
+        text consecutive body tokens (BPE never merges across pre-tokenised words; characters
+        the vocabulary cannot represent own none). A word of ``n > 1`` tokens labels them
+        ``"word 1/n"`` .. ``"word n/n"``, so a word split into letters is never shown as single
+        letters; words in ``unknown`` (:meth:`TextTokenizer.unknown_words`) end with ``?``.
+        Should the words not account for the tokens, the decoded pieces of ``ids`` are used.
+        """
+        n_body = n_valid - 2  # SOT and EOT around the (possibly truncated) body
+        words = self.tokenizer.words(text)
+        counts = [self.tokenizer.num_tokens(w) for w in words]
+        if sum(counts) != self.tokenizer.num_tokens(text):  # not word-wise: never mislabel
+            logger.warning("query %r: tokens do not align with words; labelling pieces", text)
+            pieces = [
+                self.tokenizer.decode([int(t)]) or f"<{int(t)}>" for t in ids[1 : n_valid - 1]
+            ]
+            return ["<sot>", *pieces, "<eot>"]
+        bad = set(unknown)
+        body: list[str] = []
+        for word, n in zip(words, counts, strict=True):
+            name = f"{word}?" if word in bad else word
+            body += [name] if n == 1 else [f"{name} {j}/{n}" for j in range(1, n + 1)]
+        return ["<sot>", *body[:n_body], "<eot>"]
 
     @torch.inference_mode()
     def _explain(
-        self, text: TokenFeatures, ids: Sequence[int], indices: Tensor
+        self,
+        text: TokenFeatures,
+        ids: Sequence[int],
+        query: str,
+        unknown: Sequence[str],
+        indices: Tensor,
     ) -> tuple[list[str], np.ndarray | None, str | None]:
         """Labels of the valid text positions and per-token scores ``[k, L']`` of each hit."""
         valid = text.mask[0].bool()  # [L]; SOT..EOT are contiguous from position 0
         n_valid = int(valid.sum())
         if len(indices) == 0 or n_valid == 0:
             return [], None, None
-        tokens = self._token_labels(ids, n_valid)
+        tokens = self._token_labels(query, unknown, ids, n_valid)
         k = len(indices)
         contributions = getattr(self.head, "word_contributions", None)
         if callable(contributions) and self._video is not None and text.weights is not None:

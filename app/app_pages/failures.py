@@ -13,7 +13,7 @@ from analysis.failures import FAILURE_TYPES
 from analysis.hard_negatives import word_frame_matrix
 from analysis.rankings import top_k
 from app import resources
-from app.components.query import query_picker, selected_rows, take_selection
+from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip, ranked_list
 from app.context import current
@@ -61,38 +61,53 @@ if search.strip():
 col, ascending = sort_options[sort_by]
 table = table.sort_values([col, "query"], ascending=[ascending, True], kind="stable")
 
-n_all = len(resources.failure_table(bundle, k=k, top=5))
-st.markdown(
-    f"**{len(table)}** of {n_all} failed queries shown ({bundle.num_texts} captions; rank > {k} "
-    f"for {bundle.run_name})."
-)
-if typed and len(table):
-    counts = table["failure_type"].value_counts().reindex(list(FAILURE_TYPES), fill_value=0)
-    fig = px.bar(x=counts.index, y=counts.values, labels={"x": "failure type", "y": "queries"},
-                 height=260)
-    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
-    st.plotly_chart(fig, key="failures_types_chart", width="stretch")
-
+failed = resources.failure_table(bundle, k=k, top=5)
 columns = ["query", "caption", "rank"] + (["other_rank"] if other is not None else []) + [
     "margin", "gt_video_id", "top1_video_id"] + (["failure_type", "false_negative"] if typed
                                                  else [])
 shown = table[columns].reset_index(drop=True)
-event = st.dataframe(
-    shown, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
-    width="stretch", height=320,
-    column_config={
-        "rank": st.column_config.NumberColumn(f"rank ({run_label})"),
-        "other_rank": st.column_config.NumberColumn("rank (other run)"),
-        "margin": st.column_config.NumberColumn("GT − top-1 score", format="%.3f"),
-    },
-)
-rows = [r for r in selected_rows(event) if 0 <= r < len(shown)]
-take_selection(TABLE_KEY, [int(shown.loc[r, "query"]) for r in rows])
+shown_ids = [int(i) for i in shown["query"]]
 
-# ------------------------------------------------------------------ detail
+# The selection is a query id (?q=), never a row position: a click is read against the rows
+# the user saw, and the highlighted row follows the query through re-sorting and filtering.
+take_row_click(TABLE_KEY)
+table_area = st.container()
 st.subheader("Query detail")
 q = query_picker(bundle.num_texts, label="caption index",
                  help="Pick a row above, or type an index; it is kept in the URL (?q=).")
+
+with table_area:
+    st.markdown(
+        f"**{len(table)}** of {len(failed)} failed queries shown ({bundle.num_texts} captions; "
+        f"rank > {k} for {bundle.run_name})."
+    )
+    if typed and len(table):
+        counts = table["failure_type"].value_counts().reindex(list(FAILURE_TYPES),
+                                                              fill_value=0)
+        fig = px.bar(x=counts.index, y=counts.values,
+                     labels={"x": "failure type", "y": "queries"}, height=260)
+        fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, key="failures_types_chart", width="stretch")
+    select_query_row(TABLE_KEY, shown_ids, q)
+    st.dataframe(
+        shown, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
+        width="stretch", height=320,
+        column_config={
+            "rank": st.column_config.NumberColumn(f"rank ({run_label})"),
+            "other_rank": st.column_config.NumberColumn("rank (other run)"),
+            "margin": st.column_config.NumberColumn("GT − top-1 score", format="%.3f"),
+        },
+    )
+
+# ------------------------------------------------------------------ detail
+if q not in shown_ids:
+    why = (f"it is a failure (rank {int(bundle.ranks.t2v[q])}) hidden by the failure-type or "
+           "caption filters" if q in set(failed["query"].tolist()) else
+           f"its ground truth ranks {int(bundle.ranks.t2v[q])} (≤ {k}) for {bundle.run_name}, "
+           "so it does not fail at this threshold")
+    st.info(f"Caption {q} (the selected query) is not in the table above: {why}. Its detail "
+            "is hidden; pick a row or change the filters.")
+    st.stop()
 gt = int(bundle.text_to_video[q])
 rank = int(bundle.ranks.t2v[q])
 st.markdown(f"**Caption {q}:** {escape_md(bundle.captions[q])}  \n"

@@ -1,14 +1,13 @@
 """Live query: type a description, get the top-k videos of both runs side by side.
 
 Only the text tower runs (the gallery's video features come from the bundle). Per run: the
-ranked table with thumbnails, a playable clip of the selected hit, per-word scores, the
+ranked table with thumbnails, a playable clip of the selected hit, per-token scores, the
 latency, and the query as a star on the run's embeddings map.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -17,6 +16,7 @@ from app import resources
 from app.components.query import selected_rows
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip, video_file
+from app.components.word_scores import AXIS_NOTE, word_score_heatmap
 from app.context import current
 from app.state import PathOutsideRootsError
 
@@ -92,18 +92,9 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
             st.caption("Video file not found under the data root; thumbnails only.")
 
         if result.word_scores is not None and len(result.tokens):
-            fig = px.imshow(
-                np.asarray(result.word_scores), x=result.tokens,
-                y=[f"#{r} {v}" for r, v in enumerate(result.video_ids, start=1)],
-                color_continuous_scale="RdBu_r", color_continuous_midpoint=0.0, aspect="auto",
-                text_auto=".2f" if result.word_scores.size <= 400 else False,
-                labels={"x": "token", "y": "hit", "color": result.word_score_kind or "score"},
-            )
-            fig.update_layout(height=120 + 28 * len(result.video_ids),
-                              margin=dict(l=10, r=10, t=30, b=10),
-                              title=f"per-word {result.word_score_kind}")
-            st.plotly_chart(fig, key=f"live_words_{label}", width="stretch")
-            st.caption(result.word_score_note)
+            st.plotly_chart(word_score_heatmap(result), key=f"live_words_{label}",
+                            width="stretch")
+            st.caption(f"{result.word_score_note}. {AXIS_NOTE}")
 
         methods = bundle.projections.methods
         if not methods:

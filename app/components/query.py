@@ -4,11 +4,17 @@ Charts and tables report selections as plain dicts in ``st.session_state`` (thei
 page draws them first, passes the picked ids to :func:`take_selection`, and then draws
 :func:`query_picker`: a *new* selection moves the bound query, an unchanged one leaves a query
 typed by hand alone.
+
+A table whose rows are re-sorted or filtered between runs is keyed on ids instead
+(:func:`take_row_click` before :func:`query_picker`, :func:`select_query_row` when drawing
+the table): a dataframe reports selected row *positions*, which name another query once the
+order changes, so a click is read against the ids the table showed when it was clicked, and
+the highlighted row is moved to the bound query's row (or cleared when it is not shown).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -74,3 +80,41 @@ def query_picker(n: int, *, label: str = "Query", help: str | None = None,
         label, min_value=0, max_value=max(n - 1, 0), step=1, key=KEY_QUERY,
         bind="query-params", help=help,
     ))
+
+
+_SHOWN_IDS = "_shown_ids_"
+_SHOWN_ROWS = "_shown_rows_"
+
+
+def take_row_click(table_key: str) -> int | None:
+    """Move the bound query to the row the user just clicked in the id-keyed table
+    ``table_key``, if any. Call before :func:`query_picker`.
+
+    A click is a selection that differs from the one the table was last drawn with; its row
+    position is read against the ids that table showed (the user clicked that table, not the
+    one this run is about to draw). Clearing the selection keeps the query. Returns the id
+    taken, or None.
+    """
+    rows = selected_rows(st.session_state.get(table_key))
+    shown = st.session_state.get(_SHOWN_IDS + table_key)
+    if shown is None or rows == st.session_state.get(_SHOWN_ROWS + table_key) or not rows:
+        return None
+    if not 0 <= rows[0] < len(shown):
+        return None
+    st.session_state[KEY_QUERY] = int(shown[rows[0]])
+    return int(shown[rows[0]])
+
+
+def select_query_row(table_key: str, ids: Sequence[int], query: int) -> int | None:
+    """Set the selection of the id-keyed table ``table_key`` to the row of ``query`` among
+    ``ids`` (the table's ``query`` column, in display order), or to none when it is not
+    shown; call just before drawing the dataframe with ``key=table_key``. Returns the row.
+    """
+    ids = [int(i) for i in ids]
+    row = ids.index(int(query)) if int(query) in ids else None
+    rows = [] if row is None else [row]
+    if selected_rows(st.session_state.get(table_key)) != rows:
+        st.session_state[table_key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    st.session_state[_SHOWN_IDS + table_key] = ids
+    st.session_state[_SHOWN_ROWS + table_key] = rows
+    return row
