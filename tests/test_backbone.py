@@ -294,8 +294,12 @@ def test_build_encoder_from_hf_folder(enc, tmp_path):
     cfg.data.image_size = IMAGE
     with pytest.raises(BackboneError, match="tokenizer has 60 ids .* embeds only 50"):
         build_encoder(cfg, FakeTokenizer(vocab=60))
-    cfg.model.pretrained = str(tmp_path / "weights.safetensors")
+    cfg.model.pretrained = str(tmp_path / "weights.safetensors")  # read as OpenAI layout
     (tmp_path / "weights.safetensors").write_bytes(b"x")
+    with pytest.raises(Exception, match=r"weights\.safetensors: cannot be read as safetensors"):
+        build_encoder(cfg, FakeTokenizer())
+    cfg.model.pretrained = str(tmp_path / "weights.npz")
+    (tmp_path / "weights.npz").write_bytes(b"x")
     with pytest.raises(BackboneError, match="unsupported file"):
         build_encoder(cfg, FakeTokenizer())
 

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import random
 import sys
 import time
@@ -210,10 +211,14 @@ def mean_over_ranks(report: dict[str, float], device: torch.device) -> dict[str,
     value a single process would log for the global batch.
     """
     keys = sorted(report)
-    t = torch.tensor([float(report[k]) for k in keys], dtype=torch.float64, device=device)
+    values = torch.tensor([float(report[k]) for k in keys], dtype=torch.float64, device=device)
+    finite = torch.isfinite(values)
+    # NaN (a diagnostic undefined on a rank's anchors) is left out of that key's mean
+    t = torch.cat([torch.where(finite, values, 0.0), finite.to(torch.float64)])
     torch.distributed.all_reduce(t)
-    t /= torch.distributed.get_world_size()
-    return dict(zip(keys, t.tolist()))
+    total, count = t[: len(keys)], t[len(keys):]
+    mean = torch.where(count > 0, total / count.clamp_min(1), float("nan"))
+    return dict(zip(keys, mean.tolist()))
 
 
 def rng_state() -> dict[str, Any]:
@@ -386,8 +391,10 @@ def train(
                     if log_now:
                         rep.update(step=step, epoch=epoch, lr=scheduler.get_last_lr()[-1],
                                    elapsed_s=round(time.time() - t0, 2))
+                        line = {k: v for k, v in rep.items()
+                                if not (isinstance(v, float) and not math.isfinite(v))}
                         with log_path.open("a") as f:
-                            f.write(json.dumps(rep) + "\n")
+                            f.write(json.dumps(line) + "\n")
                 if stop_after_steps is not None and done_this_call >= stop_after_steps:
                     raise TrainingInterrupted(f"stopped after {done_this_call} steps (step {step})")
             if dataset.skipped and env.is_main:

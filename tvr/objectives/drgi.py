@@ -27,7 +27,6 @@ mode, D_t in intra mode), and likewise for video.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -717,7 +716,8 @@ class DRGI(Objective):
             with torch.no_grad():
                 diag = self.diagnostics(g, hardest if mode != "hardest" else None,
                                         outputs["sim"], keep)
-            report.update({k: torch.tensor(v) for k, v in diag.items() if math.isfinite(v)})
+            # every key on every rank (NaN where undefined): ranks average the same keys
+            report.update({k: torch.tensor(v) for k, v in diag.items()})
         return report
 
     @torch.no_grad()
