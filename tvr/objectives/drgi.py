@@ -91,6 +91,22 @@ class HardNegatives:
         return int((~self.anchor_valid).sum())
 
 
+def _candidates(
+    sim: Tensor, video_index: Tensor, anchors: Tensor | slice | None, exclude_same_video: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Anchor rows ``[A]``, the detached float similarity ``[B, B]`` and ``Cand(i)`` ``[A, B]``
+    (bool: another video, or with ``exclude_same_video=False`` any other pair)."""
+    b = sim.shape[0]
+    all_rows = torch.arange(b, device=sim.device)
+    anchor_idx = all_rows if anchors is None else all_rows[anchors]  # [A]
+    vid = video_index.to(sim.device)
+    if exclude_same_video:
+        cand = vid[None, :] != vid[anchor_idx][:, None]  # [A, B]
+    else:
+        cand = all_rows[None, :] != anchor_idx[:, None]
+    return anchor_idx, sim.detach().float(), cand
+
+
 def mine_negatives(
     sim: Tensor,
     video_index: Tensor,
@@ -129,14 +145,7 @@ def mine_negatives(
     if bool(torch.isnan(sim).any()):
         raise ValueError("mine_negatives: the similarity matrix holds NaN scores")
     device = sim.device
-    all_rows = torch.arange(b, device=device)
-    anchor_idx = all_rows if anchors is None else all_rows[anchors]  # [A]
-    s = sim.detach().float()
-    vid = video_index.to(device)
-    if exclude_same_video:
-        cand = vid[None, :] != vid[anchor_idx][:, None]  # [A, B]
-    else:
-        cand = all_rows[None, :] != anchor_idx[:, None]
+    anchor_idx, s, cand = _candidates(sim, video_index, anchors, exclude_same_video)
     k = min(topm, b)
     neg_inf = float("-inf")
     rows = s[anchor_idx].masked_fill(~cand, neg_inf)  # [A, B]: text i vs videos
@@ -179,14 +188,7 @@ def sample_negatives(
         raise ValueError(f"drgi.semihard_k={semihard_k}: expected at least 1")
     b = sim.shape[0]
     device = sim.device
-    all_rows = torch.arange(b, device=device)
-    anchor_idx = all_rows if anchors is None else all_rows[anchors]  # [A]
-    s = sim.detach().float()
-    vid = video_index.to(device)
-    if exclude_same_video:
-        cand = vid[None, :] != vid[anchor_idx][:, None]  # [A, B]
-    else:
-        cand = all_rows[None, :] != anchor_idx[:, None]
+    anchor_idx, s, cand = _candidates(sim, video_index, anchors, exclude_same_video)
 
     def draw(scores: Tensor) -> Tensor:  # scores [A, B] -> one candidate per row [A]
         allowed = cand
