@@ -61,7 +61,8 @@ def chosen_setting() -> dict:
 def arms(method: str, chosen: dict) -> list[Setting]:
     return [
         Setting(f"{method}-base", method, ()),
-        Setting(f"{method}-drgi-default", method, ("drgi.enable=true",), f"{method}-base"),
+        Setting(f"{method}-drgi-default", method, ("drgi.enable=true", "drgi.weight=0.1"),
+                f"{method}-base"),
         Setting(f"{method}-drgi-chosen", method, ("drgi.enable=true", *chosen["overrides"]),
                 f"{method}-base"),
     ]

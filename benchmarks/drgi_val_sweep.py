@@ -48,7 +48,7 @@ from benchmarks.results import add_results_args, command_line, publish  # noqa: 
 STUDY = "drgi-val"
 SECTION = "## DRGI on val"
 M = "seqtransf"
-ON = ("drgi.enable=true",)
+ON = ("drgi.enable=true", "drgi.weight=0.1")  # the spec default λ (the YAMLs now hold the val choice)
 # DRGI's own optimiser group: exempt from the global clip, 5x the new-module lr (2e-3)
 OWN = ("drgi.clip=0", "drgi.lr=1e-2")
 BEST = (*OWN, "drgi.root=free", "drgi.attn_temperature=0.1", "drgi.score=tokens")
@@ -194,7 +194,11 @@ def choose(seeds: list[int]) -> dict | None:
     if best is None:
         return None
     _, s, p = best
-    overrides = [o for o in s.overrides if o != "drgi.enable=true"]
+    last: dict[str, str] = {}  # one override per key, the later one winning (as in training)
+    for o in s.overrides:
+        if o != "drgi.enable=true":
+            last[o.split("=", 1)[0]] = o
+    overrides = list(last.values())
     return {"label": s.label, "overrides": overrides, "val_delta_t2v_r1": p,
             "rule": " ".join(choose.__doc__.split(":", 1)[1].split()),
             "seeds": seeds}
