@@ -123,12 +123,14 @@ def render(seeds: list[int], command: str) -> str:
         "negative the base similarity ranks above the true pair (chance 0.50). Entropy: "
         "normalised attention entropy (1 = uniform), text / video graphs. Node cos: mean "
         "pairwise cosine of a graph's GAT outputs (1 = collapsed). Grad ratio: ‖∇ λL_DRGI‖ / "
-        "‖∇ L_base‖ on the shared parameters (text tower, head), last epoch of training.",
+        "‖∇ L_base‖ on the shared parameters (text tower, head), last epoch of training. "
+        "Train acc: in-batch accuracy against the negatives the loss trains on (random, "
+        "semi-hard or hardest in the batch), last epoch.",
         "",
-        "| setting | seeds | val t2v R@1 | Δ t2v R@1 | Δ v2t R@1 | disc. acc t→v / v→t | "
+        "| setting | seeds | val t2v R@1 | Δ t2v R@1 | Δ v2t R@1 | train acc | disc. acc t→v / v→t | "
         "acc on base-wrong t→v / v→t | base right t→v / v→t | entropy t / v | node cos t / v | "
         "grad ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in SETTINGS:
         runs = {k: v for k, v in load_records(STUDY, s).items() if k in seeds}
@@ -155,11 +157,11 @@ def render(seeds: list[int], command: str) -> str:
             return _mean([r["train_diagnostics"].get(key, math.nan) for r in recs])
 
         cells = (
-            [both("acc"), both("acc_base_wrong"), both("base_right"),
+            [_f(train_diag("drgi_acc")), both("acc"), both("acc_base_wrong"), both("base_right"),
              f"{_f(diag('entropy_text'), 3)} / {_f(diag('entropy_video'), 3)}",
              f"{_f(diag('node_cos_text'), 3)} / {_f(diag('node_cos_video'), 3)}",
              _f(train_diag("grad_shared_ratio"), 3)]
-            if has else ["–"] * 6
+            if has else ["–"] * 7
         )
         lines.append(f"| {s.label} | {len(runs)} | {mean_std(vals)} | {d_t} | {d_v} | "
                      + " | ".join(cells) + " |")

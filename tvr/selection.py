@@ -144,7 +144,7 @@ class ValSelector:
             if self.rule == "best_val":
                 save_weights(model, self.run_dir / BEST_WEIGHTS, stamp={"step": step, "epoch": epoch})
             self.chosen = {**entry, "metrics": metrics, "drgi_info": info}
-        log.info("val %s at epoch %d: %s = %.2f (kept: epoch %d)", self.split, epoch + 1,
+        log.info("%s split, epoch %d: %s = %.2f (kept: epoch %d)", self.split, epoch + 1,
                  self.metric, value, self.chosen["epoch"] + 1)
         return metrics
 
