@@ -120,17 +120,19 @@ def render(methods: list[str], seeds: list[int], chosen: dict, command: str) -> 
             rates = {e: _mean([r.get("siblings", {}).get(e, {}).get("rate", math.nan)
                                for r in runs.values()]) for e in EDITS}
             sib_rows.append((method, arm, rates))
+    edits = [e for e in EDITS if any(math.isfinite(r[e]) for _, _, r in sib_rows)]
     lines += [
         "",
         "True video above its one-edit sibling (test captions, share of (caption, sibling) "
-        "pairs, mean over seeds; `analysis.siblings`):",
+        "pairs, mean over seeds; `analysis.siblings`; held-out splits have no drop/add "
+        "siblings):",
         "",
-        "| method | arm | " + " | ".join(EDITS) + " |",
-        "|---|---|" + "---:|" * len(EDITS),
+        "| method | arm | " + " | ".join(edits) + " |",
+        "|---|---|" + "---:|" * len(edits),
     ]
     for method, arm, rates in sib_rows:
         lines.append(f"| {method} | {arm} | " + " | ".join(
-            "–" if not math.isfinite(rates[e]) else f"{100 * rates[e]:.1f}" for e in EDITS) + " |")
+            "–" if not math.isfinite(rates[e]) else f"{100 * rates[e]:.1f}" for e in edits) + " |")
     return "\n".join(lines)
 
 
