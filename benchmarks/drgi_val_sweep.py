@@ -53,6 +53,7 @@ ON = ("drgi.enable=true", "drgi.weight=0.1")  # the spec default λ (the YAMLs n
 OWN = ("drgi.clip=0", "drgi.lr=1e-2")
 BEST = (*OWN, "drgi.root=free", "drgi.attn_temperature=0.1", "drgi.score=tokens")
 UNFROZEN = ("model.train_vision_layers=1", "train.cache_video_features=false")
+WHOLE_TOWER = ("model.freeze_vision=false", "train.cache_video_features=false")
 LONG = ("train.epochs=8",)
 
 SETTINGS: list[Setting] = [
@@ -91,6 +92,9 @@ SETTINGS: list[Setting] = [
     Setting("base, last vision block trained", M, UNFROZEN),
     Setting("combo, last vision block trained", M, (*ON, *BEST, *UNFROZEN),
             "base, last vision block trained"),
+    Setting("base, whole vision tower trained", M, WHOLE_TOWER),
+    Setting("combo, whole vision tower trained", M, (*ON, *BEST, *WHOLE_TOWER),
+            "base, whole vision tower trained"),
     Setting("base, 8 epochs", M, LONG),
     Setting("combo, 8 epochs", M, (*ON, *BEST, *LONG), "base, 8 epochs"),
 ]
@@ -228,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         # the demo recipe first (bases before DRGI), then the settings that change the recipe
         # (a trained vision block costs ~10x a frozen run)
         def order(s: Setting) -> tuple[bool, bool, bool]:
-            changes = any(o in UNFROZEN + LONG for o in s.overrides)
-            return (changes and UNFROZEN[0] in s.overrides, changes, s.base is not None)
+            changes = any(o in UNFROZEN + WHOLE_TOWER + LONG for o in s.overrides)
+            vision = UNFROZEN[0] in s.overrides or WHOLE_TOWER[0] in s.overrides
+            return (changes and vision, changes, s.base is not None)
 
         todo = [(s, seed) for s in sorted(chosen, key=order) for seed in seeds]
         t0 = time.perf_counter()
