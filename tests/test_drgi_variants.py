@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.test_drgi import drgi_cfg
 from tvr.config import ConfigError, ExperimentConfig
 from tvr.models.features import TokenFeatures
 from tvr.models.graph import (
@@ -26,13 +27,6 @@ from tvr.objectives.drgi_diagnostics import attention_entropy
 
 # ------------------------------------------------------------------ helpers
 
-
-def drgi_cfg(**overrides) -> ExperimentConfig:
-    cfg = ExperimentConfig()
-    cfg.drgi.enable = True
-    for key, value in overrides.items():
-        setattr(cfg.drgi, key, value)
-    return cfg
 
 
 def count(module: nn.Module) -> int:
