@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained in {(time.perf_counter() - t0) / 60:.0f} min", flush=True)
     command = command_line("benchmarks/drgi_val_sweep.py", argv).replace(" --reuse-only", "")
     body = render(seeds, command)
-    chosen = choose(seeds)
+    # only a call over every setting chooses (a partial call, --only, must not overwrite it)
+    chosen = None if only else choose(seeds)
     if chosen is not None:
         (RUNS / STUDY).mkdir(parents=True, exist_ok=True)
         (RUNS / STUDY / CHOSEN).write_text(json.dumps(chosen, indent=1) + "\n")
