@@ -141,8 +141,10 @@ def test_every_page_renders(server, roots, browser, page_def, tmp_path_factory):
     assert title in body
     assert "Page not found" not in body
     charts = page.locator("[data-testid=stPlotlyChart]")
-    if charts.count():
-        page.wait_for_selector("[data-testid=stPlotlyChart] .main-svg", timeout=60_000)
+    if charts.count():  # every chart drawn, not only the first
+        page.wait_for_function(
+            "n => document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot')"
+            ".length >= n", arg=charts.count(), timeout=60_000)
     page.screenshot(path=str(_screenshot_dir(tmp_path_factory) / f"{url_path}.png"),
                     full_page=True)
     page.close()
