@@ -435,3 +435,48 @@ def test_cli_generates_then_skips(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert sv.main(argv) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert sv.main([*argv, "--size", "17"]) == 1
+
+
+def test_family_size_makes_larger_families_and_is_recorded() -> None:
+    default = json.loads(sv.plan(seed=0, n_train=40, n_val=30, n_test=30, size=32)[sv.META_FILE])
+    assert "family_size" not in default["params"]  # default datasets stay byte-identical
+    texts = sv.plan(seed=0, n_train=40, n_val=30, n_test=30, size=32, family_size=(8, 12))
+    meta = json.loads(texts[sv.META_FILE])
+    assert meta["params"]["family_size"] == [8, 12]
+    assert "--family-size 8 12" in texts[sv.README_FILE]
+    families = defaultdict(list)
+    for v in meta["videos"].values():
+        families[(v["split"], v["family"])].append(v)
+    sizes = [len(m) for m in families.values()]
+    # 30 videos in families of 8-12 leave at most one smaller family per split
+    assert all(n <= 12 for n in sizes)
+    assert sum(n < 8 for n in sizes) <= 3
+    assert max(sizes) >= 8
+    for members in families.values():  # siblings are still one true edit from their base
+        (base,) = [v for v in members if v["edit"]["type"] == "none"]
+        for v in members:
+            if v is not base:
+                _check_edit(_events(base), _events(v), v["edit"])
+
+
+@pytest.mark.parametrize("bad", [(1, 4), (5, 4), (3, 40), (3,), ("3", 5)])
+def test_bad_family_size_is_named(bad: tuple, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="family_size"):
+        _gen(tmp_path / "d", family_size=bad)
+    assert not (tmp_path / "d").exists()
+
+
+def test_load_meta_checks_family_size(ds: Path, tmp_path: Path) -> None:
+    meta = json.loads((ds / sv.META_FILE).read_text())
+    meta["params"]["family_size"] = [9, 3]
+    (tmp_path / sv.META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(SourceError, match=r"params\.family_size.*lo <= hi"):
+        sv.load_meta(tmp_path)
+
+
+def test_cli_family_size(tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    argv = ["--out", str(out), "--train", "8", "--val", "6", "--test", "6", "--size", "16"]
+    argv += ["--workers", "1", "--quiet", "--family-size", "6", "8"]
+    assert sv.main(argv) == 0
+    assert sv.load_meta(out)["params"]["family_size"] == [6, 8]

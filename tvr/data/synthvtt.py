@@ -154,7 +154,8 @@ EVENT_FRAMES = (6, 12)
 VIDEO_FRAMES = (24, 40)
 GAP_FRAMES = (0, 3)  # between two events
 EDGE_FRAMES = (0, 2)  # before the first and after the last event
-FAMILY_SIZE = (3, 5)
+FAMILY_SIZE = (3, 5)  # default; `family_size` (--family-size) makes families larger (harder)
+FAMILY_SIZE_MAX = 12
 _MARGIN = 0.02
 _MOVE_RADIUS = (0.10, 0.16)
 _MOVE_DISTANCE = (0.30, 0.50)
@@ -381,6 +382,11 @@ def validate_meta(meta: Any, path: str | Path = META_FILE) -> None:
         "params.background_captions",
         f"expected a boolean, got {params.get('background_captions')!r}",
     )
+    if "family_size" in params:
+        try:
+            _family_bounds(params["family_size"])
+        except ValueError as e:
+            _need(False, path, "params.family_size", str(e))
     videos = meta["videos"]
     _need(isinstance(videos, dict), path, "videos", "expected an object keyed by video_id")
     for vid, v in videos.items():
@@ -669,14 +675,16 @@ def _draw_family(
     )
 
 
-def _family_size(rng: np.random.Generator, remaining: int) -> int:
-    lo, hi = FAMILY_SIZE
+def _family_size(rng: np.random.Generator, remaining: int, bounds: tuple[int, int]) -> int:
+    lo, hi = bounds
     options = [
         k
         for k in range(lo, hi + 1)
         if k <= remaining and (remaining - k == 0 or remaining - k >= lo)
     ]
-    return _pick(rng, options) if options else remaining
+    # no size leaves a whole family behind (e.g. 15 videos left with families of 8-12): the
+    # largest allowed now, a smaller family at the end
+    return _pick(rng, options) if options else min(remaining, hi)
 
 
 def _layout(
@@ -739,14 +747,19 @@ def _geometry(rng: np.random.Generator, action: str, length: int) -> dict[str, f
 
 
 def _plan_split(
-    rng: np.random.Generator, split: str, n_videos: int, first_id: int, first_family: int
+    rng: np.random.Generator,
+    split: str,
+    n_videos: int,
+    first_id: int,
+    first_family: int,
+    family_size: tuple[int, int] = FAMILY_SIZE,
 ) -> list[_Video]:
     heldout = split != "train"
     index = _SplitIndex()
     videos: list[_Video] = []
     family = first_family
     while len(videos) < n_videos:
-        size = _family_size(rng, n_videos - len(videos))
+        size = _family_size(rng, n_videos - len(videos), family_size)
         for events, edit in _draw_family(rng, size, heldout, index):
             index.add(events)
             background = _pick(rng, tuple(BACKGROUNDS))
@@ -914,7 +927,14 @@ class GenerationSummary:
 
 
 def _params(
-    seed: int, n_train: int, n_val: int, n_test: int, size: int, fps: int, background_captions: bool
+    seed: int,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    size: int,
+    fps: int,
+    background_captions: bool,
+    family_size: Sequence[int] = FAMILY_SIZE,
 ) -> dict[str, Any]:
     checks = (
         ("seed", seed, 0, 2**63 - 1),
@@ -933,7 +953,8 @@ def _params(
         raise ValueError(
             f"SynthVTT background_captions: expected a boolean, got {background_captions!r}"
         )
-    return {
+    fam = _family_bounds(family_size)
+    params = {
         "seed": seed,
         "n_train": n_train,
         "n_val": n_val,
@@ -942,6 +963,25 @@ def _params(
         "fps": fps,
         "background_captions": background_captions,
     }
+    if fam != FAMILY_SIZE:  # recorded only when it differs: default datasets stay byte-identical
+        params["family_size"] = list(fam)
+    return params
+
+
+def _family_bounds(value: Any) -> tuple[int, int]:
+    """``family_size`` as ``(lo, hi)``, checked: 2 <= lo <= hi <= FAMILY_SIZE_MAX."""
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(_is_int(v) for v in value)
+        and 2 <= value[0] <= value[1] <= FAMILY_SIZE_MAX
+    )
+    if not ok:
+        raise ValueError(
+            f"SynthVTT family_size: expected two integers lo <= hi in [2, {FAMILY_SIZE_MAX}], "
+            f"got {value!r}"
+        )
+    return int(value[0]), int(value[1])
 
 
 def _dumps(obj: Any) -> str:
@@ -1039,12 +1079,15 @@ def _readme(params: dict[str, Any], videos: Sequence[_Video], captions: Sequence
     nc = {s: sum(c.split == s for c in captions) for s in SPLITS}
     rows = "\n".join(f"| {s} | {nv[s]} | {nc[s]} |" for s in SPLITS)
     bg = " --background-captions" if params["background_captions"] else ""
+    fam = params.get("family_size", FAMILY_SIZE)
+    if "family_size" in params:
+        bg += f" --family-size {fam[0]} {fam[1]}"
     return f"""# SynthVTT
 
 A procedurally generated text-video retrieval benchmark, written by `tvr.data.synthvtt`
 (generator version {GENERATOR_VERSION}). Each video shows 2-4 events, one coloured shape doing one
 action each, on a plain background; captions describe an ordered subset of the events. Videos
-come in families of {FAMILY_SIZE[0]}-{FAMILY_SIZE[1]} (one edit apart), never split across splits;
+come in families of {fam[0]}-{fam[1]} (one edit apart), never split across splits;
 each test and val caption matches exactly one video of its split.
 
 Seed {params["seed"]}, {params["size"]}x{params["size"]} px, {params["fps"]} fps, H.264 yuv420p mp4.
@@ -1140,19 +1183,26 @@ def plan(
     size: int = 64,
     fps: int = 8,
     background_captions: bool = False,
+    family_size: Sequence[int] = FAMILY_SIZE,
 ) -> dict[str, str]:
     """Draw the whole dataset except the video files; returns ``{file name: text}``.
 
     Pure and deterministic: the same arguments give byte-identical texts. The videos are
     rendered from the returned ``synthvtt_meta.json`` (see :func:`render_video`).
     """
-    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions)
+    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size)
+    family = _family_bounds(params.get("family_size", FAMILY_SIZE))
     videos: list[_Video] = []
     captions: list[_Caption] = []
     for k, split in enumerate(SPLITS):
         first_family = videos[-1].family + 1 if videos else 0
         split_videos = _plan_split(
-            np.random.default_rng([seed, k]), split, params[f"n_{split}"], len(videos), first_family
+            np.random.default_rng([seed, k]),
+            split,
+            params[f"n_{split}"],
+            len(videos),
+            first_family,
+            family,
         )
         captions += _make_captions(
             np.random.default_rng([seed, 100 + k]), split_videos, len(captions), background_captions
@@ -1171,6 +1221,7 @@ def generate(
     size: int = 64,
     fps: int = 8,
     background_captions: bool = False,
+    family_size: Sequence[int] = FAMILY_SIZE,
     workers: int = 2,
     force: bool = False,
     progress: bool = True,
@@ -1189,6 +1240,8 @@ def generate(
         size: frame side in pixels (even, 16-1024).
         fps: frames per second of the mp4 files.
         background_captions: let captions name the background (half of them).
+        family_size: ``(lo, hi)`` videos per family (one edit apart), default ``(3, 5)``;
+            larger families put more one-edit siblings beside each true video (harder).
         workers: encoding processes (1 = in this process).
         force: replace an existing SynthVTT dataset with other parameters.
         progress: show a tqdm bar over videos.
@@ -1200,7 +1253,7 @@ def generate(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions)
+    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size)
     if not _is_int(workers) or workers < 1:
         raise ValueError(f"SynthVTT workers: expected a positive integer, got {workers!r}")
     if _is_complete(out, params):
@@ -1214,7 +1267,8 @@ def generate(
         **{
             k: params[k]
             for k in ("seed", "n_train", "n_val", "n_test", "size", "fps", "background_captions")
-        }
+        },
+        family_size=params.get("family_size", FAMILY_SIZE),
     )
     meta = json.loads(texts[META_FILE])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1300,6 +1354,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--background-captions", action="store_true", help="let captions name the background"
     )
+    p.add_argument(
+        "--family-size",
+        type=int,
+        nargs=2,
+        metavar=("LO", "HI"),
+        default=list(FAMILY_SIZE),
+        help=f"videos per family, one edit apart (default: {FAMILY_SIZE[0]} {FAMILY_SIZE[1]}; "
+        "larger is harder)",
+    )
     p.add_argument("--workers", type=int, default=2, help="encoding processes (default: 2)")
     p.add_argument(
         "--force",
@@ -1327,6 +1390,7 @@ def main(argv: list[str] | None = None) -> int:
             size=args.size,
             fps=args.fps,
             background_captions=args.background_captions,
+            family_size=tuple(args.family_size),
             workers=args.workers,
             force=args.force,
             progress=not args.quiet,
