@@ -22,6 +22,7 @@ if str(APP_DIR.parent) not in sys.path:  # `streamlit run app/main.py` puts app/
 from app.components.sidebar import render_sidebar  # noqa: E402
 from app.context import set_current  # noqa: E402
 from app.state import AppRoots  # noqa: E402
+from app.warmup import start_warm_up  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def build_pages() -> list[st.Page]:
 
 
 def main() -> None:
+    start_warm_up()  # the live search's torch/transformers imports, in the background
     if not FAVICON.is_file():
         logger.error("favicon %s is missing; the app shows Streamlit's own", FAVICON)
     st.set_page_config(page_title="DRGI Lab", layout="wide",
