@@ -1,0 +1,277 @@
+"""App interactions in a real browser: how long a researcher waits after each action.
+
+Serves the demo runs (after ``make app`` has exported their bundles) with ``python -m app`` on a
+loopback port, drives headless Debian chromium with Playwright and times, from the action to
+the moment the script is idle again and every plotly chart on the page is drawn:
+
+- opening each page from the sidebar (first visit, then ``--reps`` later visits);
+- widget changes on Compare (direction), Failures (rank threshold, run), Attention (graph
+  kind), Embeddings (colour mode) and Hard negatives (top-k);
+- a lasso on the Embeddings map;
+- the first and the following live queries (the text tower's imports warm up in the
+  background from app start, see ``app.warmup``).
+
+Targets (issue "The app answers why"): every interaction <= 1 s p50, a lasso <= 2 s, on 2 cores.
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/app_interactions.py [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.app_startup import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from benchmarks.results import add_results_args, command_line, load_note, publish  # noqa: E402
+
+SECTION = "## App interactions"
+IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+RUNNING = "[data-testid=stApp][data-test-script-state=running]"
+TARGET_S = 1.0
+LASSO_TARGET_S = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(checkpoints: Path, data: Path) -> tuple[subprocess.Popen, str]:
+    """``python -m app`` on a free loopback port, serving ``checkpoints`` and ``data``."""
+    port = _free_port()
+    env = dict(os.environ, DRGI_LAB_CHECKPOINTS=str(checkpoints), DRGI_LAB_DATA=str(data),
+               OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    log = open(Path(tempfile.gettempdir()) / "drgi_app_interactions.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--server.port", str(port)],
+                            cwd=tempfile.gettempdir(), env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the app did not become healthy on {url}; see {log.name}")
+        time.sleep(0.3)
+
+
+# counts the script's runs (the app element's data-test-script-state turning "running"), so
+# a rerun that finishes before Playwright looks is still seen
+WATCH_RUNS = """() => {
+  if (window.__drgiRuns !== undefined) return;
+  window.__drgiRuns = 0;
+  new MutationObserver(ms => { for (const m of ms) {
+    if (m.target.getAttribute('data-test-script-state') === 'running') window.__drgiRuns++;
+  } }).observe(document.body, {attributes: true, subtree: true,
+                               attributeFilter: ['data-test-script-state']});
+}"""
+
+
+def runs(page) -> int:
+    page.evaluate(WATCH_RUNS)
+    return int(page.evaluate("window.__drgiRuns"))
+
+
+def settle(page, before: int | None = None, timeout_ms: int = 120_000) -> None:
+    """Wait until the script has run once more than ``before`` (when given; up to 3 s for it to
+    start) and is idle again, and every plotly chart on the page has drawn its SVG."""
+    if before is not None:
+        with contextlib.suppress(Exception):  # an action that triggers no rerun
+            page.wait_for_function("n => window.__drgiRuns > n", arg=before, timeout=3000)
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+    n = page.locator("[data-testid=stPlotlyChart]").count()
+    if n:
+        page.wait_for_function(
+            "n => document.querySelectorAll('[data-testid=stPlotlyChart] .main-svg').length >= n",
+            arg=n, timeout=timeout_ms)
+
+
+def timed(page, action: Callable[[], None]) -> float:
+    """Seconds from the start of ``action`` until :func:`settle` returns."""
+    before = runs(page)
+    t0 = time.perf_counter()
+    action()
+    settle(page, before)
+    return time.perf_counter() - t0
+
+
+def open_page(page, title: str) -> None:
+    page.locator("[data-testid=stSidebarNav] a").filter(has_text=title).first.click()
+
+
+def choose(page, key: str, option: str) -> None:
+    """Pick ``option`` of the radio or selectbox whose widget key is ``key``."""
+    box = page.locator(f".st-key-{key}")
+    if box.locator("[role=combobox]").count():  # a selectbox
+        box.locator("button[aria-haspopup=listbox]").first.click()
+        page.get_by_role("option", name=option, exact=True).first.click()
+    else:
+        box.get_by_text(option, exact=True).first.click()
+
+
+def set_number(page, key: str, value: int) -> None:
+    field = page.locator(f".st-key-{key} input").first
+    field.fill(str(value))
+    field.press("Enter")
+
+
+def lasso(page) -> None:
+    """A lasso over the middle of the first map on the page."""
+    chart = page.locator("[data-testid=stPlotlyChart]").first
+    chart.hover()
+    chart.locator("[data-attr=dragmode][data-val=lasso]").first.click()
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    rx, ry = box["width"] / 5, box["height"] / 5
+    page.mouse.move(cx - rx, cy - ry)
+    page.mouse.down()
+    for x, y in ((cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry)):
+        page.mouse.move(x, y, steps=5)
+    page.mouse.up()
+
+
+def live_query(page, text: str) -> None:
+    box = page.locator(".st-key-text input").first
+    box.fill(text)
+    box.press("Enter")
+
+
+def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[float], float]]:
+    """Rows ``(interaction, seconds per repetition, target)``."""
+    from playwright.sync_api import sync_playwright
+
+    from app.main import PAGES
+
+    rows: list[tuple[str, list[float], float]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        t0 = time.perf_counter()
+        page.goto(f"{url}/?base={base}&drgi={drgi}")
+        settle(page)
+        rows.append(("Overview, first load in a new tab", [time.perf_counter() - t0], TARGET_S))
+        titles = [t for _, t, _, _ in PAGES]
+        first = {t: timed(page, lambda t=t: open_page(page, t)) for t in [*titles[1:], titles[0]]}
+        later: dict[str, list[float]] = {t: [] for t in titles}
+        for _ in range(reps):
+            for t in [*titles[1:], titles[0]]:
+                later[t].append(timed(page, lambda t=t: open_page(page, t)))
+        for t in titles:
+            rows.append((f"open {t} (first visit)", [first[t]], TARGET_S))
+            rows.append((f"open {t} (later visits)", later[t], TARGET_S))
+
+        widget_steps = [
+            ("Compare rankings", "Compare: direction t2v -> v2t -> t2v", "dir", ("v2t", "t2v")),
+            ("Failures", "Failures: run base <-> DRGI", "failures_run", None),
+            ("Attention graphs", "Attention: graph of a video <-> caption", "attn_kind",
+             ("video", "caption")),
+            ("Embeddings", "Embeddings: colour by video <-> modality", "emb_colour",
+             ("video", "modality")),
+        ]
+        for title, label, key, options in widget_steps:
+            timed(page, lambda title=title: open_page(page, title))
+            if options is None:  # a radio over the run labels
+                labels = page.locator(f".st-key-{key} label").all_inner_texts()
+                options = (labels[1], labels[0]) if len(labels) > 1 else ()
+            times = []
+            for _ in range(reps):
+                for opt in options:
+                    times.append(timed(page, lambda k=key, o=opt: choose(page, k, o)))
+            if times:
+                rows.append((label, times, TARGET_S))
+        timed(page, lambda: open_page(page, "Failures"))
+        rows.append(("Failures: rank threshold 1 -> 5 -> 1", [
+            timed(page, lambda v=v: set_number(page, "failures_k", v))
+            for _ in range(reps) for v in (5, 1)], TARGET_S))
+        timed(page, lambda: open_page(page, "Hard negatives"))
+        rows.append(("Hard negatives: top-k 5 -> 3 -> 5", [
+            timed(page, lambda v=v: set_number(page, "hn_k", v))
+            for _ in range(reps) for v in (3, 5)], TARGET_S))
+
+        timed(page, lambda: open_page(page, "Embeddings"))
+        lassos = []
+        for _ in range(reps):
+            lassos.append(timed(page, lambda: lasso(page)))
+            page.locator(".st-key-emb_clear button").first.click()
+            settle(page)
+        rows.append(("Embeddings: lasso on the map", lassos, LASSO_TARGET_S))
+
+        timed(page, lambda: open_page(page, "Live query"))
+        rows.append(("Live query: first query", [
+            timed(page, lambda: live_query(page, "a red circle moves left"))], TARGET_S))
+        rows.append(("Live query: later queries", [
+            timed(page, lambda q=q: live_query(page, q)) for q in (
+                "a blue square grows", "a green triangle spins then a red circle shrinks",
+                "a yellow cross moves up")[:max(reps, 1)]], TARGET_S))
+        browser.close()
+    return rows
+
+
+def render(rows: list[tuple[str, list[float], float]], command: str, load0: float,
+           load1: float, started: float) -> str:
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "Seconds from the action in headless chromium until the script is idle and every chart "
+        "on the page is drawn; the demo runs (SynthVTT test, 500 x 500), served by "
+        f"`python -m app`. Server started {started:.1f} s before the first page was requested. "
+        f"On {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| interaction | n | p50 s | max s | target s | met |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for label, times, target in rows:
+        p50 = statistics.median(times)
+        lines.append(f"| {label} | {len(times)} | {p50:.2f} | {max(times):.2f} | "
+                     f"{target:.0f} | {'yes' if p50 <= target else 'no'} |")
+    lines += ["", load_note(load0, load1)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--reps", type=int, default=3, help="repetitions of each interaction")
+    p.add_argument("--base", default="demo-base")
+    p.add_argument("--drgi", default="demo-drgi")
+    add_results_args(p)
+    args = p.parse_args(argv)
+    if not (REPO / "checkpoints" / args.base / "analysis").is_dir():
+        p.error("export the demo bundles first (make app)")
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc, url = start_server(REPO / "checkpoints", REPO / "data")
+    started = time.perf_counter() - t0
+    try:
+        rows = measure(url, args.base, args.drgi, args.reps)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+    body = render(rows, command_line("benchmarks/app_interactions.py", argv), load0,
+                  os.getloadavg()[0], started)
+    publish(args, SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
