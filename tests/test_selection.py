@@ -1,5 +1,5 @@
 """Validation during training and the checkpoint a run keeps (tvr/selection.py, tvr/train.py;
-methods.md §9.8, §10.5), and the SynthVTT val split it reads (tvr/data/synthvtt.py)."""
+methods.md §9.8, §10.5), and the SynthVTT val split it reads (tvr/data/synthvtt/)."""
 
 from __future__ import annotations
 
@@ -274,7 +274,7 @@ def test_synthvtt_default_val_split_is_500():
 
     assert inspect.signature(sv.plan).parameters["n_val"].default == 500
     assert inspect.signature(sv.generate).parameters["n_val"].default == 500
-    assert sv._parser().parse_args(["--out", "x"]).val == 500
+    assert sv.cli._parser().parse_args(["--out", "x"]).val == 500
 
 
 def test_synthvtt_test_split_is_unchanged_by_the_larger_val_split():

@@ -382,7 +382,7 @@ def test_interrupted_generation_leaves_nothing(
             raise KeyboardInterrupt
         return sv.render_video(job[0], job[1]).shape[0]
 
-    monkeypatch.setattr(sv, "_encode_job", failing)
+    monkeypatch.setattr(sv.writing, "_encode_job", failing)
     with pytest.raises(KeyboardInterrupt):
         _gen(tmp_path / "d", n_train=6, n_val=3, n_test=3)
     assert list(tmp_path.iterdir()) == []

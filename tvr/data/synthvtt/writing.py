@@ -1,0 +1,469 @@
+"""Planning the whole dataset and writing it atomically in the MSR-VTT layout."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from tvr.data.records import SourceError
+from tvr.data.synthvtt.captions import _Caption, _make_captions
+from tvr.data.synthvtt.meta import (
+    ANNOTATION_FILES,
+    DATA_FILE,
+    GENERATOR_VERSION,
+    META_FILE,
+    README_FILE,
+    TEST_CSV,
+    TRAIN_CSV,
+    VAL_CSV,
+    VIDEO_DIR,
+    _family_bounds,
+    _is_int,
+    load_meta,
+)
+from tvr.data.synthvtt.planning import _plan_split, _Video
+from tvr.data.synthvtt.rendering import (
+    CODEC,
+    CRF,
+    PRESET,
+    X264_PARAMS,
+    render_video,
+    write_mp4,
+)
+from tvr.data.synthvtt.vocabulary import (
+    ACTIONS,
+    BACKGROUNDS,
+    COLOURS,
+    FAMILY_SIZE,
+    MSRVTT_SPLIT,
+    SHAPES,
+    SPLITS,
+)
+
+logger = logging.getLogger("tvr.data.synthvtt")
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """What :func:`generate` produced (or found already in place).
+
+    Attributes:
+        out: the dataset folder.
+        params: the generation parameters (as in ``synthvtt_meta.json``).
+        videos: number of videos per split.
+        captions: number of captions per split.
+        frames: total number of frames over all videos.
+        seconds: wall-clock time of the call.
+        skipped: True when a complete dataset with the same parameters was already there.
+    """
+
+    out: Path
+    params: dict[str, Any]
+    videos: dict[str, int]
+    captions: dict[str, int]
+    frames: int
+    seconds: float
+    skipped: bool
+
+
+def _params(
+    seed: int,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    size: int,
+    fps: int,
+    background_captions: bool,
+    family_size: Sequence[int] = FAMILY_SIZE,
+) -> dict[str, Any]:
+    checks = (
+        ("seed", seed, 0, 2**63 - 1),
+        ("n_train", n_train, 1, 10**6),
+        ("n_val", n_val, 1, 10**6),
+        ("n_test", n_test, 1, 10**6),
+        ("size", size, 16, 1024),
+        ("fps", fps, 1, 120),
+    )
+    for name, value, lo, hi in checks:
+        if not _is_int(value) or not lo <= value <= hi:
+            raise ValueError(f"SynthVTT {name}: expected an integer in [{lo}, {hi}], got {value!r}")
+    if size % 2:
+        raise ValueError(f"SynthVTT size: expected an even number of pixels (yuv420p), got {size}")
+    if not isinstance(background_captions, bool):
+        raise ValueError(
+            f"SynthVTT background_captions: expected a boolean, got {background_captions!r}"
+        )
+    fam = _family_bounds(family_size)
+    params = {
+        "seed": seed,
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_test": n_test,
+        "size": size,
+        "fps": fps,
+        "background_captions": background_captions,
+    }
+    if fam != FAMILY_SIZE:  # recorded only when it differs: default datasets stay byte-identical
+        params["family_size"] = list(fam)
+    return params
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _annotation_texts(
+    params: dict[str, Any], videos: Sequence[_Video], captions: Sequence[_Caption]
+) -> dict[str, str]:
+    fps = params["fps"]
+    data = {
+        "info": {
+            "contributor": "SynthVTT generator (tvr.data.synthvtt)",
+            "description": "procedurally generated text-video retrieval benchmark in the MSR-VTT layout",
+            "version": GENERATOR_VERSION,
+            "seed": params["seed"],
+        },
+        "videos": [
+            {
+                "id": int(v.video_id[len("video") :]),
+                "video_id": v.video_id,
+                "category": list(BACKGROUNDS).index(v.background),
+                "url": f"synthvtt://seed{params['seed']}/{v.video_id}",
+                "start time": 0.0,
+                "end time": round(v.n_frames / fps, 4),
+                "split": MSRVTT_SPLIT[v.split],
+            }
+            for v in videos
+        ],
+        "sentences": [
+            {"sen_id": c.sen_id, "video_id": c.video_id, "caption": c.text} for c in captions
+        ],
+    }
+    train_csv = _csv_text(["video_id"], ([v.video_id] for v in videos if v.split == "train"))
+
+    def retrieval_csv(split: str) -> str:
+        rows = [c for c in captions if c.split == split]
+        return _csv_text(
+            ["key", "vid_key", "video_id", "sentence"],
+            (
+                [f"ret{i}", "msr" + c.video_id[len("video") :], c.video_id, c.text]
+                for i, c in enumerate(rows)
+            ),
+        )
+
+    meta = {
+        "generator": "synthvtt",
+        "version": GENERATOR_VERSION,
+        "params": params,
+        "codec": {
+            "name": CODEC,
+            "pix_fmt": "yuv420p",
+            "preset": PRESET,
+            "crf": CRF,
+            "x264_params": X264_PARAMS,
+        },
+        "conventions": {
+            "frames": "start_frame inclusive, end_frame exclusive; frame f of an event is t = f - start_frame",
+            "geometry": "x, y: shape centre as fractions of the frame side (x right, y down); r: half-extent; "
+            "value at frame t is x + dx * t, y + dy * t, r + dr * t",
+            "edit": "event indices: colour/shape/action/swap in both lists; drop: index in the base; "
+            "add: index in this video",
+            "match": "a caption matches a video when its events occur in the video in order "
+            "(and the background, when the caption names it)",
+        },
+        "vocabulary": {
+            "colours": {k: list(v) for k, v in COLOURS.items()},
+            "shapes": list(SHAPES),
+            "actions": list(ACTIONS),
+            "backgrounds": {k: list(v) for k, v in BACKGROUNDS.items()},
+        },
+        "videos": {v.video_id: v.to_json() for v in videos},
+        "captions": {str(c.sen_id): c.to_json() for c in captions},
+    }
+    return {
+        DATA_FILE: _dumps(data),
+        TRAIN_CSV: train_csv,
+        TEST_CSV: retrieval_csv("test"),
+        VAL_CSV: retrieval_csv("val"),
+        META_FILE: _dumps(meta),
+        README_FILE: _readme(params, videos, captions),
+    }
+
+
+def _readme(params: dict[str, Any], videos: Sequence[_Video], captions: Sequence[_Caption]) -> str:
+    nv = {s: sum(v.split == s for v in videos) for s in SPLITS}
+    nc = {s: sum(c.split == s for c in captions) for s in SPLITS}
+    rows = "\n".join(f"| {s} | {nv[s]} | {nc[s]} |" for s in SPLITS)
+    bg = " --background-captions" if params["background_captions"] else ""
+    fam = params.get("family_size", FAMILY_SIZE)
+    if "family_size" in params:
+        bg += f" --family-size {fam[0]} {fam[1]}"
+    return f"""# SynthVTT
+
+A procedurally generated text-video retrieval benchmark, written by `tvr.data.synthvtt`
+(generator version {GENERATOR_VERSION}). Each video shows 2-4 events, one coloured shape doing one
+action each, on a plain background; captions describe an ordered subset of the events. Videos
+come in families of {fam[0]}-{fam[1]} (one edit apart), never split across splits;
+each test and val caption matches exactly one video of its split.
+
+Seed {params["seed"]}, {params["size"]}x{params["size"]} px, {params["fps"]} fps, H.264 yuv420p mp4.
+
+| split | videos | captions |
+|---|---|---|
+{rows}
+
+Regenerate (byte-identical annotations, identical frames):
+
+    python -m tvr.data.synthvtt --out <dir> --seed {params["seed"]} --train {params["n_train"]} \\
+        --val {params["n_val"]} --test {params["n_test"]} --size {params["size"]} --fps {params["fps"]}{bg}
+
+Files (MSR-VTT layout):
+
+- `videos/video{{N}}.mp4`
+- `{DATA_FILE}`: `videos[]` (split train / validate / test) and `sentences[]`
+- `{TRAIN_CSV}`: train video ids; `{TEST_CSV}` and `{VAL_CSV}`: one caption per video
+  (`key,vid_key,video_id,sentence`)
+- `{META_FILE}`: ground truth. Per video: split, family, edit relative to the family base,
+  background, `n_frames`, events with `start_frame` (inclusive) / `end_frame` (exclusive) and
+  geometry (centre `x`, `y` and half-extent `r` in fractions of the frame side at the event's
+  first frame, plus per-frame increments `dx`, `dy`, `dr`). Per caption (keyed by `sen_id`):
+  the indices of the events it mentions, whether it names the background, and `relevant`, every
+  video of its split it matches. `tvr.data.synthvtt.load_meta`, `frame_states` and
+  `render_video` read it.
+"""
+
+
+def _encode_job(job: tuple[dict[str, Any], int, int, str]) -> int:
+    video, size, fps, path = job
+    frames = render_video(video, size)
+    write_mp4(path, frames, fps)
+    return int(frames.shape[0])
+
+
+def _is_complete(out: Path, params: dict[str, Any]) -> bool:
+    try:
+        meta = load_meta(out)
+    except (FileNotFoundError, SourceError):
+        return False
+    if meta["version"] != GENERATOR_VERSION or meta["params"] != params:
+        return False
+    if not all((out / name).is_file() for name in ANNOTATION_FILES):
+        return False
+    return all((out / VIDEO_DIR / f"{vid}.mp4").is_file() for vid in meta["videos"])
+
+
+def _check_target(out: Path, force: bool) -> None:
+    """Raise when ``out`` holds something that generation must not replace."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(
+            f"{out}: exists and is not a folder; expected a SynthVTT dataset folder"
+        )
+    if not any(out.iterdir()):
+        return
+    if not (out / META_FILE).is_file():
+        raise FileExistsError(
+            f"{out}: not empty and holds no {META_FILE}, so it is not a SynthVTT dataset; "
+            "refusing to replace it (choose another --out)"
+        )
+    if not force:
+        raise FileExistsError(
+            f"{out}: holds a SynthVTT dataset with other parameters (or an incomplete one); "
+            "pass force=True (--force) to replace it"
+        )
+
+
+def _summary(
+    out: Path, params: dict[str, Any], meta: Mapping[str, Any], seconds: float, skipped: bool
+) -> GenerationSummary:
+    vids = meta["videos"]
+    caps = meta["captions"]
+    return GenerationSummary(
+        out=out,
+        params=dict(params),
+        videos={s: sum(v["split"] == s for v in vids.values()) for s in SPLITS},
+        captions={s: sum(c["split"] == s for c in caps.values()) for s in SPLITS},
+        frames=sum(v["n_frames"] for v in vids.values()),
+        seconds=seconds,
+        skipped=skipped,
+    )
+
+
+def plan(
+    *,
+    seed: int = 0,
+    n_train: int = 1500,
+    n_val: int = 500,
+    n_test: int = 500,
+    size: int = 64,
+    fps: int = 8,
+    background_captions: bool = False,
+    family_size: Sequence[int] = FAMILY_SIZE,
+) -> dict[str, str]:
+    """Draw the whole dataset except the video files; returns ``{file name: text}``.
+
+    Pure and deterministic: the same arguments give byte-identical texts. The videos are
+    rendered from the returned ``synthvtt_meta.json`` (see :func:`render_video`).
+    """
+    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size)
+    family = _family_bounds(params.get("family_size", FAMILY_SIZE))
+    videos: list[_Video] = []
+    captions: list[_Caption] = []
+    for k, split in enumerate(SPLITS):
+        first_family = videos[-1].family + 1 if videos else 0
+        split_videos = _plan_split(
+            np.random.default_rng([seed, k]),
+            split,
+            params[f"n_{split}"],
+            len(videos),
+            first_family,
+            family,
+        )
+        captions += _make_captions(
+            np.random.default_rng([seed, 100 + k]), split_videos, len(captions), background_captions
+        )
+        videos += split_videos
+    return _annotation_texts(params, videos, captions)
+
+
+def generate(
+    out: str | Path,
+    *,
+    seed: int = 0,
+    n_train: int = 1500,
+    n_val: int = 500,
+    n_test: int = 500,
+    size: int = 64,
+    fps: int = 8,
+    background_captions: bool = False,
+    family_size: Sequence[int] = FAMILY_SIZE,
+    workers: int = 2,
+    force: bool = False,
+    progress: bool = True,
+) -> GenerationSummary:
+    """Generate a SynthVTT dataset into ``out`` (atomically).
+
+    Everything is written into a temporary sibling folder that is renamed to ``out`` at the end,
+    so an interrupted run never leaves a folder that looks complete. When ``out`` already holds a
+    complete dataset with the same parameters and generator version, nothing is done.
+
+    Args:
+        out: dataset folder (created; its parent too).
+        seed: random seed; the output is a deterministic function of all arguments but
+            ``workers``, ``force`` and ``progress``.
+        n_train, n_val, n_test: videos per split (at least 1 each).
+        size: frame side in pixels (even, 16-1024).
+        fps: frames per second of the mp4 files.
+        background_captions: let captions name the background (half of them).
+        family_size: ``(lo, hi)`` videos per family (one edit apart), default ``(3, 5)``;
+            larger families put more one-edit siblings beside each true video (harder).
+        workers: encoding processes (1 = in this process).
+        force: replace an existing SynthVTT dataset with other parameters.
+        progress: show a tqdm bar over videos.
+
+    Raises:
+        ValueError: for a bad parameter (names it and the valid range).
+        FileExistsError: when ``out`` holds something else, or another SynthVTT dataset and
+            ``force`` is False.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size)
+    if not _is_int(workers) or workers < 1:
+        raise ValueError(f"SynthVTT workers: expected a positive integer, got {workers!r}")
+    if _is_complete(out, params):
+        logger.info(
+            "%s already holds a complete SynthVTT dataset with these parameters; nothing to do", out
+        )
+        return _summary(out, params, load_meta(out), time.perf_counter() - t0, skipped=True)
+    _check_target(out, force)
+
+    texts = plan(
+        **{
+            k: params[k]
+            for k in ("seed", "n_train", "n_val", "n_test", "size", "fps", "background_captions")
+        },
+        family_size=params.get("family_size", FAMILY_SIZE),
+    )
+    meta = json.loads(texts[META_FILE])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / VIDEO_DIR).mkdir()
+        jobs = [
+            (v, size, fps, str(tmp / VIDEO_DIR / f"{vid}.mp4")) for vid, v in meta["videos"].items()
+        ]
+        _encode_all(jobs, workers, progress)
+        for name, text in texts.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        _check_target(out, force)  # again: something may have appeared meanwhile
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary = _summary(out, params, meta, time.perf_counter() - t0, skipped=False)
+    logger.info(
+        "wrote SynthVTT to %s: videos %s, captions %s, %d frames in %.1f s",
+        out,
+        summary.videos,
+        summary.captions,
+        summary.frames,
+        summary.seconds,
+    )
+    return summary
+
+
+def _encode_all(
+    jobs: list[tuple[dict[str, Any], int, int, str]], workers: int, progress: bool
+) -> None:
+    bar = tqdm(total=len(jobs), desc="SynthVTT videos", unit="video", disable=not progress)
+    try:
+        if workers == 1 or len(jobs) < 2 * workers:
+            for job in jobs:
+                _encode_job(job)
+                bar.update()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(workers) as pool:
+                for _ in pool.imap(_encode_job, jobs, chunksize=16):
+                    bar.update()
+    finally:
+        bar.close()
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    if out.exists() and any(out.iterdir()):
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "dataset")
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
