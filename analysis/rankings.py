@@ -221,42 +221,39 @@ class TestResult:
     n_resamples: int
 
 
+def _abs_mean(d: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``|mean(d)|`` along ``axis``: the two-sided statistic of the sign-flip test."""
+    return np.abs(np.mean(d, axis=axis))
+
+
 def _sign_flip_pvalue(d: np.ndarray, *, n_resamples: int, seed: int) -> tuple[float, str, int]:
     """Two-sided p-value of the paired sign-flip (randomisation) test on differences ``d``.
 
-    Zero differences are unaffected by a flip and dropped. With ``m`` non-zero differences and
-    ``2**m <= n_resamples`` every sign pattern is enumerated (exact p-value); otherwise
-    ``n_resamples`` random patterns give ``p = (1 + #{|T*| >= |T|}) / (1 + n_resamples)``.
+    ``scipy.stats.permutation_test`` with one sample and ``permutation_type="samples"`` flips
+    the signs of the differences. The statistic is ``|mean|`` and the alternative
+    ``"greater"``, so the p-value is ``P(|T*| >= |T|)`` under the flips (two-sided; the flip
+    distribution is symmetric). Zero differences are unaffected by a flip and dropped. With
+    ``m`` non-zero differences and ``2**m <= n_resamples`` scipy enumerates every sign pattern
+    (exact p-value); otherwise ``n_resamples`` random patterns (seeded) give
+    ``p = (1 + #{|T*| >= |T|}) / (1 + n_resamples)``.
     """
     nz = d[d != 0]
     m = nz.size
-    if m == 0:
-        return 1.0, "randomization-exact", 1
-    observed = abs(nz.sum())
-    tol = 1e-9 * float(np.abs(nz).sum())
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // m)
-    if m < 63 and (1 << m) <= n_resamples:
-        n_patterns = 1 << m
-        hits = 0
-        bits = np.arange(m, dtype=np.int64)
-        for start in range(0, n_patterns, chunk):
-            codes = np.arange(start, min(n_patterns, start + chunk), dtype=np.int64)
-            signs = 1.0 - 2.0 * ((codes[:, None] >> bits) & 1)  # [c, m] in {+1, -1}
-            hits += int(np.count_nonzero(np.abs(signs @ nz) >= observed - tol))
-        return hits / n_patterns, "randomization-exact", n_patterns
-    rng = np.random.default_rng(seed)
-    total = float(nz.sum())
-    hits = 0
-    done = 0
-    while done < n_resamples:
-        c = min(chunk, n_resamples - done)
-        # a flipped set F gives sum = total - 2 * sum_F(d); draw F as random bits, 8 per byte
-        flips = np.unpackbits(
-            rng.integers(0, 256, size=(c, (m + 7) // 8), dtype=np.uint8), axis=1, count=m
-        )  # [c, m] in {0, 1}
-        hits += int(np.count_nonzero(np.abs(total - 2.0 * (flips @ nz)) >= observed - tol))
-        done += c
-    return (1 + hits) / (1 + n_resamples), "randomization", n_resamples
+    exact = m < 63 and (1 << m) <= n_resamples  # scipy's rule: enumerate when 2**m fit
+    method = "randomization-exact" if exact else "randomization"
+    if m <= 1:  # scipy needs two observations; one flip pattern (m = 0) or +-d (m = 1)
+        return 1.0, method, (1 << m) if exact else n_resamples
+    res = stats.permutation_test(
+        (nz,),
+        _abs_mean,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
+        batch=max(1, _MAX_CHUNK_ELEMENTS // m),
+        alternative="greater",
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.pvalue), method, len(res.null_distribution)
 
 
 def paired_test(
@@ -275,7 +272,9 @@ def paired_test(
       statistic is the mean difference; the p-value is two-sided. When the number ``m`` of
       non-zero differences satisfies ``2**m <= n_resamples`` all patterns are enumerated and
       the p-value is exact (``method`` then reads ``"randomization-exact"``); otherwise it is
-      the add-one Monte Carlo estimate ``(1 + hits) / (1 + n_resamples)``.
+      the add-one Monte Carlo estimate ``(1 + hits) / (1 + n_resamples)`` over
+      ``n_resamples`` sign patterns drawn from ``numpy.random.default_rng(seed)``
+      (``scipy.stats.permutation_test``, see :func:`_sign_flip_pvalue`).
     - ``method="sign"``: exact two-sided binomial test (``scipy.stats.binomtest``, p = 1/2) of
       the number of queries B wins among those where the metric values differ.
 
@@ -332,7 +331,9 @@ def bootstrap_ci(
     """Percentile bootstrap confidence interval of ``metric(B) - metric(A)``.
 
     Queries are resampled with replacement, the same indices for both models (paired), and
-    the difference is recomputed on each resample.
+    the difference is recomputed on each resample (``scipy.stats.bootstrap``,
+    ``method="percentile"``, resamples drawn from ``numpy.random.default_rng(seed)``; the
+    bounds are the linear-interpolation quantiles ``alpha / 2`` and ``1 - alpha / 2``).
 
     Args:
         ranks_a: ``[N]`` 1-based ranks of model A.
@@ -350,15 +351,19 @@ def bootstrap_ci(
         raise ValueError(f"n_boot={n_boot!r}: expected a positive integer")
     if not 0.0 < float(alpha) < 1.0:
         raise ValueError(f"alpha={alpha!r}: expected a value strictly between 0 and 1")
-    n = d.size
-    rng = np.random.default_rng(seed)
-    boot = np.empty(int(n_boot), dtype=np.float64)
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // n)
-    for start in range(0, boot.size, chunk):
-        c = min(chunk, boot.size - start)
-        idx = rng.integers(0, n, size=(c, n))
-        boot[start : start + c] = d[idx].mean(axis=1)
-    low, high = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
+    if d.size == 1:  # every resample is the one query (scipy needs two observations)
+        return float(d[0]), float(d[0]), float(d[0])
+    res = stats.bootstrap(
+        (d,),
+        np.mean,
+        n_resamples=int(n_boot),
+        batch=max(1, _MAX_CHUNK_ELEMENTS // d.size),
+        vectorized=True,
+        confidence_level=1.0 - float(alpha),
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = res.confidence_interval
     return float(d.mean()), float(low), float(high)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -109,6 +112,42 @@ def test_paired_test_exact_small_case():
     assert sign.p_value == pytest.approx(2 / 32)  # binomial: 2 * 0.5^5
 
 
+def test_paired_test_exact_unequal_magnitudes_by_hand():
+    # MnR differences d = [1, 2, 3]: the 8 sign patterns sum to +-6, +-4, +-2, 0, 0; only
+    # +-6 reach |6| -> p = 2/8. With d = [3, 2, -1] (sum 4), +-6 and +-4 do -> p = 4/8.
+    res = paired_test([1, 1, 1], [2, 3, 4], metric="MnR", n_resamples=8)
+    assert (res.method, res.n_resamples) == ("randomization-exact", 8)
+    assert res.p_value == pytest.approx(2 / 8)
+    assert res.statistic == pytest.approx(2.0)
+    res = paired_test([1, 1, 2], [4, 3, 1], metric="MnR", n_resamples=8)
+    assert res.p_value == pytest.approx(4 / 8)
+    # one pattern fewer than 2^3 -> Monte Carlo instead of enumeration
+    assert paired_test([1, 1, 1], [2, 3, 4], metric="MnR", n_resamples=7).method == (
+        "randomization")
+    # one non-zero difference: +d and -d tie -> p = 1
+    one = paired_test([1, 1], [1, 3], metric="MnR", n_resamples=8)
+    assert (one.p_value, one.method, one.n_resamples) == (1.0, "randomization-exact", 2)
+
+
+def test_paired_test_exact_matches_rational_enumeration_on_rr():
+    # rr differences 2/3, -1/2, -1/6, 1/2, -1/12 (sum 5/12): 6 of the 32 sign patterns reach
+    # |T| = 5/12 exactly, two of them only in exact arithmetic (in floats they land an ulp
+    # below |T|: 26 hits instead of 28); the p-value must count them as ties -> 28/32
+    a = [3, 1, 2, 2, 3]
+    b = [1, 2, 3, 1, 4]
+    d = [Fraction(1, rb) - Fraction(1, ra) for ra, rb in zip(a, b, strict=True)]
+    observed = abs(sum(d))
+    hits = sum(
+        abs(sum(s * x for s, x in zip(signs, d, strict=True))) >= observed
+        for signs in itertools.product((1, -1), repeat=len(d))
+    )
+    res = paired_test(a, b, metric="rr", n_resamples=32)
+    assert res.method == "randomization-exact"
+    assert res.statistic == pytest.approx(float(sum(d)) / len(d))
+    assert hits == 28
+    assert res.p_value == pytest.approx(hits / 32)
+
+
 def test_paired_test_clear_difference_is_significant():
     rng = np.random.default_rng(1)
     n = 300
@@ -170,12 +209,37 @@ def test_bootstrap_ci_contains_true_difference():
     assert mnr[0] == pytest.approx(b.mean() - a.mean()) and mnr[1] <= mnr[0] <= mnr[2]
 
 
+def test_bootstrap_ci_two_queries_by_hand():
+    # d = [0, 100]: a resample's mean is 0, 50 or 100 with probabilities 1/4, 1/2, 1/4, so
+    # the 2.5 % and 97.5 % quantiles of 2000 resamples are 0 and 100
+    assert bootstrap_ci([1, 2], [1, 1], metric="R@1", n_boot=2000, seed=0) == (50.0, 0.0, 100.0)
+    # a 40 % interval sits at the middle value
+    assert bootstrap_ci([1, 2], [1, 1], n_boot=2000, alpha=0.6)[1:] == (50.0, 50.0)
+
+
+def test_bootstrap_ci_equals_the_paired_percentile_bootstrap():
+    # the interval is the percentile bootstrap of the mean difference over resampled query
+    # indices drawn as rng.integers(0, n, (n_boot, n)) from default_rng(seed): written out here
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(1, 30, 400), rng.integers(1, 30, 400)
+    for metric in ("R@1", "MnR", "rr"):
+        va, _ = metric_values(a, metric)
+        vb, _ = metric_values(b, metric)
+        d = vb - va
+        idx = np.random.default_rng(7).integers(0, d.size, (1500, d.size))
+        low, high = np.quantile(d[idx].mean(axis=1), [0.05, 0.95])
+        diff, got_low, got_high = bootstrap_ci(a, b, metric=metric, n_boot=1500, alpha=0.1, seed=7)
+        assert diff == pytest.approx(d.mean())
+        assert (got_low, got_high) == pytest.approx((low, high), rel=1e-12, abs=1e-12)
+
+
 def test_bootstrap_ci_degenerate_and_bad_alpha():
     assert bootstrap_ci([1, 2, 3], [1, 2, 3], n_boot=50) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="alpha=1.5"):
         bootstrap_ci([1], [1], alpha=1.5)
     with pytest.raises(ValueError, match="n_boot=0"):
         bootstrap_ci([1], [1], n_boot=0)
+    assert bootstrap_ci([3], [1], metric="MnR") == (-2.0, -2.0, -2.0)  # one query
 
 
 def _six_query_table() -> pd.DataFrame:
