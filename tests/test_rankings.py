@@ -1,4 +1,4 @@
-"""Tests for analysis.rankings: per-query table, win/tie/loss, paired tests, bootstrap, slices."""
+"""Tests for analysis.rankings: per-query table, win/tie/loss, paired tests, bootstrap."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from analysis.rankings import (
     compare_rankings,
     metric_values,
     paired_test,
-    slice_table,
     win_tie_loss,
 )
 
@@ -240,68 +239,6 @@ def test_bootstrap_ci_degenerate_and_bad_alpha():
     with pytest.raises(ValueError, match="n_boot=0"):
         bootstrap_ci([1], [1], n_boot=0)
     assert bootstrap_ci([3], [1], metric="MnR") == (-2.0, -2.0, -2.0)  # one query
-
-
-def _six_query_table() -> pd.DataFrame:
-    # delta = [0, 1, -1, -2, 2, 0]
-    return compare_rankings([1, 1, 2, 3, 1, 4], [1, 2, 1, 1, 3, 4])
-
-
-def test_slice_table_categorical_with_missing():
-    table = _six_query_table()
-    edit = ["colour", "colour", "shape", "shape", "order", None]
-    out = slice_table(table, {"edit": edit})
-    assert out["level"].tolist() == ["shape", "(missing)", "colour", "order"]  # by mean delta
-    rows = out.set_index("level")
-    assert rows.loc["shape", "count"] == 2
-    assert rows.loc["shape", "mean_delta"] == pytest.approx(-1.5)
-    assert (rows.loc["shape", "win"], rows.loc["shape", "tie"], rows.loc["shape", "loss"]) == (
-        2,
-        0,
-        0,
-    )
-    assert rows.loc["shape", "R@1_a"] == 0.0 and rows.loc["shape", "R@1_b"] == 100.0
-    assert rows.loc["colour", "R@1_a"] == 100.0 and rows.loc["colour", "R@1_b"] == 50.0
-    assert rows.loc["colour", "R@1_diff"] == -50.0
-    assert (rows.loc["colour", "tie"], rows.loc["colour", "loss"]) == (1, 1)
-    assert rows.loc["order", "loss"] == 1 and rows.loc["(missing)", "tie"] == 1
-    assert not out["binned"].any()
-    assert out["count"].sum() == len(table)
-
-
-def test_slice_table_numeric_levels_and_quantile_bins():
-    n = 20
-    a = np.ones(n, dtype=int)
-    b = np.arange(1, n + 1)  # delta = 0..19 grows with the caption length below
-    table = compare_rankings(a, b)
-    length = np.arange(3, 3 + n)  # 20 distinct values -> 5 quantile bins of 4
-    events = np.array([2, 3] * 10)  # 2 distinct values -> grouped by value
-    out = slice_table(table, {"length": length, "events": events}, max_levels=12, n_bins=5)
-    length_rows = out[out["variable"] == "length"]
-    assert length_rows["binned"].all()
-    assert length_rows["level"].tolist() == ["3–6", "7–10", "11–14", "15–18", "19–22"]
-    assert length_rows["count"].tolist() == [4, 4, 4, 4, 4]
-    np.testing.assert_allclose(length_rows["mean_delta"], [1.5, 5.5, 9.5, 13.5, 17.5])
-    event_rows = out[out["variable"] == "events"]
-    assert not event_rows["binned"].any()
-    assert event_rows["level"].tolist() == ["2", "3"]
-    np.testing.assert_allclose(event_rows["mean_delta"], [9.0, 10.0])
-    assert list(out["variable"].unique()) == ["length", "events"]  # order of `slices`
-
-
-def test_slice_table_series_alignment_and_errors():
-    table = compare_rankings([1, 2, 3], [2, 2, 1], query_ids=["x", "y", "z"])
-    series = pd.Series({"z": "b", "x": "a", "y": "a"})  # aligned by id, not position
-    out = slice_table(table, {"group": series}).set_index("level")
-    assert out.loc["b", "count"] == 1 and out.loc["b", "win"] == 1
-    assert out.loc["a", "count"] == 2
-    with pytest.raises(ValueError, match=r"slices\['group'\]: expected 3 values"):
-        slice_table(table, {"group": [1, 2]})
-    with pytest.raises(ValueError, match=r"slices\['group'\]: Series lacks query id"):
-        slice_table(table, {"group": pd.Series({"x": 1})})
-    numbers_with_none = slice_table(table, {"n": [1, None, 1]}).set_index("level")
-    assert set(numbers_with_none.index) == {"1", "(missing)"}
-    assert slice_table(table, {}).empty
 
 
 # ------------------------------------------------------------------ app helpers (appended)
