@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy import stats
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,8 @@ class HubnessSummary:
 
     Attributes:
         k: neighbourhood size.
-        skew: skewness ``E[(N_k - mean)^3] / std^3`` of the k-occurrences (population moments);
+        skew: skewness ``E[(N_k - mean)^3] / std^3`` of the k-occurrences (population moments,
+            ``scipy.stats.skew(bias=True)``);
             0 for a constant distribution. Large positive values mean a few hubs dominate.
         mean: mean k-occurrence (= k * n_queries / n_items).
         max: largest k-occurrence (the strongest hub).
@@ -277,9 +279,9 @@ def hubness_summary(counts: Any, k: int) -> HubnessSummary:
     if (c < 0).any():
         raise ValueError("counts: k-occurrences must be >= 0")
     mean = float(c.mean())
-    centred = c - mean
-    var = float((centred**2).mean())
-    skew = 0.0 if var <= 1e-12 * max(1.0, mean**2) else float((centred**3).mean() / var**1.5)
+    var = float(c.var())
+    # scipy returns NaN for a constant distribution; we report 0 (no hubs)
+    skew = 0.0 if var <= 1e-12 * max(1.0, mean**2) else float(stats.skew(c, bias=True))
     return HubnessSummary(
         k=int(k),
         skew=skew,

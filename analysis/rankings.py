@@ -221,42 +221,39 @@ class TestResult:
     n_resamples: int
 
 
+def _abs_mean(d: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``|mean(d)|`` along ``axis``: the two-sided statistic of the sign-flip test."""
+    return np.abs(np.mean(d, axis=axis))
+
+
 def _sign_flip_pvalue(d: np.ndarray, *, n_resamples: int, seed: int) -> tuple[float, str, int]:
     """Two-sided p-value of the paired sign-flip (randomisation) test on differences ``d``.
 
-    Zero differences are unaffected by a flip and dropped. With ``m`` non-zero differences and
-    ``2**m <= n_resamples`` every sign pattern is enumerated (exact p-value); otherwise
-    ``n_resamples`` random patterns give ``p = (1 + #{|T*| >= |T|}) / (1 + n_resamples)``.
+    ``scipy.stats.permutation_test`` with one sample and ``permutation_type="samples"`` flips
+    the signs of the differences. The statistic is ``|mean|`` and the alternative
+    ``"greater"``, so the p-value is ``P(|T*| >= |T|)`` under the flips (two-sided; the flip
+    distribution is symmetric). Zero differences are unaffected by a flip and dropped. With
+    ``m`` non-zero differences and ``2**m <= n_resamples`` scipy enumerates every sign pattern
+    (exact p-value); otherwise ``n_resamples`` random patterns (seeded) give
+    ``p = (1 + #{|T*| >= |T|}) / (1 + n_resamples)``.
     """
     nz = d[d != 0]
     m = nz.size
-    if m == 0:
-        return 1.0, "randomization-exact", 1
-    observed = abs(nz.sum())
-    tol = 1e-9 * float(np.abs(nz).sum())
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // m)
-    if m < 63 and (1 << m) <= n_resamples:
-        n_patterns = 1 << m
-        hits = 0
-        bits = np.arange(m, dtype=np.int64)
-        for start in range(0, n_patterns, chunk):
-            codes = np.arange(start, min(n_patterns, start + chunk), dtype=np.int64)
-            signs = 1.0 - 2.0 * ((codes[:, None] >> bits) & 1)  # [c, m] in {+1, -1}
-            hits += int(np.count_nonzero(np.abs(signs @ nz) >= observed - tol))
-        return hits / n_patterns, "randomization-exact", n_patterns
-    rng = np.random.default_rng(seed)
-    total = float(nz.sum())
-    hits = 0
-    done = 0
-    while done < n_resamples:
-        c = min(chunk, n_resamples - done)
-        # a flipped set F gives sum = total - 2 * sum_F(d); draw F as random bits, 8 per byte
-        flips = np.unpackbits(
-            rng.integers(0, 256, size=(c, (m + 7) // 8), dtype=np.uint8), axis=1, count=m
-        )  # [c, m] in {0, 1}
-        hits += int(np.count_nonzero(np.abs(total - 2.0 * (flips @ nz)) >= observed - tol))
-        done += c
-    return (1 + hits) / (1 + n_resamples), "randomization", n_resamples
+    exact = m < 63 and (1 << m) <= n_resamples  # scipy's rule: enumerate when 2**m fit
+    method = "randomization-exact" if exact else "randomization"
+    if m <= 1:  # scipy needs two observations; one flip pattern (m = 0) or +-d (m = 1)
+        return 1.0, method, (1 << m) if exact else n_resamples
+    res = stats.permutation_test(
+        (nz,),
+        _abs_mean,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
+        batch=max(1, _MAX_CHUNK_ELEMENTS // m),
+        alternative="greater",
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.pvalue), method, len(res.null_distribution)
 
 
 def paired_test(
@@ -275,7 +272,9 @@ def paired_test(
       statistic is the mean difference; the p-value is two-sided. When the number ``m`` of
       non-zero differences satisfies ``2**m <= n_resamples`` all patterns are enumerated and
       the p-value is exact (``method`` then reads ``"randomization-exact"``); otherwise it is
-      the add-one Monte Carlo estimate ``(1 + hits) / (1 + n_resamples)``.
+      the add-one Monte Carlo estimate ``(1 + hits) / (1 + n_resamples)`` over
+      ``n_resamples`` sign patterns drawn from ``numpy.random.default_rng(seed)``
+      (``scipy.stats.permutation_test``, see :func:`_sign_flip_pvalue`).
     - ``method="sign"``: exact two-sided binomial test (``scipy.stats.binomtest``, p = 1/2) of
       the number of queries B wins among those where the metric values differ.
 
@@ -332,7 +331,9 @@ def bootstrap_ci(
     """Percentile bootstrap confidence interval of ``metric(B) - metric(A)``.
 
     Queries are resampled with replacement, the same indices for both models (paired), and
-    the difference is recomputed on each resample.
+    the difference is recomputed on each resample (``scipy.stats.bootstrap``,
+    ``method="percentile"``, resamples drawn from ``numpy.random.default_rng(seed)``; the
+    bounds are the linear-interpolation quantiles ``alpha / 2`` and ``1 - alpha / 2``).
 
     Args:
         ranks_a: ``[N]`` 1-based ranks of model A.
@@ -350,158 +351,20 @@ def bootstrap_ci(
         raise ValueError(f"n_boot={n_boot!r}: expected a positive integer")
     if not 0.0 < float(alpha) < 1.0:
         raise ValueError(f"alpha={alpha!r}: expected a value strictly between 0 and 1")
-    n = d.size
-    rng = np.random.default_rng(seed)
-    boot = np.empty(int(n_boot), dtype=np.float64)
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // n)
-    for start in range(0, boot.size, chunk):
-        c = min(chunk, boot.size - start)
-        idx = rng.integers(0, n, size=(c, n))
-        boot[start : start + c] = d[idx].mean(axis=1)
-    low, high = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
+    if d.size == 1:  # every resample is the one query (scipy needs two observations)
+        return float(d[0]), float(d[0]), float(d[0])
+    res = stats.bootstrap(
+        (d,),
+        np.mean,
+        n_resamples=int(n_boot),
+        batch=max(1, _MAX_CHUNK_ELEMENTS // d.size),
+        vectorized=True,
+        confidence_level=1.0 - float(alpha),
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = res.confidence_interval
     return float(d.mean()), float(low), float(high)
-
-
-# --------------------------------------------------------------------------------------------
-# slices
-# --------------------------------------------------------------------------------------------
-
-
-def _format_number(x: float) -> str:
-    return f"{x:g}"
-
-
-def _slice_levels(
-    name: str, values: Any, index: pd.Index, *, max_levels: int, n_bins: int
-) -> tuple[pd.Series, bool]:
-    """Map one slice variable to a per-query level label; return ``(labels, binned)``."""
-    if isinstance(values, pd.Series):
-        missing = index.difference(values.index)
-        if len(missing):
-            raise ValueError(
-                f"slices[{name!r}]: Series lacks query id(s) {list(missing[:5])}; "
-                "its index must cover the table's index"
-            )
-        series = values.reindex(index)
-    else:
-        arr = np.asarray(values)
-        if arr.ndim != 1 or arr.shape[0] != len(index):
-            raise ValueError(
-                f"slices[{name!r}]: expected {len(index)} values (one per query, in table "
-                f"order), got shape {arr.shape}"
-            )
-        series = pd.Series(arr, index=index)
-    if series.dtype == object:
-        # e.g. numbers mixed with None: numeric when every present value is a real number
-        present = series.dropna()
-        if len(present) and all(
-            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            for v in present
-        ):
-            series = series.astype(np.float64)
-    is_numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-    missing_mask = series.isna()
-    labels = pd.Series("(missing)", index=index, dtype=object)
-    valid = series[~missing_mask]
-    binned = False
-    if is_numeric and valid.nunique() > max_levels:
-        binned = True
-        codes = pd.qcut(valid.astype(np.float64), q=n_bins, labels=False, duplicates="drop")
-        for code in np.unique(codes):
-            members = valid[codes == code]
-            lo, hi = float(members.min()), float(members.max())
-            lo_text, hi_text = _format_number(lo), _format_number(hi)
-            text = lo_text if lo == hi else f"{lo_text}–{hi_text}"
-            labels.loc[members.index] = text
-    elif is_numeric:
-        labels.loc[valid.index] = [_format_number(float(v)) for v in valid]
-    else:
-        labels.loc[valid.index] = [str(v) for v in valid]
-    return labels, binned
-
-
-def slice_table(
-    table: pd.DataFrame,
-    slices: Mapping[str, Any],
-    *,
-    max_levels: int = 12,
-    n_bins: int = 5,
-) -> pd.DataFrame:
-    """Break the comparison down by per-query slice variables.
-
-    Each slice variable (caption length in words, number of frames, SynthVTT event count,
-    SynthVTT edit type, ...) gives one value per query. Queries are grouped by value:
-
-    - categorical values (strings, booleans, objects) are grouped as they are;
-    - numeric values with at most ``max_levels`` distinct values are grouped by value;
-    - numeric values with more distinct values are cut into ``n_bins`` quantile bins
-      (``pandas.qcut``, equal-count bins; bins merged where quantiles coincide). A bin is
-      labelled by the smallest and largest value it actually holds, e.g. ``"7–9"``;
-    - missing values (None/NaN) form the level ``"(missing)"``.
-
-    Args:
-        table: the output of :func:`compare_rankings`.
-        slices: name -> values. Values are ``[N]`` array-likes in table row order, or a
-            ``pandas.Series`` aligned on the table's index.
-        max_levels: numeric variables with more distinct values than this are binned.
-        n_bins: number of quantile bins for binned variables.
-
-    Returns:
-        One row per (variable, level) with columns ``variable``, ``level``, ``binned``,
-        ``count``, ``mean_delta`` (mean of ``rank_b - rank_a``; negative = B better),
-        ``median_delta``, ``win``, ``tie``, ``loss``, ``R@1_a``, ``R@1_b`` (percent) and
-        ``R@1_diff`` (B - A, pp). Variables keep the order of ``slices``; within a variable
-        rows are sorted by ``mean_delta``, most improved first.
-    """
-    _check_table(table, ["rank_a", "rank_b", "delta", "outcome"])
-    if int(max_levels) < 1 or int(n_bins) < 1:
-        raise ValueError(f"max_levels={max_levels!r} and n_bins={n_bins!r} must be >= 1")
-    columns = [
-        "variable",
-        "level",
-        "binned",
-        "count",
-        "mean_delta",
-        "median_delta",
-        "win",
-        "tie",
-        "loss",
-        "R@1_a",
-        "R@1_b",
-        "R@1_diff",
-    ]
-    frames = []
-    for name, values in slices.items():
-        labels, binned = _slice_levels(
-            name, values, table.index, max_levels=int(max_levels), n_bins=int(n_bins)
-        )
-        rows = []
-        for level, group in table.groupby(labels.to_numpy(), sort=False):
-            outcome = group["outcome"]
-            r1_a = 100.0 * float((group["rank_a"] == 1).mean())
-            r1_b = 100.0 * float((group["rank_b"] == 1).mean())
-            rows.append(
-                {
-                    "variable": str(name),
-                    "level": str(level),
-                    "binned": binned,
-                    "count": len(group),
-                    "mean_delta": float(group["delta"].mean()),
-                    "median_delta": float(group["delta"].median()),
-                    "win": int((outcome == "win").sum()),
-                    "tie": int((outcome == "tie").sum()),
-                    "loss": int((outcome == "loss").sum()),
-                    "R@1_a": r1_a,
-                    "R@1_b": r1_b,
-                    "R@1_diff": r1_b - r1_a,
-                }
-            )
-        frame = pd.DataFrame(rows, columns=columns)
-        frames.append(frame.sort_values(["mean_delta", "level"], kind="stable"))
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)
 
 
 # --------------------------------------------------------------------------------------------

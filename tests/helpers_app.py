@@ -1,4 +1,4 @@
-"""Driving the Streamlit app with AppTest: shared by test_app and test_app_pages_extra.
+"""Driving the Streamlit app with AppTest: shared by the tests/test_app*.py files.
 
 The ``app_env`` fixture (tests/conftest.py) points the app at the tiny run pair; these
 helpers start the app, open a page and read what it drew.
@@ -6,8 +6,13 @@ helpers start the app, open a page and read what it drew.
 
 from __future__ import annotations
 
+import base64
+import json
+
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from analysis.bundle import Bundle
 from app.main import APP_DIR
 
 MAIN = str(APP_DIR / "main.py")
@@ -47,3 +52,28 @@ def table_with(at: AppTest, *columns: str):
     found = tables_with(at, *columns)
     assert found, f"no table with columns {columns}"
     return found[0]
+
+
+def page_bundle(env, run) -> Bundle:
+    """The synthvtt-test bundle of ``run`` in the ``app_env`` fixture ``env`` (not
+    freshness-checked), with its dataset root."""
+    return Bundle.load(run / "analysis" / "synthvtt-test", check=False,
+                       data_root=env.data / "synthvtt")
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The figure dict of the plotly chart with widget key ``key``."""
+    for el in at.get("plotly_chart"):
+        if str(el.proto.id).endswith(f"-{key}"):
+            return json.loads(el.proto.spec)
+    raise AssertionError(f"no plotly chart with key {key!r}")
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly data array: a list, or numpy's base64 form ``{dtype, bdata, shape}``."""
+    if isinstance(value, dict) and "bdata" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if "shape" in value:
+            arr = arr.reshape([int(s) for s in str(value["shape"]).split(",")])
+        return arr
+    return np.asarray(value)

@@ -1,4 +1,5 @@
-"""Random padded text/video features shared by the head tests (test_heads, test_heads_extra).
+"""Random padded text/video features and tiny head configs shared by the head and objective
+tests (test_heads, test_heads_<method>, test_objectives_<method>).
 
 Sizes are tiny: ``D``-dim features, ``L`` word slots, ``T`` frame slots. Default lengths leave
 every item padded, so masking bugs show up.
@@ -8,10 +9,16 @@ from __future__ import annotations
 
 import torch
 
+from tvr.config import ExperimentConfig
 from tvr.models.features import TokenFeatures
+from tvr.models.heads import build_head
 
 D = 16
 L, T = 7, 5
+
+# TC-MGC's ISA softmax at λ_s = 100 is nearly one-hot on random features (its matrices then
+# get ~1e-40 gradients); the contract tests use λ_s = 5 so every gradient is measurable.
+SMALL_LAMBDA = {"tcmgc.softmax_lambda": 5.0, "tcmgc.lsa_scale": 5.0}
 
 
 def lengths_mask(lengths: list[int], n: int) -> torch.Tensor:
@@ -102,3 +109,27 @@ def assert_drgi_alone_reaches_inputs(
     objectives["drgi"](outputs, {})["drgi_loss"].backward()
     assert text.tokens.grad is not None and text.tokens.grad.abs().sum() > 0
     assert video.tokens.grad is not None and video.tokens.grad.abs().sum() > 0
+
+
+def seed_cfg(head: str, overrides: dict | None = None) -> ExperimentConfig:
+    """A tiny config for a seed-method head (X-CLIP, TC-MGC, GARE, DMAE) at ``L`` words and
+    ``T`` frames; ``overrides`` map ``"section.key"`` to a value."""
+    cfg = ExperimentConfig()
+    cfg.model.head = head
+    cfg.data.max_words = L
+    cfg.data.num_frames = T
+    cfg.seqtransf.layers = 1
+    cfg.seqtransf.heads = 4
+    cfg.seqtransf.max_frames = 8
+    cfg.tcmgc.keep_rate = 0.3  # k = floor(7 * 0.3) = 2
+    cfg.drgi.hidden = 8
+    for key, value in (overrides or {}).items():
+        section, field = key.split(".")
+        setattr(getattr(cfg, section), field, value)
+    return cfg
+
+
+def seed_head(name: str, overrides: dict | None = None, seed: int = 0):
+    """:func:`seed_cfg`'s head of width ``D``, built after ``torch.manual_seed(seed)``."""
+    torch.manual_seed(seed)
+    return build_head(seed_cfg(name, overrides), D)

@@ -1,4 +1,5 @@
-"""Similarity heads: meanP, seqTransf, WTI (tvr/models/heads)."""
+"""Similarity heads (tvr/models/heads): the contract of every head, then meanP, seqTransf
+and WTI. X-CLIP, TC-MGC, GARE and DMAE have their own files, tests/test_heads_<name>.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.helpers_heads import (
+    SMALL_LAMBDA,
     D,
     L,
     T,
@@ -15,16 +17,19 @@ from tests.helpers_heads import (
     garbage_padding,
     make_text,
     make_video,
+    seed_cfg,
+    seed_head,
     step_outputs,
     total_loss,
 )
 from tvr.config import ExperimentConfig
 from tvr.models.features import TokenFeatures
 from tvr.models.heads import build_head
+from tvr.models.heads.dmae import DMAEVideoFeatures
 from tvr.models.heads.meanp import meanp_pool
 from tvr.models.temporal import TemporalTransformer
 from tvr.objectives import build_objectives
-from tvr.registry import RegistryError
+from tvr.registry import RegistryError, names
 
 # (name, overrides of the wti section)
 HEADS = [
@@ -135,6 +140,183 @@ def test_training_step_with_and_without_drgi(name, overrides, with_drgi):
             assert p.grad is not None and p.grad.abs().sum() > 0, f"drgi.{pname}"
         # DRGI alone reaches the input features (through its GAT), not only via InfoNCE
         assert_drgi_alone_reaches_inputs(head, objectives, outputs, text, video)
+
+
+# ------------------------------------------------------------------ seed-method heads
+# X-CLIP, TC-MGC, GARE, DMAE. Faithful no-mask defaults (X-CLIP's ``mask_padding=false``,
+# GARE's mask-after-softmax, DMAE's zero-filled maxima) make scores depend on padding by
+# design; padding invariance is tested on the masked modes, and the X-CLIP / GARE defaults
+# are shown to depend on padded slots. Their own parts: tests/test_heads_<name>.py.
+
+# (head, overrides as "section.key": value); TC-MGC runs at SMALL_LAMBDA (tests/helpers_heads.py)
+SEED_HEADS = [
+    ("xclip", {}),
+    ("xclip", {"xclip.mask_padding": True}),
+    ("tcmgc", SMALL_LAMBDA),
+    ("tcmgc", {**SMALL_LAMBDA, "tcmgc.mask_padding": False}),
+    ("gare", {}),
+    ("gare", {"gare.side": "video", "gare.masked_softmax": True}),
+    ("gare", {"gare.psi_identity_init": True, "gare.gap_masked_mean": False}),
+    ("dmae", {}),
+    ("dmae", {"dmae.interaction": "wti"}),
+    ("dmae", {"dmae.interaction": "ti", "dmae.nfc": False}),
+    ("dmae", {"dmae.interaction": "att_ti", "dmae.masked_max": True}),
+    ("dmae", {"dmae.wti_arch": 2, "dmae.masked_max": True}),
+]
+SEED_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items() if 'lambda' not in k and 'lsa' not in k) or 'default'}" for n, o in SEED_HEADS]
+
+# padding-independent configurations (masked modes; DMAE's zero fill is independent of what
+# padded slots hold, but not of how many there are)
+SEED_MASKED = [
+    ("xclip", {"xclip.mask_padding": True}, False),
+    ("tcmgc", SMALL_LAMBDA, False),
+    ("gare", {"gare.masked_softmax": True}, True),
+    ("gare", {"gare.masked_softmax": True, "gare.side": "video"}, True),
+    ("dmae", {"dmae.masked_max": True}, True),
+    ("dmae", {"dmae.masked_max": True, "dmae.interaction": "ti"}, True),
+    ("dmae", {}, False),
+]
+
+
+def test_heads_are_registered():
+    assert {"xclip", "tcmgc", "gare", "dmae"} <= set(names("head"))
+
+
+@pytest.mark.parametrize(("name", "overrides"), SEED_HEADS, ids=SEED_IDS)
+def test_score_shape_finite_and_not_factorized(name, overrides):
+    head = seed_head(name, overrides)
+    assert head.factorized is False
+    scores = head(make_text(5), make_video(3))
+    assert scores.shape == (5, 3)
+    assert torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize(("name", "overrides"), SEED_HEADS, ids=SEED_IDS)
+def test_seed_heads_backward_reaches_every_parameter(name, overrides):
+    head = seed_head(name, overrides)
+    text, video = make_text(4), make_video(4)
+    text.tokens.requires_grad_(True)
+    text.pooled.requires_grad_(True)
+    video.tokens.requires_grad_(True)
+    head(text, video).square().sum().backward()
+    assert_every_parameter_gets_gradient(head)
+    assert text.pooled.grad.abs().sum() > 0  # every head scores the sentence vector
+    # GARE and sentence-only DMAE score no words (the words are still DRGI's nodes)
+    if name != "gare" and overrides.get("dmae.interaction", "att_").startswith("att_"):
+        assert text.tokens.grad.abs().sum() > 0
+    assert video.tokens.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("name", "overrides", "extra_slots"), SEED_MASKED)
+def test_padding_garbage_does_not_change_scores_in_masked_modes(name, overrides, extra_slots):
+    head = seed_head(name, overrides).eval()
+    text, video = make_text(4), make_video(3)
+    ref = head(text, video)
+    extra_t, extra_v = (3, 2) if extra_slots else (0, 0)
+    padded = head(garbage_padding(text, extra_t, seed=5), garbage_padding(video, extra_v, seed=6))
+    torch.testing.assert_close(padded, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"), [("xclip", {}), ("gare", {})], ids=["xclip-default", "gare-default"]
+)
+def test_faithful_defaults_depend_on_padded_slots(name, overrides):
+    """Documented: the code's unmasked padding (X-CLIP) / post-softmax mask (GARE) leak."""
+    head = seed_head(name, overrides).eval()
+    text, video = make_text(4), make_video(3)
+    ref = head(text, video)
+    padded = head(garbage_padding(text, 0, seed=5), garbage_padding(video, 0, seed=6))
+    assert not torch.allclose(padded, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "overrides"), SEED_HEADS, ids=SEED_IDS)
+def test_blocked_equals_unblocked(name, overrides):
+    head = seed_head(name, overrides).eval()
+    et, ev = head.embed_text(make_text(7)), head.embed_video(make_video(5))
+    with torch.no_grad():
+        head.block_size = 1000
+        full = head.score(et, ev)
+        for size in (1, 2, 3):
+            head.block_size = size
+            torch.testing.assert_close(head.score(et, ev), full, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["xclip", "tcmgc", "gare", "dmae"])
+def test_all_zero_masks_raise(name):
+    head = seed_head(name, SMALL_LAMBDA if name == "tcmgc" else {})
+    video = make_video(3)
+    video.mask[1] = 0
+    with pytest.raises(ValueError, match=r"items \[1\] have an all-zero mask"):
+        head.embed_video(video)
+    text = make_text(3)
+    text.mask[2] = 0
+    with pytest.raises(ValueError, match=r"items \[2\] have an all-zero mask"):
+        head.embed_text(text)
+
+
+@pytest.mark.parametrize("name", ["xclip", "tcmgc"])
+def test_position_tied_heads_reject_other_lengths(name):
+    head = seed_head(name, SMALL_LAMBDA if name == "tcmgc" else {})
+    text = TokenFeatures(torch.randn(2, L + 1, D), torch.ones(2, L + 1), torch.randn(2, D))
+    video = head.embed_video(make_video(2))
+    with pytest.raises(ValueError, match=f"data.max_words={L}"):
+        head.score(head.embed_text(text), video)
+
+
+# ------------------------------------------------------------------ seed-method heads with and without DRGI
+
+
+@pytest.mark.parametrize(("name", "overrides"), SEED_HEADS, ids=SEED_IDS)
+@pytest.mark.parametrize("with_drgi", [False, True])
+def test_seed_heads_training_step_with_and_without_drgi(name, overrides, with_drgi):
+    cfg = seed_cfg(name, overrides)
+    cfg.drgi.enable = with_drgi
+    if name == "dmae":
+        cfg.negnce.enable = True
+        cfg.tpmcl.enable = True
+    torch.manual_seed(0)
+    head = build_head(cfg, D)
+    objectives = build_objectives(cfg, D)
+    assert ("drgi" in objectives) is with_drgi
+    text, video = make_text(6), make_video(6)
+    text.tokens.requires_grad_(True)
+    video.tokens.requires_grad_(True)
+    outputs = {**step_outputs(head, text, video), "head": head}
+    total = total_loss(objectives, outputs)
+    assert torch.isfinite(total)
+    total.backward()
+    for pname, p in head.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+    for oname, obj in objectives.items():
+        for pname, p in obj.named_parameters():
+            if oname == "tpmcl" and pname.startswith("frame_weights."):
+                assert p.grad is None, "TPM-CL's frame predictor only selects frames (no grad)"
+                continue
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{oname}.{pname}"
+    if with_drgi:
+        # DRGI alone reaches the input features through the head's node features
+        assert_drgi_alone_reaches_inputs(head, objectives, outputs, text, video)
+
+
+def test_drgi_node_features_follow_methods_9_2():
+    """Video nodes: raw CLIP frames for X-CLIP's frame branch, seqTransf outputs otherwise."""
+    video = make_video(3)
+    xclip = seed_head("xclip")
+    ev = xclip.embed_video(video)
+    torch.testing.assert_close(ev.tokens, F.normalize(video.tokens, dim=-1))
+    for name in ("tcmgc", "gare"):
+        head = seed_head(name, SMALL_LAMBDA if name == "tcmgc" else {})
+        torch.testing.assert_close(
+            head.embed_video(video).tokens, head.temporal(video.tokens, video.mask)
+        )
+    dmae = seed_head("dmae")
+    ev = dmae.embed_video(video)
+    assert isinstance(ev, DMAEVideoFeatures)
+    torch.testing.assert_close(ev.frames_in, F.normalize(video.tokens, dim=-1))
+    torch.testing.assert_close(ev.tokens, dmae.temporal(ev.frames_in, video.mask))
+    # the extra field survives gathering/slicing (map) and is dropped by cat
+    assert ev[:2].frames_in.shape == (2, T, D)
+    assert TokenFeatures.cat([ev, ev]).tokens.shape == (6, T, D)
 
 
 # ------------------------------------------------------------------ meanP

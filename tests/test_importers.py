@@ -17,20 +17,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import CLIPConfig, CLIPModel
 
+from tests.helpers_importers import convert_hf_to_openai, dummy_clip_inputs, verify_conversion
 from tvr.config import ExperimentConfig
 from tvr.models.backbone import HFClipEncoder, build_encoder
 from tvr.models.importers import (
     CheckpointImportError,
     ImportReport,
     clip_model_from_hf_state,
-    convert_hf_to_openai,
     convert_openai_to_hf,
-    dummy_clip_inputs,
     load_clip4clip_checkpoint,
     load_openai_clip_state,
     openai_config_from_state,
     read_torchscript_state,
-    verify_conversion,
 )
 
 VOCAB, BOS, EOS = 64, 62, 63

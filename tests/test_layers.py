@@ -1,4 +1,5 @@
-"""The import direction tvr <- analysis <- app is enforced by scanning imports with ast."""
+"""The import direction tvr <- analysis <- app is enforced by scanning imports with ast, and
+the app's modules import each other without a circle."""
 
 from __future__ import annotations
 
@@ -41,3 +42,130 @@ def test_scanner_detects_a_violation(tmp_path):
     f = tmp_path / "x.py"
     f.write_text("import streamlit as st\nfrom analysis.rankings import x\n")
     assert imported_roots(f) == {"streamlit", "analysis"}
+
+
+# ------------------------------------------------------------------ import cycles inside app/
+
+
+def module_files(root: Path, package: str) -> dict[str, Path]:
+    """Dotted module name -> file for every ``.py`` under ``root / package``
+    (``pkg/sub/__init__.py`` is ``pkg.sub``)."""
+    out: dict[str, Path] = {}
+    for f in sorted((root / package).rglob("*.py")):
+        parts = list(f.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = f
+    return out
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The longest prefix of the dotted ``name`` that is one of ``modules``."""
+    parts = name.split(".")
+    for n in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:n])
+        if candidate in modules:
+            return candidate
+    return None
+
+
+def internal_imports(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The modules of ``modules`` that ``module`` imports anywhere in its file (top level or
+    inside a function: a deferred import still closes a circle), relative imports resolved.
+    ``from pkg import name`` points at ``pkg.name`` when that is a module, else at ``pkg``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                drop = node.level - 1 if is_package else node.level
+                anchor = anchor[: len(anchor) - drop] if drop else anchor
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            hit = _resolve(target, modules)
+            if hit is not None and hit != module:
+                found.add(hit)
+    return found
+
+
+def import_cycles(root: Path, package: str) -> list[list[str]]:
+    """Every import circle among the modules of ``package``: one list per strongly connected
+    component of the import graph with more than one module, each a closed path
+    ``[a, b, ..., a]`` through the component."""
+    modules = module_files(root, package)
+    graph = {m: internal_imports(m, f, modules) for m, f in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for m in sorted(graph):
+        if m not in index:
+            visit(m)
+
+    cycles = []
+    for component in components:
+        members = set(component)
+        start = component[0]
+        path, seen = [start], {start}
+        while True:  # walk inside the component until a module repeats
+            nxt = sorted(graph[path[-1]] & members)
+            step = next((n for n in nxt if n == start), None) or next(
+                (n for n in nxt if n not in seen), nxt[0])
+            path.append(step)
+            if step in seen:
+                break
+            seen.add(step)
+        cycles.append(path[path.index(path[-1]):])
+    return cycles
+
+
+def test_app_modules_import_without_a_circle():
+    cycles = import_cycles(ROOT, "app")
+    assert not cycles, "import circles in app/:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_cycle_finder_finds_deferred_and_relative_circles(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.sub import b\n")
+    (pkg / "sub" / "b.py").write_text("from . import c\n")
+    (pkg / "sub" / "c.py").write_text("def f():\n    from pkg.a import x\n")  # deferred
+    (pkg / "d.py").write_text("import pkg.a\nfrom pkg import sub\n")  # outside the circle
+    assert internal_imports("pkg.sub.b", pkg / "sub" / "b.py", module_files(tmp_path, "pkg")) == {
+        "pkg.sub.c"}
+    assert import_cycles(tmp_path, "pkg") == [["pkg.a", "pkg.sub.b", "pkg.sub.c", "pkg.a"]]
+    (pkg / "sub" / "c.py").write_text("x = 1\n")
+    assert import_cycles(tmp_path, "pkg") == []

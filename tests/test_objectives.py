@@ -1,4 +1,5 @@
-"""InfoNCE and CDCR objectives, and the objective factory (tvr/objectives)."""
+"""InfoNCE and CDCR objectives, and the objective factory (tvr/objectives). The other
+objectives have their own files, tests/test_objectives_<name>.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tvr.models.features import TokenFeatures
 from tvr.objectives import build_objectives
 from tvr.objectives.cdcr import CDCR
 from tvr.objectives.infonce import InfoNCE, same_video_mask
+from tvr.registry import names
 
 
 def infonce_outputs(sim, scale=10.0, video_index=None):
@@ -28,6 +30,29 @@ def test_build_objectives_follows_config():
     assert isinstance(objectives, torch.nn.ModuleDict)
     assert list(objectives) == ["infonce", "cdcr", "drgi"]
     assert all(o.training_only for o in objectives.values())
+
+
+def test_objectives_are_registered():
+    assert {"negnce", "tpmcl", "sdr", "gare_reg"} <= set(names("objective"))
+
+
+def test_build_objectives_follows_switches():
+    cfg = ExperimentConfig()
+    assert list(build_objectives(cfg, 8)) == ["infonce"]
+    cfg.negnce.enable = True
+    cfg.tpmcl.enable = True
+    cfg.drgi.enable = True
+    assert list(build_objectives(cfg, 8)) == ["negnce", "tpmcl", "drgi"]  # NegNCE replaces it
+    for head, extra in (("tcmgc", "sdr"), ("gare", "gare_reg")):
+        cfg = ExperimentConfig()
+        cfg.model.head = head
+        assert list(build_objectives(cfg, 8)) == ["infonce", extra]
+    cfg.tcmgc.sdr = False
+    cfg.gare.regularize = False
+    assert list(build_objectives(cfg, 8)) == ["infonce"]
+    cfg = ExperimentConfig()  # the head-specific losses need their head
+    cfg.model.head = "seqtransf"
+    assert list(build_objectives(cfg, 8)) == ["infonce"]
 
 
 # ------------------------------------------------------------------ InfoNCE

@@ -1,6 +1,9 @@
-"""Tests for analysis.rankings: per-query table, win/tie/loss, paired tests, bootstrap, slices."""
+"""Tests for analysis.rankings: per-query table, win/tie/loss, paired tests, bootstrap."""
 
 from __future__ import annotations
+
+import itertools
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -13,7 +16,6 @@ from analysis.rankings import (
     compare_rankings,
     metric_values,
     paired_test,
-    slice_table,
     win_tie_loss,
 )
 
@@ -109,6 +111,42 @@ def test_paired_test_exact_small_case():
     assert sign.p_value == pytest.approx(2 / 32)  # binomial: 2 * 0.5^5
 
 
+def test_paired_test_exact_unequal_magnitudes_by_hand():
+    # MnR differences d = [1, 2, 3]: the 8 sign patterns sum to +-6, +-4, +-2, 0, 0; only
+    # +-6 reach |6| -> p = 2/8. With d = [3, 2, -1] (sum 4), +-6 and +-4 do -> p = 4/8.
+    res = paired_test([1, 1, 1], [2, 3, 4], metric="MnR", n_resamples=8)
+    assert (res.method, res.n_resamples) == ("randomization-exact", 8)
+    assert res.p_value == pytest.approx(2 / 8)
+    assert res.statistic == pytest.approx(2.0)
+    res = paired_test([1, 1, 2], [4, 3, 1], metric="MnR", n_resamples=8)
+    assert res.p_value == pytest.approx(4 / 8)
+    # one pattern fewer than 2^3 -> Monte Carlo instead of enumeration
+    assert paired_test([1, 1, 1], [2, 3, 4], metric="MnR", n_resamples=7).method == (
+        "randomization")
+    # one non-zero difference: +d and -d tie -> p = 1
+    one = paired_test([1, 1], [1, 3], metric="MnR", n_resamples=8)
+    assert (one.p_value, one.method, one.n_resamples) == (1.0, "randomization-exact", 2)
+
+
+def test_paired_test_exact_matches_rational_enumeration_on_rr():
+    # rr differences 2/3, -1/2, -1/6, 1/2, -1/12 (sum 5/12): 6 of the 32 sign patterns reach
+    # |T| = 5/12 exactly, two of them only in exact arithmetic (in floats they land an ulp
+    # below |T|: 26 hits instead of 28); the p-value must count them as ties -> 28/32
+    a = [3, 1, 2, 2, 3]
+    b = [1, 2, 3, 1, 4]
+    d = [Fraction(1, rb) - Fraction(1, ra) for ra, rb in zip(a, b, strict=True)]
+    observed = abs(sum(d))
+    hits = sum(
+        abs(sum(s * x for s, x in zip(signs, d, strict=True))) >= observed
+        for signs in itertools.product((1, -1), repeat=len(d))
+    )
+    res = paired_test(a, b, metric="rr", n_resamples=32)
+    assert res.method == "randomization-exact"
+    assert res.statistic == pytest.approx(float(sum(d)) / len(d))
+    assert hits == 28
+    assert res.p_value == pytest.approx(hits / 32)
+
+
 def test_paired_test_clear_difference_is_significant():
     rng = np.random.default_rng(1)
     n = 300
@@ -170,74 +208,37 @@ def test_bootstrap_ci_contains_true_difference():
     assert mnr[0] == pytest.approx(b.mean() - a.mean()) and mnr[1] <= mnr[0] <= mnr[2]
 
 
+def test_bootstrap_ci_two_queries_by_hand():
+    # d = [0, 100]: a resample's mean is 0, 50 or 100 with probabilities 1/4, 1/2, 1/4, so
+    # the 2.5 % and 97.5 % quantiles of 2000 resamples are 0 and 100
+    assert bootstrap_ci([1, 2], [1, 1], metric="R@1", n_boot=2000, seed=0) == (50.0, 0.0, 100.0)
+    # a 40 % interval sits at the middle value
+    assert bootstrap_ci([1, 2], [1, 1], n_boot=2000, alpha=0.6)[1:] == (50.0, 50.0)
+
+
+def test_bootstrap_ci_equals_the_paired_percentile_bootstrap():
+    # the interval is the percentile bootstrap of the mean difference over resampled query
+    # indices drawn as rng.integers(0, n, (n_boot, n)) from default_rng(seed): written out here
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(1, 30, 400), rng.integers(1, 30, 400)
+    for metric in ("R@1", "MnR", "rr"):
+        va, _ = metric_values(a, metric)
+        vb, _ = metric_values(b, metric)
+        d = vb - va
+        idx = np.random.default_rng(7).integers(0, d.size, (1500, d.size))
+        low, high = np.quantile(d[idx].mean(axis=1), [0.05, 0.95])
+        diff, got_low, got_high = bootstrap_ci(a, b, metric=metric, n_boot=1500, alpha=0.1, seed=7)
+        assert diff == pytest.approx(d.mean())
+        assert (got_low, got_high) == pytest.approx((low, high), rel=1e-12, abs=1e-12)
+
+
 def test_bootstrap_ci_degenerate_and_bad_alpha():
     assert bootstrap_ci([1, 2, 3], [1, 2, 3], n_boot=50) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="alpha=1.5"):
         bootstrap_ci([1], [1], alpha=1.5)
     with pytest.raises(ValueError, match="n_boot=0"):
         bootstrap_ci([1], [1], n_boot=0)
-
-
-def _six_query_table() -> pd.DataFrame:
-    # delta = [0, 1, -1, -2, 2, 0]
-    return compare_rankings([1, 1, 2, 3, 1, 4], [1, 2, 1, 1, 3, 4])
-
-
-def test_slice_table_categorical_with_missing():
-    table = _six_query_table()
-    edit = ["colour", "colour", "shape", "shape", "order", None]
-    out = slice_table(table, {"edit": edit})
-    assert out["level"].tolist() == ["shape", "(missing)", "colour", "order"]  # by mean delta
-    rows = out.set_index("level")
-    assert rows.loc["shape", "count"] == 2
-    assert rows.loc["shape", "mean_delta"] == pytest.approx(-1.5)
-    assert (rows.loc["shape", "win"], rows.loc["shape", "tie"], rows.loc["shape", "loss"]) == (
-        2,
-        0,
-        0,
-    )
-    assert rows.loc["shape", "R@1_a"] == 0.0 and rows.loc["shape", "R@1_b"] == 100.0
-    assert rows.loc["colour", "R@1_a"] == 100.0 and rows.loc["colour", "R@1_b"] == 50.0
-    assert rows.loc["colour", "R@1_diff"] == -50.0
-    assert (rows.loc["colour", "tie"], rows.loc["colour", "loss"]) == (1, 1)
-    assert rows.loc["order", "loss"] == 1 and rows.loc["(missing)", "tie"] == 1
-    assert not out["binned"].any()
-    assert out["count"].sum() == len(table)
-
-
-def test_slice_table_numeric_levels_and_quantile_bins():
-    n = 20
-    a = np.ones(n, dtype=int)
-    b = np.arange(1, n + 1)  # delta = 0..19 grows with the caption length below
-    table = compare_rankings(a, b)
-    length = np.arange(3, 3 + n)  # 20 distinct values -> 5 quantile bins of 4
-    events = np.array([2, 3] * 10)  # 2 distinct values -> grouped by value
-    out = slice_table(table, {"length": length, "events": events}, max_levels=12, n_bins=5)
-    length_rows = out[out["variable"] == "length"]
-    assert length_rows["binned"].all()
-    assert length_rows["level"].tolist() == ["3–6", "7–10", "11–14", "15–18", "19–22"]
-    assert length_rows["count"].tolist() == [4, 4, 4, 4, 4]
-    np.testing.assert_allclose(length_rows["mean_delta"], [1.5, 5.5, 9.5, 13.5, 17.5])
-    event_rows = out[out["variable"] == "events"]
-    assert not event_rows["binned"].any()
-    assert event_rows["level"].tolist() == ["2", "3"]
-    np.testing.assert_allclose(event_rows["mean_delta"], [9.0, 10.0])
-    assert list(out["variable"].unique()) == ["length", "events"]  # order of `slices`
-
-
-def test_slice_table_series_alignment_and_errors():
-    table = compare_rankings([1, 2, 3], [2, 2, 1], query_ids=["x", "y", "z"])
-    series = pd.Series({"z": "b", "x": "a", "y": "a"})  # aligned by id, not position
-    out = slice_table(table, {"group": series}).set_index("level")
-    assert out.loc["b", "count"] == 1 and out.loc["b", "win"] == 1
-    assert out.loc["a", "count"] == 2
-    with pytest.raises(ValueError, match=r"slices\['group'\]: expected 3 values"):
-        slice_table(table, {"group": [1, 2]})
-    with pytest.raises(ValueError, match=r"slices\['group'\]: Series lacks query id"):
-        slice_table(table, {"group": pd.Series({"x": 1})})
-    numbers_with_none = slice_table(table, {"n": [1, None, 1]}).set_index("level")
-    assert set(numbers_with_none.index) == {"1", "(missing)"}
-    assert slice_table(table, {}).empty
+    assert bootstrap_ci([3], [1], metric="MnR") == (-2.0, -2.0, -2.0)  # one query
 
 
 # ------------------------------------------------------------------ app helpers (appended)

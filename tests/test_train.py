@@ -179,6 +179,35 @@ def test_hub_ids_are_not_local_paths():
 
 
 @pytest.mark.parametrize(
+    ("value", "hub"),
+    [
+        ("openai/clip-vit-base-patch32", True),
+        ("bert-base-uncased", True),
+        ("org/_name", True),  # "_" may start a part on the hub
+        ("org/name-", False),  # "-" and "." may not end one
+        ("org/.name", False),
+        ("a--b", False),  # nor may "--" or ".." appear
+        ("a..b", False),
+        ("a" * 97, False),  # at most 96 characters
+        ("a/b/c", False),
+        ("~/clip", False),
+    ],
+)
+def test_one_hub_id_rule_for_config_checks_and_backbone(value, hub, monkeypatch):
+    """The hub's own rule (huggingface_hub's validate_repo_id) decides, in run_checks and in the
+    backbone loader alike: a name that is no hub id is a missing local path."""
+    from tvr.models.backbone import BackboneNotFoundError, HFClipEncoder
+    from tvr.run_checks import is_hub_id, looks_like_local_path
+
+    assert is_hub_id(value) is hub
+    assert looks_like_local_path(value) is not hub
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    expected = "HF_HUB_OFFLINE" if hub else "not an existing Hugging Face CLIP folder"
+    with pytest.raises(BackboneNotFoundError, match=expected):
+        HFClipEncoder.from_pretrained(value)
+
+
+@pytest.mark.parametrize(
     ("head", "extra"),
     [
         ("xclip", []),

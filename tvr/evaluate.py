@@ -1,4 +1,5 @@
-"""Evaluation: ``python -m tvr.evaluate --run DIR [--dataset NAME --root PATH] --split test [--dsl]``.
+"""Evaluation: ``python -m tvr.evaluate --run DIR [--dataset NAME --root PATH] --split test [--dsl]
+[--qb-norm [PRESET]]``.
 
 Every caption and every video of the split is embedded once (batched), the similarity matrix is
 filled block by block (factorized heads by a matmul of pooled vectors, token-wise and cross heads
@@ -8,6 +9,10 @@ run's ``metrics.json`` under ``<dataset>-<split>`` (atomically).
 Ranks count ties against the model (spec §11.2). Where some query ties, the optimistic figures
 are stored beside the others (``t2v/R@1_optimistic``, ...), a warning is logged, and the printed
 summary adds an ``(optimistic ...)`` line and a ``WARNING`` line per tied direction.
+
+Test-time re-normalisations are opt-in and stored under their own keys beside the plain
+figures: ``--dsl`` (dual softmax, ``dsl/t2v/R@1`` ...) and ``--qb-norm`` (querybank
+normalisation, Bogolin et al., CVPR 2022: ``qbnorm/t2v/R@1`` ...; :func:`qb_norm_metrics`).
 """
 
 from __future__ import annotations
@@ -137,6 +142,18 @@ class SplitEmbedding:
     skipped_videos: list[str]
 
 
+def _video_dataset(
+    records: list, num_frames: int, image_size: int, on_decode_error: str, frame_cache: str | None
+) -> tuple[Any, Any]:
+    """``(EvalSplit, VideoDataset)`` of ``records`` sampled for evaluation."""
+    from tvr.data.dataset import EvalSplit, VideoDataset
+    from tvr.data.video import FrameSampler
+
+    split = EvalSplit.from_records(records)
+    sampler = FrameSampler(num_frames, image_size, cache_dir=frame_cache or None)
+    return split, VideoDataset(split, sampler, on_decode_error=on_decode_error)
+
+
 def embed_split(
     model: nn.Module,
     tokenizer: Any,
@@ -157,12 +174,7 @@ def embed_split(
     Videos that cannot be decoded under ``on_decode_error="skip"`` leave the gallery together
     with their captions; the numbers evaluated are logged.
     """
-    from tvr.data.dataset import EvalSplit, VideoDataset
-    from tvr.data.video import FrameSampler
-
-    split = EvalSplit.from_records(records)
-    sampler = FrameSampler(num_frames, image_size, cache_dir=frame_cache or None)
-    vds = VideoDataset(split, sampler, on_decode_error=on_decode_error)
+    split, vds = _video_dataset(records, num_frames, image_size, on_decode_error, frame_cache)
     video, kept_videos = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
                                       device=device, progress=progress)
     kept_set = {int(v): col for col, v in enumerate(kept_videos)}
@@ -184,6 +196,87 @@ def embed_split(
     )
 
 
+QB_NORM_SETTINGS: dict[str, dict[str, str]] = {
+    "reference": {"t2v": "reference", "v2t": "reference"},
+    "dicosa": {"t2v": "dicosa_t2v", "v2t": "dicosa_v2t"},
+}
+"""``--qb-norm`` presets -> the :data:`tvr.metrics.QB_NORM_PRESETS` entry used per direction."""
+
+
+def embed_bank(
+    model: nn.Module,
+    tokenizer: Any,
+    records: list,
+    *,
+    num_frames: int,
+    image_size: int,
+    max_words: int,
+    on_decode_error: str = "raise",
+    frame_cache: str | None = None,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> tuple[TokenFeatures, TokenFeatures]:
+    """Head-embedded captions and videos of a query bank's records (e.g. the training split).
+
+    Unlike :func:`embed_split` no bank x bank similarity is computed; videos the dataset
+    skips (``on_decode_error="skip"``) leave the bank, their captions stay.
+
+    Shapes:
+        returns (text ``[Nb_t, L, D]``, video ``[Nb_v, T, D]``)
+    """
+    split, vds = _video_dataset(records, num_frames, image_size, on_decode_error, frame_cache)
+    video, _ = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
+                            device=device, progress=progress)
+    text = embed_texts(model, list(split.captions), tokenizer, max_words,
+                       batch_size=max(batch_size, 64), device=device, progress=progress)
+    return text, video
+
+
+def qb_norm_metrics(
+    model: nn.Module,
+    emb: SplitEmbedding,
+    bank_text: TokenFeatures,
+    bank_video: TokenFeatures,
+    *,
+    preset: str = "reference",
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Metrics of ``emb`` after querybank normalisation (:func:`tvr.metrics.qb_norm`).
+
+    t2v rows are the split's captions and the bank is ``bank_text`` x the split's videos; v2t
+    rows are the split's videos and the bank is ``bank_video`` x the split's captions (spec
+    ``data_and_metrics.md`` §12.2). The hyper-parameters come from :data:`QB_NORM_SETTINGS`.
+
+    Returns:
+        ``qbnorm/t2v/...`` and ``qbnorm/v2t/...`` (and ``qbnorm/v2t_any/...``) metric keys,
+        plus ``qb_norm``: the preset, each direction's ``k``/``beta``/``theta`` and the bank sizes.
+
+    Shapes:
+        bank_text ``[Nb_t, L, D]``, bank_video ``[Nb_v, T, D]``; ``emb.sim`` ``[Nt, Nv]``.
+    """
+    from tvr.metrics import QB_NORM_PRESETS, qb_norm, retrieval_metrics
+
+    if preset not in QB_NORM_SETTINGS:
+        raise ValueError(f"qb_norm preset {preset!r}: expected one of {sorted(QB_NORM_SETTINGS)}")
+    params = {d: dict(QB_NORM_PRESETS[name]) for d, name in QB_NORM_SETTINGS[preset].items()}
+    bank_t2v = similarity_matrix(model, bank_text, emb.video, device=device,
+                                 progress=progress)  # [Nb_t, Nv]
+    bank_v2t = similarity_matrix(model, emb.text, bank_video, device=device,
+                                 progress=progress).T  # [Nb_v, Nt]
+    t2v_sim = qb_norm(emb.sim, bank_t2v, **params["t2v"])  # [Nt, Nv]
+    v2t_sim = qb_norm(np.ascontiguousarray(emb.sim.T), bank_v2t, **params["v2t"]).T  # [Nt, Nv]
+    normalised = retrieval_metrics(t2v_sim, emb.text_to_video, v2t_sim=v2t_sim)
+    out: dict[str, Any] = {
+        f"qbnorm/{k}": v for k, v in normalised.items() if k.startswith(("t2v/", "v2t/", "v2t_any/"))
+    }
+    out["qb_norm"] = {"preset": preset, **params, "bank_texts": len(bank_text),
+                      "bank_videos": len(bank_video)}
+    return out
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -191,6 +284,8 @@ def evaluate_run(
     root: str | None = None,
     split: str = "test",
     dsl: bool = False,
+    qb_norm: str | None = None,
+    qb_bank: str | None = None,
     batch_size: int = 16,
     device: str = "auto",
     progress: bool = True,
@@ -198,7 +293,9 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate a run folder on a split; returns (and writes) its metrics.
 
-    ``dataset``/``root`` default to the run's own training data.
+    ``dataset``/``root`` default to the run's own training data. ``qb_norm`` (a
+    :data:`QB_NORM_SETTINGS` preset) adds the querybank-normalised figures, with the bank built
+    from split ``qb_bank`` of the same dataset (default: the run's ``data.train_split``).
     """
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
@@ -210,8 +307,18 @@ def evaluate_run(
     data_root = root or cfg.data.root
     options = cfg.data.source_options if name == cfg.data.dataset else {}
     records = load_split(name, data_root, split, **options)
+    bank_records = None
+    if qb_norm is not None:
+        bank_split = qb_bank or cfg.data.train_split
+        if bank_split == split:
+            raise ValueError(f"qb_bank={bank_split!r} is the evaluated split; QB-Norm's bank must "
+                             "be other queries (e.g. the training split)")
+        bank_records = load_split(name, data_root, bank_split, **options)
     metrics, _ = evaluate_model(model, tokenizer, cfg, records, dataset=name, split=split,
-                                dsl=dsl, batch_size=batch_size, device=dev, progress=progress)
+                                dsl=dsl, qb_norm=qb_norm, bank_records=bank_records,
+                                batch_size=batch_size, device=dev, progress=progress)
+    if qb_norm is not None:
+        metrics["qb_norm"]["bank_split"] = bank_split
     if write:
         write_metrics(run_dir, f"{name}-{split}", metrics)
     return metrics
@@ -234,12 +341,19 @@ def evaluate_model(
     dataset: str,
     split: str,
     dsl: bool = False,
+    qb_norm: str | None = None,
+    bank_records: list | None = None,
     batch_size: int = 16,
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> tuple[dict[str, Any], SplitEmbedding]:
     """Metrics of an in-memory model on a split's records (inference mode; training-only
-    objectives are not run). Returns the metrics and the split's embedding."""
+    objectives are not run). Returns the metrics and the split's embedding.
+
+    ``qb_norm`` (a :data:`QB_NORM_SETTINGS` preset) adds :func:`qb_norm_metrics` with the
+    query bank embedded from ``bank_records``."""
+    if qb_norm is not None and not bank_records:
+        raise ValueError("qb_norm needs bank_records (the query bank, e.g. the training split)")
     from tvr.metrics import RANK_RULE, dual_softmax, retrieval_metrics
 
     model = model.for_inference()
@@ -256,12 +370,23 @@ def evaluate_model(
         v2t = retrieval_metrics(dual_softmax(emb.sim, direction="v2t"), emb.text_to_video)
         metrics.update({f"dsl/{k}": v for k, v in t2v.items() if k.startswith("t2v/")})
         metrics.update({f"dsl/{k}": v for k, v in v2t.items() if k.startswith("v2t/")})
+    if qb_norm is not None:
+        bank_text, bank_video = embed_bank(
+            model, tokenizer, bank_records, num_frames=cfg.data.num_frames,
+            image_size=cfg.data.image_size, max_words=cfg.data.max_words,
+            on_decode_error=cfg.data.on_decode_error, frame_cache=cfg.data.frame_cache or None,
+            batch_size=batch_size, num_workers=cfg.data.num_workers, device=device,
+            progress=progress,
+        )
+        metrics.update(qb_norm_metrics(model, emb, bank_text, bank_video, preset=qb_norm,
+                                       device=device, progress=progress))
+    applied = [name for name, on in (("dsl", dsl), ("qb_norm", qb_norm is not None)) if on]
     metrics.update(
         {
             "dataset": name, "split": split, "num_texts": len(emb.captions),
             "num_videos": len(emb.video_ids), "skipped_videos": emb.skipped_videos,
             "frames": cfg.data.num_frames, "words": cfg.data.max_words,
-            "head": cfg.model.head, "post_processing": "dsl" if dsl else "none",
+            "head": cfg.model.head, "post_processing": "+".join(applied) or "none",
             "rank_rule": RANK_RULE, "v2t_rule": "best caption per video (MSVD)",
         }
     )
@@ -272,7 +397,8 @@ def format_metrics(metrics: dict[str, Any], run: str | None = None) -> str:
     """The printed summary: R@K, MdR, MnR per direction.
 
     Where a direction has tied queries, an ``(optimistic)`` line with the ties-in-favour figures
-    follows it and a ``WARNING`` line (naming ``run`` when given) ends the summary.
+    follows it and a ``WARNING`` line (naming ``run`` when given) ends the summary. With
+    QB-Norm figures (``qbnorm/...``) a ``(QB-Norm)`` line follows each direction.
     """
     from tvr.metrics import OPTIMISTIC_SUFFIX, tie_warning, tied_directions
 
@@ -293,6 +419,8 @@ def format_metrics(metrics: dict[str, Any], run: str | None = None) -> str:
         if direction in tied and f"{direction}/R@1{OPTIMISTIC_SUFFIX}" in metrics:
             rows.append(line(f"{direction} (optimistic, ties favour the model)", direction,
                              OPTIMISTIC_SUFFIX))
+        if f"qbnorm/{direction}/R@1" in metrics:
+            rows.append(line(f"{direction} (QB-Norm)", f"qbnorm/{direction}", ""))
     rows.extend(f"WARNING: {tie_warning(metrics, d, run=run)}" for d in tied)
     return "\n".join(rows)
 
@@ -304,12 +432,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", help="dataset root (default: the run's data.root)")
     p.add_argument("--split", default="test")
     p.add_argument("--dsl", action="store_true", help="also report dual-softmax re-normalised metrics")
+    p.add_argument("--qb-norm", nargs="?", const="reference", choices=sorted(QB_NORM_SETTINGS),
+                   metavar="PRESET",
+                   help="also report querybank-normalised metrics (QB-Norm, Bogolin et al. 2022; "
+                   "preset 'reference' (k=1, beta=20, theta=1, the default) or 'dicosa')")
+    p.add_argument("--qb-bank", metavar="SPLIT",
+                   help="split whose captions/videos form QB-Norm's query bank (default: the "
+                   "run's data.train_split)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.qb_bank and not args.qb_norm:
+        p.error("--qb-bank needs --qb-norm")
     metrics = evaluate_run(args.run, dataset=args.dataset, root=args.root, split=args.split,
-                           dsl=args.dsl, batch_size=args.batch_size, device=args.device)
+                           dsl=args.dsl, qb_norm=args.qb_norm, qb_bank=args.qb_bank,
+                           batch_size=args.batch_size, device=args.device)
     print(format_metrics(metrics, run=str(args.run)))
     print(f"N: {metrics['num_texts']} texts x {metrics['num_videos']} videos; "
           f"written to {args.run / 'metrics.json'}")

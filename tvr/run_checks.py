@@ -25,7 +25,6 @@ which shapes the warm-up/cosine learning-rate schedule of every step.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +42,22 @@ RESUMABLE_KEYS: frozenset[str] = frozenset({
 
 # File suffixes of the local checkpoints model.pretrained may name (never a hub id).
 _CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".tar")
-# A Hugging Face hub id: "name" or "org/name" of letters, digits, "-", "_", ".".
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+
+
+def is_hub_id(value: str) -> bool:
+    """Whether ``value`` is a valid Hugging Face hub repo id, ``name`` or ``org/name``.
+
+    The hub's own rule (``huggingface_hub.utils.validate_repo_id``): letters, digits, ``-``,
+    ``_`` and ``.``; no ``--`` or ``..``; ``-`` and ``.`` neither first nor last in a part; at
+    most 96 characters. The one definition used by the config checks and the backbone loader.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return True
 
 
 def looks_like_local_path(value: str) -> bool:
@@ -52,7 +65,8 @@ def looks_like_local_path(value: str) -> bool:
 
     True for what exists on disk, absolute or ``~`` / ``.``-relative paths, more than one
     ``/``, backslashes, checkpoint file suffixes (``.pt``, ``.bin``, ...) and anything that is
-    not a valid hub id; ``org/name`` and ``name`` that do not exist locally are hub ids.
+    not a valid hub id (:func:`is_hub_id`); ``org/name`` and ``name`` that do not exist
+    locally are hub ids.
     """
     if not value:
         return False
@@ -62,7 +76,7 @@ def looks_like_local_path(value: str) -> bool:
         return True
     if value.lower().endswith(_CHECKPOINT_SUFFIXES):
         return True
-    return _HUB_ID.match(value) is None
+    return not is_hub_id(value)
 
 
 def check_run_name(name: str, output_root: str) -> None:

@@ -20,7 +20,7 @@ import streamlit as st
 from analysis.bundle import BundleError, BundleInfo, bundle_dir_for
 from app import resources
 from app.components.export import export_button
-from app.context import Selection
+from app.selection import Selection
 from app.state import KEY_BASE_RUN, KEY_DRGI_RUN, KEY_SPLIT, AppRoots, PathOutsideRootsError
 
 logger = logging.getLogger(__name__)

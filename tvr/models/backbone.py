@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,10 +33,10 @@ from torch import Tensor, nn
 from tvr.config import ClipConfig, ExperimentConfig
 from tvr.models.features import TokenFeatures
 from tvr.registry import get, register
+from tvr.run_checks import is_hub_id
 
 log = logging.getLogger(__name__)
 
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
@@ -551,7 +550,7 @@ class HFClipEncoder(Encoder):
                     "transformers CLIPModel folder)"
                 )
             source = str(local)
-        elif local.exists() or not _HUB_ID_RE.match(name) or name.startswith((".", "/", "~")):
+        elif local.exists() or not is_hub_id(name):  # a path-like name is never a hub id
             raise BackboneNotFoundError(
                 f"pretrained {name!r}: not an existing Hugging Face CLIP folder (nor a hub id)"
             )

@@ -1,0 +1,101 @@
+"""The embeddings page (app/app_pages/embeddings.py) with AppTest on the tiny run pair:
+the map is one WebGL trace with one id per point, the lasso fills the gallery, colours
+follow the chosen mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.embedding_map import map_points
+from analysis.geometry import modality_gap
+from tests.helpers_app import assert_no_errors, chart, open_page, page_bundle, plotly_array
+
+EMBEDDINGS = "app_pages/embeddings.py"
+OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#9e9e9e", "loss": "#d62728"}  # the page's legend
+
+
+def test_embeddings_map_is_one_webgl_trace_with_ids(app_env):
+    base = page_bundle(app_env, app_env.base)
+    at = open_page(EMBEDDINGS)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    for key in ("emb_map_base", "emb_map_DRGI"):
+        fig = chart(at, key)
+        gl = [t for t in fig["data"] if t["type"] == "scattergl"]
+        assert len(gl) == 1 and fig["data"][0]["type"] == "scattergl"
+        assert all(t["x"] == [None] for t in fig["data"][1:])  # legend entries, no points
+        x = plotly_array(gl[0]["x"])
+        ids = plotly_array(gl[0]["customdata"])
+        assert len(x) == len(points) == len(ids)
+        assert ids.ndim == 1 and sorted(ids.tolist()) == list(range(len(points)))
+    base_trace = chart(at, "emb_map_base")["data"][0]
+    ids = plotly_array(base_trace["customdata"])
+    np.testing.assert_allclose(plotly_array(base_trace["x"]), points.coords[ids, 0], rtol=1e-6)
+    gap = modality_gap(base.text_pooled, base.video_pooled, base.text_to_video)
+    shown = {(m.label, m.value) for m in at.metric}
+    assert ("centroid distance", f"{gap.centroid_distance:.3f}") in shown
+    hist = chart(at, "emb_gap_base")["data"]
+    np.testing.assert_allclose(plotly_array(hist[0]["x"]), gap.matched_cos, rtol=1e-6)
+
+
+def test_embeddings_lasso_fills_the_gallery_and_greys_the_rest(app_env):
+    base = page_bundle(app_env, app_env.base)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    caption, video = 3, 5
+    text_id = int(points.block("texts")[caption])
+    video_id = int(points.block("videos")[video])
+    at = open_page(EMBEDDINGS)
+    at.session_state["emb_map_base"] = {"selection": {
+        "points": [{"customdata": text_id}, {"customdata": video_id}],
+        "point_indices": [text_id, video_id], "box": [], "lasso": []}}
+    at.run()
+    assert_no_errors(at)
+    gallery = [m.value for m in at.markdown if m.value.startswith(f"`{caption}`")]
+    assert gallery and base.captions[caption].split()[1] in gallery[0]
+    captions = [str(im.proto.imgs[0].caption) for im in at.image]
+    assert any(base.video_ids[video] in c for c in captions)
+    # the selection is linked: the DRGI map lights up the same caption and video
+    for key in ("emb_map_base", "emb_map_DRGI"):
+        trace = chart(at, key)["data"][0]
+        ids = plotly_array(trace["customdata"])
+        colours = np.asarray(trace["marker"]["color"])
+        lit = {int(i) for i, c in zip(ids, colours, strict=True) if not c.startswith("rgba(190")}
+        video_side = np.isin(points.kind, [1, 3])  # frame and pooled video points
+        expected = set(np.flatnonzero((points.caption == caption) | (
+            video_side & (points.item == video))).tolist())
+        assert lit == expected
+        assert ids[-1] in expected  # highlighted points are drawn last, on top
+    # the selection is kept in the page's own key: a rerun (the charts' specs changed, so
+    # their own selection state may reset) still shows it, until it is cleared
+    at.run()
+    assert_no_errors(at)
+    assert any(m.value.startswith(f"`{caption}`") for m in at.markdown)
+    at.button(key="emb_clear").click().run()
+    assert_no_errors(at)
+    assert not any(m.value.startswith(f"`{caption}`") for m in at.markdown)
+    trace = chart(at, "emb_map_base")["data"][0]
+    assert not any(c.startswith("rgba(190") for c in trace["marker"]["color"])
+
+
+@pytest.mark.parametrize("mode", ["video", "node position", "event"])
+def test_embeddings_colour_modes(app_env, mode):
+    at = open_page(EMBEDDINGS, emb_colour=mode)
+    assert at.selectbox(key="emb_colour").value == mode
+    trace = chart(at, "emb_map_base")["data"][0]
+    assert len(set(trace["marker"]["color"])) > 1
+
+
+def test_embeddings_win_loss_colours_follow_the_rank_comparison(app_env):
+    from analysis.rankings import compare_rankings
+
+    base, drgi = page_bundle(app_env, app_env.base), page_bundle(app_env, app_env.drgi)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    outcome = compare_rankings(base.ranks.t2v, drgi.ranks.t2v)["outcome"].to_numpy()
+    at = open_page(EMBEDDINGS, emb_colour="win / loss")
+    trace = chart(at, "emb_map_base")["data"][0]
+    ids = plotly_array(trace["customdata"])
+    colour = dict(zip(ids.tolist(), trace["marker"]["color"], strict=True))
+    for caption, point in enumerate(points.block("texts")):
+        assert colour[int(point)] == OUTCOME_COLOURS[outcome[caption]]
+    assert set(trace["marker"]["color"]) <= set(OUTCOME_COLOURS.values())
