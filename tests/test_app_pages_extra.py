@@ -137,7 +137,10 @@ def test_embeddings_map_is_one_webgl_trace_with_ids(app_env):
         fig = _chart(at, key)
         gl = [t for t in fig["data"] if t["type"] == "scattergl"]
         assert len(gl) == 1 and fig["data"][0]["type"] == "scattergl"
-        assert all(t["x"] == [None] for t in fig["data"][1:])  # legend entries, no points
+        marks = {"caption 0", "its ground truth", "top negatives"}  # the current query (q=0)
+        assert {t["name"] for t in fig["data"]} >= marks
+        # legend entries, no points
+        assert all(t["x"] == [None] for t in fig["data"][1:] if t["name"] not in marks)
         x = _array(gl[0]["x"])
         ids = _array(gl[0]["customdata"])
         assert len(x) == len(points) == len(ids)
