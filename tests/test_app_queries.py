@@ -116,7 +116,7 @@ def test_queries_row_click_selects_the_query_and_j_k_step_through_the_list(app_e
 
 
 def _open_on(at: AppTest, page: str) -> None:
-    _button(at, f"qt_open_{page}").click().run()
+    _button(at, f"qt_open_{page.removesuffix('.py')}").click().run()
     assert_no_errors(at)
 
 

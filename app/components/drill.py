@@ -78,7 +78,8 @@ def drill_buttons(query: int, *, key: str, failing_run: str | None = None, k: in
     where = container if container is not None else st
     cols = where.columns(len(DRILL_PAGES))
     for col, (page, label, icon) in zip(cols, DRILL_PAGES, strict=True):
-        if col.button(label, key=f"{key}_{page}", icon=icon, width="stretch",
+        if col.button(label, key=f"{key}_{page.removesuffix('.py')}", icon=icon,
+                      width="stretch",
                       help=f"Open caption {query} on the {label} page"):
             open_query(page, query, page_state(page, failing_run=failing_run, k=k))
 
