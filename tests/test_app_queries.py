@@ -170,10 +170,9 @@ def test_embeddings_highlights_the_query_its_ground_truth_and_top_negatives(app_
 def test_overview_opens_with_the_verdict(app_env):
     base, drgi = _bundle(app_env.base), _bundle(app_env.drgi)
     at = open_page("app_pages/overview.py")
-    first = at.main.children[1] if len(at.main.children) > 1 else None
-    assert first is not None
     verdicts = [m.value for m in at.markdown if "than base:" in m.value]
     assert len(verdicts) == 1, [m.value for m in at.markdown]
+    assert at.main.markdown[0].value == verdicts[0]  # the page opens with it
     fixed = int(((base.ranks.t2v > 1) & (drgi.ranks.t2v == 1)).sum())
     broken = int(((base.ranks.t2v == 1) & (drgi.ranks.t2v > 1)).sum())
     assert f"fixed, {broken} broken" in verdicts[0]

@@ -1,8 +1,9 @@
 """Compare rankings: per-query ground-truth rank of the base run vs the DRGI run.
 
-Log-log scatter (one point per query, colour = win/tie/loss from DRGI's side, lasso-selectable),
-counts, the largest wins and regressions, and the selected query's top-k lists of both runs
-side by side (thumbnails, ground truth highlighted).
+The rank change per query (Δ log2 rank vs the base rank, one point per pair of ranks sized and
+labelled by the queries sharing it, so ties are counted; colour = win/tie/loss from DRGI's side;
+lasso-selectable), counts, the largest wins and regressions, and the selected query's top-k lists
+of both runs side by side (thumbnails, ground truth highlighted).
 """
 
 from __future__ import annotations

@@ -47,20 +47,6 @@ if common is not None:
     n_texts, n_videos = common.common.num_texts, common.common.num_videos
 
 st.title("Overview")
-st.caption(
-    f"{sel.dataset}-{sel.split}: {n_texts} captions, {n_videos} videos"
-    f"{' (shared by both bundles)' if common is not None else ''}. "
-    "t2v = text-to-video (a caption finds its video), v2t = video-to-text. R@K in %, "
-    "MdR/MnR = median/mean rank of the ground truth (lower is better)."
-)
-for _label, _bundle in sel.bundles():
-    for note in tie_notes(_bundle.metrics, _bundle.run_name):
-        st.warning(f"Tied scores — {note}. Metrics below count ties against the model.",
-                   icon=":material/warning:")
-note = skipped_note(base, drgi, common.common if common is not None else None)
-if note:
-    st.warning(note, icon=":material/warning:")
-
 # ------------------------------------------------------------------ verdict
 stats = None
 if drgi is not None:
@@ -78,6 +64,20 @@ if drgi is not None:
     if sel.paired:
         st.page_link("app_pages/queries.py", label="Open the per-query table",
                      icon=":material/table_rows:")
+
+st.caption(
+    f"{sel.dataset}-{sel.split}: {n_texts} captions, {n_videos} videos"
+    f"{' (shared by both bundles)' if common is not None else ''}. "
+    "t2v = text-to-video (a caption finds its video), v2t = video-to-text. R@K in %, "
+    "MdR/MnR = median/mean rank of the ground truth (lower is better)."
+)
+for _label, _bundle in sel.bundles():
+    for note in tie_notes(_bundle.metrics, _bundle.run_name):
+        st.warning(f"Tied scores — {note}. Metrics below count ties against the model.",
+                   icon=":material/warning:")
+note = skipped_note(base, drgi, common.common if common is not None else None)
+if note:
+    st.warning(note, icon=":material/warning:")
 
 
 def _fmt(key: str, value: float) -> str:

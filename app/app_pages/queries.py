@@ -40,7 +40,7 @@ LABELS = {
     "rank_drgi": "rank (DRGI)",
     "delta_rank": "Δ rank",
     "delta_log2": "Δ log2 rank",
-    "outcome": "DRGI",
+    "outcome": "DRGI vs base",
     "status": "status",
     "failure_type": "failure type",
     "failure_base": "failure (base)",
