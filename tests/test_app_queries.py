@@ -204,3 +204,65 @@ def test_compare_counts_tied_queries_on_the_delta_log_rank_chart(app_env):
     assert shown == pairs
     assert int(custom[:, 1].sum()) == base.num_texts
     np.testing.assert_allclose(_array(trace["y"]), np.log2(custom[:, 2] / x))
+
+
+def test_step_moves_through_the_list_and_clamps_at_the_ends():
+    from app.components.drill import step
+
+    ids = [7, 3, 9]
+    assert step(ids, 3, 1) == 9 and step(ids, 3, -1) == 7
+    assert step(ids, 9, 1) == 9 and step(ids, 7, -1) == 7  # clamped
+    assert step(ids, 42, 1) == 7 and step(ids, 42, -1) == 9  # into the list from outside
+    assert step(ids, None, 1) == 7
+    assert step([], 3, 1) is None
+
+
+def test_failing_run_prefers_drgi_then_base():
+    from app.components.drill import failing_run
+
+    assert failing_run({"base": 3, "DRGI": 2}) == "DRGI"
+    assert failing_run({"base": 3, "DRGI": 1}) == "base"
+    assert failing_run({"base": 1, "DRGI": 1}) is None
+    assert failing_run({"base": 3, "DRGI": 2}, k=2) == "base"
+    assert failing_run({"base": 3}) == "base"  # a page with the base run only
+
+
+def test_page_state_makes_the_target_page_show_the_query():
+    from app.components.drill import DRILL_PAGES, page_state
+    from app.main import APP_DIR, PAGES
+
+    files = {f for f, _, _, _ in PAGES}
+    assert all(f"app_pages/{page}" in files and (APP_DIR / "app_pages" / page).is_file()
+               for page, _, _ in DRILL_PAGES)
+    assert page_state("failures.py", failing_run="DRGI", k=3) == {
+        "failures_k": 3, "failures_types": [], "failures_search": "", "failures_run": "DRGI"}
+    assert "failures_run" not in page_state("failures.py")  # fails in neither run
+    assert page_state("compare.py") == {"dir": "t2v"}
+    assert page_state("attention.py") == {"attn_kind": "caption"}
+
+
+def test_drill_down_from_hard_negatives_failures_and_compare(app_env):
+    base, drgi = _bundle(app_env.base), _bundle(app_env.drgi)
+    failing = np.flatnonzero(drgi.ranks.t2v > 1)
+    assert failing.size, "the tiny DRGI run fails no query"
+    q = int(failing[-1])
+    at = open_page("app_pages/hard_negatives.py", q=str(q))
+    _button(at, "hn_open_failures").click().run()
+    assert_no_errors(at)
+    assert at.title[0].value == "Failures"
+    assert at.radio(key="failures_run").value == "DRGI"  # the run in which it fails
+    assert at.number_input(key=KEY_QUERY).value == q
+    assert _caption_shown(at) == [q]
+    # AppTest keeps running the page it last switched to itself: follow the app's switch
+    at.switch_page("app_pages/failures.py").run()
+    assert _caption_shown(at) == [q]
+    _button(at, "failures_open_compare").click().run()
+    assert_no_errors(at)
+    assert at.title[0].value == "Compare rankings"
+    assert at.number_input(key=KEY_QUERY).value == q
+    at.switch_page("app_pages/compare.py").run()
+    _button(at, "compare_open_embeddings").click().run()
+    assert_no_errors(at)
+    assert at.title[0].value == "Embeddings"
+    assert any(f"Marked: caption {q}**" in m.value and base.captions[q] in m.value
+               for m in at.markdown)

@@ -14,6 +14,7 @@ import streamlit as st
 
 from analysis.rankings import largest_changes, rank_pairs, top_k, win_tie_loss
 from app import resources
+from app.components.drill import drill_buttons, failing_run
 from app.components.query import query_picker, selected_points, selected_rows, take_selection
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip, ranked_list
@@ -144,6 +145,9 @@ st.markdown(
     f"({row['outcome']})"
 )
 
+if direction == "t2v":
+    drill_buttons(q, key="compare_open", exclude="compare.py", failing_run=failing_run(
+        {"base": int(row["rank_a"]), "DRGI": int(row["rank_b"])}))
 panels = st.columns(2)
 for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
     panel.markdown(f"**{label}: {bundle.run_name}**")

@@ -13,7 +13,7 @@ from analysis.failures import FAILURE_TYPES
 from analysis.hard_negatives import word_frame_matrix
 from analysis.rankings import top_k
 from app import resources
-from app.components.drill import step_buttons
+from app.components.drill import drill_buttons, step_buttons
 from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip, ranked_list
@@ -121,6 +121,7 @@ rank = int(bundle.ranks.t2v[q])
 st.markdown(f"**Caption {q}:** {escape_md(bundle.captions[q])}  \n"
             f"ground truth **{escape_md(bundle.video_ids[gt])}** at rank **{rank}** "
             f"({bundle.run_name})")
+drill_buttons(q, key="failures_open", failing_run=run_label, k=k, exclude="failures.py")
 row = table[table["query"] == q]
 if typed and len(row):
     r0 = row.iloc[0]

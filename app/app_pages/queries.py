@@ -24,7 +24,7 @@ from analysis.query_table import (
 )
 from analysis.rankings import OUTCOMES
 from app import resources
-from app.components.drill import drill_buttons, step_buttons
+from app.components.drill import drill_buttons, failing_run, step_buttons
 from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
@@ -130,9 +130,9 @@ st.markdown(
     + (f" · failure type: {escape_md(str(row['failure_type']))}"
        if row["failure_type"] != NO_FAILURE else "")
 )
-failing = {"fixed": "base", "broken": "DRGI", "both fail": "DRGI"}.get(str(row["status"]))
 st.caption("Open this query on:")
-drill_buttons(q, key="qt_open", failing_run=failing, k=k)
+drill_buttons(q, key="qt_open", k=k, failing_run=failing_run(
+    {"base": int(row["rank_base"]), "DRGI": int(row["rank_drgi"])}, k=k))
 
 with table_area:
     select_query_row(TABLE_KEY, shown_ids, q)

@@ -54,6 +54,15 @@ def page_state(page: str, *, failing_run: str | None = None, k: int = 1) -> dict
     return {}
 
 
+def failing_run(ranks: Mapping[str, int], k: int = 1) -> str | None:
+    """The run whose failure the Failures page should open on: ``"DRGI"`` when its rank is
+    above ``k``, else ``"base"`` when the base's is, else None (``ranks``: label -> rank)."""
+    for label in ("DRGI", "base"):
+        if label in ranks and int(ranks[label]) > int(k):
+            return label
+    return None
+
+
 def open_query(page: str, query: int, state: Mapping[str, Any] | None = None) -> None:
     """Make ``query`` current, leave ``state`` for the target page and switch to ``page``
     (a file name under ``app/app_pages``). Call from the page body, not from a callback."""
@@ -73,11 +82,13 @@ def apply_pending() -> None:
 
 
 def drill_buttons(query: int, *, key: str, failing_run: str | None = None, k: int = 1,
-                  container: Any = None) -> None:
-    """One button per page showing caption ``query`` (see :data:`DRILL_PAGES`)."""
+                  exclude: str | None = None, container: Any = None) -> None:
+    """One button per page showing caption ``query`` (see :data:`DRILL_PAGES`), but the page
+    file ``exclude`` (the page drawing them)."""
     where = container if container is not None else st
-    cols = where.columns(len(DRILL_PAGES))
-    for col, (page, label, icon) in zip(cols, DRILL_PAGES, strict=True):
+    pages = [p for p in DRILL_PAGES if p[0] != exclude]
+    cols = where.columns(len(pages))
+    for col, (page, label, icon) in zip(cols, pages, strict=True):
         if col.button(label, key=f"{key}_{page.removesuffix('.py')}", icon=icon,
                       width="stretch",
                       help=f"Open caption {query} on the {label} page"):
