@@ -165,6 +165,23 @@ def test_embeddings_highlights_the_query_its_ground_truth_and_top_negatives(app_
         assert "top negatives" in names
     gt = base.video_ids[int(base.text_to_video[q])]
     assert any(f"caption {q}" in md.value and gt in md.value for md in at.markdown)
+    # on the base map the marks sit on the query's, the ground truth's and the negatives' points
+    from analysis.embedding_map import map_points
+    from analysis.rankings import top_k
+
+    points = map_points(base.projections, "pca", base.text_to_video)
+    texts, videos = points.block("texts"), points.block("videos")
+    spec = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
+                if "emb_map_base" in el.proto.id)
+    marks = {t["name"]: (_array(t["x"]), _array(t["y"])) for t in spec["data"]}
+    q_pt = texts[points.item[texts] == q]
+    np.testing.assert_allclose(marks[f"caption {q}"][0], points.coords[q_pt, 0], rtol=1e-5)
+    g = int(base.text_to_video[q])
+    idx, _ = top_k(base.sim[q], 4)
+    negs = [int(v) for v in idx if int(v) != g][:3]
+    for name, vids in (("its ground truth", [g]), ("top negatives", negs)):
+        pts = [int(videos[points.item[videos] == v][0]) for v in vids]
+        np.testing.assert_allclose(marks[name][1], points.coords[pts, 1], rtol=1e-5)
 
 
 def test_overview_opens_with_the_verdict(app_env):

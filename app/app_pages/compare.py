@@ -78,15 +78,18 @@ trace = dict(
                    f"{what}(s), e.g. {what} %{{customdata[0]}}<extra></extra>"),
 )
 fig = go.Figure(go.Scattergl(**trace) if many else go.Scatter(**trace))
-fig.add_hline(y=0, line_dash="dot", line_color="#555")
+fig.add_hline(y=0, line_dash="dot", line_color="#555", layer="below")
+fig.add_annotation(x=0.01, y=0.99, xref="paper", yref="paper", showarrow=False,
+                   xanchor="left", yanchor="top", align="left",
+                   text=f"{counts['tie']} of {n} tie (grey, on 0) · {counts['win']} DRGI "
+                        f"better · {counts['loss']} worse")
 top = int(max(table["rank_a"].max(), 2))
 fig.update_layout(
     height=520, dragmode="lasso", showlegend=False, margin=dict(l=10, r=10, t=40, b=10),
     xaxis=dict(type="log", range=[np.log10(0.8), np.log10(top * 1.25)],
                title=f"base rank ({base.run_name}, log scale)"),
     yaxis=dict(title="Δ log2 rank = log2(DRGI rank / base rank)", zeroline=False),
-    title=(f"Rank change per {what}: below 0 DRGI ranks the ground truth higher; "
-           f"{counts['tie']} of {n} tie (on the dotted line)"),
+    title=f"Rank change per {what} (below 0: DRGI ranks the ground truth higher)",
 )
 left, right = st.columns([3, 2])
 with left:

@@ -206,7 +206,8 @@ def top_negatives(bundle: Bundle, q: int, n: int = QUERY_NEGATIVES) -> list[int]
 def mark_query(fig: go.Figure, points: MapPoints, coords: np.ndarray, q: int, gt: int,
                negatives: list[int]) -> None:
     """Mark caption ``q`` (star), its ground-truth video (ringed diamond) and its top negative
-    videos (crosses) on top of a map, one legend entry each."""
+    videos (crosses) on top of a map, one legend entry each (three small WebGL traces after
+    the map's own, so drawn over it)."""
     texts, videos = points.block("texts"), points.block("videos")
     text_pt = texts[points.item[texts] == q]
     vid_of = {int(points.item[i]): int(i) for i in videos}
@@ -218,7 +219,8 @@ def mark_query(fig: go.Figure, points: MapPoints, coords: np.ndarray, q: int, gt
                                      dtype=np.int64), "x", 13, NEGATIVE_COLOUR),
     )
     for name, ids, symbol, size, colour in marks:
-        fig.add_trace(go.Scatter(
+        # WebGL too: plotly draws WebGL points above every SVG trace, which would hide these
+        fig.add_trace(go.Scattergl(
             x=coords[ids, 0], y=coords[ids, 1], mode="markers", name=name,
             marker=dict(symbol=symbol, size=size, color=colour,
                         line=dict(width=2, color=colour)),
