@@ -550,3 +550,25 @@ def paired_summary(
                          "n": test.n})
     return pd.DataFrame(rows, columns=["direction", "metric", "diff", "ci_low", "ci_high",
                                        "p_value", "method", "wins", "losses", "n"])
+
+
+def rank_pairs(ranks_a: Any, ranks_b: Any) -> pd.DataFrame:
+    """Queries grouped by their pair of ranks, so tied queries are counted, not overplotted.
+
+    Args:
+        ranks_a: ``[N]`` 1-based ranks of model A.
+        ranks_b: ``[N]`` 1-based ranks of model B, same queries.
+
+    Returns:
+        One row per distinct ``(rank_a, rank_b)``, sorted by ``rank_a`` then ``rank_b``, with
+        columns ``rank_a``, ``rank_b``, ``count``, ``delta_log2`` (``log2(rank_b / rank_a)``;
+        negative = B better) and ``queries`` (the query positions of the group, ascending).
+    """
+    a, b = _paired_ranks(ranks_a, ranks_b)
+    frame = pd.DataFrame({"rank_a": a, "rank_b": b, "q": np.arange(a.size)})
+    groups = frame.groupby(["rank_a", "rank_b"], sort=True)["q"]
+    out = groups.agg(list).rename("queries").reset_index()
+    out.insert(2, "count", [len(q) for q in out["queries"]])
+    out.insert(3, "delta_log2", np.log2(out["rank_b"].to_numpy(np.float64)
+                                        / out["rank_a"].to_numpy(np.float64)))
+    return out

@@ -26,6 +26,8 @@ API (stable; pages 1-7 use only this)::
                                     # model_card, paired_stats, comparison, failure_table
     from app.components.thumbs import frame_strip, frame_images, ranked_list, video_file
     from app.components.query import query_picker, take_selection, selected_points, selected_rows
+    from app.components.query import set_query, shared_query   # the query shared by the pages
+    from app.components.drill import drill_buttons, step_buttons  # open on other pages; J / K
     from app.components.text import escape_md   # captions are data: escape before st.markdown
 
 ``app/main.py`` draws the sidebar (:mod:`app.components.sidebar`) before running the page and

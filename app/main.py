@@ -19,6 +19,7 @@ APP_DIR = Path(__file__).resolve().parent
 if str(APP_DIR.parent) not in sys.path:  # `streamlit run app/main.py` puts app/ on the path
     sys.path.insert(0, str(APP_DIR.parent))
 
+from app.components.drill import apply_pending  # noqa: E402
 from app.components.sidebar import render_sidebar  # noqa: E402
 from app.context import set_current  # noqa: E402
 from app.state import AppRoots  # noqa: E402
@@ -33,6 +34,7 @@ FAVICON = APP_DIR / "assets" / "favicon.svg"
 # (file relative to app/, title, icon, url_path); the first page is the default
 PAGES: list[tuple[str, str, str, str]] = [
     ("app_pages/overview.py", "Overview", ":material/dashboard:", "overview"),
+    ("app_pages/queries.py", "Queries", ":material/table_rows:", "queries"),
     ("app_pages/compare.py", "Compare rankings", ":material/compare_arrows:", "compare"),
     ("app_pages/failures.py", "Failures", ":material/error:", "failures"),
     ("app_pages/attention.py", "Attention graphs", ":material/hub:", "attention"),
@@ -62,6 +64,7 @@ def main() -> None:
                        page_icon=str(FAVICON) if FAVICON.is_file() else None)
     pg = st.navigation(build_pages(), position="sidebar")
     st.sidebar.title("DRGI Lab")
+    apply_pending()  # page settings left by a drill-down from another page
     set_current(render_sidebar(AppRoots.from_env()))
     pg.run()
 

@@ -270,3 +270,26 @@ def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle) -> Any:
 def failure_table(bundle: Bundle, k: int = 1, top: int = 5) -> Any:
     """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top)."""
     return _failures(_bundle_key(bundle), int(k), int(top), bundle)
+
+
+@st.cache_data(max_entries=16, show_spinner="Joining the per-query table…")
+def _query_table(key: tuple, k: int, _base: Bundle, _drgi: Bundle, _fb: Any, _fd: Any,
+                 _meta: Any) -> Any:
+    from analysis.query_table import bundle_query_table
+
+    return bundle_query_table(_base, _drgi, k=k, failures_base=_fb, failures_drgi=_fd,
+                              synthvtt=_meta)
+
+
+def query_table(base: Bundle, drgi: Bundle, k: int = 1, synthvtt: Any = None) -> Any:
+    """:func:`analysis.query_table.bundle_query_table` of the pair at failure threshold ``k``
+    (cached per bundle pair, version and ``k``; ``synthvtt``: the split's SynthVTT ground truth
+    for the family/edit columns, or None).
+
+    Raises:
+        ValueError: the bundles hold different captions or videos.
+    """
+    k = int(k)
+    return _query_table((_bundle_key(base), _bundle_key(drgi), synthvtt is not None), k,
+                        base, drgi, failure_table(base, k=k), failure_table(drgi, k=k),
+                        synthvtt)

@@ -27,10 +27,10 @@ def _dataframe(at: AppTest, key: str):
     return found[0].value
 
 
-def test_pages_list_has_all_seven_files():
+def test_pages_list_has_all_eight_files():
     files = [f for f, _, _, _ in PAGES]
     assert files == [f"app_pages/{n}.py" for n in (
-        "overview", "compare", "failures", "attention", "embeddings", "hard_negatives",
+        "overview", "queries", "compare", "failures", "attention", "embeddings", "hard_negatives",
         "live_query")]
     assert len({p for _, _, _, p in PAGES}) == len(PAGES)  # url paths unique
 

@@ -135,6 +135,32 @@ def test_failures_query_from_the_url_is_highlighted(app_env):
     _assert_shows(at, q)
 
 
+def test_failures_sort_by_rank_change_sorts_by_the_change(app_env):
+    base, drgi = _bundle(app_env.base), _bundle(app_env.drgi)
+    at = open_page(PAGE)
+    at.selectbox(key="failures_sort").select(
+        "rank change vs the other run (this run worse first)").run()
+    assert_no_errors(at)
+    table = _table(at)
+    q = table["query"].to_numpy()
+    change = base.ranks.t2v[q] - drgi.ranks.t2v[q]
+    np.testing.assert_array_equal(table["rank_change"], change)
+    assert list(change) == sorted(change, reverse=True)
+
+
+def test_failures_j_k_step_through_the_shown_failures(app_env):
+    at = open_page(PAGE)
+    ids = [int(i) for i in _table(at)["query"]]
+    assert len(ids) >= 2, "the tiny base run fails fewer than two queries"
+    _click(at, 0)
+    next_ = next(b for b in at.button if b.key == "failures_step_next")
+    next_.click().run()
+    assert_no_errors(at)
+    _assert_shows(at, ids[1])
+    next(b for b in at.button if b.key == "failures_step_prev").click().run()
+    _assert_shows(at, ids[0])
+
+
 # ---------------------------------------------------------------------------- live query
 
 

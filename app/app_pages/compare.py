@@ -1,8 +1,9 @@
 """Compare rankings: per-query ground-truth rank of the base run vs the DRGI run.
 
-Log-log scatter (one point per query, colour = win/tie/loss from DRGI's side, lasso-selectable),
-counts, the largest wins and regressions, and the selected query's top-k lists of both runs
-side by side (thumbnails, ground truth highlighted).
+The rank change per query (Δ log2 rank vs the base rank, one point per pair of ranks sized and
+labelled by the queries sharing it, so ties are counted; colour = win/tie/loss from DRGI's side;
+lasso-selectable), counts, the largest wins and regressions, and the selected query's top-k lists
+of both runs side by side (thumbnails, ground truth highlighted).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis.rankings import largest_changes, top_k, win_tie_loss
+from analysis.rankings import largest_changes, rank_pairs, top_k, win_tie_loss
 from app import resources
+from app.components.drill import drill_buttons, failing_run
 from app.components.query import query_picker, selected_points, selected_rows, take_selection
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip, ranked_list
@@ -20,6 +22,14 @@ from app.context import current
 
 OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#9e9e9e", "loss": "#d62728"}
 MAP_KEY = "compare_map"
+MAX_TEXT_POINTS = 3000  # above this many rank pairs: WebGL points without count labels
+RANK_COLUMNS = {
+    "caption": st.column_config.TextColumn("caption", width="large"),
+    "rank_a": st.column_config.NumberColumn("rank (base)"),
+    "rank_b": st.column_config.NumberColumn("rank (DRGI)"),
+    "delta": st.column_config.NumberColumn("Δ rank (DRGI − base)", format="%+d"),
+    "log_ratio": st.column_config.NumberColumn("log rank ratio", format="%+.2f"),
+}
 
 sel = current()
 base, drgi = sel.require_pair("the rank comparison")
@@ -43,53 +53,73 @@ c2.metric("ties", counts["tie"])
 c3.metric("DRGI losses", counts["loss"], help="queries whose ground truth DRGI ranks lower")
 c4.metric("mean Δ rank (DRGI − base)", f"{table['delta'].mean():+.2f}")
 
-# ------------------------------------------------------------------ scatter
-ra = table["rank_a"].to_numpy()
-rb = table["rank_b"].to_numpy()
-top = int(max(ra.max(), rb.max(), 2))
-fig = go.Figure()
-fig.add_trace(go.Scattergl(
-    x=ra, y=rb, mode="markers", name="queries",
-    marker=dict(size=9, opacity=0.75, color=[OUTCOME_COLOURS[o] for o in table["outcome"]]),
-    customdata=np.arange(n),
-    hovertemplate=f"{what} %{{customdata}}<br>base rank %{{x}}<br>DRGI rank %{{y}}<extra></extra>",
-))
-fig.add_trace(go.Scatter(
-    x=[1, top], y=[1, top], mode="lines", name="equal rank",
-    line=dict(color="#555", dash="dot", width=1), hoverinfo="skip",
-))
-span = [np.log10(0.8), np.log10(top * 1.25)]  # axis range in log10 units (plotly log axes)
+# ------------------------------------------------------------------ Δ log-rank chart
+# One point per distinct (base rank, DRGI rank), sized by how many queries share it: tied
+# queries are counted, not drawn on top of each other.
+pairs = rank_pairs(table["rank_a"].to_numpy(), table["rank_b"].to_numpy())
+group_of = np.empty(n, dtype=np.int64)  # query -> its pair's row
+for g, members in enumerate(pairs["queries"]):
+    group_of[np.asarray(members, dtype=np.int64)] = g
+reps = np.asarray([m[0] for m in pairs["queries"]], dtype=np.int64)
+counts_ = pairs["count"].to_numpy()
+dl = pairs["delta_log2"].to_numpy()
+colours = np.where(dl < 0, OUTCOME_COLOURS["win"], np.where(dl > 0, OUTCOME_COLOURS["loss"],
+                                                           OUTCOME_COLOURS["tie"]))
+many = len(pairs) > MAX_TEXT_POINTS
+trace = dict(
+    x=pairs["rank_a"], y=dl, mode="markers" if many else "markers+text", name="queries",
+    text=None if many else [str(c) if c > 1 else "" for c in counts_],
+    textposition="middle center", textfont=dict(size=10, color="#111"),
+    marker=dict(size=np.minimum(7 + 5 * np.sqrt(counts_), 60), opacity=0.7, color=colours,
+                line=dict(width=0.5, color="#333")),
+    # [query shown on click, queries in the point, DRGI rank]
+    customdata=np.stack([reps, counts_, pairs["rank_b"]], axis=1),
+    hovertemplate=(f"base rank %{{x}} → DRGI rank %{{customdata[2]}}<br>%{{customdata[1]}} "
+                   f"{what}(s), e.g. {what} %{{customdata[0]}}<extra></extra>"),
+)
+fig = go.Figure(go.Scattergl(**trace) if many else go.Scatter(**trace))
+fig.add_hline(y=0, line_dash="dot", line_color="#555", layer="below")
+fig.add_annotation(x=0.01, y=0.99, xref="paper", yref="paper", showarrow=False,
+                   xanchor="left", yanchor="top", align="left",
+                   text=f"{counts['tie']} of {n} tie (grey, on 0) · {counts['win']} DRGI "
+                        f"better · {counts['loss']} worse")
+top = int(max(table["rank_a"].max(), 2))
 fig.update_layout(
-    height=520, dragmode="lasso", showlegend=False, margin=dict(l=10, r=10, t=30, b=10),
-    xaxis=dict(type="log", range=span, title=f"base rank ({base.run_name})"),
-    yaxis=dict(type="log", range=span, title=f"DRGI rank ({drgi.run_name})"),
-    title="Ground-truth rank per query: below the diagonal DRGI is better",
+    height=520, dragmode="lasso", showlegend=False, margin=dict(l=10, r=10, t=40, b=10),
+    xaxis=dict(type="log", range=[np.log10(0.8), np.log10(top * 1.25)],
+               title=f"base rank ({base.run_name}, log scale)"),
+    yaxis=dict(title="Δ log2 rank = log2(DRGI rank / base rank)", zeroline=False),
+    title=f"Rank change per {what} (below 0: DRGI ranks the ground truth higher)",
 )
 left, right = st.columns([3, 2])
 with left:
     event = st.plotly_chart(fig, key=MAP_KEY, on_select="rerun",
                             selection_mode=("points", "box", "lasso"), width="stretch")
-    st.caption("Green: DRGI better · grey: tie · red: DRGI worse. Lasso or click points to list "
-               "them; double-click to clear.")
+    st.caption("One point per pair of ranks; its size and number: how many queries share it. "
+               "Green: DRGI better · grey: tie · red: DRGI worse. Lasso or click points to "
+               "list their queries; double-click to clear.")
 picked = [int(i) for i in selected_points(event) if 0 <= int(i) < n]
 take_selection(MAP_KEY, picked)
+members = sorted({int(m) for g in sorted({int(group_of[i]) for i in picked})
+                  for m in pairs["queries"][g]})
 
 with right:
-    if picked:
-        sub = table.iloc[picked]
+    if members:
+        sub = table.iloc[members]
         sc = win_tie_loss(sub)
         st.markdown(f"**Selection: {len(sub)} {what}s** — {sc['win']} wins, {sc['tie']} ties, "
                     f"{sc['loss']} losses")
         st.dataframe(sub[["caption", "rank_a", "rank_b", "delta", "outcome"]], height=420,
-                     key="compare_selection_table")
+                     key="compare_selection_table", column_config=RANK_COLUMNS)
     else:
-        st.info("Lasso a group of points to list them here; click one to open it below.")
+        st.info("Lasso a group of points to list their queries here; click one to open it "
+                "below.")
 
 # ------------------------------------------------------------------ largest changes
 st.subheader("Largest changes")
 wins, losses = largest_changes(table, n=10)
 cols = st.columns(2)
-show = ["caption", "rank_a", "rank_b", "delta"]
+show = ["rank_a", "rank_b", "delta", "caption"]  # ranks first: long captions push them off
 for col, (label, frame, key) in zip(
     cols, (("Largest DRGI wins", wins, "compare_wins"),
            ("Largest regressions", losses, "compare_losses")), strict=True,
@@ -100,7 +130,7 @@ for col, (label, frame, key) in zip(
         st.session_state.pop("_seen_selection_" + key, None)
         continue
     ev = col.dataframe(frame[show], on_select="rerun", selection_mode="single-row", key=key,
-                       width="stretch")
+                       width="stretch", column_config=RANK_COLUMNS)
     rows = [r for r in selected_rows(ev) if 0 <= r < len(frame)]
     take_selection(key, [frame.index[r] for r in rows])
 
@@ -118,6 +148,9 @@ st.markdown(
     f"({row['outcome']})"
 )
 
+if direction == "t2v":
+    drill_buttons(q, key="compare_open", exclude="compare.py", failing_run=failing_run(
+        {"base": int(row["rank_a"]), "DRGI": int(row["rank_b"])}))
 panels = st.columns(2)
 for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
     panel.markdown(f"**{label}: {bundle.run_name}**")

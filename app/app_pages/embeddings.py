@@ -33,8 +33,9 @@ from analysis.embedding_map import (
 from analysis.events import NO_EVENT
 from analysis.geometry import modality_gap
 from analysis.projection import align_to
+from analysis.rankings import top_k
 from app import resources
-from app.components.query import selected_points
+from app.components.query import query_picker, selected_points
 from app.components.synthvtt import frame_events as split_frame_events
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
@@ -61,6 +62,8 @@ SEEN_KEY = "_emb_seen_"  # + map label: the ids that map reported last
 MAX_GALLERY_CAPTIONS = 40
 MAX_GALLERY_VIDEOS = 12
 HOVER_TEXT_MAX_POINTS = 60_000  # above this the hover shows ids only (payload)
+QUERY_NEGATIVES = 3  # top negatives marked with the current query
+QUERY_COLOUR, GT_COLOUR, NEGATIVE_COLOUR = "#000000", "#2ca02c", "#d62728"
 
 
 def map_key(label: str) -> str:
@@ -193,6 +196,37 @@ def map_figure(points: MapPoints, coords: np.ndarray, shown: np.ndarray, colours
     return fig
 
 
+def top_negatives(bundle: Bundle, q: int, n: int = QUERY_NEGATIVES) -> list[int]:
+    """The ``n`` best-scoring videos of caption ``q`` other than its ground truth."""
+    gt = int(bundle.text_to_video[q])
+    idx, _ = top_k(bundle.sim[q], min(n + 1, bundle.num_videos))
+    return [int(v) for v in idx if int(v) != gt][:n]
+
+
+def mark_query(fig: go.Figure, points: MapPoints, coords: np.ndarray, q: int, gt: int,
+               negatives: list[int]) -> None:
+    """Mark caption ``q`` (star), its ground-truth video (ringed diamond) and its top negative
+    videos (crosses) on top of a map, one legend entry each (three small WebGL traces after
+    the map's own, so drawn over it)."""
+    texts, videos = points.block("texts"), points.block("videos")
+    text_pt = texts[points.item[texts] == q]
+    vid_of = {int(points.item[i]): int(i) for i in videos}
+    marks = (
+        (f"caption {q}", text_pt, "star", 18, QUERY_COLOUR),
+        ("its ground truth", np.asarray([vid_of[gt]] if gt in vid_of else [], dtype=np.int64),
+         "diamond-open", 18, GT_COLOUR),
+        ("top negatives", np.asarray([vid_of[v] for v in negatives if v in vid_of],
+                                     dtype=np.int64), "x", 13, NEGATIVE_COLOUR),
+    )
+    for name, ids, symbol, size, colour in marks:
+        # WebGL too: plotly draws WebGL points above every SVG trace, which would hide these
+        fig.add_trace(go.Scattergl(
+            x=coords[ids, 0], y=coords[ids, 1], mode="markers", name=name,
+            marker=dict(symbol=symbol, size=size, color=colour,
+                        line=dict(width=2, color=colour)),
+            hovertemplate=f"{name}<extra></extra>"))
+
+
 def gallery(roots: AppRoots, bundle: Bundle, captions: list[int], videos: list[int],
             where: str) -> None:
     """The selected captions (text, ground-truth video) and videos (frame strips)."""
@@ -240,6 +274,18 @@ method = c1.selectbox("Map", methods, key="emb_method", bind="query-params",
 mode = c2.selectbox("Colour by", modes, key="emb_colour", bind="query-params")
 kinds = c3.multiselect("Points", list(KINDS), default=list(KINDS), key="emb_kinds",
                        format_func=lambda k: KIND_NAMES[k])
+q_col, q_text = st.columns([1, 3])
+q = query_picker(sel.base.num_texts, label="caption marked on the maps", container=q_col,
+                 help="Marked with its ground truth and top negatives; shared with the other "
+                 "pages and kept in the URL (?q=).")
+q_gt = int(sel.base.text_to_video[q])
+negs_of = {label: top_negatives(b, q) for label, b in bundles}
+q_text.markdown(
+    f"**Marked: caption {q}** {escape_md(sel.base.captions[q])} — ground truth "
+    f"*{escape_md(sel.base.video_ids[q_gt])}*; top negatives "
+    + "; ".join(f"{label}: " + ", ".join(escape_md(b.video_ids[v]) for v in negs_of[label])
+                for label, b in bundles)
+)
 if meta_note:
     st.caption(meta_note)
 
@@ -304,6 +350,7 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
     lit = highlight(points, caps, vids) if (caps or vids) else None
     fig = map_figure(points, coords, shown, colours, lit, hover_text(bundle, method, points),
                      legend, f"{sel.label(bundle)} · {method.upper()}")
+    mark_query(fig, points, coords, q, int(bundle.text_to_video[q]), negs_of[label])
     with col:
         st.plotly_chart(fig, key=map_key(label), on_select="rerun",
                         selection_mode=("lasso", "box"), width="stretch")

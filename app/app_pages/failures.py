@@ -13,6 +13,7 @@ from analysis.failures import FAILURE_TYPES
 from analysis.hard_negatives import word_frame_matrix
 from analysis.rankings import top_k
 from app import resources
+from app.components.drill import drill_buttons, step_buttons
 from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip, ranked_list
@@ -40,6 +41,7 @@ table: pd.DataFrame = resources.failure_table(bundle, k=k, top=5).copy()
 typed = "failure_type" in table.columns
 if other is not None:
     table["other_rank"] = np.asarray(other.ranks.t2v)[table["query"].to_numpy()]
+    table["rank_change"] = table["rank"] - table["other_rank"]
 
 c_type, c_sort = st.columns([3, 2])
 if typed:
@@ -52,7 +54,8 @@ else:
 sort_options = {"rank (worst first)": ("rank", False), "margin (most negative first)":
                 ("margin", True), "query index": ("query", True)}
 if other is not None:
-    sort_options["rank change vs the other run"] = ("other_rank", True)
+    # this run's rank minus the other's: the queries this run loses most against it first
+    sort_options["rank change vs the other run (this run worse first)"] = ("rank_change", False)
 sort_by = c_sort.selectbox("Sort by", list(sort_options), key="failures_sort")
 if search.strip():
     words = search.lower().split()
@@ -62,7 +65,8 @@ col, ascending = sort_options[sort_by]
 table = table.sort_values([col, "query"], ascending=[ascending, True], kind="stable")
 
 failed = resources.failure_table(bundle, k=k, top=5)
-columns = ["query", "caption", "rank"] + (["other_rank"] if other is not None else []) + [
+columns = ["query", "caption", "rank"] + (["other_rank", "rank_change"] if other is not None
+                                          else []) + [
     "margin", "gt_video_id", "top1_video_id"] + (["failure_type", "false_negative"] if typed
                                                  else [])
 shown = table[columns].reset_index(drop=True)
@@ -73,8 +77,11 @@ shown_ids = [int(i) for i in shown["query"]]
 take_row_click(TABLE_KEY)
 table_area = st.container()
 st.subheader("Query detail")
-q = query_picker(bundle.num_texts, label="caption index",
-                 help="Pick a row above, or type an index; it is kept in the URL (?q=).")
+p_col, s_col = st.columns([1, 3])
+q = query_picker(bundle.num_texts, label="caption index", container=p_col,
+                 help="Pick a row above, step with J / K, or type an index; it is kept in the "
+                 "URL (?q=).")
+step_buttons(shown_ids, q, key="failures_step", what="failed query", container=s_col)
 
 with table_area:
     st.markdown(
@@ -95,6 +102,7 @@ with table_area:
         column_config={
             "rank": st.column_config.NumberColumn(f"rank ({run_label})"),
             "other_rank": st.column_config.NumberColumn("rank (other run)"),
+            "rank_change": st.column_config.NumberColumn("rank − other run's", format="%+d"),
             "margin": st.column_config.NumberColumn("GT − top-1 score", format="%.3f"),
         },
     )
@@ -113,6 +121,7 @@ rank = int(bundle.ranks.t2v[q])
 st.markdown(f"**Caption {q}:** {escape_md(bundle.captions[q])}  \n"
             f"ground truth **{escape_md(bundle.video_ids[gt])}** at rank **{rank}** "
             f"({bundle.run_name})")
+drill_buttons(q, key="failures_open", failing_run=run_label, k=k, exclude="failures.py")
 row = table[table["query"] == q]
 if typed and len(row):
     r0 = row.iloc[0]

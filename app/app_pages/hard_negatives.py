@@ -37,6 +37,7 @@ from analysis.hard_negatives import (
 )
 from analysis.scores import discriminator_summary, margin_summary
 from app import resources
+from app.components.drill import drill_buttons, failing_run
 from app.components.query import query_picker, selected_rows, take_selection
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
@@ -194,6 +195,8 @@ q = query_picker(base.num_texts, label="caption index",
 gt = int(base.text_to_video[q])
 st.markdown(f"**Caption {q}:** {escape_md(base.captions[q])}  \n"
             f"ground truth **{escape_md(base.video_ids[gt])}**")
+drill_buttons(q, key="hn_open", exclude="hard_negatives.py", failing_run=failing_run(
+    {label: int(b.ranks.t2v[q]) for label, b in per_query}))
 cols = st.columns(len(per_query))
 for col, (label, bundle) in zip(cols, per_query, strict=True):
     hn = negs[label]

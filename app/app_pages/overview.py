@@ -11,6 +11,7 @@ import streamlit as st
 
 from analysis.cards import CardError
 from analysis.coverage import skipped_note
+from analysis.query_table import BROKEN, FIXED, query_status
 from analysis.rankings import (
     LOWER_IS_BETTER,
     METRIC_KEYS,
@@ -18,6 +19,7 @@ from analysis.rankings import (
     rank_histogram,
     tie_notes,
 )
+from analysis.verdict import verdict
 from app import resources
 from app.context import current
 
@@ -45,6 +47,24 @@ if common is not None:
     n_texts, n_videos = common.common.num_texts, common.common.num_videos
 
 st.title("Overview")
+# ------------------------------------------------------------------ verdict
+stats = None
+if drgi is not None:
+    stats = (resources.paired_stats(base, drgi) if common is None
+             else resources.paired_stats_on_common(base, drgi, common))
+    r1 = stats[(stats["direction"] == "t2v") & (stats["metric"] == "R@1")].iloc[0]
+    status = query_status(ranks[id(base)]["t2v"], ranks[id(drgi)]["t2v"], k=1)
+    n_fixed, n_broken = int((status == FIXED).sum()), int((status == BROKEN).sum())
+    st.markdown("#### " + verdict(float(r1["diff"]), float(r1["p_value"]), n_fixed, n_broken))
+    st.caption(
+        f"Fixed: captions whose video {base.run_name} misses at rank 1 and {drgi.run_name} "
+        f"finds; broken: the reverse ({len(status)} captions). Every query side by side on "
+        "the Queries page."
+    )
+    if sel.paired:
+        st.page_link("app_pages/queries.py", label="Open the per-query table",
+                     icon=":material/table_rows:")
+
 st.caption(
     f"{sel.dataset}-{sel.split}: {n_texts} captions, {n_videos} videos"
     f"{' (shared by both bundles)' if common is not None else ''}. "
@@ -100,8 +120,6 @@ st.subheader("Is the difference significant?")
 if drgi is None:
     st.info("Pick a second run in the sidebar to test the difference per query.")
 else:
-    stats = (resources.paired_stats(base, drgi) if common is None
-             else resources.paired_stats_on_common(base, drgi, common))
     st.caption(
         "Paired sign-flip randomisation test (two-sided) and a 95 % paired bootstrap interval "
         "of DRGI − base, per query. R@K differences in percentage points; MnR in ranks "

@@ -5,6 +5,11 @@ page draws them first, passes the picked ids to :func:`take_selection`, and then
 :func:`query_picker`: a *new* selection moves the bound query, an unchanged one leaves a query
 typed by hand alone.
 
+The query is shared by every page: the picker of each page is its own widget (Streamlit keys
+widgets per page), so the last query picked anywhere is kept in ``st.session_state`` under
+:data:`SHARED_QUERY` and seeds the picker of the next page opened (:func:`set_query` moves it;
+:func:`shared_query` reads it). A page opened from a fresh link reads ``?q=`` from the URL.
+
 A table whose rows are re-sorted or filtered between runs is keyed on ids instead
 (:func:`take_row_click` before :func:`query_picker`, :func:`select_query_row` when drawing
 the table): a dataframe reports selected row *positions*, which name another query once the
@@ -22,6 +27,30 @@ import streamlit as st
 from app.state import KEY_QUERY
 
 _SEEN = "_seen_selection_"
+SHARED_QUERY = "_drgi_lab_query"  # the query picked last, on any page (an int)
+
+
+def shared_query() -> int | None:
+    """The query picked last on any page, or None before any was."""
+    value = st.session_state.get(SHARED_QUERY)
+    return None if value is None else int(value)
+
+
+def set_query(query: int, *, widget: bool = True) -> None:
+    """Make ``query`` the current query of every page.
+
+    With ``widget`` (the default) the picker's own key is set too, which Streamlit allows
+    only before the picker is drawn in this run (or in a callback); after it, pass
+    ``widget=False``: the next page run picks the query up from the shared value.
+    """
+    st.session_state[SHARED_QUERY] = int(query)
+    if widget:
+        st.session_state[KEY_QUERY] = int(query)
+
+
+def _picker_changed() -> None:
+    if st.session_state.get(KEY_QUERY) is not None:
+        st.session_state[SHARED_QUERY] = int(st.session_state[KEY_QUERY])
 
 
 def selected_points(event: Any) -> list[Any]:
@@ -65,21 +94,27 @@ def take_selection(source: str, ids: Iterable[Any]) -> int | None:
     st.session_state[seen_key] = ids
     if not ids:
         return None
-    st.session_state[KEY_QUERY] = ids[0]
+    set_query(ids[0])
     return ids[0]
 
 
 def query_picker(n: int, *, label: str = "Query", help: str | None = None,
                  container: Any = None) -> int:
-    """A number input for the query index ``0..n-1``, bound to the URL as ``q``."""
+    """A number input for the query index ``0..n-1``, bound to the URL as ``q``, seeded
+    with the query picked last on any page (:func:`shared_query`)."""
     where = container if container is not None else st
+    shared = shared_query()
+    if shared is not None:
+        st.session_state[KEY_QUERY] = shared
     value = st.session_state.get(KEY_QUERY)
     if value is not None and not 0 <= int(value) < n:
         st.session_state[KEY_QUERY] = min(max(int(value), 0), n - 1)
-    return int(where.number_input(
+    q = int(where.number_input(
         label, min_value=0, max_value=max(n - 1, 0), step=1, key=KEY_QUERY,
-        bind="query-params", help=help,
+        bind="query-params", help=help, on_change=_picker_changed,
     ))
+    st.session_state[SHARED_QUERY] = q
+    return q
 
 
 _SHOWN_IDS = "_shown_ids_"
@@ -101,7 +136,7 @@ def take_row_click(table_key: str) -> int | None:
         return None
     if not 0 <= rows[0] < len(shown):
         return None
-    st.session_state[KEY_QUERY] = int(shown[rows[0]])
+    set_query(int(shown[rows[0]]))
     return int(shown[rows[0]])
 
 

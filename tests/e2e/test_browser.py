@@ -19,6 +19,7 @@ screenshots there (this is how ``docs/screenshots`` for the README are made).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -208,3 +209,70 @@ def test_no_request_leaves_the_app(server, roots, browser):
         f"the app requested outside hosts: {outside_requests(urls, server)}"
     assert not outside_requests(icons, server), \
         f"the page's icon links point at outside hosts: {outside_requests(icons, server)}"
+
+
+def _body_line(page, pattern: str) -> re.Match:
+    found = re.search(pattern, page.inner_text("body"))
+    assert found, f"{pattern!r} not on the page:\n{page.inner_text('body')[:3000]}"
+    return found
+
+
+def _pick_option(page, key: str, option: str) -> None:
+    """Open the selectbox / multiselect of widget ``key`` and click ``option``."""
+    page.locator(f".st-key-{key} [role=combobox]").first.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    _wait_idle(page)
+
+
+def test_queries_table_sort_filter_step_and_drill_down(server, roots, browser):
+    """The joined table in the browser: sort it, filter it, step with J, then open the selected
+    query on Failures and on Embeddings, which show the same query id."""
+    _, _, base, drgi = roots
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{server}/queries?base={base}&drgi={drgi}")
+    _wait_idle(page)
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")[:2000]
+    page.wait_for_selector(".st-key-queries_table [data-testid=stDataFrame]", timeout=60_000)
+    total = int(_body_line(page, r"(\d+) of (\d+) queries shown").group(2))
+
+    _pick_option(page, "qt_sort", "base rank (worst first)")
+    counts = {s: int(_body_line(page, rf"(\d+) {s}[,( ]").group(1))
+              for s in ("fixed", "broken", "both fail", "both fine")}
+    status = max(counts, key=counts.get)
+    _pick_option(page, "qt_status", status)
+    shown = int(_body_line(page, r"(\d+) of (\d+) queries shown").group(1))
+    assert shown == counts[status] and shown <= total
+
+    before = re.search(r"query (\d+) of \d+ in the list", page.inner_text("body"))
+    page.locator("[data-testid=stMain] h1").first.click()  # focus the page, not an input
+    page.keyboard.press("j")
+    page.wait_for_timeout(800)
+    _wait_idle(page)
+    after = _body_line(page, r"query (\d+) of (\d+) in the list")
+    assert after.group(2) == str(shown)
+    # J moved one step down the filtered list (into it, when the query was not in it)
+    assert int(after.group(1)) == (min(int(before.group(1)) + 1, shown) if before else 1)
+    q = int(_body_line(page, r"Caption (\d+):").group(1))
+
+    page.locator(".st-key-qt_open_failures").get_by_role("button").click()
+    page.wait_for_timeout(800)
+    _wait_idle(page)
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")[:2000]
+    assert "/failures" in page.url
+    assert page.locator("[data-testid=stMain] h1").first.inner_text().strip() == "Failures"
+    _body_line(page, rf"Caption {q}\b")
+    if q:
+        assert f"q={q}" in page.url  # the link to this view names the query
+
+    page.get_by_role("link", name="Queries").first.click()  # back through the sidebar
+    page.wait_for_timeout(800)
+    _wait_idle(page)
+    assert int(_body_line(page, r"Caption (\d+):").group(1)) == q
+    page.locator(".st-key-qt_open_embeddings").get_by_role("button").click()
+    page.wait_for_timeout(800)
+    _wait_idle(page)
+    assert "/embeddings" in page.url
+    _body_line(page, rf"Marked: caption {q}\b")
+    page.close()

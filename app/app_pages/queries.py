@@ -1,0 +1,174 @@
+"""Queries: every caption query of the split in one table, base vs DRGI side by side.
+
+Ranks of both runs, the rank change, margins, the SynthVTT failure type and family/edit, and
+DRGI's discriminator scores (:mod:`analysis.query_table`); filters, sorts (by the change first),
+failure type × fixed / broken / both fail / both fine counts, column histograms and CSV /
+Parquet export of the filtered rows. A row opens the same query on the other pages; J / K step
+through the filtered list.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from analysis.query_table import (
+    NO_FAILURE,
+    SORTS,
+    STATUSES,
+    failure_status_counts,
+    filter_queries,
+    sort_queries,
+    table_bytes,
+)
+from analysis.rankings import OUTCOMES
+from app import resources
+from app.components.drill import drill_buttons, failing_run, step_buttons
+from app.components.query import query_picker, select_query_row, take_row_click
+from app.components.synthvtt import synthvtt_split
+from app.components.text import escape_md
+from app.context import current
+
+TABLE_KEY = "queries_table"
+HIST_DEFAULT = ("delta_log2", "delta_margin")
+LABELS = {
+    "query": "query",
+    "caption": "caption",
+    "gt_video": "GT video",
+    "rank_base": "rank (base)",
+    "rank_drgi": "rank (DRGI)",
+    "delta_rank": "Δ rank",
+    "delta_log2": "Δ log2 rank",
+    "outcome": "DRGI vs base",
+    "status": "status",
+    "failure_type": "failure type",
+    "failure_base": "failure (base)",
+    "failure_drgi": "failure (DRGI)",
+    "margin_base": "margin (base)",
+    "margin_drgi": "margin (DRGI)",
+    "delta_margin": "Δ margin",
+    "hardest_base": "hardest negative (base)",
+    "hardest_drgi": "hardest negative (DRGI)",
+    "family": "family",
+    "edit": "GT edit",
+    "sibling_base": "sibling beats (base)",
+    "sibling_drgi": "sibling beats (DRGI)",
+    "disc_pos_base": "disc. positive (base)",
+    "disc_neg_base": "disc. hard neg. (base)",
+    "disc_gap_base": "disc. gap (base)",
+    "disc_pos_drgi": "disc. positive (DRGI)",
+    "disc_neg_drgi": "disc. hard neg. (DRGI)",
+    "disc_gap_drgi": "disc. gap (DRGI)",
+}
+FORMATS = {"delta_log2": "%+.2f", "margin_base": "%+.4f", "margin_drgi": "%+.4f",
+           "delta_margin": "%+.4f", "delta_rank": "%+d"}
+
+sel = current()
+base, drgi = sel.require_pair("the per-query comparison")
+st.title("Queries")
+st.caption(
+    "One row per caption query (text → video) with both runs side by side. Δ = DRGI − base: "
+    "negative Δ rank / Δ log2 rank means DRGI ranks the ground truth higher; margin = score "
+    "of the ground truth − score of the hardest other video. A query fails when its rank is "
+    "above the threshold; fixed = the base fails and DRGI does not, broken = the reverse. "
+    "The failure type is the failing run's (DRGI's when both fail)."
+)
+
+c_k, c_sort, c_text = st.columns([1, 2, 3])
+k = int(c_k.number_input("fails when rank >", min_value=1, max_value=base.num_videos,
+                         value=1, step=1, key="qt_k", bind="query-params"))
+sort_by = str(c_sort.selectbox("Sort by", list(SORTS), key="qt_sort", bind="query-params"))
+text = c_text.text_input("Search captions", key="qt_text",
+                         placeholder="words the caption must contain")
+
+meta, meta_note = synthvtt_split(sel.roots, base)
+table = resources.query_table(base, drgi, k=k, synthvtt=meta)
+if meta_note:
+    st.caption(meta_note)
+
+f_status, f_type, f_outcome, f_edit = st.columns(4)
+statuses = f_status.multiselect("Status", list(STATUSES), key="qt_status",
+                                placeholder="all")
+types_present = sorted(set(table["failure_type"].astype(str)) - {NO_FAILURE}) + (
+    [NO_FAILURE] if (table["failure_type"] == NO_FAILURE).any() else [])
+types = f_type.multiselect("Failure type", types_present, key="qt_types", placeholder="all")
+outcomes = f_outcome.multiselect("DRGI vs base", list(OUTCOMES), key="qt_outcomes",
+                                 placeholder="win, tie and loss")
+edits: list[str] = []
+if "edit" in table.columns:
+    edits = f_edit.multiselect("GT video's SynthVTT edit",
+                               sorted(set(table["edit"].astype(str))), key="qt_edits",
+                               placeholder="all")
+else:
+    f_edit.caption("No SynthVTT family/edit columns on this split.")
+
+shown = sort_queries(filter_queries(table, statuses=statuses, failure_types=types,
+                                    outcomes=outcomes, edits=edits, text=text), sort_by)
+shown_ids = [int(i) for i in shown.index]
+counts = shown["status"].value_counts()
+st.markdown(
+    f"**{len(shown)}** of {len(table)} queries shown: "
+    + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
+    + f" (fails when rank > {k})."
+)
+
+# The selection is a query id, never a row position (see app.components.query).
+take_row_click(TABLE_KEY)
+table_area = st.container()
+
+st.subheader("Selected query")
+p_col, s_col = st.columns([1, 3])
+q = query_picker(base.num_texts, label="caption index", container=p_col,
+                 help="Pick a row, step with J / K, or type an index; kept in the URL (?q=).")
+step_buttons(shown_ids, q, key="qt_step", what="query", container=s_col)
+row = table.loc[q]
+st.markdown(
+    f"**Caption {q}:** {escape_md(str(row['caption']))}  \n"
+    f"ground truth **{escape_md(str(row['gt_video']))}** · rank base **{int(row['rank_base'])}**"
+    f", DRGI **{int(row['rank_drgi'])}** (Δ log2 {row['delta_log2']:+.2f}) · **{row['status']}**"
+    + (f" · failure type: {escape_md(str(row['failure_type']))}"
+       if row["failure_type"] != NO_FAILURE else "")
+)
+st.caption("Open this query on:")
+drill_buttons(q, key="qt_open", k=k, failing_run=failing_run(
+    {"base": int(row["rank_base"]), "DRGI": int(row["rank_drgi"])}, k=k))
+
+with table_area:
+    select_query_row(TABLE_KEY, shown_ids, q)
+    st.dataframe(
+        shown.reset_index(), key=TABLE_KEY, on_select="rerun", selection_mode="single-row",
+        hide_index=True, width="stretch", height=420,
+        column_config={c: st.column_config.NumberColumn(LABELS[c], format=FORMATS[c])
+                       if c in FORMATS else st.column_config.Column(LABELS.get(c, c))
+                       for c in ["query", *shown.columns]},
+    )
+    e1, e2, e3 = st.columns([1, 1, 3])
+    name = f"queries-{base.run_name}-vs-{drgi.run_name}-{sel.split_name}"
+    e1.download_button("CSV", table_bytes(shown, "csv"), file_name=f"{name}.csv",
+                       mime="text/csv", key="qt_csv", icon=":material/download:",
+                       width="stretch")
+    e2.download_button("Parquet", table_bytes(shown, "parquet"), file_name=f"{name}.parquet",
+                       mime="application/vnd.apache.parquet", key="qt_parquet",
+                       icon=":material/download:", width="stretch")
+    e3.caption(f"Export the {len(shown)} rows shown (filters and sort applied), every column.")
+
+# ------------------------------------------------------------------ group-by and histograms
+st.subheader("Failure type × fixed / broken / both fail / both fine")
+st.caption("Queries shown, by failure type (the failing run's) and status.")
+st.dataframe(failure_status_counts(shown) if len(shown) else pd.DataFrame(),
+             key="qt_groups", width="stretch")
+
+st.subheader("Column histograms")
+columns = [c for c in shown.columns if c not in ("caption",)]
+picked = st.multiselect("Columns", columns, default=[c for c in HIST_DEFAULT if c in columns],
+                        key="qt_hist", format_func=lambda c: LABELS.get(c, c))
+if picked and len(shown):
+    cols = st.columns(min(len(picked), 3))
+    for i, column in enumerate(picked):
+        fig = px.histogram(shown, x=column, height=260, labels={column: LABELS.get(column,
+                                                                                   column)})
+        fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title="queries")
+        cols[i % len(cols)].plotly_chart(fig, key=f"qt_hist_{column}", width="stretch")
+elif not len(shown):
+    st.info("No query passes the filters.")
