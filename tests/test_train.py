@@ -161,6 +161,37 @@ def test_bad_training_values_are_refused_before_writing(tmp_path, tiny_synthvtt,
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere
 
 
+@pytest.mark.parametrize(("tokenizer", "needle"), [
+    ("", "is a checkpoint file, which holds no tokenizer: set model.tokenizer to OpenAI's "
+         "bpe_simple_vocab_16e6.txt.gz"),
+    ("{tmp}/downloads/bpe_simple_vocab_16e6.txt.gz", "does not exist (expected OpenAI's BPE"),
+])
+def test_archive_without_tokenizer_is_refused_before_writing(tmp_path, tiny_synthvtt,
+                                                             tokenizer, needle):
+    archive = tmp_path / "downloads" / "ViT-B-32.pt"
+    archive.parent.mkdir()
+    archive.write_bytes(b"")
+    out = tmp_path / "runs"
+    cfg = load_config(None, tiny_overrides(tiny_synthvtt, out, "r", f"model.pretrained={archive}",
+                                           f"model.tokenizer={tokenizer.format(tmp=tmp_path)}"))
+    with pytest.raises(ConfigError) as exc:
+        train(cfg, progress=False)
+    assert needle in str(exc.value) and "openai/CLIP repository" in str(exc.value)
+    assert not out.exists()  # nothing written
+
+
+def test_prepare_tokenizer_takes_a_hub_ids_tokenizer_when_online(tmp_path, monkeypatch):
+    import tvr.data.tokenizer as tokenizer_module
+    from tvr.distributed import DistEnv
+    from tvr.train import prepare_tokenizer
+
+    asked = []
+    monkeypatch.setattr(tokenizer_module, "load_tokenizer", lambda name: asked.append(name) or name)
+    cfg = load_config(None, ["model.pretrained=openai/clip-vit-base-patch32"])
+    assert prepare_tokenizer(cfg, tmp_path / "run", [], DistEnv()) == "openai/clip-vit-base-patch32"
+    assert asked == ["openai/clip-vit-base-patch32"]
+
+
 def test_prepare_tokenizer_names_a_missing_pretrained_path(tmp_path):
     from tvr.distributed import DistEnv
     from tvr.train import prepare_tokenizer

@@ -50,7 +50,7 @@ from tvr.checkpoint import (
 from tvr.config import ConfigError, ExperimentConfig, load_config, save_config
 from tvr.gradients import DRGI_PREFIX, GradClipper, drgi_parameters, term_grad_norms
 from tvr.optim import build_optimizer, build_scheduler
-from tvr.run_checks import check_pretrained_exists, check_training_config
+from tvr.run_checks import CHECKPOINT_FILE, check_pretrained_exists, check_training_config
 from tvr.selection import ValSelector, check_selection_config
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def prepare_tokenizer(cfg: ExperimentConfig, run_dir: Path, train_captions: list
 
 def pretrained_tokenizer(pretrained: str):
     """The tokenizer that comes with ``model.pretrained`` (see :func:`prepare_tokenizer`)."""
-    from tvr.data.clip_bpe import OPENAI_BPE_FILE, WHERE_TO_FIND
+    from tvr.data.clip_bpe import missing_tokenizer_message
     from tvr.data.tokenizer import TokenizerError, load_tokenizer
     from tvr.run_checks import looks_like_local_path
 
@@ -178,18 +178,13 @@ def pretrained_tokenizer(pretrained: str):
             if (src / "tokenizer.json").is_file() or (src / "vocab.json").is_file():
                 return load_tokenizer(str(src))
     elif path.is_file():
-        what = "a checkpoint file, which holds no tokenizer"
+        what = CHECKPOINT_FILE
     elif not looks_like_local_path(pretrained):
         try:
             return load_tokenizer(pretrained)
         except TokenizerError as exc:
             what = f"a hub id whose tokenizer could not be fetched ({exc})"
-    raise TokenizerError(
-        f"model.pretrained={pretrained!r} is {what}: set model.tokenizer to OpenAI's "
-        f"{OPENAI_BPE_FILE} (converted once into the run's {TOKENIZER}/) or to a Hugging Face "
-        "CLIP folder with tokenizer.json or vocab.json + merges.txt (a download of "
-        f"openai/clip-vit-base-patch32 has them). {WHERE_TO_FIND}"
-    )
+    raise TokenizerError(missing_tokenizer_message(pretrained, what))
 
 
 def _head_key(key: str) -> str:

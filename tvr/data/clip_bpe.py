@@ -37,6 +37,17 @@ WHERE_TO_FIND = (
 )
 
 
+def missing_tokenizer_message(pretrained: str, what: str) -> str:
+    """The error for a ``model.pretrained`` without a tokenizer: which file to provide, where
+    it is usually found. ``what`` says what ``pretrained`` is (``"an OpenAI archive"``)."""
+    return (
+        f"model.pretrained={pretrained!r} is {what}: set model.tokenizer to OpenAI's "
+        f"{OPENAI_BPE_FILE} (converted once into the run's tokenizer/) or to a Hugging Face "
+        "CLIP folder with tokenizer.json or vocab.json + merges.txt (a download of "
+        f"openai/clip-vit-base-patch32 has them). {WHERE_TO_FIND}"
+    )
+
+
 def is_openai_bpe_file(path: str | Path) -> bool:
     """Whether ``path`` names a BPE merges file (``*.txt.gz`` or ``*.txt``), not a folder."""
     return Path(str(path)).name.endswith((".txt.gz", ".txt"))
