@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -141,7 +142,7 @@ class RealShape(NamedTuple):
 
 
 @pytest.fixture(scope="session")
-def real_shape(tmp_path_factory) -> RealShape:
+def real_shape(tmp_path_factory) -> Iterator[RealShape]:
     """The random-weight ViT-B/32 archive, its BPE file and HF folder, and tiny benchmark data
     (about 1 GB on disk, 20-40 s to build)."""
     import shutil
@@ -160,4 +161,5 @@ def real_shape(tmp_path_factory) -> RealShape:
     bank = VideoBank(top / "bank")
     for name, write in WRITERS.items():
         write(top / "data" / name, bank)
-    return RealShape(archive, bpe, hf_folder, top / "data")
+    yield RealShape(archive, bpe, hf_folder, top / "data")
+    shutil.rmtree(top, ignore_errors=True)  # about 1 GB

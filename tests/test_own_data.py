@@ -120,3 +120,4 @@ def test_readme_own_data_end_to_end(real_shape, tmp_path: Path, monkeypatch) -> 
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+        shutil.rmtree(checkpoints, ignore_errors=True)  # 2 x 600 MB of weights
