@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -121,3 +122,44 @@ def app_env(tiny_run_pair):
         yield tiny_run_pair
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+class RealShape(NamedTuple):
+    """What a user brings, at real shape (tests/helpers_real_shape.py), built once per session.
+
+    Attributes:
+        archive: a random-weight OpenAI CLIP ViT-B/32 archive (``ViT-B-32.pt``, fp16).
+        bpe: a made-up ``bpe_simple_vocab_16e6.txt.gz`` of OpenAI's size (49,408 ids).
+        hf_folder: the same model as a Hugging Face CLIP folder, tokenizer files included.
+        data: a folder holding a tiny dataset per benchmark (``data / "msrvtt"``, ...) in the
+            released layouts, 320x240 videos.
+    """
+
+    archive: Path
+    bpe: Path
+    hf_folder: Path
+    data: Path
+
+
+@pytest.fixture(scope="session")
+def real_shape(tmp_path_factory) -> Iterator[RealShape]:
+    """The random-weight ViT-B/32 archive, its BPE file and HF folder, and tiny benchmark data
+    (about 1 GB on disk, 20-40 s to build)."""
+    import shutil
+
+    from tests.helpers_real_shape import WRITERS, VideoBank, write_openai_bpe, write_vit_b32_archive
+    from tvr.data.clip_bpe import convert_openai_bpe
+    from tvr.models.backbone import HFClipEncoder
+
+    top = tmp_path_factory.mktemp("real_shape")
+    archive = write_vit_b32_archive(top / "downloads" / "ViT-B-32.pt")
+    bpe = write_openai_bpe(top / "downloads")
+    hf_folder = HFClipEncoder.from_openai_checkpoint(archive).save_pretrained(top / "clip-hf")
+    tokenizer = convert_openai_bpe(bpe, top / "tokenizer")
+    for f in tokenizer.iterdir():
+        shutil.copy(f, hf_folder / f.name)
+    bank = VideoBank(top / "bank")
+    for name, write in WRITERS.items():
+        write(top / "data" / name, bank)
+    yield RealShape(archive, bpe, hf_folder, top / "data")
+    shutil.rmtree(top, ignore_errors=True)  # about 1 GB

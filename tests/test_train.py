@@ -161,6 +161,37 @@ def test_bad_training_values_are_refused_before_writing(tmp_path, tiny_synthvtt,
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere
 
 
+@pytest.mark.parametrize(("tokenizer", "needle"), [
+    ("", "is a checkpoint file, which holds no tokenizer: set model.tokenizer to OpenAI's "
+         "bpe_simple_vocab_16e6.txt.gz"),
+    ("{tmp}/downloads/bpe_simple_vocab_16e6.txt.gz", "does not exist (expected OpenAI's BPE"),
+])
+def test_archive_without_tokenizer_is_refused_before_writing(tmp_path, tiny_synthvtt,
+                                                             tokenizer, needle):
+    archive = tmp_path / "downloads" / "ViT-B-32.pt"
+    archive.parent.mkdir()
+    archive.write_bytes(b"")
+    out = tmp_path / "runs"
+    cfg = load_config(None, tiny_overrides(tiny_synthvtt, out, "r", f"model.pretrained={archive}",
+                                           f"model.tokenizer={tokenizer.format(tmp=tmp_path)}"))
+    with pytest.raises(ConfigError) as exc:
+        train(cfg, progress=False)
+    assert needle in str(exc.value) and "openai/CLIP repository" in str(exc.value)
+    assert not out.exists()  # nothing written
+
+
+def test_prepare_tokenizer_takes_a_hub_ids_tokenizer_when_online(tmp_path, monkeypatch):
+    import tvr.data.tokenizer as tokenizer_module
+    from tvr.distributed import DistEnv
+    from tvr.train import prepare_tokenizer
+
+    asked = []
+    monkeypatch.setattr(tokenizer_module, "load_tokenizer", lambda name: asked.append(name) or name)
+    cfg = load_config(None, ["model.pretrained=openai/clip-vit-base-patch32"])
+    assert prepare_tokenizer(cfg, tmp_path / "run", [], DistEnv()) == "openai/clip-vit-base-patch32"
+    assert asked == ["openai/clip-vit-base-patch32"]
+
+
 def test_prepare_tokenizer_names_a_missing_pretrained_path(tmp_path):
     from tvr.distributed import DistEnv
     from tvr.train import prepare_tokenizer
@@ -168,6 +199,51 @@ def test_prepare_tokenizer_names_a_missing_pretrained_path(tmp_path):
     cfg = load_config(None, [f"model.pretrained={tmp_path / 'nope'}"])
     with pytest.raises(ValueError, match=r"model.pretrained=.*nope.* does not exist"):
         prepare_tokenizer(cfg, tmp_path / "run", [], DistEnv())
+
+
+def test_prepare_tokenizer_converts_openai_bpe_once(tmp_path):
+    from tests.helpers_bpe import made_up_merges, write_bpe_file
+    from tvr.distributed import DistEnv
+    from tvr.train import prepare_tokenizer
+
+    bpe = write_bpe_file(tmp_path / "bpe_simple_vocab_16e6.txt.gz",
+                         made_up_merges(["a man plays guitar"], 64))
+    archive = tmp_path / "ViT-B-32.pt"
+    archive.write_bytes(b"")  # only its existence matters here
+    cfg = load_config(None, [f"model.pretrained={archive}", f"model.tokenizer={bpe}"])
+    tok = prepare_tokenizer(cfg, tmp_path / "run", [], DistEnv())
+    assert (tmp_path / "run" / "tokenizer" / "tokenizer.json").is_file()
+    assert (tok.vocab_size, tok.bos_id, tok.eos_id) == (512 + 64 + 2, 576, 577)
+    bpe.unlink()  # once converted, the run reads its own copy
+    again = prepare_tokenizer(cfg, tmp_path / "run", [], DistEnv())
+    assert again.hf("a man plays")["input_ids"] == tok.hf("a man plays")["input_ids"]
+
+
+@pytest.mark.parametrize("kind", ["archive", "hf_folder", "hub_offline"])
+def test_prepare_tokenizer_says_which_file_is_missing(tmp_path, kind, monkeypatch):
+    from tvr.data.tokenizer import TokenizerError
+    from tvr.distributed import DistEnv
+    from tvr.train import prepare_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    if kind == "archive":
+        pretrained = tmp_path / "ViT-B-32.pt"
+        pretrained.write_bytes(b"")
+    elif kind == "hf_folder":
+        pretrained = tmp_path / "clip"
+        pretrained.mkdir()
+        (pretrained / "config.json").write_text("{}")
+    else:
+        pretrained = "openai/clip-vit-base-patch32"
+    cfg = load_config(None, [f"model.pretrained={pretrained}"])
+    with pytest.raises(TokenizerError) as exc:
+        prepare_tokenizer(cfg, tmp_path / "run", [], DistEnv())
+    msg = str(exc.value)
+    assert f"model.pretrained={str(pretrained)!r}" in msg
+    assert "model.tokenizer" in msg and "bpe_simple_vocab_16e6.txt.gz" in msg
+    assert "openai/CLIP repository at clip/bpe_simple_vocab_16e6.txt.gz" in msg
+    assert "tokenizer.json or vocab.json + merges.txt" in msg
+    assert not (tmp_path / "run").exists()
 
 
 def test_hub_ids_are_not_local_paths():

@@ -66,7 +66,9 @@ class ClipConfig:
 class ModelConfig:
     encoder: str = "hf_clip"  # encoder registry name
     pretrained: str = ""  # HF CLIP folder or hub id, an OpenAI .pt, a CLIP4Clip .bin, or a run dir
-    tokenizer: str = ""  # tokenizer folder or hub id ("" = the pretrained model's own)
+    # tokenizer folder, hub id, or OpenAI's bpe_simple_vocab_16e6.txt.gz (converted once into the
+    # run's tokenizer/); "" = the pretrained model's own
+    tokenizer: str = ""
     clip: ClipConfig = field(default_factory=ClipConfig)  # architecture when built from scratch
     head: str = "seqtransf"  # similarity head registry name
     init_logit_scale: float = 4.6052  # ln(100), CLIP's starting inverse temperature

@@ -123,6 +123,32 @@ def check_training_config(cfg: ExperimentConfig) -> None:
         if value < 0:
             raise ConfigError(f"{key}={value!r}: expected an integer >= 0")
     check_pretrained_exists(cfg.model.pretrained)
+    check_tokenizer_source(cfg.model.pretrained, cfg.model.tokenizer)
+
+
+CHECKPOINT_FILE = "a checkpoint file, which holds no tokenizer"
+
+
+def check_tokenizer_source(pretrained: str, tokenizer: str) -> None:
+    """Raise before a run starts when its tokenizer cannot be found on disk.
+
+    A local ``model.tokenizer`` must exist; without one, a ``model.pretrained`` checkpoint file
+    (OpenAI archive, CLIP4Clip file) has no tokenizer to offer. Folders and hub ids are left to
+    :func:`tvr.train.prepare_tokenizer`.
+
+    Raises:
+        ConfigError: naming the key, the file to provide and where it is usually found.
+    """
+    from tvr.data.clip_bpe import WHERE_TO_FIND, missing_tokenizer_message
+
+    if tokenizer and looks_like_local_path(tokenizer):
+        if not Path(tokenizer).expanduser().exists():
+            raise ConfigError(
+                f"model.tokenizer={tokenizer!r} does not exist (expected OpenAI's BPE file, a "
+                f"tokenizer folder, or a hub id). {WHERE_TO_FIND}"
+            )
+    elif not tokenizer and pretrained and Path(pretrained).expanduser().is_file():
+        raise ConfigError(missing_tokenizer_message(pretrained, CHECKPOINT_FILE))
 
 
 def check_pretrained_exists(pretrained: str) -> None:

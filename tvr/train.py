@@ -50,7 +50,7 @@ from tvr.checkpoint import (
 from tvr.config import ConfigError, ExperimentConfig, load_config, save_config
 from tvr.gradients import DRGI_PREFIX, GradClipper, drgi_parameters, term_grad_norms
 from tvr.optim import build_optimizer, build_scheduler
-from tvr.run_checks import check_pretrained_exists, check_training_config
+from tvr.run_checks import CHECKPOINT_FILE, check_pretrained_exists, check_training_config
 from tvr.selection import ValSelector, check_selection_config
 
 log = logging.getLogger(__name__)
@@ -127,32 +127,64 @@ def autocast_context(cfg: ExperimentConfig, device: torch.device):
 
 
 def prepare_tokenizer(cfg: ExperimentConfig, run_dir: Path, train_captions: list[str], env):
-    """The run's tokenizer: the run folder's, an explicit one, the pretrained model's, or a new BPE."""
+    """The run's tokenizer, from the first that applies:
+
+    1. the run folder's own ``tokenizer/`` (a resumed run, or one prepared before);
+    2. ``model.tokenizer``: OpenAI's BPE file ``bpe_simple_vocab_16e6.txt.gz`` (converted once
+       into the run's ``tokenizer/``), or a tokenizer folder or hub id;
+    3. the tokenizer of ``model.pretrained``: an HF CLIP folder's own files, a run folder's
+       ``tokenizer/``, or a hub id (online);
+    4. with no ``model.pretrained``: a new BPE trained on the training captions.
+
+    Raises:
+        ConfigError: a local ``model.pretrained`` that does not exist.
+        TokenizerError: no tokenizer can be found for ``model.pretrained`` (an OpenAI archive or
+            CLIP4Clip file, an HF folder without tokenizer files, a hub id while offline); the
+            message says which file to provide and where it is usually found.
+    """
+    from tvr.data.clip_bpe import convert_openai_bpe, is_openai_bpe_file
     from tvr.data.tokenizer import load_tokenizer, train_bpe_tokenizer
 
     own = run_dir / TOKENIZER
     if own.is_dir():
         return load_tokenizer(str(own))
     if cfg.model.tokenizer:
+        if is_openai_bpe_file(cfg.model.tokenizer):
+            if env.is_main:  # converted once, into the run folder (temp folder + rename)
+                convert_openai_bpe(cfg.model.tokenizer, own)
+            dist.barrier()
+            return load_tokenizer(str(own))
         return load_tokenizer(cfg.model.tokenizer)
     check_pretrained_exists(cfg.model.pretrained)
-    pretrained = Path(cfg.model.pretrained) if cfg.model.pretrained else None
-    if pretrained is not None and pretrained.is_dir() and (
-        (pretrained / TOKENIZER).is_dir() or (pretrained / "tokenizer.json").is_file()
-        or (pretrained / "vocab.json").is_file()
-    ):
-        src = pretrained / TOKENIZER if (pretrained / TOKENIZER).is_dir() else pretrained
-        return load_tokenizer(str(src))
-    if cfg.model.pretrained and not (pretrained and pretrained.is_dir()):
-        raise ValueError(
-            f"model.pretrained={cfg.model.pretrained!r} has no tokenizer next to it: set "
-            "model.tokenizer to a tokenizer folder or hub id"
-        )
+    if cfg.model.pretrained:
+        return pretrained_tokenizer(cfg.model.pretrained)
     # From scratch: train a BPE tokenizer on the training captions (rank 0), share via disk.
     if env.is_main:
         train_bpe_tokenizer(train_captions, own)
     dist.barrier()
     return load_tokenizer(str(own))
+
+
+def pretrained_tokenizer(pretrained: str):
+    """The tokenizer that comes with ``model.pretrained`` (see :func:`prepare_tokenizer`)."""
+    from tvr.data.clip_bpe import missing_tokenizer_message
+    from tvr.data.tokenizer import TokenizerError, load_tokenizer
+    from tvr.run_checks import looks_like_local_path
+
+    path = Path(pretrained).expanduser()
+    what = "an HF CLIP folder without tokenizer files"
+    if path.is_dir():
+        for src in (path / TOKENIZER, path):
+            if (src / "tokenizer.json").is_file() or (src / "vocab.json").is_file():
+                return load_tokenizer(str(src))
+    elif path.is_file():
+        what = CHECKPOINT_FILE
+    elif not looks_like_local_path(pretrained):
+        try:
+            return load_tokenizer(pretrained)
+        except TokenizerError as exc:
+            what = f"a hub id whose tokenizer could not be fetched ({exc})"
+    raise TokenizerError(missing_tokenizer_message(pretrained, what))
 
 
 def _head_key(key: str) -> str:

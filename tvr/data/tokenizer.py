@@ -285,14 +285,20 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 
 def load_tokenizer(path_or_hub_id: str | Path) -> TextTokenizer:
-    """Load a :class:`TextTokenizer` from a local folder or a hub id.
+    """Load a :class:`TextTokenizer` from a local folder, a hub id, or OpenAI's BPE file.
 
     Reads ``training_words.json`` when the folder has one. See :func:`load_hf_tokenizer` for
-    how the folder or id is resolved.
+    how the folder or id is resolved; an existing ``*.txt.gz`` file is read as OpenAI CLIP's
+    ``bpe_simple_vocab_16e6.txt.gz`` (:mod:`tvr.data.clip_bpe`).
 
     Raises:
-        TokenizerError: as :func:`load_hf_tokenizer`, or a malformed ``training_words.json``.
+        TokenizerError: as :func:`load_hf_tokenizer`, or a malformed ``training_words.json``
+            or BPE file.
     """
+    from tvr.data.clip_bpe import is_openai_bpe_file, tokenizer_from_openai_bpe
+
+    if is_openai_bpe_file(path_or_hub_id) and Path(str(path_or_hub_id)).expanduser().is_file():
+        return tokenizer_from_openai_bpe(Path(str(path_or_hub_id)).expanduser())
     hf = load_hf_tokenizer(path_or_hub_id)
     words_file = Path(str(path_or_hub_id)).expanduser() / TRAINING_WORDS_FILE
     words = None

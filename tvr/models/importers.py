@@ -47,6 +47,7 @@ trusted environment, to safetensors and import that instead::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import pickle
@@ -842,6 +843,15 @@ def load_clip4clip_checkpoint(
 # --------------------------------------------------------------------------------------------
 
 
+def _skip_weight_init() -> contextlib.AbstractContextManager:
+    """``transformers``' ``no_init_weights`` (tensors allocated, not initialised) when it exists."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # an older transformers: initialise, then overwrite
+        return contextlib.nullcontext()
+    return no_init_weights()
+
+
 def clip_model_from_hf_state(
     hf_sd: Mapping[str, Tensor], config: Any, *, source: str = "checkpoint", **model_kwargs: Any
 ) -> Any:
@@ -863,7 +873,8 @@ def clip_model_from_hf_state(
         raise TypeError(f"unexpected arguments {sorted(model_kwargs)}")
     if attn is not None:
         config._attn_implementation = attn
-    model = CLIPModel(config)
+    with _skip_weight_init():  # every weight is loaded next: random init is wasted (~4 s at B/32)
+        model = CLIPModel(config)
     result = model.load_state_dict(dict(hf_sd), strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
     if missing or result.unexpected_keys:
