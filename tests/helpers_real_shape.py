@@ -35,7 +35,7 @@ def write_vit_b32_archive(path: Path, seed: int = 0) -> Path:
     OpenAI's metadata entries, saved with ``torch.save``."""
     from transformers import CLIPConfig, CLIPModel
 
-    from tvr.models.importers import convert_hf_to_openai
+    from tests.helpers_importers import convert_hf_to_openai
 
     torch.manual_seed(seed)
     config = CLIPConfig(  # transformers' CLIP defaults are ViT-B/32; spelled out here
