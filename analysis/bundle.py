@@ -58,6 +58,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from analysis.tensor_file import TensorFileError, memmap_tensor
+
 logger = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = 2  # bumped when the layout changes; other formats are stale (2: DRGI diagnostics in meta)
@@ -828,18 +830,18 @@ class Bundle:
         return path
 
     def _tensor(self, filename: str, key: str, optional: bool = False) -> np.ndarray | None:
-        from safetensors import SafetensorError, safe_open
-
+        """A tensor of a safetensors file of the bundle as a read-only memory map: indexing
+        rows reads only those rows (:mod:`analysis.tensor_file`)."""
         path = self._file(filename)
         try:
-            with safe_open(str(path), framework="np") as f:
-                if key not in f.keys():  # noqa: SIM118 (safe_open has no __contains__)
-                    if optional:
-                        return None
-                    raise BundleError(f"bundle {self.path}: {filename} has no tensor {key!r}")
-                return _read_only(f.get_tensor(key))
-        except (SafetensorError, OSError) as exc:
+            arr = memmap_tensor(path, key)
+        except (TensorFileError, OSError) as exc:
             raise _unreadable(path, exc) from None
+        if arr is None:
+            if optional:
+                return None
+            raise BundleError(f"bundle {self.path}: {filename} has no tensor {key!r}")
+        return arr
 
     def _npz(self, filename: str) -> dict[str, np.ndarray]:
         path = self._file(filename)
