@@ -421,6 +421,7 @@ def _embed_shard(
         model, tokenizer, records, num_frames=cfg.data.num_frames,
         image_size=cfg.data.image_size, max_words=cfg.data.max_words,
         on_decode_error=cfg.data.on_decode_error, frame_cache=cfg.data.frame_cache or None,
+        frame_sampling=cfg.data.frame_sampling, decode_threads=cfg.data.decode_threads,
         batch_size=opts.batch_size, num_workers=cfg.data.num_workers, device=device,
         progress=progress,
     )

@@ -147,6 +147,8 @@ def embed_split(
     max_words: int,
     on_decode_error: str = "raise",
     frame_cache: str | None = None,
+    frame_sampling: str = "auto",
+    decode_threads: str = "",
     batch_size: int = 16,
     num_workers: int = 0,
     device: torch.device | str = "cpu",
@@ -158,10 +160,12 @@ def embed_split(
     with their captions; the numbers evaluated are logged.
     """
     from tvr.data.dataset import EvalSplit, VideoDataset
-    from tvr.data.video import FrameSampler
+    from tvr.data.video import FrameSampler, sampling_options
 
     split = EvalSplit.from_records(records)
-    sampler = FrameSampler(num_frames, image_size, cache_dir=frame_cache or None)
+    method, thread_type = sampling_options(frame_sampling, decode_threads)
+    sampler = FrameSampler(num_frames, image_size, method=method, cache_dir=frame_cache or None,
+                           thread_type=thread_type)
     vds = VideoDataset(split, sampler, on_decode_error=on_decode_error)
     video, kept_videos = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
                                       device=device, progress=progress)
@@ -246,7 +250,8 @@ def evaluate_model(
     emb = embed_split(
         model, tokenizer, records, num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
         max_words=cfg.data.max_words, on_decode_error=cfg.data.on_decode_error,
-        frame_cache=cfg.data.frame_cache or None, batch_size=batch_size,
+        frame_cache=cfg.data.frame_cache or None, frame_sampling=cfg.data.frame_sampling,
+        decode_threads=cfg.data.decode_threads, batch_size=batch_size,
         num_workers=cfg.data.num_workers, device=device, progress=progress,
     )
     name = dataset
