@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from tvr.io import atomic_write_text
 from tvr.models.features import TokenFeatures
+from tvr.precision import AMP_CHOICES, autocast_dtype, inference_autocast
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def similarity_matrix(
         v = video.pooled.to(device).float()
         for i in range(0, nt, block):
             t = text.pooled[i : i + block].to(device).float()
-            sim[i : i + block] = (t @ v.T).cpu().numpy()
+            sim[i : i + block] = (t @ v.T).float().cpu().numpy()
         return sim
     blocks = [(i, j) for i in range(0, nt, block) for j in range(0, nv, block)]
     for i, j in tqdm(blocks, desc="score blocks", disable=not progress, leave=False):
@@ -120,6 +121,11 @@ def similarity_matrix(
         v = video[j : j + block].to(device)
         sim[i : i + block, j : j + block] = model.score(t, v).float().cpu().numpy()
     return sim
+
+
+def _float32(feats: TokenFeatures) -> TokenFeatures:
+    """Floating fields as float32 (what autocast left in bf16/fp16)."""
+    return feats.map(lambda t: t.float() if t.is_floating_point() else t)
 
 
 @dataclass
@@ -153,8 +159,12 @@ def embed_split(
     num_workers: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    amp: str = "off",
 ) -> SplitEmbedding:
     """Embed every caption and video of ``records`` and score all pairs.
+
+    ``amp`` runs the towers under autocast (:mod:`tvr.precision`: ``"off"``, ``"auto"``,
+    ``"bf16"``, ``"fp16"``); the features are cast back to float32 and scored in float32.
 
     Videos that cannot be decoded under ``on_decode_error="skip"`` leave the gallery together
     with their captions; the numbers evaluated are logged.
@@ -167,15 +177,21 @@ def embed_split(
     sampler = FrameSampler(num_frames, image_size, method=method, cache_dir=frame_cache or None,
                            thread_type=thread_type)
     vds = VideoDataset(split, sampler, on_decode_error=on_decode_error)
-    video, kept_videos = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
-                                      device=device, progress=progress)
+    with inference_autocast(amp, device):
+        video, kept_videos = embed_videos(model, vds, batch_size=batch_size,
+                                          num_workers=num_workers, device=device,
+                                          progress=progress)
+    video = _float32(video)
     kept_set = {int(v): col for col, v in enumerate(kept_videos)}
     t2v_full = np.asarray(split.text_to_video)
     caption_rows = np.array([i for i, v in enumerate(t2v_full) if int(v) in kept_set], dtype=np.int64)
     captions = [split.captions[i] for i in caption_rows]
-    text = embed_texts(model, captions, tokenizer, max_words, batch_size=max(batch_size, 64),
-                       device=device, progress=progress)
+    with inference_autocast(amp, device):
+        text = _float32(embed_texts(model, captions, tokenizer, max_words,
+                                    batch_size=max(batch_size, 64), device=device,
+                                    progress=progress))
     text_to_video = np.array([kept_set[int(t2v_full[i])] for i in caption_rows], dtype=np.int64)
+    # scored in float32: bf16 scores keep ~3 significant digits, enough to tie near neighbours
     sim = similarity_matrix(model, text, video, device=device, progress=progress)
     skipped = [split.video_ids[i] for i in range(split.num_videos) if i not in kept_set]
     if skipped:
@@ -199,10 +215,12 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
     write: bool = True,
+    amp: str = "off",
 ) -> dict[str, Any]:
     """Evaluate a run folder on a split; returns (and writes) its metrics.
 
-    ``dataset``/``root`` default to the run's own training data.
+    ``dataset``/``root`` default to the run's own training data; ``amp`` as in
+    :func:`embed_split` (recorded in the metrics).
     """
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
@@ -215,7 +233,8 @@ def evaluate_run(
     options = cfg.data.source_options if name == cfg.data.dataset else {}
     records = load_split(name, data_root, split, **options)
     metrics, _ = evaluate_model(model, tokenizer, cfg, records, dataset=name, split=split,
-                                dsl=dsl, batch_size=batch_size, device=dev, progress=progress)
+                                dsl=dsl, batch_size=batch_size, device=dev, progress=progress,
+                                amp=amp)
     if write:
         write_metrics(run_dir, f"{name}-{split}", metrics)
     return metrics
@@ -241,6 +260,7 @@ def evaluate_model(
     batch_size: int = 16,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    amp: str = "off",
 ) -> tuple[dict[str, Any], SplitEmbedding]:
     """Metrics of an in-memory model on a split's records (inference mode; training-only
     objectives are not run). Returns the metrics and the split's embedding."""
@@ -252,7 +272,7 @@ def evaluate_model(
         max_words=cfg.data.max_words, on_decode_error=cfg.data.on_decode_error,
         frame_cache=cfg.data.frame_cache or None, frame_sampling=cfg.data.frame_sampling,
         decode_threads=cfg.data.decode_threads, batch_size=batch_size,
-        num_workers=cfg.data.num_workers, device=device, progress=progress,
+        num_workers=cfg.data.num_workers, device=device, progress=progress, amp=amp,
     )
     name = dataset
     metrics: dict[str, Any] = dict(retrieval_metrics(emb.sim, emb.text_to_video))
@@ -268,6 +288,7 @@ def evaluate_model(
             "frames": cfg.data.num_frames, "words": cfg.data.max_words,
             "head": cfg.model.head, "post_processing": "dsl" if dsl else "none",
             "rank_rule": RANK_RULE, "v2t_rule": "best caption per video (MSVD)",
+            "precision": str(autocast_dtype(amp, device) or torch.float32).split(".")[-1],
         }
     )
     return metrics, emb
@@ -311,10 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dsl", action="store_true", help="also report dual-softmax re-normalised metrics")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=AMP_CHOICES, default="off",
+                   help="autocast for the towers: bf16 on CPUs/GPUs that have it (auto), bf16, "
+                        "fp16, or off (float32, the default); scores stay float32")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     metrics = evaluate_run(args.run, dataset=args.dataset, root=args.root, split=args.split,
-                           dsl=args.dsl, batch_size=args.batch_size, device=args.device)
+                           dsl=args.dsl, batch_size=args.batch_size, device=args.device,
+                           amp=args.amp)
     print(format_metrics(metrics, run=str(args.run)))
     print(f"N: {metrics['num_texts']} texts x {metrics['num_videos']} videos; "
           f"written to {args.run / 'metrics.json'}")
