@@ -13,7 +13,8 @@ initialised CLIP ViT-B/32, seqTransf head, DRGI on, 12 frames at 224 px):
    fp32 run's on CPU.
 4. **Throughput**: the ViT-B/32 vision tower on random frames (frames/s, fp32 and under
    autocast), the library's split embedding (:func:`tvr.evaluate.embed_split`: decode +
-   towers, videos/s), and ``python -m analysis.export`` end to end on the test split.
+   towers, videos/s) and ``python -m analysis.export`` end to end on the test split, each
+   in float32 and with ``--amp auto`` (bf16, or fp16 on GPUs without bf16).
 
 Each step records its numbers or its error and the next one runs; the report goes to
 ``<work>/gpu_check.md`` (and, with ``--write``, to the ``## GPU check`` section of
@@ -275,19 +276,21 @@ def step_throughput(work: Path, batch: int, device: str = "cuda") -> dict[str, A
         per_s = reps * batch * t / (time.perf_counter() - t0)
         result[f"vision tower frames/s, {label} (batch {batch} x {t})"] = round(per_s)
     records = load_split(cfg.data.dataset, cfg.data.root, "test", **cfg.data.source_options)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        emb = embed_split(model, tokenizer, records, num_frames=t, image_size=s,
-                          max_words=cfg.data.max_words, batch_size=batch,
-                          num_workers=cfg.data.num_workers, device=device, progress=False)
-    _sync(device)
-    seconds = time.perf_counter() - t0
-    result["embed_split videos/s (decode + both towers + scores, fp32)"] = round(
-        len(emb.video_ids) / seconds, 1)
-    result["export seconds (analysis.export, test split, PCA)"] = round(_run(
-        [sys.executable, "-m", "analysis.export", "--run", str(run), "--checkpoints",
-         str(work / "runs"), "--split", "test", "--projection", "pca", "--device", device,
-         "--quiet", "--force"], work / "export.log"), 1)
+    for amp in ("off", "auto"):  # the towers in float32, then under autocast (tvr.precision)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            emb = embed_split(model, tokenizer, records, num_frames=t, image_size=s,
+                              max_words=cfg.data.max_words, batch_size=batch,
+                              num_workers=cfg.data.num_workers, device=device, progress=False,
+                              amp=amp)
+        _sync(device)
+        seconds = time.perf_counter() - t0
+        result[f"embed_split videos/s (decode + towers + scores), amp={amp}"] = round(
+            len(emb.video_ids) / seconds, 1)
+        result[f"export seconds (analysis.export --amp {amp}, test split, PCA)"] = round(_run(
+            [sys.executable, "-m", "analysis.export", "--run", str(run), "--checkpoints",
+             str(work / "runs"), "--split", "test", "--projection", "pca", "--device", device,
+             "--amp", amp, "--quiet", "--force"], work / f"export_{amp}.log"), 1)
     return result
 
 
