@@ -289,7 +289,7 @@ BAD_CASES = {
 }
 
 
-@pytest.mark.parametrize("method", ["seek", "decode"])
+@pytest.mark.parametrize("method", ["seek", "decode", "keyframe"])
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_bad_files_raise_naming_the_path(clips, tmp_path, case: str, method: str) -> None:
     make, reason = BAD_CASES[case]

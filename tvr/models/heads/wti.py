@@ -208,8 +208,8 @@ class WTIHead(SimilarityHead):
         The same numbers as masking the einsum ``"ald,btd->ablt"``, computed as:
 
         1. token slots that are padding in every item of the block are dropped (``L' <= L``
-           words, ``T' <= T`` frames), the remaining padded tokens zeroed, so their
-           similarities are exactly 0 (DRL's rule);
+           words, ``T' <= T`` frames); the remaining padded tokens must be zero (``score``
+           zeroes them once for all blocks), so their similarities are exactly 0 (DRL's rule);
         2. one GEMM ``[a*L', D] x [D, T'*b]`` gives every similarity, laid out ``[a, L', T', b]``
            so both maxima reduce over a middle dimension;
         3. DRL's rule lets padding's 0 take part in a max: an item with any padding (dropped
@@ -225,8 +225,7 @@ class WTIHead(SimilarityHead):
         padded_t, padded_v = ~mt.all(dim=1), ~mv.all(dim=1)  # [a], [b]
         keep_t, keep_v = _used_slots(mt), _used_slots(mv)
         mt, mv, wt, wv = mt[:, :keep_t], mv[:, :keep_v], wt[:, :keep_t], wv[:, :keep_v]
-        tt = _zero_padding(text.tokens[:, :keep_t], mt)  # [a, L', D]
-        vt = _zero_padding(video.tokens[:, :keep_v], mv)  # [b, T', D]
+        tt, vt = text.tokens[:, :keep_t], video.tokens[:, :keep_v]  # [a, L', D], [b, T', D]
         a, b, dim = len(tt), len(vt), tt.shape[-1]
         sims = tt.reshape(a * keep_t, dim) @ vt.transpose(0, 1).reshape(keep_v * b, dim).T
         sims = sims.view(a, keep_t, keep_v, b)  # [a, L', T', b]
@@ -263,7 +262,7 @@ class WTIHead(SimilarityHead):
         """
         n = self.block_size or block_side(text.tokens.shape[1] * video.tokens.shape[1])
         t_order, v_order = _by_length(text.mask), _by_length(video.mask)
-        # sorted and zeroed once here, so the blocks' own zeroing finds nothing left to do
+        # sorted, and padded tokens zeroed (what _score_block requires), once for all blocks
         text = replace(text[t_order], tokens=_zero_padding(text.tokens, text.mask.bool())[t_order])
         video = replace(
             video[v_order], tokens=_zero_padding(video.tokens, video.mask.bool())[v_order]
