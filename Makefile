@@ -50,6 +50,7 @@ bench: install
 	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/search_latency.py
 	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/wti_similarity.py
 	$(PY) benchmarks/drgi_parameters.py
+	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/train_step_overhead.py
 
 # DRGI on SynthVTT: every lever on val (3 seeds each, chooses a setting), then base vs DRGI
 # (old default) vs DRGI (val-chosen) on test, 5 seeds (about 3 hours on 2 cores; finished runs

@@ -110,6 +110,7 @@ from tvr.drgi_probe import (  # noqa: F401  (re-exported: the export's DRGI prob
     representative_captions,
 )
 from tvr.models.features import TokenFeatures
+from tvr.precision import AMP_CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,9 @@ DEMO_ROOT = "data/synthvtt"
 DEMO_SPLIT = "test"
 STALE_WORK_AGE_S = 3600.0  # an ownerless .tmp-*/.old-* work folder older than this is removed
 # export parameters that change a bundle's content: a fresh bundle made with others is redone
-CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed")
+CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed", "amp")
+# What a bundle written before a content parameter existed was exported with.
+_PARAM_BEFORE: dict[str, Any] = {"amp": "off"}
 
 
 class ExportError(RuntimeError):
@@ -139,6 +142,8 @@ class ExportOptions:
         jpeg_quality: JPEG quality of the thumbnail strips (1-95).
         seed: random seed of the projections.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``... (torchrun with nccl uses its local GPU).
+        amp: autocast for the towers (``tvr.precision``: ``"off"``, ``"auto"``, ``"bf16"``,
+            ``"fp16"``); scoring and the bundle's arrays stay float32.
     """
 
     projections: tuple[str, ...] = PROJECTION_METHODS
@@ -148,6 +153,7 @@ class ExportOptions:
     jpeg_quality: int = 85
     seed: int = 0
     device: str = "auto"
+    amp: str = "off"
 
     def __post_init__(self) -> None:
         bad = [m for m in self.projections if m not in PROJECTION_METHODS]
@@ -159,6 +165,8 @@ class ExportOptions:
         for key in ("batch_size", "graph_batch", "thumb_size"):
             if int(getattr(self, key)) < 1:
                 raise ExportError(f"{key}={getattr(self, key)!r}: expected a positive integer")
+        if self.amp not in AMP_CHOICES:
+            raise ExportError(f"amp={self.amp!r}: expected one of {', '.join(AMP_CHOICES)}")
         if not 1 <= int(self.jpeg_quality) <= 95:
             raise ExportError(f"jpeg_quality={self.jpeg_quality!r}: expected 1..95")
 
@@ -421,8 +429,9 @@ def _embed_shard(
         model, tokenizer, records, num_frames=cfg.data.num_frames,
         image_size=cfg.data.image_size, max_words=cfg.data.max_words,
         on_decode_error=cfg.data.on_decode_error, frame_cache=cfg.data.frame_cache or None,
+        frame_sampling=cfg.data.frame_sampling, decode_threads=cfg.data.decode_threads,
         batch_size=opts.batch_size, num_workers=cfg.data.num_workers, device=device,
-        progress=progress,
+        progress=progress, amp=opts.amp,
     )
     thumbs = [
         render_thumbnail(records[int(r)], cfg.data.num_frames, opts.thumb_size, opts.jpeg_quality)
@@ -857,8 +866,9 @@ def _keep_existing(
     recorded = meta.get("export_params", {})
     current = opts.recorded()
     for key in CONTENT_PARAMS:
-        if recorded.get(key) != current[key]:
-            return False, f"export parameter {key} was {recorded.get(key)!r}, now {current[key]!r}"
+        was = recorded.get(key, _PARAM_BEFORE.get(key))
+        if was != current[key]:
+            return False, f"export parameter {key} was {was!r}, now {current[key]!r}"
     if meta.get("source_options") != source_options:
         return False, "source options changed"
     return True, "fresh"
@@ -995,6 +1005,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--thumb-size", type=int, default=64, help="thumbnail frame side (px)")
     p.add_argument("--seed", type=int, default=0, help="projection seed")
     p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=AMP_CHOICES, default="off",
+                   help="autocast for the towers (auto: bf16 where the device has it; "
+                        "default off, float32); scores stay float32")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -1017,7 +1030,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = ExportOptions(
             projections=parse_projections(args.projection), batch_size=args.batch_size,
             graph_batch=args.graph_batch, thumb_size=args.thumb_size, seed=args.seed,
-            device=args.device,
+            device=args.device, amp=args.amp,
         )
         if args.demo:
             jobs = []

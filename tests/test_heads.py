@@ -27,6 +27,7 @@ from tvr.models.features import TokenFeatures
 from tvr.models.heads import build_head
 from tvr.models.heads.dmae import DMAEVideoFeatures
 from tvr.models.heads.meanp import meanp_pool
+from tvr.models.heads.xclip import block_side as xclip_block_side
 from tvr.models.temporal import TemporalTransformer
 from tvr.objectives import build_objectives
 from tvr.registry import RegistryError, names
@@ -476,6 +477,68 @@ def test_wti_blocked_equals_unblocked():
     torch.testing.assert_close(head.score(et, ev), full)
     head.block_size = 3
     torch.testing.assert_close(head.score(et, ev), full)
+
+
+def einsum_wti(et: TokenFeatures, ev: TokenFeatures, masked_max: bool) -> torch.Tensor:
+    """The WTI formula on all pairs at once (the ``"ald,btd->ablt"`` einsum, masked)."""
+    sims = torch.einsum("ald,btd->ablt", et.tokens, ev.tokens)  # [a, b, L, T]
+    mt = et.mask.bool()[:, None, :, None]
+    mv = ev.mask.bool()[None, :, None, :]
+    valid = mt & mv
+    filled = sims.masked_fill(~valid, float("-inf")) if masked_max else torch.where(valid, sims, 0)
+    best_frame = filled.max(-1).values.masked_fill(~mt.squeeze(-1), 0)  # [a, b, L]
+    best_word = filled.max(-2).values.masked_fill(~mv.squeeze(-2), 0)  # [a, b, T]
+    t2v = (best_frame * et.weights[:, None, :]).sum(-1)
+    v2t = (best_word * ev.weights[None, :, :]).sum(-1)
+    return 0.5 * (t2v + v2t)
+
+
+@pytest.mark.parametrize("masked_max", [False, True])
+@pytest.mark.parametrize("block", [None, 1, 3, 1000])
+@pytest.mark.parametrize("extra", [0, 2])
+def test_wti_gemm_blocks_equal_einsum(masked_max, block, extra):
+    """Odd sizes, ragged masks (full-length items among them), garbage in padded slots, extra
+    padded slots, items out of length order: same scores and gradients as the einsum."""
+    head = make_head("wti", {"masked_max": masked_max, "temporal": False}).eval()
+    t_len = [L, 2, 5, L, 1, 3, 6, L, 4, 2, 7][:11]
+    text = garbage_padding(make_text(11, lengths=t_len), extra=extra, seed=3)
+    video = garbage_padding(make_video(7, lengths=[5, 1, 3, 5, 2, 4, T]), extra=extra, seed=4)
+    text.tokens.requires_grad_(True)
+    video.tokens.requires_grad_(True)
+    et, ev = head.embed_text(text), head.embed_video(video)
+    expected = einsum_wti(et, ev, masked_max)
+    ref_grads = torch.autograd.grad(
+        expected.square().sum(), [text.tokens, video.tokens], retain_graph=True
+    )
+    head.block_size = block
+    got = head.score(et, ev)
+    assert got.shape == (11, 7)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad(got.square().sum(), [text.tokens, video.tokens])
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-5)
+
+
+def test_wti_default_blocks_bound_memory(monkeypatch):
+    """Without a set block size, no block's ``[a, L, b, T]`` tensor exceeds BLOCK_ELEMENTS."""
+    from tvr.models.heads import wti
+
+    head = make_head("wti", {"temporal": False}).eval()
+    et = head.embed_text(make_text(300, lengths=[3] * 300))
+    ev = head.embed_video(make_video(200, lengths=[4] * 200))
+    monkeypatch.setattr(wti, "block_side", lambda per_pair: xclip_block_side(per_pair, 4000))
+    seen = []
+    inner = head._score_block
+
+    def spy(t, v):
+        seen.append(len(t) * len(v) * L * T)
+        return inner(t, v)
+
+    monkeypatch.setattr(head, "_score_block", spy)
+    with torch.no_grad():
+        got = head.score(et, ev)
+        torch.testing.assert_close(got, einsum_wti(et, ev, False), atol=1e-5, rtol=1e-5)
+    assert len(seen) > 1 and max(seen) <= 4000
 
 
 def test_wti_weights_are_masked_softmax():

@@ -289,7 +289,7 @@ BAD_CASES = {
 }
 
 
-@pytest.mark.parametrize("method", ["seek", "decode"])
+@pytest.mark.parametrize("method", ["seek", "decode", "keyframe"])
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_bad_files_raise_naming_the_path(clips, tmp_path, case: str, method: str) -> None:
     make, reason = BAD_CASES[case]
@@ -390,3 +390,111 @@ def test_vp9_webm_corrupted_mid_stream_raises(tmp_path) -> None:
     with pytest.raises(VideoDecodeError, match="missing mid-stream"):
         read_frames(bad, 8, method="decode")
     assert len(read_frames(src, 8, method="decode").timestamps) == 8  # the intact file is fine
+
+
+# ------------------------------------------------------------------------------------------
+# Keyframe-snapped sampling and decoder threads
+# ------------------------------------------------------------------------------------------
+
+
+def keyframe_indices(path: Path) -> list[int]:
+    """Indices of the frames the decoder flags as keyframes (grey clips: index = colour)."""
+    with av.open(str(path)) as c:
+        return [frame_index(f.to_ndarray(format="rgb24")) for f in c.decode(video=0) if f.key_frame]
+
+
+def expected_snapped(path: Path, n: int, num: int, start: float = 0.0, end: float | None = None):
+    """Per segment: the keyframe nearest its centre inside it, else the exact centre frame."""
+    end = n / FPS if end is None else end
+    keys = keyframe_indices(path)
+    edges = start + np.arange(num + 1) * (end - start) / num
+    exact = expected_indices(n, num, start, end)
+    out = []
+    for i in range(num):
+        centre = (edges[i] + edges[i + 1]) / 2
+        inside = [k for k in keys if edges[i] - 1e-6 <= k / FPS < edges[i + 1] - 1e-6]
+        out.append(min(inside, key=lambda k: abs(k / FPS - centre)) if inside else exact[i])
+    return out, keys
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mp4_onegop", "webm"])
+@pytest.mark.parametrize("window", [(8, None, None), (5, 0.3, 1.7), (12, 0.2, None)])
+def test_keyframe_mode_snaps_to_the_nearest_keyframe_in_each_segment(clips, kind, window) -> None:
+    num, start, end = window
+    n = 45 if kind == "mp4_onegop" else 30
+    want, keys = expected_snapped(clips[kind], n, num, start or 0.0, end)
+    out = read_frames(clips[kind], num, start=start, end=end, method="keyframe")
+    got = [frame_index(f) for f in out.frames]
+    assert got == want
+    # the recorded times are the frames' own, not the segment centres
+    np.testing.assert_allclose(out.timestamps, np.array(want) / FPS, atol=1e-3)
+    snapped = [i for i in want if i in keys]
+    if kind == "mp4":  # a keyframe every 5 frames (the others have one, at frame 0)
+        assert len(snapped) >= 2
+    assert out.method == ("keyframe" if snapped else "seek")  # no keyframe: exact seeking
+
+
+def test_keyframe_mode_falls_back_to_exact_seeking_without_keyframes(clips) -> None:
+    """mp4_onegop's only keyframe is frame 0: a window from 1 s holds none."""
+    assert keyframe_indices(clips["mp4_onegop"])[0] == 0
+    assert all(k < 15 for k in keyframe_indices(clips["mp4_onegop"]))
+    out = read_frames(clips["mp4_onegop"], 5, start=1.0, method="keyframe")
+    exact = read_frames(clips["mp4_onegop"], 5, start=1.0, method="seek")
+    assert out.method == "seek"
+    np.testing.assert_array_equal(out.frames, exact.frames)
+    np.testing.assert_array_equal(out.timestamps, exact.timestamps)
+
+
+@pytest.mark.parametrize("method", ["seek", "decode", "keyframe"])
+def test_decoder_threads_never_change_the_frames(clips, method: str) -> None:
+    ref = read_frames(clips["noise"], 7, method=method)
+    for thread_type in ("AUTO", "FRAME", "SLICE", "NONE"):
+        out = read_frames(clips["noise"], 7, method=method, thread_type=thread_type)
+        np.testing.assert_array_equal(out.frames, ref.frames)
+        np.testing.assert_array_equal(out.timestamps, ref.timestamps)
+
+
+def test_sampling_options_name_the_config_key(clips) -> None:
+    from tvr.config import ExperimentConfig
+    from tvr.data.video import sampling_options
+
+    assert sampling_options("keyframe", "") == ("keyframe", None)
+    assert sampling_options("seek", "SLICE") == ("seek", "SLICE")
+    with pytest.raises(ValueError, match=r"data\.frame_sampling='fast'.*keyframe"):
+        sampling_options("fast", "")
+    with pytest.raises(ValueError, match=r"data\.decode_threads='4'.*SLICE"):
+        sampling_options("auto", "4")
+    with pytest.raises(ValueError, match="thread_type 'many'"):
+        read_frames(clips["mp4"], 4, thread_type="many")  # type: ignore[arg-type]
+    cfg = ExperimentConfig()
+    cfg.data.frame_sampling, cfg.data.decode_threads = "keyframe", "AUTO"
+    sampler = FrameSampler.from_config(cfg.data)
+    assert (sampler.method, sampler.thread_type) == ("keyframe", "AUTO")
+    assert FrameSampler.from_config(ExperimentConfig().data).method == "auto"  # default
+
+
+def test_keyframe_frames_are_cached_apart_from_exact_ones(clips, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    exact = FrameSampler(5, 16, method="seek", cache_dir=cache)
+    snapped = FrameSampler(5, 16, method="keyframe", cache_dir=cache)
+    exact(clips["mp4"])
+    _, _, times = snapped(clips["mp4"])
+    assert snapped.cache_misses == 1 and snapped.cache_hits == 0
+    np.testing.assert_array_equal(
+        times, read_frames(clips["mp4"], 5, size=16, method="keyframe").timestamps
+    )
+    snapped(clips["mp4"])
+    assert snapped.cache_hits == 1
+    decode = FrameSampler(5, 16, method="decode", cache_dir=cache)
+    decode(clips["mp4"])
+    assert decode.cache_hits == 1  # the exact modes share entries: their frames are identical
+
+
+def test_keyframe_mode_takes_the_keyframe_nearest_the_centre(tmp_path) -> None:
+    """Keyframes every 2 frames, 10-frame segments: several per segment, the nearest wins."""
+    path = encode(tmp_path / "dense.mp4", 30, gop=2)
+    want, keys = expected_snapped(path, 30, 3)
+    assert sum(1 for k in keys if k < 10) >= 3
+    out = read_frames(path, 3, method="keyframe")
+    assert [frame_index(f) for f in out.frames] == want
+    assert all(abs(i - c) <= 1 for i, c in zip(want, expected_indices(30, 3), strict=True))

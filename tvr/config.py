@@ -42,6 +42,10 @@ class DataConfig:
     max_words: int = 32  # text length in tokens incl. SOT/EOT and padding (L)
     on_decode_error: str = "raise"  # raise | skip: what a corrupt video does to the run
     frame_cache: str = ""  # folder for the on-disk cache of sampled frames ("" = off)
+    # auto | seek | decode (the frames at the segment centres, identical in all three) |
+    # keyframe (the keyframe nearest each centre within its segment: faster, times recorded)
+    frame_sampling: str = "auto"
+    decode_threads: str = ""  # FFmpeg decoder threads: AUTO | FRAME | SLICE | NONE ("" = per mode)
     num_workers: int = 0  # DataLoader workers
     source_options: dict[str, Any] = field(default_factory=dict)  # passed to the source parser
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from tvr.io import atomic_write_text
 from tvr.models.features import TokenFeatures
+from tvr.precision import AMP_CHOICES, autocast_dtype, inference_autocast
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def similarity_matrix(
         v = video.pooled.to(device).float()
         for i in range(0, nt, block):
             t = text.pooled[i : i + block].to(device).float()
-            sim[i : i + block] = (t @ v.T).cpu().numpy()
+            sim[i : i + block] = (t @ v.T).float().cpu().numpy()
         return sim
     blocks = [(i, j) for i in range(0, nt, block) for j in range(0, nv, block)]
     for i, j in tqdm(blocks, desc="score blocks", disable=not progress, leave=False):
@@ -125,6 +126,11 @@ def similarity_matrix(
         v = video[j : j + block].to(device)
         sim[i : i + block, j : j + block] = model.score(t, v).float().cpu().numpy()
     return sim
+
+
+def _float32(feats: TokenFeatures) -> TokenFeatures:
+    """Floating fields as float32 (what autocast left in bf16/fp16)."""
+    return feats.map(lambda t: t.float() if t.is_floating_point() else t)
 
 
 @dataclass
@@ -143,14 +149,22 @@ class SplitEmbedding:
 
 
 def _video_dataset(
-    records: list, num_frames: int, image_size: int, on_decode_error: str, frame_cache: str | None
+    records: list,
+    num_frames: int,
+    image_size: int,
+    on_decode_error: str,
+    frame_cache: str | None,
+    frame_sampling: str = "auto",
+    decode_threads: str = "",
 ) -> tuple[Any, Any]:
     """``(EvalSplit, VideoDataset)`` of ``records`` sampled for evaluation."""
     from tvr.data.dataset import EvalSplit, VideoDataset
-    from tvr.data.video import FrameSampler
+    from tvr.data.video import FrameSampler, sampling_options
 
     split = EvalSplit.from_records(records)
-    sampler = FrameSampler(num_frames, image_size, cache_dir=frame_cache or None)
+    method, thread_type = sampling_options(frame_sampling, decode_threads)
+    sampler = FrameSampler(num_frames, image_size, method=method, cache_dir=frame_cache or None,
+                           thread_type=thread_type)
     return split, VideoDataset(split, sampler, on_decode_error=on_decode_error)
 
 
@@ -164,26 +178,39 @@ def embed_split(
     max_words: int,
     on_decode_error: str = "raise",
     frame_cache: str | None = None,
+    frame_sampling: str = "auto",
+    decode_threads: str = "",
     batch_size: int = 16,
     num_workers: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    amp: str = "off",
 ) -> SplitEmbedding:
     """Embed every caption and video of ``records`` and score all pairs.
+
+    ``amp`` runs the towers under autocast (:mod:`tvr.precision`: ``"off"``, ``"auto"``,
+    ``"bf16"``, ``"fp16"``); the features are cast back to float32 and scored in float32.
 
     Videos that cannot be decoded under ``on_decode_error="skip"`` leave the gallery together
     with their captions; the numbers evaluated are logged.
     """
-    split, vds = _video_dataset(records, num_frames, image_size, on_decode_error, frame_cache)
-    video, kept_videos = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
-                                      device=device, progress=progress)
+    split, vds = _video_dataset(records, num_frames, image_size, on_decode_error, frame_cache,
+                                frame_sampling, decode_threads)
+    with inference_autocast(amp, device):
+        video, kept_videos = embed_videos(model, vds, batch_size=batch_size,
+                                          num_workers=num_workers, device=device,
+                                          progress=progress)
+    video = _float32(video)
     kept_set = {int(v): col for col, v in enumerate(kept_videos)}
     t2v_full = np.asarray(split.text_to_video)
     caption_rows = np.array([i for i, v in enumerate(t2v_full) if int(v) in kept_set], dtype=np.int64)
     captions = [split.captions[i] for i in caption_rows]
-    text = embed_texts(model, captions, tokenizer, max_words, batch_size=max(batch_size, 64),
-                       device=device, progress=progress)
+    with inference_autocast(amp, device):
+        text = _float32(embed_texts(model, captions, tokenizer, max_words,
+                                    batch_size=max(batch_size, 64), device=device,
+                                    progress=progress))
     text_to_video = np.array([kept_set[int(t2v_full[i])] for i in caption_rows], dtype=np.int64)
+    # scored in float32: bf16 scores keep ~3 significant digits, enough to tie near neighbours
     sim = similarity_matrix(model, text, video, device=device, progress=progress)
     skipped = [split.video_ids[i] for i in range(split.num_videos) if i not in kept_set]
     if skipped:
@@ -213,10 +240,13 @@ def embed_bank(
     max_words: int,
     on_decode_error: str = "raise",
     frame_cache: str | None = None,
+    frame_sampling: str = "auto",
+    decode_threads: str = "",
     batch_size: int = 16,
     num_workers: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    amp: str = "off",
 ) -> tuple[TokenFeatures, TokenFeatures]:
     """Head-embedded captions and videos of a query bank's records (e.g. the training split).
 
@@ -226,12 +256,14 @@ def embed_bank(
     Shapes:
         returns (text ``[Nb_t, L, D]``, video ``[Nb_v, T, D]``)
     """
-    split, vds = _video_dataset(records, num_frames, image_size, on_decode_error, frame_cache)
-    video, _ = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
-                            device=device, progress=progress)
-    text = embed_texts(model, list(split.captions), tokenizer, max_words,
-                       batch_size=max(batch_size, 64), device=device, progress=progress)
-    return text, video
+    split, vds = _video_dataset(records, num_frames, image_size, on_decode_error, frame_cache,
+                                frame_sampling, decode_threads)
+    with inference_autocast(amp, device):
+        video, _ = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
+                                device=device, progress=progress)
+        text = embed_texts(model, list(split.captions), tokenizer, max_words,
+                           batch_size=max(batch_size, 64), device=device, progress=progress)
+    return _float32(text), _float32(video)
 
 
 def qb_norm_metrics(
@@ -290,12 +322,14 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
     write: bool = True,
+    amp: str = "off",
 ) -> dict[str, Any]:
     """Evaluate a run folder on a split; returns (and writes) its metrics.
 
-    ``dataset``/``root`` default to the run's own training data. ``qb_norm`` (a
-    :data:`QB_NORM_SETTINGS` preset) adds the querybank-normalised figures, with the bank built
-    from split ``qb_bank`` of the same dataset (default: the run's ``data.train_split``).
+    ``dataset``/``root`` default to the run's own training data; ``amp`` as in
+    :func:`embed_split` (recorded in the metrics). ``qb_norm`` (a :data:`QB_NORM_SETTINGS`
+    preset) adds the querybank-normalised figures, with the bank built from split ``qb_bank``
+    of the same dataset (default: the run's ``data.train_split``).
     """
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
@@ -316,7 +350,7 @@ def evaluate_run(
         bank_records = load_split(name, data_root, bank_split, **options)
     metrics, _ = evaluate_model(model, tokenizer, cfg, records, dataset=name, split=split,
                                 dsl=dsl, qb_norm=qb_norm, bank_records=bank_records,
-                                batch_size=batch_size, device=dev, progress=progress)
+                                batch_size=batch_size, device=dev, progress=progress, amp=amp)
     if qb_norm is not None:
         metrics["qb_norm"]["bank_split"] = bank_split
     if write:
@@ -346,6 +380,7 @@ def evaluate_model(
     batch_size: int = 16,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    amp: str = "off",
 ) -> tuple[dict[str, Any], SplitEmbedding]:
     """Metrics of an in-memory model on a split's records (inference mode; training-only
     objectives are not run). Returns the metrics and the split's embedding.
@@ -360,8 +395,9 @@ def evaluate_model(
     emb = embed_split(
         model, tokenizer, records, num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
         max_words=cfg.data.max_words, on_decode_error=cfg.data.on_decode_error,
-        frame_cache=cfg.data.frame_cache or None, batch_size=batch_size,
-        num_workers=cfg.data.num_workers, device=device, progress=progress,
+        frame_cache=cfg.data.frame_cache or None, frame_sampling=cfg.data.frame_sampling,
+        decode_threads=cfg.data.decode_threads, batch_size=batch_size,
+        num_workers=cfg.data.num_workers, device=device, progress=progress, amp=amp,
     )
     name = dataset
     metrics: dict[str, Any] = dict(retrieval_metrics(emb.sim, emb.text_to_video))
@@ -375,8 +411,9 @@ def evaluate_model(
             model, tokenizer, bank_records, num_frames=cfg.data.num_frames,
             image_size=cfg.data.image_size, max_words=cfg.data.max_words,
             on_decode_error=cfg.data.on_decode_error, frame_cache=cfg.data.frame_cache or None,
+            frame_sampling=cfg.data.frame_sampling, decode_threads=cfg.data.decode_threads,
             batch_size=batch_size, num_workers=cfg.data.num_workers, device=device,
-            progress=progress,
+            progress=progress, amp=amp,
         )
         metrics.update(qb_norm_metrics(model, emb, bank_text, bank_video, preset=qb_norm,
                                        device=device, progress=progress))
@@ -388,6 +425,7 @@ def evaluate_model(
             "frames": cfg.data.num_frames, "words": cfg.data.max_words,
             "head": cfg.model.head, "post_processing": "+".join(applied) or "none",
             "rank_rule": RANK_RULE, "v2t_rule": "best caption per video (MSVD)",
+            "precision": str(autocast_dtype(amp, device) or torch.float32).split(".")[-1],
         }
     )
     return metrics, emb
@@ -441,13 +479,16 @@ def main(argv: list[str] | None = None) -> int:
                    "run's data.train_split)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=AMP_CHOICES, default="off",
+                   help="autocast for the towers: bf16 on CPUs/GPUs that have it (auto), bf16, "
+                        "fp16, or off (float32, the default); scores stay float32")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.qb_bank and not args.qb_norm:
         p.error("--qb-bank needs --qb-norm")
     metrics = evaluate_run(args.run, dataset=args.dataset, root=args.root, split=args.split,
                            dsl=args.dsl, qb_norm=args.qb_norm, qb_bank=args.qb_bank,
-                           batch_size=args.batch_size, device=args.device)
+                           batch_size=args.batch_size, device=args.device, amp=args.amp)
     print(format_metrics(metrics, run=str(args.run)))
     print(f"N: {metrics['num_texts']} texts x {metrics['num_videos']} videos; "
           f"written to {args.run / 'metrics.json'}")

@@ -13,8 +13,8 @@ does after the last epoch:
 
 - ``name``, ``output_root``: where the run folder is (it may have been moved; the folder
   resumed is the one whose ``config.json`` was read).
-- ``data.num_workers``, ``data.frame_cache``: loader processes and the decoded-frame cache
-  (the frames are the same with and without it).
+- ``data.num_workers``, ``data.frame_cache``, ``data.decode_threads``: loader processes, the
+  decoded-frame cache and the decoder's threads (the frames are the same with or without them).
 - ``train.device``: CPU or GPU.
 - ``train.log_every``: how often a line is written to ``log.jsonl``.
 - ``train.eval_after``: whether the split is evaluated after the last epoch.
@@ -35,6 +35,7 @@ RESUMABLE_KEYS: frozenset[str] = frozenset({
     "output_root",
     "data.num_workers",
     "data.frame_cache",
+    "data.decode_threads",
     "train.device",
     "train.log_every",
     "train.eval_after",

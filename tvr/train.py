@@ -311,9 +311,7 @@ def train(
             model.load_state_dict(load_weights(run_dir / WEIGHTS, device="cpu"))
         model.to(device)
 
-        sampler = FrameSampler(
-            cfg.data.num_frames, cfg.data.image_size, cache_dir=cfg.data.frame_cache or None
-        )
+        sampler = FrameSampler.from_config(cfg.data)
         dataset = PairDataset(records, sampler, tokenizer, cfg.data.max_words,
                               on_decode_error=cfg.data.on_decode_error,
                               skip_log=run_dir / "skipped_videos.jsonl")

@@ -16,6 +16,23 @@ Two decoders give identical frames:
 ``"auto"`` seeks on indexed mp4/mov files whose window holds many more frames than ``T`` and
 decodes otherwise.
 
+One more mode trades exact times for speed, and is only used when asked for:
+
+* ``"keyframe"`` (keyframe-snapped): the clip is still split into ``T`` segments, but in each
+  segment the *keyframe* nearest its centre is taken (seek to it, keep the first decoded
+  frame), so a frame costs one seek and one intra-frame decode. A segment that holds no
+  keyframe is sampled exactly as ``"seek"`` would. Every frame still comes from its own
+  segment (so frames are distinct and in order), but its time is the keyframe's, up to half a
+  segment away from the centre; :class:`DecodedFrames` records the actual timestamps. It
+  needs the container's keyframe index (mp4/mov); without one, or when no segment holds a
+  keyframe, it samples exactly by seeking and reports ``method="seek"``.
+
+Threads: ``thread_type`` (``"AUTO"``, ``"FRAME"``, ``"SLICE"``, ``"NONE"``; PyAV's
+``stream.thread_type``) chooses FFmpeg's decoder threading. ``None`` keeps each mode's own
+choice: ``"AUTO"`` (frame and slice threads) for ``"decode"``, the codec's default for the
+seeking modes, where frame threads decode ahead of a target only to be flushed by the next
+seek. Threading never changes which frames are returned.
+
 Frames then go through CLIP's pixel pipeline (resize the short side with bicubic, centre-crop,
 scale to [0, 1], normalise with the CLIP mean/std), in PIL/numpy/torch only.
 
@@ -42,7 +59,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import av
 import numpy as np
@@ -56,8 +73,10 @@ logger = logging.getLogger(__name__)
 CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 
-Method = Literal["auto", "seek", "decode"]
-METHODS: tuple[str, ...] = ("auto", "seek", "decode")
+Method = Literal["auto", "seek", "decode", "keyframe"]
+METHODS: tuple[str, ...] = ("auto", "seek", "decode", "keyframe")
+ThreadType = Literal["AUTO", "FRAME", "SLICE", "NONE"]
+THREAD_TYPES: tuple[str, ...] = ("AUTO", "FRAME", "SLICE", "NONE")
 
 # Container families whose demuxer reads a frame index (seek is exact and cheap).
 _INDEXED_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"})
@@ -129,7 +148,7 @@ class DecodedFrames(NamedTuple):
 
     frames: np.ndarray
     timestamps: np.ndarray
-    method: str  # "seek" | "decode" | "cache": how the frames were obtained
+    method: str  # "seek" | "decode" | "keyframe" | "cache": how the frames were obtained
 
 
 class SampledClip(NamedTuple):
@@ -360,7 +379,6 @@ class _Picker:
         self, start: float, end: float | None, num: int
     ) -> tuple[list[tuple[float, av.VideoFrame]], np.ndarray]:
         """Decode the stream from its beginning and pick the frame on screen at each target."""
-        self.stream.thread_type = "AUTO"
         frames = self._frames()
         count = 0
         last_time: float | None = None
@@ -413,12 +431,14 @@ class _Picker:
                 )
         return [p for p in picks if p is not None], targets
 
-    def keyframe_times(self) -> np.ndarray | None:
-        """Presentation times of the indexed keyframes (sorted), or None without an index.
+    def keyframe_pts(self) -> np.ndarray | None:
+        """Presentation timestamps (stream ticks, sorted int64) of the indexed keyframes, or
+        None without an index.
 
         Index timestamps are decode times; they are shifted by the first frame's
-        presentation delay, which is exact for closed-GOP streams and only steers the
-        seek-or-continue choice (never which frame is picked).
+        presentation delay, which is exact for closed-GOP streams. They steer the
+        seek-or-continue choice of ``"seek"`` and the seeks of ``"keyframe"``; the times
+        returned are always those of the decoded frames.
         """
         entries = getattr(self.stream, "index_entries", None)
         if entries is None or len(entries) == 0:
@@ -428,9 +448,77 @@ class _Picker:
         if not keys:
             return None
         delay = self.start_pts - first
-        return np.sort(
-            np.array([float((k + delay - self.start_pts) * self.time_base) for k in keys])
-        )
+        return np.sort(np.array([k + delay for k in keys], dtype=np.int64))
+
+    def keyframe_times(self) -> np.ndarray | None:
+        """Presentation times in seconds of the indexed keyframes (sorted), or None."""
+        pts = self.keyframe_pts()
+        if pts is None:
+            return None
+        return np.array([float((int(k) - self.start_pts) * self.time_base) for k in pts])
+
+    def _keyframe_at(self, pts: int) -> tuple[float, av.VideoFrame] | None:
+        """Seek to the keyframe at or before ``pts`` and decode that one packet alone.
+
+        The packet is decoded and the decoder drained at once, so no following frame is
+        decoded to fill the decoder's reorder delay (the next seek resets the decoder).
+        Returns None when the first packet after the seek is not a keyframe.
+        """
+        try:
+            self.container.seek(pts, stream=self.stream, backward=True)
+            for packet in self.container.demux(self.stream):
+                if packet.size == 0:  # the demuxer's end-of-stream packet
+                    return None
+                if not packet.is_keyframe:
+                    return None
+                frames = [*self.stream.codec_context.decode(packet)]
+                frames += self.stream.codec_context.decode(None)
+                return (self.time_of(frames[0]), frames[0]) if frames else None
+        except (av.FFmpegError, OSError) as exc:
+            t = float((pts - self.start_pts) * self.time_base)
+            raise VideoDecodeError(
+                self.path, f"decoding the keyframe at {t:.3f} s failed ({exc})"
+            ) from exc
+        return None
+
+    def by_keyframes(
+        self, start: float, end: float, num: int
+    ) -> tuple[list[tuple[float, av.VideoFrame]], np.ndarray] | None:
+        """Per segment: the keyframe nearest its centre, else the exact frame (as seeking).
+
+        Returns None (the caller then seeks exactly) when the stream has no keyframe index or
+        no segment holds a keyframe.
+        """
+        key_pts = self.keyframe_pts()
+        if key_pts is None:
+            return None
+        key_times = np.array([float((int(k) - self.start_pts) * self.time_base) for k in key_pts])
+        targets = segment_centres(start, end, num)
+        edges = start + np.arange(num + 1, dtype=np.float64) * (end - start) / num
+        chosen: list[int | None] = []  # index into key_pts per segment, None = exact
+        for i, target in enumerate(targets):
+            inside = np.flatnonzero(
+                (key_times >= edges[i] - _TIME_EPS) & (key_times < edges[i + 1] - _TIME_EPS)
+            )
+            chosen.append(
+                int(inside[np.argmin(np.abs(key_times[inside] - target))]) if len(inside) else None
+            )
+        if all(c is None for c in chosen):
+            return None
+        self._seeking = True
+        picks: list[tuple[float, av.VideoFrame] | None] = [None] * num
+        for i, k in enumerate(chosen):
+            if k is None:
+                continue
+            first = self._keyframe_at(int(key_pts[k]))
+            # the index's times are estimates: keep the frame only inside its segment
+            if first is not None and edges[i] - _TIME_EPS <= first[0] < edges[i + 1] - _TIME_EPS:
+                picks[i] = first
+        exact = [i for i, p in enumerate(picks) if p is None]
+        if exact:
+            for i, pick in zip(exact, self._seek_targets(targets[exact]), strict=True):
+                picks[i] = pick
+        return [p for p in picks if p is not None], targets
 
     def by_seeking(
         self, start: float, end: float, num: int
@@ -442,6 +530,10 @@ class _Picker:
         than about once.
         """
         targets = segment_centres(start, end, num)
+        return self._seek_targets(targets), targets
+
+    def _seek_targets(self, targets: np.ndarray) -> list[tuple[float, av.VideoFrame]]:
+        """The frame on screen at each of the sorted ``targets`` (see :meth:`by_seeking`)."""
         self._seeking = True
         keys = self.keyframe_times()
         picks: list[tuple[float, av.VideoFrame]] = []
@@ -488,7 +580,7 @@ class _Picker:
                     self.path, f"no frame could be decoded after seeking to {target:.3f} s"
                 )
             picks.append(prev if prev is not None else after)  # type: ignore[arg-type]
-        return picks, targets
+        return picks
 
 
 def _last_at_or_before(sorted_times: np.ndarray, t: float) -> float:
@@ -539,12 +631,14 @@ def _choose_method(method: str, info: VideoInfo, a: float, b: float | None, num:
         raise ValueError(f"unknown decode method {method!r}; expected one of {', '.join(METHODS)}")
     if method == "decode":
         return "decode"
-    if method == "seek":
+    if method in ("seek", "keyframe"):
         if b is None:
             raise VideoDecodeError(
-                info.path, "cannot seek: the container reports no duration (use method='decode')"
+                info.path,
+                f"cannot use method={method!r}: the container reports no duration "
+                "(use method='decode')",
             )
-        return "seek"
+        return method
     if not info.indexed or b is None or info.fps is None:
         return "decode"
     window_frames = (b - a) * info.fps
@@ -558,6 +652,7 @@ def read_frames(
     start: float | None = None,
     end: float | None = None,
     method: Method = "auto",
+    thread_type: ThreadType | None = None,
 ) -> DecodedFrames:
     """Sample ``num_frames`` uniformly over a clip and return the distinct frames as uint8 RGB.
 
@@ -570,10 +665,16 @@ def read_frames(
             decoded resolution.
         start: window start in seconds (``None`` = 0).
         end: window end in seconds (``None`` = end of the clip; clamped to the duration).
-        method: ``"auto"``, ``"seek"`` or ``"decode"`` (same frames either way).
+        method: ``"auto"``, ``"seek"`` or ``"decode"`` (the same frames, at the segment
+            centres), or ``"keyframe"`` (the keyframe nearest each centre within its segment;
+            see the module docstring).
+        thread_type: FFmpeg decoder threading (``"AUTO"``, ``"FRAME"``, ``"SLICE"``,
+            ``"NONE"``); ``None`` = the mode's default. Never changes the frames.
 
     Returns:
-        :class:`DecodedFrames` with ``1 <= n <= T`` distinct frames in time order.
+        :class:`DecodedFrames` with ``1 <= n <= T`` distinct frames in time order; its
+        ``method`` is the mode that ran (``"keyframe"`` falls back to ``"seek"`` on files
+        without a keyframe index).
 
     Shapes:
         frames: ``[n, H, W, 3]`` uint8 (``H = W = size`` when ``size`` is given).
@@ -588,13 +689,29 @@ def read_frames(
     path = Path(path)
     if num_frames <= 0:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
+    if thread_type is not None and thread_type not in THREAD_TYPES:
+        raise ValueError(
+            f"unknown thread_type {thread_type!r}; expected one of {', '.join(THREAD_TYPES)}"
+        )
     container, stream = _open(path)
     with container:
         info = _stream_info(path, container, stream)
         a, b = _resolve_window(path, start, end, info.duration)
         chosen = _choose_method(method, info, a, b, num_frames)
+        if thread_type is not None:
+            stream.thread_type = thread_type
+        elif chosen == "decode":
+            stream.thread_type = "AUTO"
         picker = _Picker(path, container, stream, info)
-        if chosen == "seek":
+        snapped = None
+        if chosen == "keyframe":
+            assert b is not None
+            snapped = picker.by_keyframes(a, b, num_frames)
+            if snapped is None:  # no keyframe index, or no keyframe in any segment
+                chosen = "seek"
+        if snapped is not None:
+            picks, _ = snapped
+        elif chosen == "seek":
             assert b is not None
             picks, _ = picker.by_seeking(a, b, num_frames)
         else:
@@ -623,17 +740,43 @@ def read_frames(
 # --------------------------------------------------------------------------------------------
 
 
+def sampling_options(frame_sampling: str, decode_threads: str) -> tuple[Method, ThreadType | None]:
+    """Check the config's ``data.frame_sampling`` and ``data.decode_threads`` values.
+
+    Returns:
+        The sampling mode and the thread type (``None`` for an empty ``decode_threads``).
+
+    Raises:
+        ValueError: a value that names no mode, with the key and the choices.
+    """
+    if frame_sampling not in METHODS:
+        raise ValueError(
+            f"data.frame_sampling={frame_sampling!r}: expected one of {', '.join(METHODS)}"
+        )
+    if decode_threads and decode_threads not in THREAD_TYPES:
+        raise ValueError(
+            f"data.decode_threads={decode_threads!r}: expected one of "
+            f"{', '.join(THREAD_TYPES)} (or empty for the mode's default)"
+        )
+    return frame_sampling, (decode_threads or None)  # type: ignore[return-value]
+
+
 class FrameSampler:
     """Uniformly sample ``T`` frames of a clip into a CLIP-normalised, padded tensor.
 
     Args:
         num_frames: ``T``.
         size: output side ``S`` (short side resized with bicubic, then centre crop).
-        method: ``"auto"`` | ``"seek"`` | ``"decode"`` (see the module docstring).
+        method: ``"auto"`` | ``"seek"`` | ``"decode"`` (exact segment centres) |
+            ``"keyframe"`` (keyframe-snapped; see the module docstring); config
+            ``data.frame_sampling``.
         cache_dir: folder for an on-disk cache of the sampled uint8 frames, or ``None``.
-            Entries are keyed by (absolute path, mtime, size in bytes, T, S, start, end), so an
-            edited file misses; each entry is one ``.npz`` (``frames``, ``timestamps``) written
-            atomically and read with ``allow_pickle=False``.
+            Entries are keyed by (absolute path, mtime, size in bytes, T, S, start, end, and
+            whether frames are keyframe-snapped), so an edited file misses; each entry is one
+            ``.npz`` (``frames``, ``timestamps``) written atomically and read with
+            ``allow_pickle=False``.
+        thread_type: FFmpeg decoder threading, ``None`` = the mode's default; config
+            ``data.decode_threads``.
 
     Shapes:
         returns: :class:`SampledClip` with video ``[T, 3, S, S]`` float32, mask ``[T]``
@@ -651,6 +794,7 @@ class FrameSampler:
         size: int,
         method: Method = "auto",
         cache_dir: str | Path | None = None,
+        thread_type: ThreadType | None = None,
     ) -> None:
         if num_frames <= 0:
             raise ValueError(f"FrameSampler: num_frames must be positive, got {num_frames}")
@@ -662,15 +806,39 @@ class FrameSampler:
             )
         self.num_frames = num_frames
         self.size = size
+        if thread_type is not None and thread_type not in THREAD_TYPES:
+            raise ValueError(
+                f"FrameSampler: unknown thread_type {thread_type!r}; expected one of "
+                f"{', '.join(THREAD_TYPES)}"
+            )
         self.method: Method = method
+        self.thread_type: ThreadType | None = thread_type
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.cache_hits = 0
         self.cache_misses = 0
 
+    @classmethod
+    def from_config(cls, data: Any) -> FrameSampler:
+        """The sampler a config's ``data`` section asks for (``num_frames``, ``image_size``,
+        ``frame_sampling``, ``frame_cache``, ``decode_threads``).
+
+        Raises:
+            ValueError: ``data.frame_sampling`` or ``data.decode_threads`` names no mode.
+        """
+        method, thread_type = sampling_options(data.frame_sampling, data.decode_threads)
+        return cls(
+            data.num_frames,
+            data.image_size,
+            method=method,
+            cache_dir=data.frame_cache or None,
+            thread_type=thread_type,
+        )
+
     def __repr__(self) -> str:
         return (
             f"FrameSampler(num_frames={self.num_frames}, size={self.size}, "
-            f"method={self.method!r}, cache_dir={self.cache_dir})"
+            f"method={self.method!r}, cache_dir={self.cache_dir}, "
+            f"thread_type={self.thread_type!r})"
         )
 
     def __call__(
@@ -698,7 +866,9 @@ class FrameSampler:
                 self.cache_hits += 1
                 return cached
         self.cache_misses += 1
-        decoded = read_frames(path, self.num_frames, self.size, start, end, self.method)
+        decoded = read_frames(
+            path, self.num_frames, self.size, start, end, self.method, self.thread_type
+        )
         if entry is not None:
             self._store(entry, decoded)
         return decoded
@@ -712,19 +882,19 @@ class FrameSampler:
             st = path.stat()
         except OSError:
             return None  # the decoder reports the missing file
-        key = json.dumps(
-            {
-                "v": _CACHE_VERSION,
-                "path": str(path.resolve()),
-                "mtime_ns": st.st_mtime_ns,
-                "bytes": st.st_size,
-                "T": self.num_frames,
-                "S": self.size,
-                "start": start,
-                "end": end,
-            },
-            sort_keys=True,
-        )
+        fields: dict[str, object] = {
+            "v": _CACHE_VERSION,
+            "path": str(path.resolve()),
+            "mtime_ns": st.st_mtime_ns,
+            "bytes": st.st_size,
+            "T": self.num_frames,
+            "S": self.size,
+            "start": start,
+            "end": end,
+        }
+        if self.method == "keyframe":  # other frames than the exact modes, which share entries
+            fields["snapped"] = True
+        key = json.dumps(fields, sort_keys=True)
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return self.cache_dir / digest[:2] / f"{digest}.npz"
 

@@ -15,6 +15,7 @@ how much padding an item carries. ``wti.weighted=false`` is DRL's "TI" ablation 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,9 @@ from tvr.config import ExperimentConfig
 from tvr.models.features import TokenFeatures
 from tvr.models.heads.base import SimilarityHead
 from tvr.models.heads.meanp import check_nonempty, meanp_pool
+from tvr.models.heads.xclip import block_side, score_in_blocks
 from tvr.models.temporal import TemporalTransformer
 from tvr.registry import register
-
-BLOCK = 32  # texts x videos per scoring block (DRL inference uses 32 x 32)
 
 
 def token_weight_mlp(width: int, arch: int) -> nn.Sequential:
@@ -73,6 +73,36 @@ def uniform_weights(mask: Tensor, dtype: torch.dtype) -> Tensor:
     return m / m.sum(dim=-1, keepdim=True).clamp_min(1.0)
 
 
+def _used_slots(mask: Tensor) -> int:
+    """Token slots up to the last one that is valid in any row (at least 1).
+
+    Shapes:
+        mask: ``[B, N]`` bool -> an int in ``1..N``
+    """
+    cols = mask.any(dim=0).nonzero()
+    return int(cols.max()) + 1 if len(cols) else 1
+
+
+def _zero_padding(tokens: Tensor, mask: Tensor) -> Tensor:
+    """``tokens`` with padded slots set to 0 (returned as is when nothing is padded).
+
+    Shapes:
+        tokens: ``[B, N, D]``, mask: ``[B, N]`` bool -> ``[B, N, D]``
+    """
+    return tokens if mask.all() else torch.where(mask[..., None], tokens, 0.0)
+
+
+def _by_length(mask: Tensor) -> Tensor:
+    """Item order by the position of the last valid slot (stable, shortest first).
+
+    Shapes:
+        mask: ``[B, N]`` -> ``[B]`` indices
+    """
+    slots = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+    last = (mask.bool() * slots).amax(dim=1)  # [B]
+    return torch.argsort(last, stable=True)
+
+
 @register("head", "wti")
 class WTIHead(SimilarityHead):
     """WTI (DRL): late interaction between word and frame tokens, scored in blocks.
@@ -100,7 +130,8 @@ class WTIHead(SimilarityHead):
         self.width = width
         self.weighted = wcfg.weighted
         self.masked_max = wcfg.masked_max
-        self.block_size = BLOCK
+        # texts (and videos) per scoring block; None sizes blocks from L and T (see score)
+        self.block_size: int | None = None
         self.temporal = TemporalTransformer.from_config(cfg, width) if wcfg.temporal else None
         if self.weighted:
             self.text_weight_fc = token_weight_mlp(width, wcfg.arch)
@@ -172,36 +203,72 @@ class WTIHead(SimilarityHead):
         return t2v, v2t
 
     def _score_block(self, text: TokenFeatures, video: TokenFeatures) -> Tensor:
+        """WTI scores of one block of texts x videos from a single matrix product.
+
+        The same numbers as masking the einsum ``"ald,btd->ablt"``, computed as:
+
+        1. token slots that are padding in every item of the block are dropped (``L' <= L``
+           words, ``T' <= T`` frames); the remaining padded tokens must be zero (``score``
+           zeroes them once for all blocks), so their similarities are exactly 0 (DRL's rule);
+        2. one GEMM ``[a*L', D] x [D, T'*b]`` gives every similarity, laid out ``[a, L', T', b]``
+           so both maxima reduce over a middle dimension;
+        3. DRL's rule lets padding's 0 take part in a max: an item with any padding (dropped
+           slots included) gets its maxima floored at 0; with ``masked_max`` an additive
+           ``-inf`` bias keeps padded words and frames out of the maxima instead.
+
+        Shapes:
+            text: ``[a, L, D]``, video: ``[b, T, D]`` (embedded) -> ``[a, b]``
+        """
         wt = self._require_weights(text, "text")  # [a, L]
         wv = self._require_weights(video, "video")  # [b, T]
-        sims = torch.einsum("ald,btd->ablt", text.tokens, video.tokens)  # [a, b, L, T]
-        mt = text.mask.bool()[:, None, :, None]  # [a, 1, L, 1]
-        mv = video.mask.bool()[None, :, None, :]  # [1, b, 1, T]
-        best_frame, best_word = self._max_sims(sims, mt, mv)  # [a, b, L], [a, b, T]
-        t2v = (best_frame * wt[:, None, :]).sum(-1)  # [a, b]
-        v2t = (best_word * wv[None, :, :]).sum(-1)  # [a, b]
+        mt, mv = text.mask.bool(), video.mask.bool()  # [a, L], [b, T]
+        padded_t, padded_v = ~mt.all(dim=1), ~mv.all(dim=1)  # [a], [b]
+        keep_t, keep_v = _used_slots(mt), _used_slots(mv)
+        mt, mv, wt, wv = mt[:, :keep_t], mv[:, :keep_v], wt[:, :keep_t], wv[:, :keep_v]
+        tt, vt = text.tokens[:, :keep_t], video.tokens[:, :keep_v]  # [a, L', D], [b, T', D]
+        a, b, dim = len(tt), len(vt), tt.shape[-1]
+        sims = tt.reshape(a * keep_t, dim) @ vt.transpose(0, 1).reshape(keep_v * b, dim).T
+        sims = sims.view(a, keep_t, keep_v, b)  # [a, L', T', b]
+        if self.masked_max:
+            if not mt.all():
+                sims = sims + torch.where(mt, 0.0, float("-inf")).to(sims.dtype)[:, :, None, None]
+            if not mv.all():
+                sims = sims + torch.where(mv.T, 0.0, float("-inf")).to(sims.dtype)[None, None]
+        best_frame = sims.amax(dim=2)  # [a, L', b]
+        best_word = sims.amax(dim=1)  # [a, T', b]
+        if not self.masked_max:
+            if padded_v.any():  # padded frames' zeros take part in each word's max
+                best_frame = torch.where(padded_v, best_frame.clamp_min(0.0), best_frame)
+            if padded_t.any():  # padded words' zeros take part in each frame's max
+                floored = best_word.clamp_min(0.0)
+                best_word = torch.where(padded_t[:, None, None], floored, best_word)
+        best_frame = best_frame.masked_fill(~mt[..., None], 0.0)
+        best_word = best_word.masked_fill(~mv.T[None], 0.0)
+        t2v = torch.einsum("al,alb->ab", wt.to(sims.dtype), best_frame)  # [a, b]
+        v2t = torch.einsum("atb,bt->ab", best_word, wv.to(sims.dtype))  # [a, b]
         return 0.5 * (t2v + v2t)
 
     def score(self, text: TokenFeatures, video: TokenFeatures) -> Tensor:
         """WTI scores of every (text, video) pair, computed in ``block_size``² blocks.
 
+        Texts and videos are visited in order of length (last valid slot), so a block holds
+        items of similar length and drops most padded slots (see ``_score_block``); rows and
+        columns are put back in the input order. ``block_size`` defaults to the side that keeps
+        a block's ``[a, L, T, b]`` similarity tensor near ``BLOCK_ELEMENTS`` (4 M elements,
+        16 MB in float32), so memory stays bounded for any number of texts and videos.
+
         Shapes:
             text: ``[Nt, L, D]``, video: ``[Nv, T, D]`` (embedded) -> ``[Nt, Nv]``
         """
-        n = self.block_size
-        rows = []
-        for ts in range(0, len(text), n):
-            t_blk = text[ts : ts + n]
-            rows.append(
-                torch.cat(
-                    [
-                        self._score_block(t_blk, video[vs : vs + n])
-                        for vs in range(0, len(video), n)
-                    ],
-                    dim=1,
-                )
-            )
-        return torch.cat(rows, dim=0)
+        n = self.block_size or block_side(text.tokens.shape[1] * video.tokens.shape[1])
+        t_order, v_order = _by_length(text.mask), _by_length(video.mask)
+        # sorted, and padded tokens zeroed (what _score_block requires), once for all blocks
+        text = replace(text[t_order], tokens=_zero_padding(text.tokens, text.mask.bool())[t_order])
+        video = replace(
+            video[v_order], tokens=_zero_padding(video.tokens, video.mask.bool())[v_order]
+        )
+        sim = score_in_blocks(self._score_block, text, video, n, n)
+        return sim[torch.argsort(t_order)][:, torch.argsort(v_order)]  # type: ignore[index]
 
     # ------------------------------------------------------------------ analysis
     @staticmethod
