@@ -58,7 +58,10 @@ bench: install
 bench-quality: install
 	HF_HUB_OFFLINE=1 $(PY) -m tvr.demo --backbone
 	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/drgi_val_sweep.py
-	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/drgi_test_table.py
+	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/drgi_test_table.py \
+		--methods meanp,seqtransf,wti,xclip,tcmgc,gare,dmae
+	$(PY) -m tvr.data.synthvtt --out data/synthvtt-large --test 2000 --quiet
+	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/drgi_test_table.py --methods wti --large
 
 clean-venv:
 	rm -rf $(VENV)
