@@ -71,9 +71,7 @@ def assert_every_parameter_gets_gradient(module: torch.nn.Module) -> None:
 
 def scored(head, text: TokenFeatures, video: TokenFeatures) -> dict:
     """What the Retriever puts into ``outputs`` for a head (sim plus method extras)."""
-    if hasattr(head, "score_outputs"):
-        return head.score_outputs(text, video)
-    return {"sim": head.score(text, video)}
+    return head.score_outputs(text, video)
 
 
 def step_outputs(head, text: TokenFeatures, video: TokenFeatures) -> dict:

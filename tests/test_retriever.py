@@ -9,9 +9,10 @@ from safetensors.torch import load_file
 from tvr.checkpoint import save_weights
 from tvr.config import load_config
 from tvr.models.backbone import HFClipEncoder, tiny_clip_config
-from tvr.models.retriever import Retriever
+from tvr.registry import names
+from tvr.retriever import Retriever
 
-HEADS = ["meanp", "seqtransf", "wti", "xclip", "tcmgc", "gare", "dmae"]
+HEADS = names("head")  # every registered head
 
 
 def tiny_encoder() -> HFClipEncoder:

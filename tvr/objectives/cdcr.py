@@ -101,6 +101,9 @@ class CDCR(Objective):
     """
 
     training_only = True
+    section = "cdcr"
+    order = 10
+    needs_head = "wti"  # token weights
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

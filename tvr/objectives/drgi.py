@@ -383,6 +383,8 @@ class DRGI(Objective):
     """
 
     training_only = True
+    section = "drgi"
+    order = 90  # last: reads the scores the others train
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

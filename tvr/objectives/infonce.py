@@ -61,6 +61,9 @@ class InfoNCE(Objective):
     """
 
     training_only = True
+    section = "infonce"
+    switch = None  # always, unless replaced (negnce)
+    order = 0
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

@@ -89,6 +89,9 @@ class NegNCE(Objective):
     """
 
     training_only = True
+    section = "negnce"
+    replaces = "infonce"
+    order = 0
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

@@ -133,6 +133,9 @@ class TPMCL(Objective):
     """
 
     training_only = True
+    section = "tpmcl"
+    order = 20
+    needs_head = "dmae"
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

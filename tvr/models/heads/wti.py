@@ -91,6 +91,9 @@ class WTIHead(SimilarityHead):
     """
 
     factorized = False
+    token_scores = True
+    coarse = "token_mean"  # a weighted mean is at most the max, on both directions
+    needs_token_weights = True
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()
