@@ -97,3 +97,67 @@ def test_defaults_are_a_complete_config():
     cfg = ExperimentConfig()
     assert cfg.run_dir.name == "run"
     assert cfg.drgi.enable is False and cfg.drgi.mode == "cross"
+
+
+# ------------------------------------------------------------------ composition (include:)
+
+
+def _files(tmp_path, **files: str):
+    for name, text in files.items():
+        path = tmp_path / name.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_overlay_merges_over_its_base(tmp_path):
+    _files(tmp_path, **{
+        "base.yaml": "name: base\ndata:\n  num_frames: 8\n  max_words: 20\n"
+                     "drgi:\n  weight: 0.5\ntrain:\n  epochs: 2\n  betas: [0.8, 0.9]\n",
+        "m.yaml": "include: base.yaml\nname: m\ndata:\n  num_frames: 4\ntrain:\n  betas: [0.1, 0.2]\n",
+    })
+    cfg = load_config(tmp_path / "m.yaml", ["drgi.enable=true"])
+    assert cfg.name == "m" and cfg.data.num_frames == 4 and cfg.data.max_words == 20
+    assert cfg.train.epochs == 2 and cfg.train.betas == (0.1, 0.2)  # lists replace
+    assert cfg.drgi.enable and cfg.drgi.weight == 0.5
+
+
+def test_includes_nest_in_order_relative_to_each_file(tmp_path):
+    _files(tmp_path, **{
+        "recipes__a.yaml": "name: a\ntrain:\n  epochs: 1\n  lr: 0.5\n",
+        "recipes__b.yaml": "include: a.yaml\ntrain:\n  epochs: 2\n",
+        "other.yaml": "train:\n  epochs: 3\n  seed: 7\n",
+        "methods__m.yaml": "include: [../recipes/b.yaml, ../other.yaml]\nname: m\n",
+    })
+    cfg = load_config(tmp_path / "methods" / "m.yaml")
+    assert (cfg.name, cfg.train.epochs, cfg.train.lr, cfg.train.seed) == ("m", 3, 0.5, 7)
+
+
+def test_unknown_key_names_the_included_file(tmp_path):
+    _files(tmp_path, **{"base.yaml": "train:\n  epoch: 2\n", "m.yaml": "include: base.yaml\n"})
+    with pytest.raises(ConfigError, match=r"'train\.epoch' in .*base\.yaml"):
+        load_config(tmp_path / "m.yaml")
+
+
+def test_wrong_type_names_the_overlay(tmp_path):
+    _files(tmp_path, **{"base.yaml": "train:\n  epochs: 2\n",
+                        "m.yaml": "include: base.yaml\ntrain:\n  epochs: two\n"})
+    with pytest.raises(ConfigError, match=r"'train\.epochs' in .*m\.yaml: expected an integer"):
+        load_config(tmp_path / "m.yaml")
+
+
+@pytest.mark.parametrize(("files", "match"), [
+    ({"m.yaml": "include: nope.yaml\n"}, r"nope\.yaml \(included from .*m\.yaml\) does not exist"),
+    ({"m.yaml": "include: {a: 1}\n"}, r"'include' in .*m\.yaml: expected a file name"),
+    ({"m.yaml": "include: n.yaml\n", "n.yaml": "include: m.yaml\n"}, "includes it back"),
+    ({"m.yaml": "include: m.yaml\n"}, "includes it back"),
+])
+def test_bad_includes_are_named(tmp_path, files, match):
+    _files(tmp_path, **files)
+    with pytest.raises(ConfigError, match=match):
+        load_config(tmp_path / "m.yaml")
+
+
+def test_include_is_a_file_key_not_a_config_key(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'include'"):
+        load_config(None, ["include=base.yaml"])

@@ -3,6 +3,9 @@
 Loading is strict: an unknown key or a value of the wrong type raises :class:`ConfigError`
 naming the dotted key, the file it came from and what was expected.
 
+Configs compose: a file may overlay others with a top-level ``include:`` (a dataset/recipe base,
+then a small per-method overlay); see :func:`config_layers`.
+
 Example:
     >>> cfg = load_config("configs/synthvtt/seqtransf.yaml", ["train.epochs=3", "drgi.enable=true"])
 """
@@ -403,8 +406,67 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+INCLUDE_KEY = "include"  # top-level key of a config file: the file(s) it overlays
+
+
+def _read_mapping(path: Path, included_from: Path | None) -> dict[str, Any]:
+    """One YAML/JSON file as a dict (empty file -> {})."""
+    via = f" (included from {included_from})" if included_from is not None else ""
+    if not path.is_file():
+        raise ConfigError(f"config file {path}{via} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}{via} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}{via}: expected a mapping at the top level")
+    return loaded
+
+
+def config_layers(
+    path: str | Path, _chain: tuple[Path, ...] = ()
+) -> list[tuple[str, dict[str, Any]]]:
+    """The files a config file is composed of, base first: ``[(file, its keys), ...]``.
+
+    A file may name the files it overlays under the top-level key ``include`` (a path or a
+    list of paths, relative to the file's folder); their keys are merged first, in order, then
+    the file's own (mappings merge key by key, any other value replaces). Includes nest; a cycle
+    is an error.
+
+    Raises:
+        ConfigError: a missing or unreadable file, a bad ``include`` value, or a cycle.
+    """
+    p = Path(path)
+    data = _read_mapping(p, _chain[-1] if _chain else None)
+    includes = data.pop(INCLUDE_KEY, [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        raise ConfigError(
+            f"config key {INCLUDE_KEY!r} in {p}: expected a file name or a list of file names, "
+            f"got {includes!r}"
+        )
+    layers: list[tuple[str, dict[str, Any]]] = []
+    chain = (*_chain, p.resolve())
+    for name in includes:
+        target = p.parent / name
+        if target.resolve() in chain:
+            raise ConfigError(
+                f"config file {p} includes {target}, which includes it back: "
+                + " -> ".join(str(c) for c in (*chain, target.resolve()))
+            )
+        layers += config_layers(target, chain)
+    layers.append((str(p), data))
+    return layers
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load an :class:`ExperimentConfig` from YAML (or JSON) plus dotted overrides.
+    """Load an :class:`ExperimentConfig` from YAML (or JSON), its includes, and dotted overrides.
+
+    Every file of the composition (:func:`config_layers`) is checked on its own first, so an
+    unknown key or a wrong type names the file that holds it.
 
     Raises:
         ConfigError: unknown key, wrong type, unreadable file; the message names the key and file.
@@ -412,19 +474,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict[str, Any] = {}
     origin = ""
     if path is not None:
+        layers = config_layers(path)
+        for file, layer in layers:
+            from_dict(layer, ExperimentConfig, file)  # strict, naming this file
+            data = _merge(data, layer)
         origin = str(path)
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p}: expected a mapping at the top level")
-        data = loaded
+        if len(layers) > 1:
+            origin += " (with " + ", ".join(file for file, _ in layers[:-1]) + ")"
     if overrides:
         data = apply_overrides(data, overrides)
         origin = f"{origin} + overrides" if origin else "overrides"
