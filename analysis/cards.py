@@ -147,10 +147,12 @@ def objectives_of(cfg: Mapping[str, Any], counts: Mapping[str, int] | None = Non
     defaults for keys it lacks. Objectives found in the weights (``counts``) but not in the
     config are added with weight NaN.
     """
-    from tvr.config import ExperimentConfig, to_dict
+    from tvr.config import ExperimentConfig, import_plugins, to_dict
     from tvr.objectives.selection import selected_objectives
 
-    out = selected_objectives(cfg, defaults=to_dict(ExperimentConfig()))
+    plugins = [str(m) for m in cfg.get("plugins", []) or []]
+    import_plugins(plugins)  # a plug-in's objectives register on import
+    out = selected_objectives(cfg, defaults=to_dict(ExperimentConfig(plugins=plugins)))
     for group in counts or {}:
         if group.startswith("objectives."):
             out.setdefault(group.split(".", 1)[1], float("nan"))

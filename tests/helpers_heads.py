@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tvr.config import ExperimentConfig
+from tvr.config import ExperimentConfig, section_class, section_names_all
 from tvr.models.features import TokenFeatures
 from tvr.models.heads import build_head
 
@@ -109,10 +109,17 @@ def assert_drgi_alone_reaches_inputs(
     assert video.tokens.grad is not None and video.tokens.grad.abs().sum() > 0
 
 
+def plugin_modules() -> list[str]:
+    """The modules of every registered plug-in (sections registered outside ``tvr``), so a
+    config built for a registry-parametrised test holds their sections too."""
+    modules = {section_class(n).__module__ for n in section_names_all()}
+    return sorted(m for m in modules if m.split(".")[0] != "tvr")
+
+
 def seed_cfg(head: str, overrides: dict | None = None) -> ExperimentConfig:
     """A tiny config for a seed-method head (X-CLIP, TC-MGC, GARE, DMAE) at ``L`` words and
     ``T`` frames; ``overrides`` map ``"section.key"`` to a value."""
-    cfg = ExperimentConfig()
+    cfg = ExperimentConfig(plugins=plugin_modules())
     cfg.model.head = head
     cfg.data.max_words = L
     cfg.data.num_frames = T

@@ -161,3 +161,36 @@ def test_bad_includes_are_named(tmp_path, files, match):
 def test_include_is_a_file_key_not_a_config_key(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key 'include'"):
         load_config(None, ["include=base.yaml"])
+
+
+# ------------------------------------------------------------------ registered sections, plug-ins
+
+
+def test_unknown_top_level_key_lists_core_fields_and_sections():
+    with pytest.raises(ConfigError) as exc:
+        from_dict({"drgj": {"enable": True}}, origin="x.yaml")
+    msg = str(exc.value)
+    assert "'drgj' in x.yaml" in msg and "drgi" in msg and "train" in msg and "wti" in msg
+
+
+def test_sections_read_and_replace_as_attributes():
+    cfg = ExperimentConfig()
+    cfg.drgi.weight = 0.7
+    assert to_dict(cfg)["drgi"]["weight"] == 0.7
+    cfg.drgi = type(cfg.drgi)(enable=True)
+    assert cfg.sections["drgi"].enable and cfg.drgi.weight == 0.1
+    with pytest.raises(AttributeError, match="no field or registered config section 'nope'"):
+        _ = cfg.nope
+
+
+def test_plugins_that_do_not_import_are_named(tmp_path):
+    path = write(tmp_path, "plugins: [no_such_plugin_module]\n")
+    with pytest.raises(ConfigError, match=r"'plugins' in .*: cannot import .*'no_such_plugin_module'"):
+        load_config(path)
+
+
+def test_config_json_without_plugins_keeps_its_keys():
+    """Runs without plug-ins write exactly the keys they always wrote (no 'plugins': [])."""
+    data = to_dict(ExperimentConfig())
+    assert "plugins" not in data and "sections" not in data
+    assert list(data)[:4] == ["name", "output_root", "data", "model"] and list(data)[-1] == "train"

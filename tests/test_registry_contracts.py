@@ -8,8 +8,15 @@ import dataclasses
 import pytest
 import torch
 
-from tests.helpers_heads import SMALL_LAMBDA, make_text, make_video, seed_cfg, step_outputs
-from tvr.config import ExperimentConfig
+from tests.helpers_heads import (
+    SMALL_LAMBDA,
+    make_text,
+    make_video,
+    plugin_modules,
+    seed_cfg,
+    step_outputs,
+)
+from tvr.config import ExperimentConfig, section_class, section_names_all
 from tvr.models.heads import build_head
 from tvr.models.heads.base import SimilarityHead
 from tvr.objectives import Objective, build_objectives
@@ -66,9 +73,8 @@ def test_head_declared_capabilities_hold(name):
 def test_objective_declarations_name_real_config_keys(name):
     cls = get("objective", name)
     assert issubclass(cls, Objective)
-    sections = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
-    assert cls.section in sections, f"{name}.section={cls.section!r} is no config section"
-    section = getattr(ExperimentConfig(), cls.section)
+    assert cls.section in section_names_all(), f"{name}.section={cls.section!r} is no section"
+    section = getattr(ExperimentConfig(plugins=plugin_modules()), cls.section)
     fields = {f.name: f.type for f in dataclasses.fields(section)}
     if cls.switch is not None:
         assert fields[cls.switch] in (bool, "bool")
@@ -102,3 +108,18 @@ def test_objective_trains_with_its_head(name):
     sum(losses.values()).backward()
     params = [*objectives[name].parameters(), *head.parameters()]
     assert text.tokens.grad is not None or any(p.grad is not None for p in params)
+
+
+@pytest.mark.parametrize("name", section_names_all())
+def test_section_is_a_strict_dataclass_with_defaults(name):
+    """Every registered section builds from defaults, round-trips, and refuses unknown keys."""
+    from tvr.config import ConfigError, from_dict, to_dict
+
+    cls = section_class(name)
+    assert dataclasses.is_dataclass(cls)
+    cfg = ExperimentConfig(plugins=plugin_modules())
+    assert isinstance(getattr(cfg, name), cls)
+    data = to_dict(cfg)
+    assert from_dict(data) == cfg
+    with pytest.raises(ConfigError, match=rf"unknown config key '{name}\.no_such_key'"):
+        from_dict({"plugins": plugin_modules(), name: {"no_such_key": 1}})

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.helpers_heads import plugin_modules
 from tvr.checkpoint import save_weights
 from tvr.config import load_config
 from tvr.models.backbone import HFClipEncoder, tiny_clip_config
@@ -41,7 +42,8 @@ def batch(b: int = 4, length: int = 7, frames: int = 3) -> dict[str, torch.Tenso
 
 
 def overrides(head: str, drgi: bool) -> list[str]:
-    return [f"model.head={head}", f"drgi.enable={str(drgi).lower()}", "drgi.hidden=8",
+    return [f"plugins=[{', '.join(plugin_modules())}]",  # registered plug-in heads, configured
+            f"model.head={head}", f"drgi.enable={str(drgi).lower()}", "drgi.hidden=8",
             "seqtransf.layers=1", "seqtransf.heads=2", "seqtransf.max_frames=8",
             "data.max_words=7", "data.num_frames=3", "tcmgc.keep_rate=0.3"]
 

@@ -1,4 +1,5 @@
-"""Training objectives. Importing this package registers every built-in objective.
+"""Training objectives. Importing this package imports each of its modules, which registers
+every built-in objective.
 
 ``build_objectives(cfg, width)`` returns the ``nn.ModuleDict`` a ``Retriever`` holds: the
 objectives :func:`tvr.objectives.selection.selected_objectives` picks from the declarations on
@@ -9,21 +10,19 @@ GARE regularisers with the GARE head when ``gare.regularize``; DRGI when ``drgi.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from torch import nn
 
 from tvr.config import ExperimentConfig, to_dict
-from tvr.objectives import (  # noqa: F401  (registration)
-    cdcr,
-    drgi,
-    gare_reg,
-    infonce,
-    negnce,
-    sdr,
-    tpmcl,
-)
 from tvr.objectives.base import Objective
 from tvr.objectives.selection import selected_objectives
 from tvr.registry import get
+
+# Every module of this package registers its objective (no list to keep up to date).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def build_objectives(cfg: ExperimentConfig, width: int) -> nn.ModuleDict:

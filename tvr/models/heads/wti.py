@@ -15,6 +15,7 @@ how much padding an item carries. ``wti.weighted=false`` is DRL's "TI" ablation 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,15 @@ def uniform_weights(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """
     m = mask.to(dtype)
     return m / m.sum(dim=-1, keepdim=True).clamp_min(1.0)
+
+
+@register("section", "wti")
+@dataclass
+class WTIConfig:
+    arch: int = 2  # token-weight MLP depth: 1 linear, 2 or 3 layer MLP (DRL wti_arch)
+    weighted: bool = True  # False = DRL's "TI" ablation (plain means)
+    temporal: bool = True  # run seqTransf over frames before token interaction (DRL default)
+    masked_max: bool = False  # True: padding left out of the max-sims (DRL: padded sims are 0)
 
 
 @register("head", "wti")
