@@ -13,8 +13,9 @@ Two scoring paths, named in every :class:`SearchResult`:
 - ``"shortlist"`` (WTI, X-CLIP, ... : token-wise or cross heads): a coarse matrix-vector product
   picks the ``shortlist`` best videos, which are then re-scored with the head's own ``score``
   and re-ranked. Videos outside the shortlist are never scored, so a true top-k video can be
-  missed when the coarse score ranks it below the shortlist. The coarse vectors are, for WTI,
-  the weight-averaged normalised tokens of each side: ``(sum_i w_i t_i) . (sum_j w_j v_j)`` is a
+  missed when the coarse score ranks it below the shortlist. The coarse vectors are what the
+  head declares (``SimilarityHead.coarse``); for WTI (``"token_mean"``) the weight-averaged
+  normalised tokens of each side: ``(sum_i w_i t_i) . (sum_j w_j v_j)`` is a
   lower bound of the WTI score (a max is at least any weighted mean, on both directions); for
   other heads the ``pooled`` vectors. The shortlist is widened to ``k`` when ``k`` is larger.
   ``"exhaustive"`` is the same re-scoring applied to every video, used when the shortlist
@@ -23,7 +24,7 @@ Two scoring paths, named in every :class:`SearchResult`:
 Per-word explanations of each hit (``SearchResult.word_scores``), labelled by
 ``word_score_kind``:
 
-- ``"contribution"`` (heads with ``word_contributions``, i.e. WTI): each text token's term
+- ``"contribution"`` (heads declaring ``token_scores``, e.g. WTI): each text token's term
   ``w_i * max_j cos(word_i, frame_j)`` of the text-to-video half of the score; a hit's row sums
   to that half (the score is the mean of both halves).
 - ``"word relevance"`` (every other head): the cosine of each (normalised) text token with the

@@ -194,3 +194,14 @@ def test_config_json_without_plugins_keeps_its_keys():
     data = to_dict(ExperimentConfig())
     assert "plugins" not in data and "sections" not in data
     assert list(data)[:4] == ["name", "output_root", "data", "model"] and list(data)[-1] == "train"
+
+
+@pytest.mark.parametrize("run", ["demo-base", "demo-drgi"])
+def test_committed_run_configs_load_and_round_trip(run):
+    """The committed runs' config.json (written before sections were registered) load as they
+    are and write back the same keys and values: no migration is needed."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / run / "config.json"
+    raw = json.loads(path.read_text())
+    assert to_dict(load_config(path)) == raw

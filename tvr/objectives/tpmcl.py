@@ -43,9 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tvr.config import ConfigError, ExperimentConfig
-from tvr.models.heads.dmae import DMAEHead
 from tvr.objectives.base import Objective
-from tvr.registry import register
+from tvr.registry import get, register
 
 WEIGHT_EPS = 1e-12  # guards the normalisation of the sigmoid scores
 
@@ -165,10 +164,11 @@ class TPMCL(Objective):
         self.word_weights = CrossModalTokenWeights(n_frames, n_words, width)  # w^t given video
         self.frame_weights = CrossModalTokenWeights(1, n_frames, width)  # w^v given sentence
 
-    @staticmethod
-    def _head(outputs: dict[str, Any]) -> DMAEHead:
+    @classmethod
+    def _head(cls, outputs: dict[str, Any]) -> Any:
+        """The DMAE head (``needs_head``, looked up in the registry: no import of the head)."""
         head = outputs.get("head")
-        if not isinstance(head, DMAEHead):
+        if not isinstance(head, get("head", cls.needs_head)):
             raise KeyError(
                 "the tpmcl objective needs the DMAE head as outputs['head'] (model.head=dmae); "
                 f"got {type(head).__name__}"
