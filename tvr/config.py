@@ -165,7 +165,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     # one instance per registered section, by name (read through attribute access)
-    sections: dict[str, Any] = field(default_factory=_default_sections, repr=False)
+    sections: dict[str, Any] = field(default_factory=_default_sections)
 
     def __post_init__(self) -> None:
         # own mapping (dataclasses.replace passes the old one), holding the plug-ins' sections too
