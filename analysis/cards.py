@@ -23,12 +23,6 @@ logger = logging.getLogger(__name__)
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 
-# objective name -> (config section, "enable" test) for objectives switched on by config
-_OPTIONAL_OBJECTIVES: tuple[tuple[str, str], ...] = (
-    ("cdcr", "cdcr"), ("drgi", "drgi"), ("negnce", "negnce"), ("tpmcl", "tpmcl"),
-)
-
-
 class CardError(RuntimeError):
     """A run folder whose config or weights cannot be read."""
 
@@ -148,28 +142,17 @@ def _backbone(model: Mapping[str, Any]) -> str:
 def objectives_of(cfg: Mapping[str, Any], counts: Mapping[str, int] | None = None) -> dict[str, float]:
     """The objectives a config trains with, name -> loss weight.
 
-    The contrastive loss is ``negnce`` when enabled, else ``infonce``; ``cdcr``, ``drgi`` and
-    ``tpmcl`` when enabled; the head's own regulariser (``sdr`` for TC-MGC, ``gare_reg`` for
-    GARE) when its switch is on. Objectives found in the weights (``counts``) but not in the
+    The same rule that builds the model (:func:`tvr.objectives.selected_objectives`, read from
+    each objective's declarations), applied to the raw ``config.json`` with the schema's
+    defaults for keys it lacks. Objectives found in the weights (``counts``) but not in the
     config are added with weight NaN.
     """
-    head = str(_section(cfg, "model").get("head", ""))
-    out: dict[str, float] = {}
-    neg = _section(cfg, "negnce")
-    if neg.get("enable"):
-        out["negnce"] = float(neg.get("weight", 1.0))
-    else:
-        out["infonce"] = float(_section(cfg, "infonce").get("weight", 1.0))
-    for name, section in _OPTIONAL_OBJECTIVES:
-        sec = _section(cfg, section)
-        if name != "negnce" and sec.get("enable"):
-            out[name] = float(sec.get("weight", 1.0))
-    tcmgc = _section(cfg, "tcmgc")
-    if head == "tcmgc" and tcmgc.get("sdr"):
-        out["sdr"] = float(tcmgc.get("sdr_weight", 1.0))
-    gare = _section(cfg, "gare")
-    if head == "gare" and gare.get("regularize"):
-        out["gare_reg"] = 1.0
+    from tvr.config import ExperimentConfig, import_plugins, to_dict
+    from tvr.objectives.selection import selected_objectives
+
+    plugins = [str(m) for m in cfg.get("plugins", []) or []]
+    import_plugins(plugins)  # a plug-in's objectives register on import
+    out = selected_objectives(cfg, defaults=to_dict(ExperimentConfig(plugins=plugins)))
     for group in counts or {}:
         if group.startswith("objectives."):
             out.setdefault(group.split(".", 1)[1], float("nan"))

@@ -222,8 +222,8 @@ def text_frame_weights(
     """Each caption's weights over the frames of its ground-truth video (module docstring).
 
     Args:
-        head: the run's similarity head (``token_similarity`` is used when it has one and
-            the text features carry token weights).
+        head: the run's similarity head (``token_similarity`` is used when the head declares
+            ``token_scores`` and the text features carry token weights).
         text, video: head-embedded features of the split.
         text_to_video: ``[Nt]`` column of each caption's video.
         scale: inverse temperature (the run's ``exp(logit_scale)``).
@@ -235,7 +235,7 @@ def text_frame_weights(
     Shapes:
         text ``[Nt, L, D]``, video ``[Nv, T, D]``, text_to_video ``[Nt]`` -> ``[Nt, T]``
     """
-    use_words = hasattr(head, "token_similarity") and text.weights is not None
+    use_words = head.token_scores and text.weights is not None
     out = np.zeros((len(text), video.tokens.shape[1]), dtype=np.float32)
     t2v = torch.as_tensor(np.asarray(text_to_video), dtype=torch.long)
     for a in tqdm(range(0, len(text), batch), desc="text-to-frame", disable=not progress,

@@ -13,8 +13,9 @@ Two scoring paths, named in every :class:`SearchResult`:
 - ``"shortlist"`` (WTI, X-CLIP, ... : token-wise or cross heads): a coarse matrix-vector product
   picks the ``shortlist`` best videos, which are then re-scored with the head's own ``score``
   and re-ranked. Videos outside the shortlist are never scored, so a true top-k video can be
-  missed when the coarse score ranks it below the shortlist. The coarse vectors are, for WTI,
-  the weight-averaged normalised tokens of each side: ``(sum_i w_i t_i) . (sum_j w_j v_j)`` is a
+  missed when the coarse score ranks it below the shortlist. The coarse vectors are what the
+  head declares (``SimilarityHead.coarse``); for WTI (``"token_mean"``) the weight-averaged
+  normalised tokens of each side: ``(sum_i w_i t_i) . (sum_j w_j v_j)`` is a
   lower bound of the WTI score (a max is at least any weighted mean, on both directions); for
   other heads the ``pooled`` vectors. The shortlist is widened to ``k`` when ``k`` is larger.
   ``"exhaustive"`` is the same re-scoring applied to every video, used when the shortlist
@@ -23,7 +24,7 @@ Two scoring paths, named in every :class:`SearchResult`:
 Per-word explanations of each hit (``SearchResult.word_scores``), labelled by
 ``word_score_kind``:
 
-- ``"contribution"`` (heads with ``word_contributions``, i.e. WTI): each text token's term
+- ``"contribution"`` (heads declaring ``token_scores``, e.g. WTI): each text token's term
   ``w_i * max_j cos(word_i, frame_j)`` of the text-to-video half of the score; a hit's row sums
   to that half (the score is the mean of both halves).
 - ``"word relevance"`` (every other head): the cosine of each (normalised) text token with the
@@ -52,7 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tvr.models.features import TokenFeatures
-from tvr.models.heads.wti import WTIHead
+from tvr.models.heads.base import SimilarityHead
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,8 @@ class LiveSearch:
             )
         self.model = model
         self.tokenizer = tokenizer
-        self.head = getattr(model, "head", None)
+        head = getattr(model, "head", None)  # a Retriever's; other scorers have none
+        self.head: SimilarityHead | None = head if isinstance(head, SimilarityHead) else None
         self.head_name = type(self.head).__name__ if self.head is not None else type(model).__name__
         self.factorized = bool(model.factorized)
         self.n_videos = n_videos
@@ -270,7 +272,7 @@ class LiveSearch:
             self._matrix = pooled  # [Nv, D]: the exact scores are matrix @ text.pooled
         else:
             self._video = video.detach().to("cpu")
-            if isinstance(self.head, WTIHead) and video.weights is None:
+            if self.head is not None and self.head.needs_token_weights and video.weights is None:
                 raise ValueError(
                     f"{self.head_name} scores need token weights, but the video features carry "
                     "none: pass model.encode_video output (head-embedded), not raw backbone "
@@ -288,9 +290,9 @@ class LiveSearch:
     def _choose_coarse(self, coarse: str, video: TokenFeatures) -> str:
         if coarse not in ("auto", "pooled", "token_mean"):
             raise ValueError(f"coarse={coarse!r}: expected 'auto', 'pooled' or 'token_mean'")
-        is_wti = isinstance(self.head, WTIHead) and video.weights is not None
         if coarse == "auto":
-            return "token_mean" if is_wti else "pooled"
+            declared = self.head.coarse if self.head is not None else "pooled"
+            return "token_mean" if declared == "token_mean" and video.weights is not None else "pooled"
         if coarse == "token_mean" and video.weights is None:
             raise ValueError("coarse='token_mean' needs token weights on the video features")
         return coarse
@@ -337,8 +339,8 @@ class LiveSearch:
             )
         if self.coarse_kind == "token_mean":
             coarse = "weighted token means"
-            if isinstance(self.head, WTIHead):
-                coarse += " (a lower bound of the WTI score)"
+            if self.head is not None and self.head.coarse == "token_mean":
+                coarse += f" (a lower bound of the {self.head_name} score)"
         else:
             coarse = "pooled vectors"
         return (
@@ -569,10 +571,10 @@ class LiveSearch:
             return [], None, None
         tokens = self._token_labels(query, unknown, ids, n_valid)
         k = len(indices)
-        contributions = getattr(self.head, "word_contributions", None)
-        if callable(contributions) and self._video is not None and text.weights is not None:
+        if (self.head is not None and self.head.token_scores and self._video is not None
+                and text.weights is not None):
             rep = text[torch.zeros(k, dtype=torch.long)]  # the query once per hit
-            scores = contributions(rep, self._gather(indices))  # [k, L]
+            scores = self.head.word_contributions(rep, self._gather(indices))  # [k, L]
             return tokens, scores[:, valid].float().numpy(), CONTRIBUTION
         words = F.normalize(text.tokens[0, valid].float(), dim=-1)  # [L', D]
         vids = F.normalize(self._pooled[indices], dim=-1)  # [k, D]

@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import pytest
 
+import tests.plugins.toy  # noqa: F401  (a plug-in method: the registry-parametrised tests cover it)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tvr.config import ExperimentConfig
+from tvr.config import ExperimentConfig, section_class, section_names_all
 from tvr.models.features import TokenFeatures
 from tvr.models.heads import build_head
 
@@ -71,9 +71,7 @@ def assert_every_parameter_gets_gradient(module: torch.nn.Module) -> None:
 
 def scored(head, text: TokenFeatures, video: TokenFeatures) -> dict:
     """What the Retriever puts into ``outputs`` for a head (sim plus method extras)."""
-    if hasattr(head, "score_outputs"):
-        return head.score_outputs(text, video)
-    return {"sim": head.score(text, video)}
+    return head.score_outputs(text, video)
 
 
 def step_outputs(head, text: TokenFeatures, video: TokenFeatures) -> dict:
@@ -111,10 +109,17 @@ def assert_drgi_alone_reaches_inputs(
     assert video.tokens.grad is not None and video.tokens.grad.abs().sum() > 0
 
 
+def plugin_modules() -> list[str]:
+    """The modules of every registered plug-in (sections registered outside ``tvr``), so a
+    config built for a registry-parametrised test holds their sections too."""
+    modules = {section_class(n).__module__ for n in section_names_all()}
+    return sorted(m for m in modules if m.split(".")[0] != "tvr")
+
+
 def seed_cfg(head: str, overrides: dict | None = None) -> ExperimentConfig:
     """A tiny config for a seed-method head (X-CLIP, TC-MGC, GARE, DMAE) at ``L`` words and
     ``T`` frames; ``overrides`` map ``"section.key"`` to a value."""
-    cfg = ExperimentConfig()
+    cfg = ExperimentConfig(plugins=plugin_modules())
     cfg.model.head = head
     cfg.data.max_words = L
     cfg.data.num_frames = T

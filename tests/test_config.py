@@ -97,3 +97,147 @@ def test_defaults_are_a_complete_config():
     cfg = ExperimentConfig()
     assert cfg.run_dir.name == "run"
     assert cfg.drgi.enable is False and cfg.drgi.mode == "cross"
+
+
+# ------------------------------------------------------------------ composition (include:)
+
+
+def _files(tmp_path, **files: str):
+    for name, text in files.items():
+        path = tmp_path / name.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_overlay_merges_over_its_base(tmp_path):
+    _files(tmp_path, **{
+        "base.yaml": "name: base\ndata:\n  num_frames: 8\n  max_words: 20\n"
+                     "drgi:\n  weight: 0.5\ntrain:\n  epochs: 2\n  betas: [0.8, 0.9]\n",
+        "m.yaml": "include: base.yaml\nname: m\ndata:\n  num_frames: 4\ntrain:\n  betas: [0.1, 0.2]\n",
+    })
+    cfg = load_config(tmp_path / "m.yaml", ["drgi.enable=true"])
+    assert cfg.name == "m" and cfg.data.num_frames == 4 and cfg.data.max_words == 20
+    assert cfg.train.epochs == 2 and cfg.train.betas == (0.1, 0.2)  # lists replace
+    assert cfg.drgi.enable and cfg.drgi.weight == 0.5
+
+
+def test_includes_nest_in_order_relative_to_each_file(tmp_path):
+    _files(tmp_path, **{
+        "recipes__a.yaml": "name: a\ntrain:\n  epochs: 1\n  lr: 0.5\n",
+        "recipes__b.yaml": "include: a.yaml\ntrain:\n  epochs: 2\n",
+        "other.yaml": "train:\n  epochs: 3\n  seed: 7\n",
+        "methods__m.yaml": "include: [../recipes/b.yaml, ../other.yaml]\nname: m\n",
+    })
+    cfg = load_config(tmp_path / "methods" / "m.yaml")
+    assert (cfg.name, cfg.train.epochs, cfg.train.lr, cfg.train.seed) == ("m", 3, 0.5, 7)
+
+
+def test_unknown_key_names_the_included_file(tmp_path):
+    _files(tmp_path, **{"base.yaml": "train:\n  epoch: 2\n", "m.yaml": "include: base.yaml\n"})
+    with pytest.raises(ConfigError, match=r"'train\.epoch' in .*base\.yaml"):
+        load_config(tmp_path / "m.yaml")
+
+
+def test_wrong_type_names_the_overlay(tmp_path):
+    _files(tmp_path, **{"base.yaml": "train:\n  epochs: 2\n",
+                        "m.yaml": "include: base.yaml\ntrain:\n  epochs: two\n"})
+    with pytest.raises(ConfigError, match=r"'train\.epochs' in .*m\.yaml: expected an integer"):
+        load_config(tmp_path / "m.yaml")
+
+
+@pytest.mark.parametrize(("files", "match"), [
+    ({"m.yaml": "include: nope.yaml\n"}, r"nope\.yaml \(included from .*m\.yaml\) does not exist"),
+    ({"m.yaml": "include: {a: 1}\n"}, r"'include' in .*m\.yaml: expected a file name"),
+    ({"m.yaml": "include: n.yaml\n", "n.yaml": "include: m.yaml\n"}, "includes it back"),
+    ({"m.yaml": "include: m.yaml\n"}, "includes it back"),
+])
+def test_bad_includes_are_named(tmp_path, files, match):
+    _files(tmp_path, **files)
+    with pytest.raises(ConfigError, match=match):
+        load_config(tmp_path / "m.yaml")
+
+
+def test_include_is_a_file_key_not_a_config_key(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'include'"):
+        load_config(None, ["include=base.yaml"])
+
+
+# ------------------------------------------------------------------ registered sections, plug-ins
+
+
+def test_unknown_top_level_key_lists_core_fields_and_sections():
+    with pytest.raises(ConfigError) as exc:
+        from_dict({"drgj": {"enable": True}}, origin="x.yaml")
+    msg = str(exc.value)
+    assert "'drgj' in x.yaml" in msg and "drgi" in msg and "train" in msg and "wti" in msg
+
+
+def test_sections_read_and_replace_as_attributes():
+    cfg = ExperimentConfig()
+    cfg.drgi.weight = 0.7
+    assert to_dict(cfg)["drgi"]["weight"] == 0.7
+    cfg.drgi = type(cfg.drgi)(enable=True)
+    assert cfg.sections["drgi"].enable and cfg.drgi.weight == 0.1
+    with pytest.raises(AttributeError, match="no field or registered config section 'nope'"):
+        _ = cfg.nope
+
+
+def test_plugins_that_do_not_import_are_named(tmp_path):
+    path = write(tmp_path, "plugins: [no_such_plugin_module]\n")
+    with pytest.raises(ConfigError, match=r"'plugins' in .*: cannot import .*'no_such_plugin_module'"):
+        load_config(path)
+
+
+def test_config_json_without_plugins_keeps_its_keys():
+    """Runs without plug-ins write exactly the keys they always wrote (no 'plugins': [])."""
+    data = to_dict(ExperimentConfig())
+    assert "plugins" not in data and "sections" not in data
+    assert list(data)[:4] == ["name", "output_root", "data", "model"] and list(data)[-1] == "train"
+
+
+@pytest.mark.parametrize("run", ["demo-base", "demo-drgi"])
+def test_committed_run_configs_load_and_round_trip(run):
+    """The committed runs' config.json (written before sections were registered) load as they
+    are and write back the same keys and values: no migration is needed."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / run / "config.json"
+    raw = json.loads(path.read_text())
+    written = to_dict(load_config(path))
+    defaults = to_dict(ExperimentConfig())
+    for section, values in written.items():  # keys added to the schema since: their defaults
+        if isinstance(values, dict):
+            for key in set(values) - set(raw.get(section, {})):
+                assert values[key] == defaults[section][key], (section, key)
+            written[section] = {k: v for k, v in values.items() if k in raw.get(section, {})}
+    assert written == raw
+
+
+def test_a_saved_config_cannot_import_a_plugin_by_itself(tmp_path, monkeypatch):
+    """config.json is data: a plug-in it names is imported only when already imported, allowed
+    in DRGI_LAB_PLUGINS, or the config is a recipe the user runs (load_config)."""
+    import sys
+
+    from tvr.config import PLUGINS_ENV, from_dict
+
+    pkg = tmp_path / "evil_plugin_xyz.py"
+    marker = tmp_path / "imported"
+    pkg.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(PLUGINS_ENV, raising=False)
+    sys.modules.pop("evil_plugin_xyz", None)
+    data = {"name": "x", "plugins": ["evil_plugin_xyz"]}
+    with pytest.raises(ConfigError, match=r"'evil_plugin_xyz'.*DRGI_LAB_PLUGINS=evil_plugin_xyz"):
+        from_dict(data, origin="run/config.json")
+    assert not marker.exists() and "evil_plugin_xyz" not in sys.modules
+    monkeypatch.setenv(PLUGINS_ENV, "other, evil_plugin_xyz")
+    cfg = from_dict(data, origin="run/config.json")
+    assert cfg.plugins == ["evil_plugin_xyz"] and marker.exists()
+    sys.modules.pop("evil_plugin_xyz", None)
+    marker.unlink()
+    monkeypatch.delenv(PLUGINS_ENV)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: x\nplugins: [evil_plugin_xyz]\n")
+    assert load_config(recipe).plugins == ["evil_plugin_xyz"] and marker.exists()
+    sys.modules.pop("evil_plugin_xyz", None)

@@ -34,6 +34,7 @@ from tvr.config import load_config
 from tvr.evaluate import evaluate_run
 from tvr.metrics import evaluate_retrieval
 from tvr.models.features import TokenFeatures
+from tvr.models.heads.base import SimilarityHead
 from tvr.objectives.drgi import mine_negatives
 from tvr.train import train
 
@@ -261,7 +262,7 @@ def test_mine_split_negatives_with_several_captions_per_video():
 # ------------------------------------------------------------------------------ known answers
 
 
-class _PooledHead(torch.nn.Module):
+class _PooledHead(SimilarityHead):
     """A head without token interaction (the pooled-cosine rule applies)."""
 
 
@@ -275,7 +276,9 @@ def test_text_frame_weights_known_answers():
     np.testing.assert_allclose(w, [[4 / 7, 2 / 7, 1 / 7, 0.0]], atol=1e-6)
 
     # word rule: two words with weights 0.75 / 0.25, each matching one frame exactly
-    class WordHead(torch.nn.Module):
+    class WordHead(SimilarityHead):
+        token_scores = True
+
         def token_similarity(self, t, v):
             return torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
 

@@ -22,7 +22,8 @@ from tvr.config import load_config
 from tvr.data.sources import source_names
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (REPO / "configs").glob("*/*.yaml") if p.parent.name != "synthvtt")
+RECIPES = sorted(p for p in (REPO / "configs").glob("*/[!_]*.yaml")  # _base.yaml: includes
+                 if p.parent.name != "synthvtt")
 # Paper lengths (data_and_metrics.md §1): paragraphs 64 words / 64 frames, the rest 32 / 12.
 LENGTHS = {"activitynet": (64, 64), "didemo": (64, 64)}
 # Test queries of the tiny datasets: 3 test videos, 2 captions each where the test split is

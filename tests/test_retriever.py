@@ -6,12 +6,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.helpers_heads import plugin_modules
 from tvr.checkpoint import save_weights
 from tvr.config import load_config
 from tvr.models.backbone import HFClipEncoder, tiny_clip_config
-from tvr.models.retriever import Retriever
+from tvr.registry import names
+from tvr.retriever import Retriever
 
-HEADS = ["meanp", "seqtransf", "wti", "xclip", "tcmgc", "gare", "dmae"]
+HEADS = names("head")  # every registered head
 
 
 def tiny_encoder() -> HFClipEncoder:
@@ -40,7 +42,8 @@ def batch(b: int = 4, length: int = 7, frames: int = 3) -> dict[str, torch.Tenso
 
 
 def overrides(head: str, drgi: bool) -> list[str]:
-    return [f"model.head={head}", f"drgi.enable={str(drgi).lower()}", "drgi.hidden=8",
+    return [f"plugins=[{', '.join(plugin_modules())}]",  # registered plug-in heads, configured
+            f"model.head={head}", f"drgi.enable={str(drgi).lower()}", "drgi.hidden=8",
             "seqtransf.layers=1", "seqtransf.heads=2", "seqtransf.max_frames=8",
             "data.max_words=7", "data.num_frames=3", "tcmgc.keep_rate=0.3"]
 

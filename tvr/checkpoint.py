@@ -188,7 +188,7 @@ def load_run_config(run_dir: str | Path) -> ExperimentConfig:
 
 def build_model_from_run(run_dir: str | Path, cfg: ExperimentConfig | None = None) -> nn.Module:
     """Rebuild the (randomly initialised) model architecture a run folder describes."""
-    from tvr.models.retriever import Retriever
+    from tvr.retriever import Retriever
 
     run_dir = Path(run_dir)
     cfg = cfg or load_run_config(run_dir)

@@ -3,6 +3,9 @@
 Loading is strict: an unknown key or a value of the wrong type raises :class:`ConfigError`
 naming the dotted key, the file it came from and what was expected.
 
+Configs compose: a file may overlay others with a top-level ``include:`` (a dataset/recipe base,
+then a small per-method overlay); see :func:`config_layers`.
+
 Example:
     >>> cfg = load_config("configs/synthvtt/seqtransf.yaml", ["train.epochs=3", "drgi.enable=true"])
 """
@@ -10,9 +13,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import os
+import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,143 +91,6 @@ class ModelConfig:
 
 
 @dataclass
-class SeqTransfConfig:
-    layers: int = 4  # temporal transformer blocks (CLIP4Clip: 4)
-    heads: int = 8  # attention heads (width / 64 for CLIP)
-    max_frames: int = 77  # rows of the frame position table
-    init_from_text: bool = True  # copy text-tower blocks 0..layers-1 when widths match
-
-
-@dataclass
-class WTIConfig:
-    arch: int = 2  # token-weight MLP depth: 1 linear, 2 or 3 layer MLP (DRL wti_arch)
-    weighted: bool = True  # False = DRL's "TI" ablation (plain means)
-    temporal: bool = True  # run seqTransf over frames before token interaction (DRL default)
-    masked_max: bool = False  # True: padding left out of the max-sims (DRL: padded sims are 0)
-
-
-@dataclass
-class InfoNCEConfig:
-    weight: float = 1.0  # loss weight
-    mask_same_video: bool = False  # drop same-video off-diagonal pairs from the softmax
-
-
-@dataclass
-class CDCRConfig:
-    enable: bool = False  # add DRL's channel decorrelation regulariser (WTI head only)
-    weight: float = 0.001  # lambda_cdcr
-    alpha_diag: float = 0.11  # alpha_1: weight of (C_cc - 1)^2
-    alpha_offdiag: float = 0.0  # alpha_2: weight of C_cd^2, c != d
-
-
-@dataclass
-class DRGIConfig:
-    enable: bool = False  # add the DRGI objective (training only)
-    mode: str = "cross"  # cross | intra
-    nodes: str = "tokens"  # tokens | factors
-    hidden: int = 64  # GAT output width
-    heads: int = 0  # GAT heads (0 = 1 for tokens, 8 for factors)
-    factor_k: int = 8  # chunks per global vector in factor mode
-    factor_video: str = "mean"  # mean | text_conditioned
-    l2norm_inputs: bool = True  # L2-normalise node features before the GAT
-    activation: str = "elu"  # elu | prelu
-    attn_dropout: float = 0.0  # dropout on attention coefficients
-    neg_topm: int = 1  # hardest negatives per anchor used as corrupted graphs
-    exclude_same_video: bool = True  # never mine a negative from the anchor's own video
-    weight: float = 0.1  # lambda_drgi
-    # --- variants (methods.md §9.9); the defaults are the §9.3 definition ---
-    attention: str = "gat"  # gat | gatv2 (dynamic attention, W shared)
-    root: str = "none"  # none | free (h_i = act(z_i + sum_j a_ij z_j)) | weight (own W_r)
-    attn_temperature: float = 1.0  # attention logits are divided by this before the softmax
-    learn_temperature: bool = False  # learn log(tau), starting at attn_temperature
-    graph_topk: int = 0  # 0 = complete graph; k: each node attends to its k most similar + itself
-    readout: str = "mean"  # mean | attention (learned query pooling, +hidden params)
-    score: str = "summary"  # summary (h^T U s) | tokens (max over the other modality's nodes)
-    global_node: bool = False  # the pooled retrieval embedding joins each graph as a node
-    summary: str = "readout"  # readout | pooled (the projected pooled embedding is the summary)
-    negatives: str = "hardest"  # hardest | random | semihard | curriculum
-    semihard_k: int = 8  # semihard: a random one of the k hardest candidates
-    curriculum: tuple[int, int] = (0, 0)  # steps: random before [0], semihard before [1], then hardest
-    shuffle_corruption: bool = False  # extra negative: the anchor's graph with nodes drawn from the batch
-    weight_warmup: int = 0  # lambda ramps linearly from 0 over this many steps
-    lr: float = 0.0  # learning rate of DRGI's own parameter group (0 = train.lr)
-    clip: float = -1.0  # -1: under the global train.grad_clip; 0: exempt, unclipped; >0: own clip norm
-    # sanity mode: DRGI reads detached features, so only its own parameters learn (can the
-    # discriminator separate the hard negatives at all, on features it cannot change?)
-    detach_inputs: bool = False
-
-
-@dataclass
-class XCLIPConfig:
-    mask_padding: bool = False  # True: padded words/frames leave every softmax and sum (code: no mask)
-    attention_temperature: float = 0.01  # tau_a of every attention-over-similarity softmax
-
-
-@dataclass
-class TCMGCConfig:
-    keep_rate: float = 0.1  # rho of similarity reorganisation: k = floor(data.max_words * rho)
-    softmax_lambda: float = 100.0  # lambda_s of interactive similarity aggregation (ISA)
-    lsa_scale: float = 100.0  # scale of the grains inside the LSA softmax (code: logit scale)
-    dropout: float = 0.3  # dropout on the residual Linear of the language-video attention
-    mask_padding: bool = True  # False = code: padded words/frames enter LVA, SR and ISA
-    sdr: bool = True  # add the similarity decorrelation loss (only with model.head=tcmgc)
-    sdr_weight: float = 0.5  # weight of L_sdr (sdr_loss_weight)
-
-
-@dataclass
-class GAREConfig:
-    temp: float = 3.0  # temperature of text-conditioned frame pooling (script 3, argparse 5)
-    side: str = "text"  # text | video: which side of the pair the increment Delta is added to
-    masked_softmax: bool = False  # True: pool over real frames only (code: mask after softmax)
-    gap_masked_mean: bool = True  # False = code: the gap's frame mean includes padded frames
-    psi_identity_init: bool = False  # True = paper: psi's Linears start as identity (code: N(0,.02))
-    zero_init_delta: bool = False  # zero psi's output Linear so Delta = 0 at the first step
-    dropout: float = 0.3  # dropout on psi's residual Linear
-    rerank_topk: int = 0  # inference: 0 = exhaustive; K = rescore each text's meanP top-K only
-    regularize: bool = True  # add the gare_reg objective (only with model.head=gare)
-    beta: float = 1e-4  # weight of the video-anchored relaxed VIB (code 1e-4, paper 0.07)
-    alpha: float = 2.0  # sharpness of the directional-diversity kernel
-    lambda_dir: float = 0.01  # weight of the directional-diversity term
-    lambda_eps: float = 0.01  # weight of the trust-region (norm-diversity) term
-    lambda_low: float = 0.5  # trust-region floor of L_eps
-    trust_region: str = "clamp"  # clamp (paper: max(L_eps, -lambda_low)) | hard_cut (code)
-
-
-@dataclass
-class DMAEConfig:
-    interaction: str = "att_wti"  # wti | ti (sentence-frame) | att_wti | att_ti (+ word-frame)
-    wti_arch: int = 1  # depth of the token-weight MLPs (1 linear, 2 or 3 layers)
-    nfc: bool = True  # visual attention enhancement (nearest-frame correction of the max)
-    nfc_weight: float = 0.5  # weight of the nearest-frame term
-    masked_max: bool = False  # True: padding left out of the maxima (code: padded sims are 0)
-    # True: L2-normalise the seqTransf output frames, so scores are cosines (new work; the code
-    # keeps them unnormalised, which saturates NegNCE's fixed scale 100 when the temporal module
-    # does not keep unit norms, e.g. the demo backbone's pretrained one)
-    normalize_frames: bool = False
-
-
-@dataclass
-class NegNCEConfig:
-    enable: bool = False  # use NegNCE instead of InfoNCE as the contrastive loss
-    weight: float = 1.0  # loss weight
-    scale: float = 100.0  # fixed inverse temperature of the softmax
-    margin: float = 0.0  # m of the hard-negative condition
-    hard_weight: float = 0.5  # weight of the hard-negative term
-    exclude_same_video: bool = True  # same-video pairs are never hard negatives
-    mask_same_video: bool = False  # also drop same-video off-diagonal pairs from the softmax
-
-
-@dataclass
-class TPMCLConfig:
-    enable: bool = False  # add triplet partial margin learning (only with model.head=dmae)
-    weight: float = 1.0  # loss weight
-    threshold: float = 0.6  # tokens are masked while their cumulative weight is below this
-    margin: float = 0.6  # margin between full and partial positive scores
-    video_global: bool = False  # add the code's 4th triplet (t, v_g) vs (t, v'_g)
-    normalize_partial: bool = False  # True: L2-normalise t'_g like t_g (code: unnormalised)
-
-
-@dataclass
 class TrainConfig:
     epochs: int = 5  # passes over the training pairs
     batch_size: int = 128  # global batch (split across ranks)
@@ -247,24 +117,84 @@ class TrainConfig:
     select_metric: str = "t2v/R@1"  # val metric that best_val maximises (MdR/MnR are minimised)
 
 
+SECTION_KIND = "section"  # registry kind of method config sections
+_CORE_ORDER = ("name", "output_root", "plugins", "data", "model")  # to_dict: these, sections, train
+
+
+def section_names(plugins: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Names of the registered sections a config holds: the built-in ones (registered by
+    ``tvr``) and those registered by the modules in ``plugins``."""
+    from tvr.registry import names
+
+    return [name for name in names(SECTION_KIND) if _owner(name) in ("tvr", *plugins)]
+
+
+def _owner(name: str) -> str:
+    """"tvr" for a built-in section, else the plug-in module that registered it."""
+    module = section_class(name).__module__
+    return "tvr" if module.split(".")[0] == "tvr" else module
+
+
+def section_class(name: str) -> type:
+    """The dataclass registered for section ``name`` (RegistryError lists the choices)."""
+    from tvr.registry import get
+
+    return get(SECTION_KIND, name)
+
+
+def section_names_all() -> list[str]:
+    """Every registered section name, whatever registered it."""
+    from tvr.registry import names
+
+    return names(SECTION_KIND)
+
+
+def _default_sections() -> dict[str, Any]:
+    return {name: section_class(name)() for name in section_names()}  # plug-ins: __post_init__
+
+
 @dataclass
 class ExperimentConfig:
+    """The whole experiment: run identity, data, backbone, training, and the method sections.
+
+    Method sections (``seqtransf``, ``wti``, ``drgi``, ...) are not fields of this class: each
+    method registers its section dataclass beside its code with ``@register("section", name)``
+    and the config holds one instance per registered section, read and replaced as attributes
+    (``cfg.drgi.weight``, ``cfg.drgi = ...``) and written as top-level keys.
+    """
+
     name: str = "run"  # run name; the run folder is output_root/name
     output_root: str = "checkpoints"  # where run folders are created
+    # modules imported before the config is built: plug-in methods registering their head,
+    # objective and section (e.g. "tests.plugins.toy"); kept in the run's config.json
+    plugins: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    seqtransf: SeqTransfConfig = field(default_factory=SeqTransfConfig)
-    wti: WTIConfig = field(default_factory=WTIConfig)
-    infonce: InfoNCEConfig = field(default_factory=InfoNCEConfig)
-    cdcr: CDCRConfig = field(default_factory=CDCRConfig)
-    drgi: DRGIConfig = field(default_factory=DRGIConfig)
-    xclip: XCLIPConfig = field(default_factory=XCLIPConfig)
-    tcmgc: TCMGCConfig = field(default_factory=TCMGCConfig)
-    gare: GAREConfig = field(default_factory=GAREConfig)
-    dmae: DMAEConfig = field(default_factory=DMAEConfig)
-    negnce: NegNCEConfig = field(default_factory=NegNCEConfig)
-    tpmcl: TPMCLConfig = field(default_factory=TPMCLConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # one instance per registered section, by name (read through attribute access)
+    sections: dict[str, Any] = field(default_factory=_default_sections)
+
+    def __post_init__(self) -> None:
+        # own mapping (dataclasses.replace passes the old one), holding the plug-ins' sections too
+        object.__setattr__(self, "sections", dict(self.sections))
+        for name in section_names(self.plugins):
+            if name not in self.sections:  # a plug-in's section, at its defaults
+                self.sections[name] = section_class(name)()
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not fields
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(
+            f"{type(self).__name__} has no field or registered config section {name!r}"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            sections[name] = value
+        else:
+            object.__setattr__(self, name, value)
 
     @property
     def run_dir(self) -> Path:
@@ -358,16 +288,103 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, origin: str) -> T:
     return cls(**kwargs)
 
 
-def from_dict(data: dict[str, Any], cls: type[T] = ExperimentConfig, origin: str = "") -> T:  # type: ignore[assignment]
-    """Build ``cls`` from a nested dict, strictly (unknown keys and wrong types raise)."""
+PLUGINS_ENV = "DRGI_LAB_PLUGINS"  # comma-separated plug-in modules a run folder may import
+
+
+def allowed_plugins(environ: Mapping[str, str] | None = None) -> set[str]:
+    """Plug-in modules that a saved config (a run's ``config.json``) may import: those named in
+    ``DRGI_LAB_PLUGINS`` (comma-separated)."""
+    raw = (os.environ if environ is None else environ).get(PLUGINS_ENV, "")
+    return {m.strip() for m in raw.split(",") if m.strip()}
+
+
+def import_plugins(modules: list[str], origin: str = "", *, trusted: bool = False) -> None:
+    """Import plug-in modules (they register heads, objectives and sections).
+
+    Importing a module runs its code, so a data file must not pick what gets imported: a module
+    is imported only when ``trusted`` (the config comes from a YAML recipe the user runs, see
+    :func:`load_config`), when it is imported already, or when ``DRGI_LAB_PLUGINS`` names it.
+    A run folder from elsewhere (its ``config.json``) therefore imports nothing by itself.
+
+    Raises:
+        ConfigError: naming the module and the file when a module is not allowed or its import
+            fails.
+    """
+    where = f" in {origin}" if origin else ""
+    allowed = allowed_plugins()
+    for module in modules:
+        if not (trusted or module in sys.modules or module in allowed):
+            raise ConfigError(
+                f"config key 'plugins'{where} names plug-in module {module!r}, which is not "
+                "imported: a saved config cannot make DRGI Lab import code. If you trust it, "
+                f"allow it with {PLUGINS_ENV}={module} (comma-separated for several)"
+            )
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(
+                f"config key 'plugins'{where}: cannot import plug-in module {module!r} ({exc})"
+            ) from None
+
+
+def _build_experiment(data: dict[str, Any], origin: str, trusted: bool) -> ExperimentConfig:
+    """:class:`ExperimentConfig` from a nested dict: core fields, then registered sections."""
+    plugins = _coerce(data.get("plugins", []), list[str], "plugins", origin)
+    import_plugins(plugins, origin, trusted=trusted)
+    sections = section_names(plugins)
+    core: dict[str, Any] = {}
+    own: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _CORE_ORDER or key == "train":
+            core[key] = value
+        elif key in sections:
+            own[key] = _coerce(value, section_class(key), key, origin)
+        else:
+            where = f" in {origin}" if origin else ""
+            known = sorted([*_CORE_ORDER, "train", *sections])
+            hint = ""
+            if key in section_names_all():
+                hint = f" (plug-in module {_owner(key)!r} registers it: list it under plugins)"
+            raise ConfigError(
+                f"unknown config key {key!r}{where}{hint}; known keys here: {', '.join(known)}"
+            )
+    cfg = _build(ExperimentConfig, core, "", origin)
+    cfg.sections.update(own)
+    return cfg
+
+
+def from_dict(data: dict[str, Any], cls: type[T] = ExperimentConfig, origin: str = "",  # type: ignore[assignment]
+              *, trusted_plugins: bool = False) -> T:
+    """Build ``cls`` from a nested dict, strictly (unknown keys and wrong types raise).
+
+    For :class:`ExperimentConfig` the ``plugins`` are imported first (see
+    :func:`import_plugins`; ``trusted_plugins`` for a recipe the user runs), and every other
+    top-level key must be a core field or a registered section.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{origin or 'config'}: expected a mapping at the top level, got {data!r}")
+    if cls is ExperimentConfig:
+        return _build_experiment(data, origin, trusted_plugins)  # type: ignore[return-value]
     return _build(cls, data, "", origin)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """The config as plain JSON-able nested dicts (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+    """The config as plain JSON-able nested dicts (tuples become lists).
+
+    An :class:`ExperimentConfig` is written flat: core fields, its sections by name, ``train``
+    (``plugins`` only when there are any, so runs without plug-ins keep today's keys).
+    """
+    if not isinstance(cfg, ExperimentConfig):
+        return json.loads(json.dumps(dataclasses.asdict(cfg)))
+    out: dict[str, Any] = {}
+    for key in _CORE_ORDER:
+        if key != "plugins" or cfg.plugins:
+            value = getattr(cfg, key)
+            out[key] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    for name in sorted(cfg.sections):
+        out[name] = dataclasses.asdict(cfg.sections[name])
+    out["train"] = dataclasses.asdict(cfg.train)
+    return json.loads(json.dumps(out))
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -407,8 +424,67 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+INCLUDE_KEY = "include"  # top-level key of a config file: the file(s) it overlays
+
+
+def _read_mapping(path: Path, included_from: Path | None) -> dict[str, Any]:
+    """One YAML/JSON file as a dict (empty file -> {})."""
+    via = f" (included from {included_from})" if included_from is not None else ""
+    if not path.is_file():
+        raise ConfigError(f"config file {path}{via} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}{via} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}{via}: expected a mapping at the top level")
+    return loaded
+
+
+def config_layers(
+    path: str | Path, _chain: tuple[Path, ...] = ()
+) -> list[tuple[str, dict[str, Any]]]:
+    """The files a config file is composed of, base first: ``[(file, its keys), ...]``.
+
+    A file may name the files it overlays under the top-level key ``include`` (a path or a
+    list of paths, relative to the file's folder); their keys are merged first, in order, then
+    the file's own (mappings merge key by key, any other value replaces). Includes nest; a cycle
+    is an error.
+
+    Raises:
+        ConfigError: a missing or unreadable file, a bad ``include`` value, or a cycle.
+    """
+    p = Path(path)
+    data = _read_mapping(p, _chain[-1] if _chain else None)
+    includes = data.pop(INCLUDE_KEY, [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        raise ConfigError(
+            f"config key {INCLUDE_KEY!r} in {p}: expected a file name or a list of file names, "
+            f"got {includes!r}"
+        )
+    layers: list[tuple[str, dict[str, Any]]] = []
+    chain = (*_chain, p.resolve())
+    for name in includes:
+        target = p.parent / name
+        if target.resolve() in chain:
+            raise ConfigError(
+                f"config file {p} includes {target}, which includes it back: "
+                + " -> ".join(str(c) for c in (*chain, target.resolve()))
+            )
+        layers += config_layers(target, chain)
+    layers.append((str(p), data))
+    return layers
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load an :class:`ExperimentConfig` from YAML (or JSON) plus dotted overrides.
+    """Load an :class:`ExperimentConfig` from YAML (or JSON), its includes, and dotted overrides.
+
+    Every file of the composition (:func:`config_layers`) is checked on its own first, so an
+    unknown key or a wrong type names the file that holds it.
 
     Raises:
         ConfigError: unknown key, wrong type, unreadable file; the message names the key and file.
@@ -416,23 +492,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict[str, Any] = {}
     origin = ""
     if path is not None:
+        layers = config_layers(path)
+        for file, layer in layers:
+            from_dict(layer, ExperimentConfig, file, trusted_plugins=True)  # strict, names file
+            data = _merge(data, layer)
         origin = str(path)
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p}: expected a mapping at the top level")
-        data = loaded
+        if len(layers) > 1:
+            origin += " (with " + ", ".join(file for file, _ in layers[:-1]) + ")"
     if overrides:
         data = apply_overrides(data, overrides)
         origin = f"{origin} + overrides" if origin else "overrides"
-    return from_dict(data, ExperimentConfig, origin)
+    return from_dict(data, ExperimentConfig, origin, trusted_plugins=True)
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:

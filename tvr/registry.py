@@ -1,7 +1,8 @@
 """One small registry for the pluggable parts of the library.
 
-Kinds: ``encoder`` (backbones), ``head`` (similarity heads), ``objective`` (training losses)
-and ``source`` (benchmark annotation parsers). Modules register their classes or functions
+Kinds: ``encoder`` (backbones), ``head`` (similarity heads), ``objective`` (training losses),
+``section`` (a method's config dataclass, a top-level key of the experiment config) and
+``source`` (benchmark annotation parsers). Modules register their classes or functions
 with :func:`register`; factories look them up with :func:`get`, which names the available
 choices when a name is unknown.
 """
@@ -12,13 +13,15 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-KINDS: tuple[str, ...] = ("encoder", "head", "objective", "source")
+KINDS: tuple[str, ...] = ("encoder", "head", "objective", "section", "source")
 
 # Packages whose import registers every built-in entry of a kind.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
     "encoder": ("tvr.models.backbone",),
     "head": ("tvr.models.heads",),
     "objective": ("tvr.objectives",),
+    # method config sections live beside their head/objective/module
+    "section": ("tvr.models.temporal", "tvr.models.heads", "tvr.objectives"),
     "source": ("tvr.data.sources",),
 }
 

@@ -205,7 +205,7 @@ def build_model(cfg: ExperimentConfig, tokenizer) -> nn.Module:
     text tower's first blocks when ``seqtransf.init_from_text`` and the widths match.
     """
     from tvr.models.backbone import build_encoder
-    from tvr.models.retriever import Retriever
+    from tvr.retriever import Retriever
 
     encoder = build_encoder(cfg, tokenizer)
     model = Retriever(cfg, encoder)
@@ -215,12 +215,11 @@ def build_model(cfg: ExperimentConfig, tokenizer) -> nn.Module:
         log.info("loaded %d imported head tensors; head keys not in the checkpoint: %s; "
                  "checkpoint keys the head does not have: %s",
                  len(head_state) - len(unexpected), missing, unexpected)
-    init = getattr(model.head, "init_from_text_layers", None)
-    if cfg.seqtransf.init_from_text and callable(init) and not any(
-        k.startswith("temporal.") for k in head_state
-    ):
-        copied = init(encoder.text_layers_for_init(), encoder.text_positions_for_init())
-        log.info("initialised %s temporal blocks from the text tower", copied)
+    if cfg.seqtransf.init_from_text and not any(k.startswith("temporal.") for k in head_state):
+        copied = model.head.init_from_text_layers(
+            encoder.text_layers_for_init(), encoder.text_positions_for_init())
+        if copied:
+            log.info("initialised %s temporal blocks from the text tower", copied)
     if cfg.model.freeze_backbone:
         for p in model.encoder.parameters():
             p.requires_grad_(False)

@@ -5,7 +5,7 @@ training video never changes: frame sampling is deterministic (segment centres) 
 gets no gradient. ``train.cache_video_features`` then encodes every training video once
 (:func:`encode_frozen_videos`) and the training loop looks the features up by ``video_index``
 instead of decoding and encoding the frames at every step (``batch["video_features"]``, read by
-:meth:`tvr.models.retriever.Retriever.forward`). The tower runs in eval mode for the cache, as
+:meth:`tvr.retriever.Retriever.forward`). The tower runs in eval mode for the cache, as
 at inference; a tower with active dropout would see none.
 """
 

@@ -1,43 +1,34 @@
-"""Training objectives. Importing this package registers every built-in objective.
+"""Training objectives. Importing this package imports each of its modules, which registers
+every built-in objective.
 
-``build_objectives(cfg, width)`` returns the ``nn.ModuleDict`` a ``Retriever`` holds: InfoNCE
-(or NegNCE when ``negnce.enable``), CDCR when ``cdcr.enable``, TPM-CL when ``tpmcl.enable``,
-SDR with the TC-MGC head when ``tcmgc.sdr``, the GARE regularisers with the GARE head when
-``gare.regularize``, DRGI when ``drgi.enable``.
+``build_objectives(cfg, width)`` returns the ``nn.ModuleDict`` a ``Retriever`` holds: the
+objectives :func:`tvr.objectives.selection.selected_objectives` picks from the declarations on
+each objective class (today: InfoNCE, or NegNCE when ``negnce.enable``; CDCR when
+``cdcr.enable``; TPM-CL when ``tpmcl.enable``; SDR with the TC-MGC head when ``tcmgc.sdr``; the
+GARE regularisers with the GARE head when ``gare.regularize``; DRGI when ``drgi.enable``).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from torch import nn
 
-from tvr.config import ExperimentConfig
-from tvr.objectives import (  # noqa: F401  (registration)
-    cdcr,
-    drgi,
-    gare_reg,
-    infonce,
-    negnce,
-    sdr,
-    tpmcl,
-)
+from tvr.config import ExperimentConfig, to_dict
 from tvr.objectives.base import Objective
+from tvr.objectives.selection import selected_objectives
 from tvr.registry import get
+
+# Every module of this package registers its objective (no list to keep up to date).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def build_objectives(cfg: ExperimentConfig, width: int) -> nn.ModuleDict:
     """Build the enabled objectives, keyed by registry name, for features of width ``width``."""
-    names = ["negnce" if cfg.negnce.enable else "infonce"]  # NegNCE replaces InfoNCE
-    if cfg.cdcr.enable:
-        names.append("cdcr")
-    if cfg.tpmcl.enable:
-        names.append("tpmcl")
-    if cfg.tcmgc.sdr and cfg.model.head == "tcmgc":
-        names.append("sdr")
-    if cfg.gare.regularize and cfg.model.head == "gare":
-        names.append("gare_reg")
-    if cfg.drgi.enable:
-        names.append("drgi")
+    names = selected_objectives(to_dict(cfg))
     return nn.ModuleDict({name: get("objective", name)(cfg, width) for name in names})
 
 
-__all__ = ["Objective", "build_objectives"]
+__all__ = ["Objective", "build_objectives", "selected_objectives"]

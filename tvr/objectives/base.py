@@ -16,15 +16,36 @@ reported in the log.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
 
 class Objective(nn.Module):
-    """Base class; subclasses set ``training_only`` (dropped by ``Retriever.for_inference``)."""
+    """Base class; subclasses set ``training_only`` (dropped by ``Retriever.for_inference``).
+
+    Which configs train with an objective, and at what weight, is declared here (read by
+    :func:`tvr.objectives.selection.selected_objectives`, which both the model builder and the
+    model card use):
+
+    - ``section``: the config section holding its settings;
+    - ``switch``: the boolean key of ``section`` that adds it (None: always added);
+    - ``weight_key``: the key of ``section`` holding its loss weight (None: weight 1);
+    - ``owner_head``: added only when ``model.head`` is this head (its switch lives in the
+      head's section, e.g. TC-MGC's SDR); None: any head;
+    - ``replaces``: an objective this one replaces when added (NegNCE replaces InfoNCE);
+    - ``order``: position among the objectives (construction and loss-summing order);
+    - ``needs_head``: a head whose outputs the objective reads (None: any head's).
+    """
 
     training_only: bool = True
+    section: ClassVar[str] = ""
+    switch: ClassVar[str | None] = "enable"
+    weight_key: ClassVar[str | None] = "weight"
+    owner_head: ClassVar[str | None] = None
+    replaces: ClassVar[str | None] = None
+    order: ClassVar[int] = 50
+    needs_head: ClassVar[str | None] = None
 
     def on_step(self, step: int, log: bool = True) -> None:
         """Called by the trainer before every step with the optimiser steps done so far and

@@ -8,6 +8,7 @@ in the Barlow-Twins form ``α1 Σ_c (C_cc - 1)² + α2 Σ_{c≠d} C_cd²``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -87,6 +88,15 @@ def barlow_penalty(c: Tensor) -> tuple[Tensor, Tensor]:
     return on, off
 
 
+@register("section", "cdcr")
+@dataclass
+class CDCRConfig:
+    enable: bool = False  # add DRL's channel decorrelation regulariser (WTI head only)
+    weight: float = 0.001  # lambda_cdcr
+    alpha_diag: float = 0.11  # alpha_1: weight of (C_cc - 1)^2
+    alpha_offdiag: float = 0.0  # alpha_2: weight of C_cd^2, c != d
+
+
 @register("objective", "cdcr")
 class CDCR(Objective):
     """``L = weight * (α1 Σ_c (C_cc - 1)² + α2 Σ_{c≠d} C_cd²)``.
@@ -101,6 +111,9 @@ class CDCR(Objective):
     """
 
     training_only = True
+    section = "cdcr"
+    order = 10
+    needs_head = "wti"  # token weights
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

@@ -367,6 +367,44 @@ def _check_config(d: Any) -> None:
                           f"{d.negatives} draws one negative per anchor, so it must be 1")
 
 
+@register("section", "drgi")
+@dataclass
+class DRGIConfig:
+    enable: bool = False  # add the DRGI objective (training only)
+    mode: str = "cross"  # cross | intra
+    nodes: str = "tokens"  # tokens | factors
+    hidden: int = 64  # GAT output width
+    heads: int = 0  # GAT heads (0 = 1 for tokens, 8 for factors)
+    factor_k: int = 8  # chunks per global vector in factor mode
+    factor_video: str = "mean"  # mean | text_conditioned
+    l2norm_inputs: bool = True  # L2-normalise node features before the GAT
+    activation: str = "elu"  # elu | prelu
+    attn_dropout: float = 0.0  # dropout on attention coefficients
+    neg_topm: int = 1  # hardest negatives per anchor used as corrupted graphs
+    exclude_same_video: bool = True  # never mine a negative from the anchor's own video
+    weight: float = 0.1  # lambda_drgi
+    # --- variants (methods.md §9.9); the defaults are the §9.3 definition ---
+    attention: str = "gat"  # gat | gatv2 (dynamic attention, W shared)
+    root: str = "none"  # none | free (h_i = act(z_i + sum_j a_ij z_j)) | weight (own W_r)
+    attn_temperature: float = 1.0  # attention logits are divided by this before the softmax
+    learn_temperature: bool = False  # learn log(tau), starting at attn_temperature
+    graph_topk: int = 0  # 0 = complete graph; k: each node attends to its k most similar + itself
+    readout: str = "mean"  # mean | attention (learned query pooling, +hidden params)
+    score: str = "summary"  # summary (h^T U s) | tokens (max over the other modality's nodes)
+    global_node: bool = False  # the pooled retrieval embedding joins each graph as a node
+    summary: str = "readout"  # readout | pooled (the projected pooled embedding is the summary)
+    negatives: str = "hardest"  # hardest | random | semihard | curriculum
+    semihard_k: int = 8  # semihard: a random one of the k hardest candidates
+    curriculum: tuple[int, int] = (0, 0)  # steps: random before [0], semihard before [1], then hardest
+    shuffle_corruption: bool = False  # extra negative: the anchor's graph with nodes drawn from the batch
+    weight_warmup: int = 0  # lambda ramps linearly from 0 over this many steps
+    lr: float = 0.0  # learning rate of DRGI's own parameter group (0 = train.lr)
+    clip: float = -1.0  # -1: under the global train.grad_clip; 0: exempt, unclipped; >0: own clip norm
+    # sanity mode: DRGI reads detached features, so only its own parameters learn (can the
+    # discriminator separate the hard negatives at all, on features it cannot change?)
+    detach_inputs: bool = False
+
+
 @register("objective", "drgi")
 class DRGI(Objective):
     """The DRGI loss ``weight * L_DRGI``; see the module docstring and methods.md §9.
@@ -383,6 +421,8 @@ class DRGI(Objective):
     """
 
     training_only = True
+    section = "drgi"
+    order = 90  # last: reads the scores the others train
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

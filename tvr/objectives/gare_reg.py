@@ -97,6 +97,12 @@ class GARERegularizers(Objective):
     """
 
     training_only = True
+    section = "gare"
+    switch = "regularize"
+    weight_key = None  # its terms carry their own weights (beta, lambda_*)
+    owner_head = "gare"
+    order = 40
+    needs_head = "gare"
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

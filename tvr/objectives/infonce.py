@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,6 +48,13 @@ def symmetric_infonce(logits: Tensor, exclude: Tensor | None = None) -> tuple[Te
     return F.cross_entropy(logits, target), F.cross_entropy(logits.T, target)
 
 
+@register("section", "infonce")
+@dataclass
+class InfoNCEConfig:
+    weight: float = 1.0  # loss weight
+    mask_same_video: bool = False  # drop same-video off-diagonal pairs from the softmax
+
+
 @register("objective", "infonce")
 class InfoNCE(Objective):
     """``L = weight * ½ [CE_row(λ S) + CE_row((λ S)^T)]``.
@@ -61,6 +69,9 @@ class InfoNCE(Objective):
     """
 
     training_only = True
+    section = "infonce"
+    switch = None  # always, unless replaced (negnce)
+    order = 0
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

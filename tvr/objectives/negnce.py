@@ -15,6 +15,7 @@ contains the InfoNCE term, so it replaces InfoNCE when enabled.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -76,6 +77,18 @@ def negnce_direction(
     return pos + hard_weight * neg, pos, neg, count
 
 
+@register("section", "negnce")
+@dataclass
+class NegNCEConfig:
+    enable: bool = False  # use NegNCE instead of InfoNCE as the contrastive loss
+    weight: float = 1.0  # loss weight
+    scale: float = 100.0  # fixed inverse temperature of the softmax
+    margin: float = 0.0  # m of the hard-negative condition
+    hard_weight: float = 0.5  # weight of the hard-negative term
+    exclude_same_video: bool = True  # same-video pairs are never hard negatives
+    mask_same_video: bool = False  # also drop same-video off-diagonal pairs from the softmax
+
+
 @register("objective", "negnce")
 class NegNCE(Objective):
     """``weight · ½ [L_Neg(S) + L_Neg(Sᵀ)]`` on the cosine-scale similarity.
@@ -89,6 +102,9 @@ class NegNCE(Objective):
     """
 
     training_only = True
+    section = "negnce"
+    replaces = "infonce"
+    order = 0
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

@@ -46,6 +46,12 @@ class SDR(Objective):
     """
 
     training_only = True
+    section = "tcmgc"
+    switch = "sdr"
+    weight_key = "sdr_weight"
+    owner_head = "tcmgc"
+    order = 30
+    needs_head = "tcmgc"
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()

@@ -35,6 +35,7 @@ the DMAE head itself (``outputs["head"]``) to re-run seqTransf and score, and th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -42,9 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tvr.config import ConfigError, ExperimentConfig
-from tvr.models.heads.dmae import DMAEHead
 from tvr.objectives.base import Objective
-from tvr.registry import register
+from tvr.registry import get, register
 
 WEIGHT_EPS = 1e-12  # guards the normalisation of the sigmoid scores
 
@@ -115,6 +115,17 @@ def margin_term(pos: Tensor, partial: Tensor, margin: float) -> Tensor:
     return torch.relu(margin - (pos - partial)).mean()
 
 
+@register("section", "tpmcl")
+@dataclass
+class TPMCLConfig:
+    enable: bool = False  # add triplet partial margin learning (only with model.head=dmae)
+    weight: float = 1.0  # loss weight
+    threshold: float = 0.6  # tokens are masked while their cumulative weight is below this
+    margin: float = 0.6  # margin between full and partial positive scores
+    video_global: bool = False  # add the code's 4th triplet (t, v_g) vs (t, v'_g)
+    normalize_partial: bool = False  # True: L2-normalise t'_g like t_g (code: unnormalised)
+
+
 @register("objective", "tpmcl")
 class TPMCL(Objective):
     """``weight · L_tpm`` on the anchor pairs (added when ``tpmcl.enable``).
@@ -133,6 +144,9 @@ class TPMCL(Objective):
     """
 
     training_only = True
+    section = "tpmcl"
+    order = 20
+    needs_head = "dmae"
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()
@@ -150,10 +164,11 @@ class TPMCL(Objective):
         self.word_weights = CrossModalTokenWeights(n_frames, n_words, width)  # w^t given video
         self.frame_weights = CrossModalTokenWeights(1, n_frames, width)  # w^v given sentence
 
-    @staticmethod
-    def _head(outputs: dict[str, Any]) -> DMAEHead:
+    @classmethod
+    def _head(cls, outputs: dict[str, Any]) -> Any:
+        """The DMAE head (``needs_head``, looked up in the registry: no import of the head)."""
         head = outputs.get("head")
-        if not isinstance(head, DMAEHead):
+        if not isinstance(head, get("head", cls.needs_head)):
             raise KeyError(
                 "the tpmcl objective needs the DMAE head as outputs['head'] (model.head=dmae); "
                 f"got {type(head).__name__}"

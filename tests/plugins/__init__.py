@@ -1,0 +1,1 @@
+"""Plug-in methods defined outside the library (the proof of docs/adding-a-method.md)."""

@@ -1,0 +1,125 @@
+"""Contracts of every registered head and objective, parametrised over the registry: a method
+registered anywhere (a test package included) gets these tests without being listed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from tests.helpers_heads import (
+    SMALL_LAMBDA,
+    make_text,
+    make_video,
+    plugin_modules,
+    seed_cfg,
+    step_outputs,
+)
+from tvr.config import ExperimentConfig, section_class, section_names_all
+from tvr.models.heads import build_head
+from tvr.models.heads.base import SimilarityHead
+from tvr.objectives import Objective, build_objectives
+from tvr.registry import get, names
+
+HEADS = names("head")
+OBJECTIVES = names("objective")
+
+
+def _head(name: str, seed: int = 0) -> SimilarityHead:
+    torch.manual_seed(seed)
+    head = build_head(seed_cfg(name, SMALL_LAMBDA if name == "tcmgc" else None), 16)
+    return head.eval()  # dropout off: score and score_outputs must agree exactly
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_head_scores_every_pair(name):
+    head = _head(name)
+    assert isinstance(head, SimilarityHead)
+    text, video = make_text(5), make_video(3)
+    et, ev = head.embed_text(text), head.embed_video(video)
+    scores = head.score(et, ev)
+    assert scores.shape == (5, 3) and torch.isfinite(scores).all()
+    torch.testing.assert_close(head(text, video), scores)
+    torch.testing.assert_close(head.score_outputs(et, ev)["sim"], scores)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_head_declared_capabilities_hold(name):
+    head = _head(name)
+    cls = type(head)
+    assert cls.coarse in ("pooled", "token_mean")
+    text, video = make_text(4), make_video(4)
+    et, ev = head.embed_text(text), head.embed_video(video)
+    scores = head.score(et, ev)
+    if cls.factorized:
+        torch.testing.assert_close(scores, et.pooled @ ev.pooled.T)
+    if cls.needs_token_weights:
+        assert et.weights is not None and ev.weights is not None
+    if cls.coarse == "token_mean":  # the weighted token means bound the score from below
+        assert cls.needs_token_weights
+        coarse_t = torch.einsum("bn,bnd->bd", et.weights * et.mask, et.tokens)
+        coarse_v = torch.einsum("bn,bnd->bd", ev.weights * ev.mask, ev.tokens)
+        assert (coarse_t @ coarse_v.T <= scores + 1e-5).all()
+    if cls.token_scores:
+        assert head.token_similarity(et, ev).shape == (4, et.tokens.shape[1], ev.tokens.shape[1])
+        assert head.word_contributions(et, ev).shape == (4, et.tokens.shape[1])
+    else:
+        with pytest.raises(NotImplementedError, match="token-level"):
+            head.token_similarity(et, ev)
+
+
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_objective_declarations_name_real_config_keys(name):
+    cls = get("objective", name)
+    assert issubclass(cls, Objective)
+    assert cls.section in section_names_all(), f"{name}.section={cls.section!r} is no section"
+    section = getattr(ExperimentConfig(plugins=plugin_modules()), cls.section)
+    fields = {f.name: f.type for f in dataclasses.fields(section)}
+    if cls.switch is not None:
+        assert fields[cls.switch] in (bool, "bool")
+    if cls.weight_key is not None:
+        assert fields[cls.weight_key] in (float, "float")
+    for head in (cls.owner_head, cls.needs_head):
+        assert head is None or head in HEADS
+    assert cls.replaces is None or cls.replaces in OBJECTIVES
+
+
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_objective_trains_with_its_head(name):
+    """Switched on, the objective is built, returns finite scalar losses, and backpropagates."""
+    cls = get("objective", name)
+    head_name = cls.owner_head or cls.needs_head or "seqtransf"
+    cfg = seed_cfg(head_name, SMALL_LAMBDA if head_name == "tcmgc" else None)
+    if cls.switch is not None:
+        setattr(getattr(cfg, cls.section), cls.switch, True)
+    objectives = build_objectives(cfg, 16)
+    assert name in objectives
+    torch.manual_seed(0)
+    head = build_head(cfg, 16)
+    text, video = make_text(6), make_video(6)
+    text.tokens.requires_grad_(True)
+    outputs = {**step_outputs(head, text, video), "head": head}  # as Retriever.forward
+    result = objectives[name](outputs, {})
+    losses = {k: v for k, v in result.items() if k.endswith("_loss")}
+    assert losses, f"{name} returned no *_loss term: {sorted(result)}"
+    for key, value in result.items():
+        assert torch.as_tensor(value).dim() == 0 and torch.isfinite(torch.as_tensor(value)), key
+    sum(losses.values()).backward()
+    params = [*objectives[name].parameters(), *head.parameters()]
+    assert text.tokens.grad is not None or any(p.grad is not None for p in params)
+
+
+@pytest.mark.parametrize("name", section_names_all())
+def test_section_is_a_strict_dataclass_with_defaults(name):
+    """Every registered section builds from defaults, round-trips, and refuses unknown keys."""
+    from tvr.config import ConfigError, from_dict, to_dict
+
+    cls = section_class(name)
+    assert dataclasses.is_dataclass(cls)
+    cfg = ExperimentConfig(plugins=plugin_modules())
+    assert isinstance(getattr(cfg, name), cls)
+    data = to_dict(cfg)
+    assert from_dict(data) == cfg
+    with pytest.raises(ConfigError, match=rf"unknown config key '{name}\.no_such_key'"):
+        from_dict({"plugins": plugin_modules(), name: {"no_such_key": 1}})
