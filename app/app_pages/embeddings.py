@@ -32,9 +32,11 @@ from analysis.embedding_map import (
 )
 from analysis.events import NO_EVENT
 from analysis.geometry import modality_gap
+from analysis.labels import event_label, video_label
 from analysis.projection import align_to
 from analysis.rankings import top_k
 from app import resources
+from app.components.palette import EVENT_COLOURS, OUTCOME_COLOURS, event_colour
 from app.components.query import query_picker, selected_points
 from app.components.synthvtt import frame_events as split_frame_events
 from app.components.synthvtt import synthvtt_split
@@ -42,6 +44,7 @@ from app.components.text import escape_md
 from app.components.thumbs import frame_strip
 from app.context import BASE_LABEL, current
 from app.state import AppRoots
+from app.urlstate import check_choice, check_choices, remember
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +52,7 @@ KIND_NAMES = {"words": "word tokens", "frames": "frame tokens", "texts": "captio
               "videos": "videos (pooled)"}
 KIND_COLOURS = ("#9ecae1", "#fdae6b", "#08519c", "#a63603")  # in KINDS order
 KIND_SIZES = (4, 4, 9, 9)
-OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#9e9e9e", "loss": "#d62728"}
 CATEGORICAL = px.colors.qualitative.Alphabet
-EVENT_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
 GAP_COLOUR = "#555555"  # frames between events
 NOT_A_FRAME = "#d9cbb0"  # words, captions and videos under the event colouring
 POOLED_COLOUR = "#222222"  # pooled points under the position colouring
@@ -91,12 +92,12 @@ def _hover(path: str, stamp: tuple, method: str, _bundle: Bundle,
             word = labels[pos] if 0 <= pos < len(labels) else f"token {pos}"
             out.append(f"word “{word}” · caption {item}")
         elif k == FRAMES:
-            out.append(f"frame {pos} · video {_bundle.video_ids[item]}")
+            out.append(f"frame {pos} · {video_label(_bundle.video_ids[item])}")
         elif k == TEXTS:
             text = _bundle.captions[item]
             out.append(f"caption {item}: {text[:80]}{'…' if len(text) > 80 else ''}")
         else:
-            out.append(f"video {_bundle.video_ids[item]}")
+            out.append(video_label(_bundle.video_ids[item]))
     return out
 
 
@@ -144,7 +145,7 @@ def point_colours(points: MapPoints, mode: str, bundle: Bundle, *,
         fc = np.where(ev == NO_EVENT, GAP_COLOUR, palette[np.maximum(ev, 0) % len(palette)])
         colours[frames] = fc
         n_events = int(frame_events.max()) + 1 if frame_events.size else 0
-        legend = [(f"event {e + 1}", EVENT_COLOURS[e % len(EVENT_COLOURS)])
+        legend = [(event_label(e), event_colour(e))
                   for e in range(n_events)]
         legend += [("between events", GAP_COLOUR), ("not a frame", NOT_A_FRAME)]
         return colours, legend, "frames coloured by the SynthVTT event they show (in order)"
@@ -243,7 +244,7 @@ def gallery(roots: AppRoots, bundle: Bundle, captions: list[int], videos: list[i
         cols = st.columns(3)
         for i, v in enumerate(shown_v):
             frame_strip(roots, bundle, v, container=cols[i % 3],
-                        title=f"video {bundle.video_ids[v]}")
+                        title=video_label(bundle.video_ids[v]))
         if len(videos) > len(shown_v):
             st.caption(f"… and {len(videos) - len(shown_v)} more videos")
 
@@ -269,11 +270,17 @@ meta, meta_note = synthvtt_split(roots, sel.base)
 modes = [m for m in COLOUR_MODES if (m != "event" or meta is not None)
          and (m != "win / loss" or sel.paired)]
 c1, c2, c3 = st.columns([1, 1, 2])
-method = c1.selectbox("Map", methods, key="emb_method", bind="query-params",
-                      format_func=str.upper)
-mode = c2.selectbox("Colour by", modes, key="emb_colour", bind="query-params")
-kinds = c3.multiselect("Points", list(KINDS), default=list(KINDS), key="emb_kinds",
-                       format_func=lambda k: KIND_NAMES[k])
+check_choice("emb_method", methods, methods[0], what="2-D map of these bundles", fmt=str.upper)
+method = remember("emb_method", c1.selectbox("Map", methods, key="emb_method",
+                                             bind="query-params", format_func=str.upper),
+                  str.upper)
+check_choice("emb_colour", modes, modes[0], what="colour mode here")
+mode = remember("emb_colour", c2.selectbox("Colour by", modes, key="emb_colour",
+                                           bind="query-params"))
+check_choices("emb_kinds", list(KINDS), what="kind of point", fmt=lambda k: KIND_NAMES[k])
+kinds = remember("emb_kinds", c3.multiselect(
+    "Points", list(KINDS), default=list(KINDS), key="emb_kinds", bind="query-params",
+    format_func=lambda k: KIND_NAMES[k]), lambda k: KIND_NAMES[k])
 q_col, q_text = st.columns([1, 3])
 q = query_picker(sel.base.num_texts, label="caption marked on the maps", container=q_col,
                  help="Marked with its ground truth and top negatives; shared with the other "
@@ -297,8 +304,9 @@ same_layout = sel.paired and len(layouts) == 2 and all(
     for p in layouts.values())
 align = False
 if same_layout:
-    align = st.toggle("Align the DRGI map to the base map (Procrustes rotation, reflection and "
-                      "scale on all points)", value=True, key="emb_align")
+    align = remember("emb_align", st.toggle(
+        "Align the DRGI map to the base map (Procrustes rotation, reflection and scale on all "
+        "points)", value=True, key="emb_align", bind="query-params"))
 
 # The current selection lives in our own key: a chart's selection state is tied to its spec
 # (Streamlit derives the element id from it), and greying the unselected points changes the

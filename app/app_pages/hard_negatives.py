@@ -35,18 +35,20 @@ from analysis.hard_negatives import (
     hubness_summary,
     margin_distribution,
 )
+from analysis.labels import video_label
 from analysis.scores import discriminator_summary, margin_summary
 from app import resources
 from app.components.drill import drill_buttons, failing_run
+from app.components.palette import run_colour
 from app.components.query import query_picker, selected_rows, take_selection
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip
 from app.context import current
+from app.urlstate import check_index, remember
 
 logger = logging.getLogger(__name__)
 
-RUN_COLOURS = {"base": "#1f77b4", "DRGI": "#ff7f0e"}
 GT_COLOUR = "#2ca02c"
 BEATS_GT = "#d62728"
 BELOW_GT = "#9e9e9e"
@@ -163,7 +165,7 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
     c1.metric(f"{label}: median margin", f"{s.median:+.4f}")
     c2.metric(f"{label}: beaten by a negative", f"{100.0 * s.negative_share:.1f} %")
 st.plotly_chart(overlay_histogram(
-    [(sel.label(b), margins[label], RUN_COLOURS.get(label, "#444")) for label, b in bundles],
+    [(sel.label(b), margins[label], run_colour(label)) for label, b in bundles],
     "margin s(GT) − max s(negative)", vline=0.0), key="hn_margins", width="stretch")
 st.dataframe(pd.DataFrame(rows), key="hn_margin_table", hide_index=True, width="stretch")
 
@@ -173,8 +175,12 @@ per_query = bundles if sel.paired else bundles[:1]
 if not sel.paired and len(bundles) > 1:
     st.caption("The two bundles hold different captions or videos, so only the base run is "
                "shown per query.")
-k = int(st.slider("negatives shown", 1, int(min(MAX_NEG, base.num_videos - 1)),
-                  int(min(5, base.num_videos - 1)), key="hn_k")) if base.num_videos > 2 else 1
+k = 1
+if base.num_videos > 2:
+    k_max, k_default = int(min(MAX_NEG, base.num_videos - 1)), int(min(5, base.num_videos - 1))
+    check_index("hn_k", k_max + 1, k_default, lo=1, what="number of negatives")
+    k = remember("hn_k", int(st.slider("negatives shown", 1, k_max, k_default, key="hn_k",
+                                       bind="query-params")))
 negs = {label: negatives_of(b, MAX_NEG, family) for label, b in per_query}
 
 order = np.argsort(margins[per_query[-1][0]], kind="stable")[:20]
@@ -208,7 +214,7 @@ for col, (label, bundle) in zip(cols, per_query, strict=True):
             tq = bundle.drgi.text_queries
             st.caption(f"DRGI discriminator on this caption: positive graphs "
                        f"{float(tq.pos[q]):.3f}, hard-negative graphs {float(tq.neg[q]):.3f} "
-                       f"(negative video {bundle.video_ids[int(tq.neg_video_index[q])]})")
+                       f"(negative {video_label(bundle.video_ids[int(tq.neg_video_index[q])])})")
         frame_strip(roots, bundle, gt, gt=True, title=f"GT {bundle.video_ids[gt]} · score "
                     f"{float(hn.gt_scores[q]):.4f}")
         for i, v in enumerate(hn.video_ids[q, :min(k, 3)]):
@@ -284,7 +290,7 @@ st.dataframe(pd.DataFrame(summary_rows), key="hn_hub_table", hide_index=True, wi
 fig = go.Figure()
 for label, bundle in bundles:
     fig.add_trace(go.Histogram(x=counts[label], name=sel.label(bundle), opacity=0.55,
-                               marker_color=RUN_COLOURS.get(label, "#444"), xbins=dict(size=1)))
+                               marker_color=run_colour(label), xbins=dict(size=1)))
 fig.update_layout(barmode="overlay", height=300, xaxis_title=f"N_{hub_k}: top-{hub_k} lists "
                   "a video appears in", yaxis_title="videos", margin=dict(l=10, r=10, t=20, b=10),
                   legend=dict(orientation="h", y=1.15))

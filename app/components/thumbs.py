@@ -20,6 +20,7 @@ import numpy as np
 import streamlit as st
 
 from analysis.bundle import Bundle, BundleError
+from analysis.labels import video_label
 from app.state import AppRoots, PathOutsideRootsError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def frame_strip(
     mark."""
     where = container if container is not None else st
     box = where.container(border=gt)
-    label = title if title is not None else f"video {bundle.video_ids[int(video)]}"
+    label = title if title is not None else video_label(bundle.video_ids[int(video)])
     if gt:
         label = f"{label} — {GT_MARK}"
     try:
