@@ -25,6 +25,7 @@ from analysis.drgi_report import (
     diagnostics_of,
     diagnostics_rows,
     discriminator_verdict,
+    same_pairs,
     training_curves,
 )
 from analysis.geometry import top_hubs
@@ -229,10 +230,18 @@ st.caption("Green: ground truth; red: a negative scoring at or above it; grey: b
 
 # ------------------------------------------------------------------ discriminator
 st.header("DRGI discriminator: positive vs hard-negative graphs")
-direction = st.radio("Queries", ["text_queries", "video_queries"], horizontal=True,
-                     key="hn_disc_dir",
-                     format_func=lambda d: "captions (paired with their video)"
-                     if d == "text_queries" else "videos (paired with their first caption)")
+disc_bundles = [b for _, b in bundles if b.drgi is not None]
+if disc_bundles and all(same_pairs(b.drgi.text_queries, b.drgi.video_queries)
+                        for b in disc_bundles):
+    # one caption per video: both directions score the same pairs, so no switch
+    direction = "text_queries"
+    st.caption("Each video has one caption here, so caption queries and video queries are the "
+               "same pairs: one set of scores.")
+else:
+    direction = st.radio("Queries", ["text_queries", "video_queries"], horizontal=True,
+                         key="hn_disc_dir",
+                         format_func=lambda d: "captions (paired with their video)"
+                         if d == "text_queries" else "videos (paired with their first caption)")
 cols = st.columns(len(bundles))
 for col, (label, bundle) in zip(cols, bundles, strict=True):
     with col:
