@@ -32,11 +32,27 @@ from analysis.embedding_map import (
 )
 from analysis.events import NO_EVENT
 from analysis.geometry import modality_gap
+from analysis.hard_negatives import margin_distribution
 from analysis.labels import event_label, video_label
 from analysis.projection import align_to
+from analysis.projector import (
+    CAPTION,
+    Item,
+    find_items,
+    point_values,
+    selection_to_url,
+)
 from analysis.rankings import top_k
 from app import resources
 from app.components.palette import EVENT_COLOURS, OUTCOME_COLOURS, event_colour
+from app.components.projector import (
+    SELECTION_PARAM,
+    item_name,
+    mark_found,
+    neighbour_table,
+    selection_from_link,
+    value_colours,
+)
 from app.components.query import query_picker, selected_points
 from app.components.synthvtt import frame_events as split_frame_events
 from app.components.synthvtt import synthvtt_split
@@ -57,7 +73,11 @@ GAP_COLOUR = "#555555"  # frames between events
 NOT_A_FRAME = "#d9cbb0"  # words, captions and videos under the event colouring
 POOLED_COLOUR = "#222222"  # pooled points under the position colouring
 UNSELECTED = "rgba(190,190,190,0.3)"
-COLOUR_MODES = ("modality", "video", "node position", "event", "win / loss")
+DELTA_MODE, MARGIN_MODE = "Δ log2 rank (DRGI − base)", "margin (GT − hardest other)"
+COLOUR_MODES = ("modality", "video", "node position", "event", "win / loss", DELTA_MODE,
+                MARGIN_MODE)
+PAIRED_MODES = ("win / loss", DELTA_MODE)  # need both runs on the same captions
+NEIGHBOURS = 10
 SELECTION_KEY = "emb_selection"  # {"scope", "source", "captions", "videos"} or None
 SEEN_KEY = "_emb_seen_"  # + map label: the ids that map reported last
 MAX_GALLERY_CAPTIONS = 40
@@ -268,7 +288,8 @@ if not methods:
 
 meta, meta_note = synthvtt_split(roots, sel.base)
 modes = [m for m in COLOUR_MODES if (m != "event" or meta is not None)
-         and (m != "win / loss" or sel.paired)]
+         and (m not in PAIRED_MODES or sel.paired)
+         and (m != MARGIN_MODE or sel.base.num_videos > 1)]
 c1, c2, c3 = st.columns([1, 1, 2])
 check_choice("emb_method", methods, methods[0], what="2-D map of these bundles", fmt=str.upper)
 method = remember("emb_method", c1.selectbox("Map", methods, key="emb_method",
@@ -295,6 +316,16 @@ q_text.markdown(
 )
 if meta_note:
     st.caption(meta_note)
+find = remember("emb_find", st.text_input(
+    "Find a caption or video", key="emb_find", bind="query-params",
+    placeholder="words of a caption, a video id (video12), or an index (caption 3, v7)",
+    help="Rings the matches on every map and centres the maps on the first; its nearest "
+    "neighbours in the full embedding space are listed below the maps."))
+found = find_items(find, sel.base.captions, sel.base.video_ids) if find.strip() else []
+if find.strip():
+    st.caption(f"{len(found)} match(es)" + (": " + "; ".join(
+        escape_md(item_name(sel.base, it, 40)) for it in found[:5])
+        + (" …" if len(found) > 5 else "") if found else " — nothing on this split"))
 
 layouts = {label: points_of(b, method) for label, b in bundles}
 same_layout = sel.paired and len(layouts) == 2 and all(
@@ -316,6 +347,11 @@ scope = [sel.split_name, *(b.run_name for _, b in bundles)]
 stored = st.session_state.get(SELECTION_KEY)
 if not isinstance(stored, dict) or stored.get("scope") != scope:
     stored = None
+if stored is None and SELECTION_KEY not in st.session_state:  # a fresh page: the link's
+    linked = selection_from_link(sel.base.num_texts, sel.base.num_videos)
+    if linked is not None:
+        stored = {"scope": scope, "source": bundles[0][0], "captions": linked[0],
+                  "videos": linked[1]}
 for label, _ in bundles:
     ids = sorted({int(i) for i in selected_points(st.session_state.get(map_key(label)))})
     seen = st.session_state.get(SEEN_KEY + label)
@@ -324,6 +360,14 @@ for label, _ in bundles:
         caps, vids = selected_items(layouts[label], ids)
         stored = {"scope": scope, "source": label, "captions": caps, "videos": vids}
 st.session_state[SELECTION_KEY] = stored
+sel_url = selection_to_url(stored["captions"], stored["videos"]) if stored else ""
+if st.query_params.get(SELECTION_PARAM, "") != sel_url:  # the selection is kept in the URL
+    if sel_url:
+        st.query_params[SELECTION_PARAM] = sel_url
+    else:
+        del st.query_params[SELECTION_PARAM]
+if sel_url:
+    remember(SELECTION_PARAM, sel_url)
 
 
 def lit_items(label: str) -> tuple[list[int], list[int]]:
@@ -338,6 +382,13 @@ if mode == "win / loss" and sel.paired:
     base_b, drgi_b = sel.require_pair("the win/loss colouring")
     outcomes = {d: resources.comparison(base_b, drgi_b, d)["outcome"].to_numpy()
                 for d in ("t2v", "v2t")}
+caption_values: dict[str, np.ndarray] = {}  # run label -> [Nt] value of each caption
+if mode == DELTA_MODE and sel.drgi is not None and sel.paired:
+    delta = resources.query_table(sel.base, sel.drgi, k=1, synthvtt=meta)["delta_log2"]
+    caption_values = {label: delta.reindex(range(sel.base.num_texts)).to_numpy(np.float64)
+                      for label, _ in bundles}
+elif mode == MARGIN_MODE:  # each run its own margins
+    caption_values = {label: margin_distribution(b.sim, b.text_to_video) for label, b in bundles}
 
 cols = st.columns(len(bundles))
 note = None
@@ -352,13 +403,27 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
         b_meta, _ = synthvtt_split(roots, bundle)
         if b_meta is not None:
             frame_events = split_frame_events(bundle, b_meta)
-    colours, legend, note = point_colours(points, mode, bundle, frame_events=frame_events,
-                                          outcomes=outcomes)
+    if label in caption_values:
+        values = point_values(points, caption_values[label])
+        if mode == DELTA_MODE:
+            colours, legend, _ = value_colours(values, "RdYlGn_r", low_name="DRGI better",
+                                               high_name="DRGI worse")
+            note = ("colour = Δ log2 rank of the caption (DRGI − base); frames and videos: the "
+                    "mean over the video's captions")
+        else:
+            colours, legend, _ = value_colours(values, "RdYlGn", low_name="a negative wins",
+                                               high_name="GT wins")
+            note = ("colour = the caption's margin on this run (GT score − hardest other "
+                    "video); frames and videos: the mean over the video's captions")
+    else:
+        colours, legend, note = point_colours(points, mode, bundle, frame_events=frame_events,
+                                              outcomes=outcomes)
     caps, vids = lit_items(label)
     lit = highlight(points, caps, vids) if (caps or vids) else None
     fig = map_figure(points, coords, shown, colours, lit, hover_text(bundle, method, points),
                      legend, f"{sel.label(bundle)} · {method.upper()}")
     mark_query(fig, points, coords, q, int(bundle.text_to_video[q]), negs_of[label])
+    mark_found(fig, points, coords, found)
     with col:
         st.plotly_chart(fig, key=map_key(label), on_select="rerun",
                         selection_mode=("lasso", "box"), width="stretch")
@@ -372,6 +437,20 @@ st.caption("Lasso or box-select points: their captions and videos light up on "
            + " and fill the gallery below (unselected points are greyed). A new selection "
            "replaces the last one; \"Clear selection\" below forgets it.")
 
+# ------------------------------------------------------------------ nearest neighbours
+anchor = found[0] if found else Item(CAPTION, q)
+st.subheader(f"Nearest neighbours of {item_name(sel.base, anchor, 60)}")
+st.caption("In the full embedding space (cosine of the pooled, head-embedded vectors), not "
+           "on the 2-D map: points close on the map can be far apart here and the reverse. "
+           + ("The first match of the search box." if found else
+              "The marked caption; type in the search box to pick another point."))
+cols = st.columns(len(bundles))
+for col, (label, bundle) in zip(cols, bundles, strict=True):
+    col.markdown(f"**{sel.label(bundle)}**")
+    col.dataframe(neighbour_table(bundle, anchor, NEIGHBOURS), hide_index=True,
+                  width="stretch", key=f"emb_nn_{label}",
+                  column_config={"cosine": st.column_config.NumberColumn(format="%.4f")})
+
 # ------------------------------------------------------------------ gallery
 st.subheader("Selection")
 if stored is None:
@@ -380,7 +459,10 @@ else:
     source = dict(bundles)[stored["source"]]
     if st.button("Clear selection", key="emb_clear", icon=":material/close:"):
         st.session_state[SELECTION_KEY] = None
+        del st.query_params[SELECTION_PARAM]
         st.rerun()
+    st.caption(f"The selection is kept in the URL (`?{SELECTION_PARAM}=`), so a link reopens "
+               "it.")
     gallery(roots, sel.base if sel.paired else source, stored["captions"], stored["videos"],
             f"the {sel.label(source)} map")
 
