@@ -104,3 +104,20 @@ def test_attention_page_states_whether_attention_is_uniform(app_env):
     assert f"{entropy:.4f}" in notes[0]  # the shown graph's entropy, with 4 decimals
     split_entropy = drgi.meta["drgi"]["diagnostics"]["entropy_text"]
     assert f"{split_entropy:.4f}" in notes[0]  # and the split's, from the bundle
+
+
+def test_attention_shows_the_difference_when_both_runs_have_a_gat(app_env):
+    # the DRGI run against itself: both sides have a GAT, and every difference is 0
+    name = app_env.drgi.name
+    at = open_page(ATTENTION, base=name, drgi=name, q="1")
+    diff = chart(at, "attn_heatmap_diff")["data"][0]
+    z = plotly_array(diff["z"])
+    d = page_bundle(app_env, app_env.drgi).drgi
+    assert z.shape == (int(d.text_node_mask[1].sum()),) * 2
+    np.testing.assert_allclose(z, 0.0, atol=1e-12)
+    assert any("Largest |DRGI − base| difference: 0" in c.value for c in at.caption)
+
+
+def test_attention_draws_no_difference_with_one_gat(app_env):
+    at = open_page(ATTENTION)
+    assert not [c for c in at.get("plotly_chart") if str(c.proto.id).endswith("-attn_heatmap_diff")]

@@ -47,7 +47,7 @@ from app.components.synthvtt import frame_events as split_frame_events
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
 from app.components.thumbs import frame_images, frame_strip
-from app.context import DRGI_LABEL, current
+from app.context import BASE_LABEL, DRGI_LABEL, current
 from app.state import KEY_VIDEO, AppRoots, PathOutsideRootsError
 from app.urlstate import check_choice, check_index, remember
 
@@ -144,7 +144,8 @@ def frames_on_axis(fig: go.Figure, roots: AppRoots, bundle: Bundle, video: int,
     return True
 
 
-def heatmap(view: np.ndarray, labels: list[str], title: str, *, excess: bool) -> go.Figure:
+def heatmap(view: np.ndarray, labels: list[str], title: str, *, excess: bool,
+            colour_title: str | None = None) -> go.Figure:
     n = view.shape[0]
     kwargs: dict[str, Any] = {"zmin": 0.0, "color_continuous_scale": "Viridis"}
     if excess:
@@ -154,7 +155,8 @@ def heatmap(view: np.ndarray, labels: list[str], title: str, *, excess: bool) ->
                     # significant figures, not decimals: near-uniform excesses are ~1e-4
                     text_auto=".3~g" if n <= MAX_ANNOTATED else False,
                     labels={"x": "attended node", "y": "attending node",
-                            "color": "attention − uniform" if excess else "attention"},
+                            "color": colour_title or (
+                                "attention − uniform" if excess else "attention")},
                     **kwargs)
     fig.update_layout(title=title, height=max(320, 90 + 26 * n),
                       margin=dict(l=10, r=10, t=50, b=10))
@@ -337,6 +339,30 @@ else:
     if kind == "video" and gat_tokens(gb):
         frames_on_axis(fig, roots, gb, video, int(mask.sum()))
     st.plotly_chart(fig, key="attn_heatmap", width="stretch")
+    if len(graph_bundles) > 1 and sel.paired:
+        # both runs have a GAT: where do they differ on this graph (same nodes, same head)?
+        gd, gbase = dict(graph_bundles)[DRGI_LABEL].drgi, dict(graph_bundles)[BASE_LABEL].drgi
+        assert gd is not None and gbase is not None
+        if kind == "caption" and q is not None:
+            pair = ((gbase.text_attention[q], gbase.text_node_mask[q]),
+                    (gd.text_attention[q], gd.text_node_mask[q]))
+        else:
+            pair = ((gbase.video_attention[video], gbase.video_node_mask[video]),
+                    (gd.video_attention[video], gd.video_node_mask[video]))
+        (a_base, m_base), (a_drgi, m_drgi) = pair
+        same_nodes = np.array_equal(np.asarray(m_base, bool), np.asarray(m_drgi, bool)) and (
+            a_base.shape == a_drgi.shape)
+        if same_nodes and (head is None or head < a_base.shape[0]):
+            diff = (attention_view(a_drgi, m_drgi, head)
+                    - attention_view(a_base, m_base, head))
+            st.plotly_chart(heatmap(diff, labels, f"DRGI − base: GAT attention of {graph_name}",
+                                    excess=True, colour_title="DRGI − base"),
+                            key="attn_heatmap_diff", width="stretch")
+            st.caption(f"Largest |DRGI − base| difference: {float(np.abs(diff).max()):.3g} "
+                       f"(uniform weight 1/{len(labels)} = {1.0 / len(labels):.3g}).")
+        else:
+            st.caption("The two runs' graphs of this item have different nodes or heads, so no "
+                       "cell-by-cell difference is drawn.")
 
     entropy = normalised_entropy(view, np.ones(len(labels), dtype=bool))
     self_share = self_loop_share(view, np.ones(len(labels), dtype=bool))
