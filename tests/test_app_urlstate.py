@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from app.components.palette import RUN_COLOURS, run_colour
@@ -184,3 +185,28 @@ def test_head_selector_only_when_there_is_a_choice(app_env):
     assert has_selector == (heads > 1)
     assert not any("video video" in m.value.replace("*", "").lower()
                    for m in [*at.markdown, *at.caption])
+
+
+def _videos(at: AppTest) -> list:
+    return list(at.get("video"))
+
+
+def test_clip_players_on_compare_failures_and_hard_negatives(app_env):
+    from analysis.labels import frame_label
+    from app.components.thumbs import video_file
+    from app.state import AppRoots
+
+    base = page_bundle(app_env, app_env.base)
+    roots = AppRoots(checkpoints=app_env.checkpoints.resolve(), data=app_env.data.resolve())
+    q = int(next(i for i in range(base.num_texts) if int(base.ranks.t2v[i]) > 1))
+    gt = int(base.text_to_video[q])
+    has_file = video_file(roots, base, gt, app_env.data / "synthvtt") is not None
+    for page in ("app_pages/compare.py", "app_pages/failures.py",
+                 "app_pages/hard_negatives.py"):
+        at = open_page(page, q=str(q), failures_run="base")
+        if has_file:
+            assert _videos(at), page
+            times = base.frame_timestamps[gt][np.asarray(base.video_mask[gt], dtype=bool)]
+            assert any(frame_label(len(times) - 1, times[-1]) in c.value for c in at.caption)
+        else:
+            assert any("No clip" in c.value for c in at.caption), page

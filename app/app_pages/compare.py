@@ -19,7 +19,7 @@ from app.components.drill import drill_buttons, failing_run
 from app.components.palette import OUTCOME_COLOURS
 from app.components.query import query_picker, selected_points, selected_rows, take_selection
 from app.components.text import escape_md
-from app.components.thumbs import frame_strip, ranked_list
+from app.components.thumbs import clip_row, frame_strip, ranked_list
 from app.context import current
 from app.urlstate import check_choice, check_index, remember
 
@@ -185,3 +185,12 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
             lines += [f"- `{float(bundle.sim[t, q]):.3f}` {escape_md(bundle.captions[t])} "
                       "**✓ ground truth**" for t in missing]
         panel.markdown("  \n".join(lines))
+
+st.markdown("**Clips** (the frame times under each player label the heatmaps' frame columns)")
+if direction == "t2v":
+    gt = int(base.text_to_video[q])
+    clip_row(roots, base, [(f"ground truth {base.video_ids[gt]}", gt)] + [
+        (f"{label}'s top-1 {b.video_ids[int(top_k(b.sim[q], 1)[0][0])]}",
+         int(top_k(b.sim[q], 1)[0][0])) for label, b in sel.bundles()], sel.data_root)
+else:
+    clip_row(roots, base, [(f"query {video_label(base.video_ids[q])}", q)], sel.data_root)

@@ -17,7 +17,7 @@ from app import resources
 from app.components.drill import drill_buttons, step_buttons
 from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.text import escape_md
-from app.components.thumbs import frame_strip, ranked_list
+from app.components.thumbs import clip_player, frame_strip, ranked_list
 from app.context import current
 from app.urlstate import check_choice, check_choices, check_index, remember
 
@@ -175,6 +175,7 @@ for name, (m, frames, v) in mats.items():
                       height=120 + 24 * m.shape[0], margin=dict(l=10, r=10, t=40, b=10))
     right.plotly_chart(fig, key=f"failures_wf_{name}", width="stretch")
     frame_strip(roots, bundle, v, container=right, gt=v == gt)
+    clip_player(roots, bundle, v, sel.data_root, container=right)
 right.caption("Cosine of each word token with each frame token of the head-embedded features "
               "(shared colour scale). A generic view: factorized heads score the pooled vectors "
               "only.")

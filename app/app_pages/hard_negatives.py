@@ -44,7 +44,7 @@ from app.components.palette import run_colour
 from app.components.query import query_picker, selected_rows, take_selection
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
-from app.components.thumbs import frame_strip
+from app.components.thumbs import clip_row, frame_strip
 from app.context import current
 from app.urlstate import check_index, remember
 
@@ -224,6 +224,10 @@ for col, (label, bundle) in zip(cols, per_query, strict=True):
             fam = " · same family" if hn.same_family is not None and hn.same_family[q, i] else ""
             frame_strip(roots, bundle, int(v), title=f"#{i + 1} {bundle.video_ids[int(v)]} · "
                         f"score {float(hn.scores[q, i]):.4f}{fam}")
+clip_row(roots, base, [(f"ground truth {base.video_ids[gt]}", gt)] + [
+    (f"{label}'s hardest negative {b.video_ids[int(negs[label].video_ids[q, 0])]}",
+     int(negs[label].video_ids[q, 0])) for label, b in per_query
+    if int(negs[label].video_ids[q, 0]) >= 0], sel.data_root)
 st.caption("Green: ground truth; red: a negative scoring at or above it; grey: below. "
            + ("Hatched: a sibling from the ground truth's SynthVTT family."
               if family is not None else ""))
