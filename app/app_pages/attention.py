@@ -438,7 +438,7 @@ if meta is not None and fps is not None:
         ev = frame_event_ids(times, meta.videos[gt]["events"], fps)
         gt_spans = event_spans(meta.videos[gt]["events"], fps)
         st.markdown("Mentioned events: " + ", ".join(
-            f"e{e} ({escape_md(gt_spans[e].label)})" for e in mentioned))
+            escape_md(event_label(e, gt_spans[e].label)) for e in mentioned))
         rows = []
         for name, _, w in series:
             if not (ev != NO_EVENT).any() or w.sum() <= 0:
