@@ -154,3 +154,33 @@ def selection_from_url(value: str, n_captions: int, n_videos: int
                              f"{'captions' if head == 'c' else 'videos'})")
         (caps if head == "c" else vids).extend(ids)
     return sorted(set(caps)), sorted(set(vids))
+
+
+def saved_to_url(name: str, captions: Sequence[int], videos: Sequence[int]) -> str:
+    """``"name:c1.2~v3"``: a named selection as one URL value (see :func:`selection_to_url`).
+
+    Raises:
+        ValueError: an empty name, or a selection with nothing in it.
+    """
+    name = str(name).strip()
+    if not name:
+        raise ValueError("a saved selection needs a name")
+    if not captions and not videos:
+        raise ValueError(f"selection {name!r} is empty: nothing to save")
+    return f"{name}:{selection_to_url(captions, videos)}"
+
+
+def saved_from_url(value: str, n_captions: int, n_videos: int
+                   ) -> tuple[str, list[int], list[int]]:
+    """Parse :func:`saved_to_url`'s form back: ``(name, captions, videos)``.
+
+    Raises:
+        ValueError: no ``name:`` part, or a malformed / out-of-range selection.
+    """
+    name, sep, body = str(value).rpartition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"{value!r}: expected name:c<i>.<j>…~v<i>.<j>…")
+    caps, vids = selection_from_url(body, n_captions, n_videos)
+    if not caps and not vids:
+        raise ValueError(f"{value!r}: the selection is empty")
+    return name.strip(), caps, vids

@@ -158,3 +158,27 @@ def test_selection_is_kept_in_the_url_and_reopened_from_a_link(app_env):
     assert any(m.value.startswith("**1 caption(s) and 1 video(s) selected") for m in at.markdown)
     at = open_page(EMBEDDINGS, emb_sel="c99999")
     assert any("emb_sel=c99999" in w.value for w in at.warning)
+
+
+def test_named_selections_are_saved_in_the_url_and_shown_again(app_env):
+    base = page_bundle(app_env, app_env.base)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    text_id = int(points.block("texts")[2])
+    at = open_page(EMBEDDINGS)
+    at.session_state["emb_map_base"] = {"selection": {
+        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
+        "lasso": []}}
+    at.run()
+    at.text_input(key="emb_save_name").set_value("two").run()
+    at.button(key="emb_save").click().run()
+    assert_no_errors(at)
+    assert at.query_params["emb_saved"] in ("two:c2", ["two:c2"])
+    # a link with two saved selections (one bad): pick one, show it
+    at = open_page(EMBEDDINGS, emb_saved=["two:c2", "vids:v1.3", "oops:c99999"])
+    assert any("emb_saved=oops:c99999" in w.value for w in at.warning)
+    assert at.selectbox(key="emb_saved_pick").options == ["two", "vids"]
+    at.selectbox(key="emb_saved_pick").select("vids").run()
+    at.button(key="emb_saved_show").click().run()
+    assert_no_errors(at)
+    assert any(m.value.startswith("**0 caption(s) and 2 video(s) selected") for m in at.markdown)
+    assert at.query_params["emb_sel"] in ("v1.3", ["v1.3"])

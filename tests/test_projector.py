@@ -73,3 +73,19 @@ def test_selection_round_trips_and_bad_values_are_named():
         selection_from_url("c9", 5, 2)
     with pytest.raises(ValueError, match="expected"):
         selection_from_url("x1", 5, 2)
+
+
+def test_saved_selections_round_trip_with_their_name():
+    from analysis.projector import saved_from_url, saved_to_url
+
+    url = saved_to_url("red: things", [2, 1], [])
+    assert url == "red: things:c2.1"
+    assert saved_from_url(url, 5, 2) == ("red: things", [1, 2], [])
+    with pytest.raises(ValueError, match="needs a name"):
+        saved_to_url(" ", [1], [])
+    with pytest.raises(ValueError, match="empty"):
+        saved_to_url("x", [], [])
+    with pytest.raises(ValueError, match="expected name"):
+        saved_from_url("c1", 5, 2)
+    with pytest.raises(ValueError, match="out of range"):
+        saved_from_url("a:v7", 5, 2)

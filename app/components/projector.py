@@ -19,7 +19,14 @@ from plotly.colors import sample_colorscale
 from analysis.bundle import Bundle
 from analysis.embedding_map import TEXTS, VIDEOS, MapPoints
 from analysis.labels import video_label
-from analysis.projector import CAPTION, Item, nearest_neighbours, selection_from_url
+from analysis.projector import (
+    CAPTION,
+    Item,
+    nearest_neighbours,
+    saved_from_url,
+    saved_to_url,
+    selection_from_url,
+)
 
 MISSING_COLOUR = "#cccccc"
 FOUND_COLOUR = "#9467bd"
@@ -114,3 +121,50 @@ def selection_from_link(n_captions: int, n_videos: int) -> tuple[list[int], list
         del st.query_params[SELECTION_PARAM]
         return None
     return (caps, vids) if caps or vids else None
+
+
+SAVED_PARAM = "emb_saved"  # ?emb_saved=name:c1.2~v3 (repeated): named selections
+
+
+def saved_from_link(n_captions: int, n_videos: int) -> list[tuple[str, list[int], list[int]]]:
+    """The named selections ``?emb_saved=`` carries (in order, the last of a name wins); a
+    malformed or out-of-range one is named in an ``st.warning`` and dropped from the URL."""
+    good: dict[str, tuple[str, list[int], list[int]]] = {}
+    bad = []
+    for raw in st.query_params.get_all(SAVED_PARAM):
+        try:
+            name, caps, vids = saved_from_url(raw, n_captions, n_videos)
+        except ValueError as exc:
+            bad.append(raw)
+            st.warning(f"The link's `{SAVED_PARAM}={raw}` is not a saved selection of this split "
+                       f"({exc}); it is left out.", icon=":material/link_off:")
+            continue
+        good[name] = (name, caps, vids)
+    if bad:
+        _write_saved(list(good.values()))
+    return list(good.values())
+
+
+def _write_saved(saved: Sequence[tuple[str, list[int], list[int]]]) -> None:
+    values = [saved_to_url(*s) for s in saved]
+    if values:
+        st.query_params[SAVED_PARAM] = values
+    elif SAVED_PARAM in st.query_params:
+        del st.query_params[SAVED_PARAM]
+
+
+def save_selection(saved: Sequence[tuple[str, list[int], list[int]]], name: str,
+                   captions: Sequence[int], videos: Sequence[int]) -> None:
+    """Add (or replace) the selection ``name`` in the URL.
+
+    Raises:
+        ValueError: an empty name or selection (see :func:`analysis.projector.saved_to_url`).
+    """
+    saved_to_url(name, captions, videos)  # checks the name and the selection
+    kept = [s for s in saved if s[0] != name.strip()]
+    _write_saved([*kept, (name.strip(), list(captions), list(videos))])
+
+
+def delete_saved(saved: Sequence[tuple[str, list[int], list[int]]], name: str) -> None:
+    """Remove the selection ``name`` from the URL."""
+    _write_saved([s for s in saved if s[0] != name])
