@@ -291,8 +291,10 @@ for label, bundle in bundles:
 
 # ------------------------------------------------------------------ hubness
 st.header("Hubness")
-hub_k = int(st.slider("k (top-k lists)", 1, int(min(50, base.num_videos)),
-                      int(min(10, base.num_videos)), key="hn_hub_k"))
+hub_max, hub_default = int(min(50, base.num_videos)), int(min(10, base.num_videos))
+check_index("hn_hub_k", hub_max + 1, hub_default, lo=1, what="top-k of the hubness")
+hub_k = remember("hn_hub_k", int(st.slider("k (top-k lists)", 1, hub_max, hub_default,
+                                           key="hn_hub_k", bind="query-params")))
 counts = {label: hubness_of(b, hub_k) for label, b in bundles}
 summary_rows = []
 for label, bundle in bundles:

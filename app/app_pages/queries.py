@@ -174,8 +174,15 @@ st.dataframe(failure_status_counts(shown) if len(shown) else pd.DataFrame(),
 
 st.subheader("Column histograms")
 columns = [c for c in shown.columns if c not in ("caption",)]
-picked = st.multiselect("Columns", columns, default=[c for c in HIST_DEFAULT if c in columns],
-                        key="qt_hist", format_func=lambda c: LABELS.get(c, c))
+
+def column_name(c: str) -> str:
+    return LABELS.get(c, c)
+
+
+check_choices("qt_hist", columns, what="column of the table", fmt=column_name)
+picked = remember("qt_hist", st.multiselect(
+    "Columns", columns, default=[c for c in HIST_DEFAULT if c in columns], key="qt_hist",
+    bind="query-params", format_func=column_name), column_name)
 if picked and len(shown):
     cols = st.columns(min(len(picked), 3))
     for i, column in enumerate(picked):
