@@ -92,8 +92,8 @@ def _draw_link() -> None:
         return
     url = view_link(state["page"], state["params"], st.context.url)
     with slot.container():
-        st.caption("Link to this view (every setting written out, defaults included):")
-        st.code(url, language=None, wrap_lines=True)
+        st.caption("Link to this view, every setting written out (copy: the button at the right):")
+        st.code(url, language=None, wrap_lines=False)
 
 
 # ------------------------------------------------------------------ bad values in the URL
