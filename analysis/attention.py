@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from analysis.labels import frame_label
+
 logger = logging.getLogger(__name__)
 
 _SPECIAL_TOKENS = {"<|startoftext|>": "[SOT]", "<|endoftext|>": "[EOT]"}
@@ -218,7 +220,7 @@ def label_nodes(
             labels = [f"f{i}" for i in positions]
         else:
             times = pick(timestamps, "timestamps")
-            labels = [f"f{i} @ {float(t):.2f}s" for i, t in zip(positions, times, strict=True)]
+            labels = [frame_label(i, t) for i, t in zip(positions, times, strict=True)]
     else:
         raise ValueError(f"kind={kind!r}: expected 'text' or 'video'")
     return _dedupe(labels) if unique else labels

@@ -175,3 +175,28 @@ def training_curves(log_path: str | Path) -> pd.DataFrame:
             if isinstance(value, int | float) and math.isfinite(value):
                 rows.append({"step": int(rec["step"]), "quantity": label, "value": float(value)})
     return pd.DataFrame(rows, columns=["step", "quantity", "value"])
+
+
+def same_pairs(text_queries: Any, video_queries: Any) -> bool:
+    """Whether the discriminator's caption-query and video-query pairs are the same pairs.
+
+    They are when every video has one caption (its "first caption" is that caption) and both
+    directions mined the same hard negatives: then the two score sets are equal and a switch
+    between them would show identical numbers. ``text_queries`` / ``video_queries`` are
+    :class:`analysis.bundle.DRGIScores` (``[Nt]`` / ``[Nv]`` fields).
+    """
+    fields = ("anchor_text", "anchor_video", "neg_text_index", "neg_video_index", "neg_valid",
+              "pos_video", "pos_text", "neg_video", "neg_text")
+    return all(
+        _equal(getattr(text_queries, f), getattr(video_queries, f))
+        for f in fields
+    )
+
+
+def _equal(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        return bool(np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True))
+    return bool(np.array_equal(a, b))

@@ -23,6 +23,7 @@ from app.components.drill import apply_pending  # noqa: E402
 from app.components.sidebar import render_sidebar  # noqa: E402
 from app.context import set_current  # noqa: E402
 from app.state import AppRoots  # noqa: E402
+from app.urlstate import attach_link, start_page  # noqa: E402
 from app.warmup import start_warm_up  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def main() -> None:
     pg = st.navigation(build_pages(), position="sidebar")
     st.sidebar.title("DRGI Lab")
     apply_pending()  # page settings left by a drill-down from another page
-    set_current(render_sidebar(AppRoots.from_env()))
+    start_page(pg.url_path)
+    set_current(render_sidebar(AppRoots.from_env(), notices=st.container()))
+    attach_link(st.sidebar.empty())  # every bound widget of the page writes itself into it
     pg.run()
 
 

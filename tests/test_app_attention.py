@@ -25,8 +25,11 @@ def test_attention_caption_heatmap_entropy_and_weights_match_the_bundles(app_env
     assert heat["type"] == "heatmap"
     z = plotly_array(heat["z"])
     raw = np.asarray(d.text_attention[q, 0], dtype=np.float64)[np.ix_(mask, mask)]
-    np.testing.assert_allclose(z, attention_view(d.text_attention[q], mask), rtol=1e-12)
-    np.testing.assert_allclose(z, raw, atol=2e-3)  # float16 rows renormalised over valid nodes
+    # the page opens on attention − uniform (1/N'), the view in which structure shows
+    np.testing.assert_allclose(z, attention_view(d.text_attention[q], mask, minus_uniform=True),
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(z + 1.0 / mask.sum(), raw, atol=2e-3)  # float16, renormalised
+    assert heat["texttemplate"] == "%{z:.3~g}"  # significant figures: excesses are ~1e-4
     labels = label_nodes("text", mask, tokens=drgi.words(q))
     assert heat["x"] == labels == heat["y"]
     assert labels[0] == "[SOT]" and labels[-1] == "[EOT]"
@@ -57,7 +60,7 @@ def test_attention_caption_heatmap_entropy_and_weights_match_the_bundles(app_env
 def test_attention_video_from_the_url_shades_events(app_env):
     drgi = page_bundle(app_env, app_env.drgi)
     v = 3
-    at = open_page(ATTENTION, attn_kind="video", v=str(v))
+    at = open_page(ATTENTION, attn_kind="video", v=str(v), attn_excess="false")
     assert at.number_input(key="v").value == v
     d = drgi.drgi
     mask = np.asarray(d.video_node_mask[v], dtype=bool)
@@ -101,3 +104,20 @@ def test_attention_page_states_whether_attention_is_uniform(app_env):
     assert f"{entropy:.4f}" in notes[0]  # the shown graph's entropy, with 4 decimals
     split_entropy = drgi.meta["drgi"]["diagnostics"]["entropy_text"]
     assert f"{split_entropy:.4f}" in notes[0]  # and the split's, from the bundle
+
+
+def test_attention_shows_the_difference_when_both_runs_have_a_gat(app_env):
+    # the DRGI run against itself: both sides have a GAT, and every difference is 0
+    name = app_env.drgi.name
+    at = open_page(ATTENTION, base=name, drgi=name, q="1")
+    diff = chart(at, "attn_heatmap_diff")["data"][0]
+    z = plotly_array(diff["z"])
+    d = page_bundle(app_env, app_env.drgi).drgi
+    assert z.shape == (int(d.text_node_mask[1].sum()),) * 2
+    np.testing.assert_allclose(z, 0.0, atol=1e-12)
+    assert any("Largest |DRGI − base| difference: 0" in c.value for c in at.caption)
+
+
+def test_attention_draws_no_difference_with_one_gat(app_env):
+    at = open_page(ATTENTION)
+    assert not [c for c in at.get("plotly_chart") if str(c.proto.id).endswith("-attn_heatmap_diff")]

@@ -102,3 +102,83 @@ def test_embeddings_win_loss_colours_follow_the_rank_comparison(app_env):
     for caption, point in enumerate(points.block("texts")):
         assert colour[int(point)] == OUTCOME_COLOURS[outcome[caption]]
     assert set(trace["marker"]["color"]) <= set(OUTCOME_COLOURS.values())
+
+
+def test_find_rings_and_centres_the_match_and_lists_full_space_neighbours(app_env):
+    from analysis.projector import VIDEO, Item, nearest_neighbours
+    from app.components.projector import item_name
+
+    base = page_bundle(app_env, app_env.base)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    v = 4
+    at = open_page(EMBEDDINGS, emb_find=base.video_ids[v])
+    fig = chart(at, "emb_map_base")
+    found = [t for t in fig["data"] if t["name"] == "found"]
+    assert len(found) == 1
+    point = points.coords[int(points.block("videos")[v])]
+    np.testing.assert_allclose([plotly_array(found[0]["x"])[0], plotly_array(found[0]["y"])[0]],
+                               point, rtol=1e-6)
+    x0, x1 = fig["layout"]["xaxis"]["range"]
+    assert x0 < point[0] < x1 and abs((x0 + x1) / 2 - point[0]) < 1e-4  # centred on it
+    table = next(d.value for d in at.dataframe if "neighbour" in d.value.columns)
+    expected = nearest_neighbours(base.text_pooled, base.video_pooled, Item(VIDEO, v), 10)
+    assert table["neighbour"].tolist() == [item_name(base, it) for it, _ in expected]
+    np.testing.assert_allclose(table["cosine"], [c for _, c in expected], rtol=1e-6)
+
+
+def test_colour_by_delta_rank_follows_the_query_table(app_env):
+    from analysis.query_table import bundle_query_table
+    from app.components.projector import value_colours
+
+    base, drgi = page_bundle(app_env, app_env.base), page_bundle(app_env, app_env.drgi)
+    at = open_page(EMBEDDINGS, emb_colour="Δ log2 rank (DRGI − base)")
+    assert not at.warning or all("emb_colour" not in w.value for w in at.warning)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    delta = bundle_query_table(base, drgi)["delta_log2"].reindex(range(base.num_texts))
+    trace = chart(at, "emb_map_base")["data"][0]
+    ids = plotly_array(trace["customdata"])
+    texts = points.block("texts")
+    colours, _, _ = value_colours(delta.to_numpy(np.float64), "RdYlGn_r",
+                                  low_name="", high_name="")
+    got = dict(zip(ids.tolist(), trace["marker"]["color"], strict=True))
+    assert [got[int(t)] for t in texts] == colours.tolist()
+
+
+def test_selection_is_kept_in_the_url_and_reopened_from_a_link(app_env):
+    base = page_bundle(app_env, app_env.base)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    text_id = int(points.block("texts")[2])
+    at = open_page(EMBEDDINGS)
+    at.session_state["emb_map_base"] = {"selection": {
+        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
+        "lasso": []}}
+    at.run()
+    assert at.query_params["emb_sel"] in ("c2", ["c2"])
+    at = open_page(EMBEDDINGS, emb_sel="c2~v1")
+    assert any(m.value.startswith("**1 caption(s) and 1 video(s) selected") for m in at.markdown)
+    at = open_page(EMBEDDINGS, emb_sel="c99999")
+    assert any("emb_sel=c99999" in w.value for w in at.warning)
+
+
+def test_named_selections_are_saved_in_the_url_and_shown_again(app_env):
+    base = page_bundle(app_env, app_env.base)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    text_id = int(points.block("texts")[2])
+    at = open_page(EMBEDDINGS)
+    at.session_state["emb_map_base"] = {"selection": {
+        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
+        "lasso": []}}
+    at.run()
+    at.text_input(key="emb_save_name").set_value("two").run()
+    at.button(key="emb_save").click().run()
+    assert_no_errors(at)
+    assert at.query_params["emb_saved"] in ("two:c2", ["two:c2"])
+    # a link with two saved selections (one bad): pick one, show it
+    at = open_page(EMBEDDINGS, emb_saved=["two:c2", "vids:v1.3", "oops:c99999"])
+    assert any("emb_saved=oops:c99999" in w.value for w in at.warning)
+    assert at.selectbox(key="emb_saved_pick").options == ["two", "vids"]
+    at.selectbox(key="emb_saved_pick").select("vids").run()
+    at.button(key="emb_saved_show").click().run()
+    assert_no_errors(at)
+    assert any(m.value.startswith("**0 caption(s) and 2 video(s) selected") for m in at.markdown)
+    assert at.query_params["emb_sel"] in ("v1.3", ["v1.3"])

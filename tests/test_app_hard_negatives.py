@@ -89,3 +89,15 @@ def test_hard_negatives_page_states_the_information_test(app_env):
     curves = chart(at, "hn_drgi_curves_DRGI")["data"]  # training curves from log.jsonl
     assert {c["name"] for c in curves} >= {"disc. accuracy (training negatives)",
                                            "attention entropy, words"}
+
+
+def test_discriminator_switch_only_when_the_directions_differ(app_env):
+    from analysis.drgi_report import same_pairs
+    from tests.helpers_app import open_page, page_bundle
+
+    d = page_bundle(app_env, app_env.drgi).drgi
+    at = open_page("app_pages/hard_negatives.py")
+    has_switch = any(r.key == "hn_disc_dir" for r in at.radio)
+    assert has_switch == (not same_pairs(d.text_queries, d.video_queries))
+    if not has_switch:
+        assert any("same pairs" in c.value for c in at.caption)

@@ -39,19 +39,21 @@ from analysis.events import (
     event_spans,
     frame_event_ids,
 )
+from analysis.labels import event_label, video_label
 from app import resources
+from app.components.palette import event_colour, run_colour
 from app.components.query import query_picker
 from app.components.synthvtt import frame_events as split_frame_events
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
 from app.components.thumbs import frame_images, frame_strip
-from app.context import DRGI_LABEL, current
+from app.context import BASE_LABEL, DRGI_LABEL, current
 from app.state import KEY_VIDEO, AppRoots, PathOutsideRootsError
+from app.urlstate import check_choice, check_index, remember
 
 logger = logging.getLogger(__name__)
 
-RUN_COLOURS = {"base": "#1f77b4", "DRGI": "#ff7f0e", "GAT": "#2ca02c"}
-EVENT_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+GAT_COLOUR = "#2ca02c"  # the GAT's received attention, next to the runs' weights
 MAX_ANNOTATED = 30  # annotate heatmap cells up to 30 x 30
 MAX_EDGES = 150  # network edges drawn at most
 MEAN_HEADS = "mean over heads"
@@ -107,9 +109,9 @@ def shade_events(fig: go.Figure, runs: list[tuple[int, int, int]], labels: list[
     """Shade event runs ``(event, first, last)`` on a categorical frame axis."""
     for event, first, last in runs:
         fig.add_vrect(x0=first - 0.5, x1=last + 0.5, line_width=1,
-                      line_color=EVENT_COLOURS[event % len(EVENT_COLOURS)],
-                      fillcolor=EVENT_COLOURS[event % len(EVENT_COLOURS)], opacity=0.12,
-                      annotation_text=f"e{event}: {labels[event]}",
+                      line_color=event_colour(event),
+                      fillcolor=event_colour(event), opacity=0.12,
+                      annotation_text=event_label(event, labels[event]),
                       annotation_position="top left", annotation_font_size=10)
 
 
@@ -142,16 +144,19 @@ def frames_on_axis(fig: go.Figure, roots: AppRoots, bundle: Bundle, video: int,
     return True
 
 
-def heatmap(view: np.ndarray, labels: list[str], title: str, *, excess: bool) -> go.Figure:
+def heatmap(view: np.ndarray, labels: list[str], title: str, *, excess: bool,
+            colour_title: str | None = None) -> go.Figure:
     n = view.shape[0]
     kwargs: dict[str, Any] = {"zmin": 0.0, "color_continuous_scale": "Viridis"}
     if excess:
         bound = float(max(np.abs(view).max(), 1e-6))
         kwargs = {"zmin": -bound, "zmax": bound, "color_continuous_scale": "RdBu_r"}
     fig = px.imshow(view, x=labels, y=labels, aspect="auto",
-                    text_auto=".2f" if n <= MAX_ANNOTATED else False,
+                    # significant figures, not decimals: near-uniform excesses are ~1e-4
+                    text_auto=".3~g" if n <= MAX_ANNOTATED else False,
                     labels={"x": "attended node", "y": "attending node",
-                            "color": "attention − uniform" if excess else "attention"},
+                            "color": colour_title or (
+                                "attention − uniform" if excess else "attention")},
                     **kwargs)
     fig.update_layout(title=title, height=max(320, 90 + 26 * n),
                       margin=dict(l=10, r=10, t=50, b=10))
@@ -214,19 +219,21 @@ base = sel.base
 st.title("Attention graphs")
 
 k_col, p_col = st.columns([1, 3])
-kind = k_col.radio("Graph of a", ["caption", "video"], horizontal=True, key="attn_kind",
-                   bind="query-params")
+check_choice("attn_kind", ["caption", "video"], "caption", what="graph kind")
+kind = remember("attn_kind", k_col.radio("Graph of a", ["caption", "video"], horizontal=True,
+                                         key="attn_kind", bind="query-params"))
 if kind == "caption":
     q = query_picker(base.num_texts, label="caption index", container=p_col,
                      help="The caption is kept in the URL (?q=); other pages share it.")
     video = int(base.text_to_video[q])
 else:
+    check_index(KEY_VIDEO, base.num_videos, 0, what="video index")
     value = st.session_state.get(KEY_VIDEO)
     if value is not None and not 0 <= int(value) < base.num_videos:
         st.session_state[KEY_VIDEO] = min(max(int(value), 0), base.num_videos - 1)
-    video = int(p_col.number_input(
+    video = remember(KEY_VIDEO, int(p_col.number_input(
         "video index", min_value=0, max_value=base.num_videos - 1, step=1, key=KEY_VIDEO,
-        bind="query-params", help="The video is kept in the URL (?v=)."))
+        bind="query-params", help="The video is kept in the URL (?v=).")))
     own = np.flatnonzero(np.asarray(base.text_to_video) == video)
     if own.size == 0:
         st.warning(f"Video {base.video_ids[video]} has no caption in this split.")
@@ -240,10 +247,10 @@ else:
 
 if q is not None:
     st.markdown(f"**Caption {q}:** {escape_md(base.captions[q])}  \n"
-                f"video **{escape_md(base.video_ids[video])}**")
+                f"**{escape_md(video_label(base.video_ids[video]))}**")
 else:
-    st.markdown(f"video **{escape_md(base.video_ids[video])}**")
-frame_strip(roots, base, video, title=f"video {base.video_ids[video]}: sampled frames")
+    st.markdown(f"**{escape_md(video_label(base.video_ids[video]))}**")
+frame_strip(roots, base, video, title=f"{video_label(base.video_ids[video])}: sampled frames")
 
 meta, meta_note = synthvtt_split(roots, base)
 fps = float(meta.params["fps"]) if meta is not None else None
@@ -265,9 +272,11 @@ if not graph_bundles:
 else:
     if len(graph_bundles) > 1:
         labels_ = [label for label, _ in graph_bundles]
-        which = st.radio("GAT of", labels_, index=labels_.index(DRGI_LABEL), horizontal=True,
-                         key="attn_graph_run",
-                         format_func=lambda lb: f"{lb}: {dict(graph_bundles)[lb].run_name}")
+        check_choice("attn_graph_run", labels_, DRGI_LABEL, what="run with DRGI graphs")
+        which = remember("attn_graph_run", st.radio(
+            "GAT of", labels_, index=labels_.index(DRGI_LABEL), horizontal=True,
+            key="attn_graph_run", bind="query-params",
+            captions=[dict(graph_bundles)[lb].run_name for lb in labels_]))
         gb = dict(graph_bundles)[which]
     else:
         gb = graph_bundles[0][1]
@@ -278,7 +287,7 @@ else:
         graph_name = f"caption {q}"
     else:
         attn, mask, item = d.video_attention[video], d.video_node_mask[video], video
-        graph_name = f"video {gb.video_ids[video]}"
+        graph_name = video_label(gb.video_ids[video])
     mask = np.asarray(mask, dtype=bool)
     heads = int(attn.shape[0])
     whole = attention_view(attn, mask, None)
@@ -290,12 +299,27 @@ else:
         "word" if kind == "caption" else "frame")
     (st.warning if uniform else st.info)(verdict)
     c1, c2 = st.columns(2)
-    head_choice = c1.selectbox("head", [MEAN_HEADS, *range(heads)], key="attn_head",
-                               disabled=heads == 1,
-                               format_func=lambda h: h if isinstance(h, str) else f"head {h}")
-    head = None if head_choice == MEAN_HEADS else int(head_choice)
-    excess = c2.toggle("show attention − uniform baseline", key="attn_excess",
-                       help="Subtract 1/N' (uniform attention over the valid nodes).")
+    head = None
+    if heads > 1:  # one head: nothing to pick, so no selector
+        head_options: list[Any] = [MEAN_HEADS, *range(heads)]
+
+        def head_name(h: Any) -> str:
+            return h if isinstance(h, str) else f"head {h}"
+
+        check_choice("attn_head", head_options, MEAN_HEADS, what="head", fmt=head_name)
+        head_choice = remember("attn_head", c1.selectbox(
+            "head", head_options, key="attn_head", bind="query-params", format_func=head_name),
+            head_name)
+        head = None if head_choice == MEAN_HEADS else int(head_choice)
+    else:
+        c1.caption("One attention head.")
+    check_choice("attn_excess", [True, False], True, what="switch value (true or false)",
+                 fmt=lambda b: "true" if b else "false")
+    excess = remember("attn_excess", c2.toggle(
+        "show attention − uniform baseline", value=True, key="attn_excess",
+        bind="query-params",
+        help="Subtract 1/N' (uniform attention over the valid nodes): what the graph adds "
+        "beyond spreading its attention evenly. Off: the raw weights (rows sum to 1)."))
     view = attention_view(attn, mask, head)
     labels = node_labels(gb, kind, item, mask)
     nodes_word = "words" if kind == "caption" else "frames"
@@ -315,6 +339,30 @@ else:
     if kind == "video" and gat_tokens(gb):
         frames_on_axis(fig, roots, gb, video, int(mask.sum()))
     st.plotly_chart(fig, key="attn_heatmap", width="stretch")
+    if len(graph_bundles) > 1 and sel.paired:
+        # both runs have a GAT: where do they differ on this graph (same nodes, same head)?
+        gd, gbase = dict(graph_bundles)[DRGI_LABEL].drgi, dict(graph_bundles)[BASE_LABEL].drgi
+        assert gd is not None and gbase is not None
+        if kind == "caption" and q is not None:
+            pair = ((gbase.text_attention[q], gbase.text_node_mask[q]),
+                    (gd.text_attention[q], gd.text_node_mask[q]))
+        else:
+            pair = ((gbase.video_attention[video], gbase.video_node_mask[video]),
+                    (gd.video_attention[video], gd.video_node_mask[video]))
+        (a_base, m_base), (a_drgi, m_drgi) = pair
+        same_nodes = np.array_equal(np.asarray(m_base, bool), np.asarray(m_drgi, bool)) and (
+            a_base.shape == a_drgi.shape)
+        if same_nodes and (head is None or head < a_base.shape[0]):
+            diff = (attention_view(a_drgi, m_drgi, head)
+                    - attention_view(a_base, m_base, head))
+            st.plotly_chart(heatmap(diff, labels, f"DRGI − base: GAT attention of {graph_name}",
+                                    excess=True, colour_title="DRGI − base"),
+                            key="attn_heatmap_diff", width="stretch")
+            st.caption(f"Largest |DRGI − base| difference: {float(np.abs(diff).max()):.3g} "
+                       f"(uniform weight 1/{len(labels)} = {1.0 / len(labels):.3g}).")
+        else:
+            st.caption("The two runs' graphs of this item have different nodes or heads, so no "
+                       "cell-by-cell difference is drawn.")
 
     entropy = normalised_entropy(view, np.ones(len(labels), dtype=bool))
     self_share = self_loop_share(view, np.ones(len(labels), dtype=bool))
@@ -362,15 +410,15 @@ if gat_bundle is not None:
 
 fig = go.Figure()
 for name, colour, w in series:
-    fig.add_trace(go.Bar(x=times, y=w, name=name, marker_color=RUN_COLOURS[colour],
+    fig.add_trace(go.Bar(x=times, y=w, name=name, marker_color=GAT_COLOUR if colour == "GAT" else run_colour(colour),
                          hovertemplate="%{x:.2f}s: %{y:.3f}<extra>" + name + "</extra>"))
 fig.add_hline(y=1.0 / max(len(times), 1), line_dash="dot", line_color="#666",
               annotation_text="uniform", annotation_position="top right")
 if meta is not None and fps is not None:
     for span in event_spans(meta.videos[gt]["events"], fps):
-        colour = EVENT_COLOURS[span.index % len(EVENT_COLOURS)]
+        colour = event_colour(span.index)
         fig.add_vrect(x0=span.start, x1=span.end, fillcolor=colour, opacity=0.12, line_width=1,
-                      line_color=colour, annotation_text=f"e{span.index}: {span.label}",
+                      line_color=colour, annotation_text=event_label(span.index, span.label),
                       annotation_position="top left", annotation_font_size=10)
 fig.update_layout(barmode="group", height=360, xaxis_title="time of the sampled frame (s)",
                   yaxis_title="weight", margin=dict(l=10, r=10, t=40, b=10),
@@ -390,7 +438,7 @@ if meta is not None and fps is not None:
         ev = frame_event_ids(times, meta.videos[gt]["events"], fps)
         gt_spans = event_spans(meta.videos[gt]["events"], fps)
         st.markdown("Mentioned events: " + ", ".join(
-            f"e{e} ({escape_md(gt_spans[e].label)})" for e in mentioned))
+            escape_md(event_label(e, gt_spans[e].label)) for e in mentioned))
         rows = []
         for name, _, w in series:
             if not (ev != NO_EVENT).any() or w.sum() <= 0:

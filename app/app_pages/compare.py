@@ -12,15 +12,17 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from analysis.labels import video_label
 from analysis.rankings import largest_changes, rank_pairs, top_k, win_tie_loss
 from app import resources
 from app.components.drill import drill_buttons, failing_run
+from app.components.palette import OUTCOME_COLOURS
 from app.components.query import query_picker, selected_points, selected_rows, take_selection
 from app.components.text import escape_md
-from app.components.thumbs import frame_strip, ranked_list
+from app.components.thumbs import clip_row, frame_strip, ranked_list
 from app.context import current
+from app.urlstate import check_choice, check_index, remember
 
-OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#9e9e9e", "loss": "#d62728"}
 MAP_KEY = "compare_map"
 MAX_TEXT_POINTS = 3000  # above this many rank pairs: WebGL points without count labels
 RANK_COLUMNS = {
@@ -36,11 +38,12 @@ base, drgi = sel.require_pair("the rank comparison")
 roots = sel.roots
 
 st.title("Compare rankings")
-direction = st.radio(
+check_choice("dir", ["t2v", "v2t"], "t2v", what="direction")
+direction = remember("dir", st.radio(
     "Direction", ["t2v", "v2t"], horizontal=True, key="dir", bind="query-params",
     help="t2v: text → video, captions are the queries; v2t: video → text, videos are the "
     "queries.",
-)
+))
 table = resources.comparison(base, drgi, direction)
 n = len(table)
 what = "caption" if direction == "t2v" else "video"
@@ -139,8 +142,10 @@ st.subheader(f"Query detail ({what})")
 k_col, q_col = st.columns([1, 3])
 q = query_picker(n, label=f"{what} index", container=q_col,
                  help="Click a point or a table row to pick one; the index is in the URL (?q=).")
-k = int(k_col.slider("top-k", 1, int(min(20, base.num_videos if direction == "t2v"
-                                             else base.num_texts)), 5, key="compare_k"))
+k_max = int(min(20, base.num_videos if direction == "t2v" else base.num_texts))
+check_index("compare_k", k_max + 1, min(5, k_max), lo=1, what="top-k", container=k_col)
+k = remember("compare_k", int(k_col.slider("top-k", 1, k_max, min(5, k_max), key="compare_k",
+                                           bind="query-params")))
 row = table.iloc[q]
 st.markdown(
     f"**{what} {q}**: {escape_md(row['caption'])}  \n"
@@ -165,7 +170,7 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
                               f"{float(bundle.sim[q, gt]):.3f}")
     else:
         if label == "base":
-            frame_strip(roots, bundle, q, container=panel, title=f"query video {bundle.video_ids[q]}")
+            frame_strip(roots, bundle, q, container=panel, title=f"query {video_label(bundle.video_ids[q])}")
         else:
             panel.caption("(same query video)")
         idx, scores = top_k(np.asarray(bundle.sim[:, q]), k)
@@ -180,3 +185,12 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
             lines += [f"- `{float(bundle.sim[t, q]):.3f}` {escape_md(bundle.captions[t])} "
                       "**✓ ground truth**" for t in missing]
         panel.markdown("  \n".join(lines))
+
+st.markdown("**Clips** (the frame times under each player label the heatmaps' frame columns)")
+if direction == "t2v":
+    gt = int(base.text_to_video[q])
+    clip_row(roots, base, [(f"ground truth {base.video_ids[gt]}", gt)] + [
+        (f"{label}'s top-1 {b.video_ids[int(top_k(b.sim[q], 1)[0][0])]}",
+         int(top_k(b.sim[q], 1)[0][0])) for label, b in sel.bundles()], sel.data_root)
+else:
+    clip_row(roots, base, [(f"query {video_label(base.video_ids[q])}", q)], sel.data_root)

@@ -32,9 +32,32 @@ from analysis.embedding_map import (
 )
 from analysis.events import NO_EVENT
 from analysis.geometry import modality_gap
+from analysis.hard_negatives import margin_distribution
+from analysis.labels import event_label, video_label
 from analysis.projection import align_to
+from analysis.projector import (
+    CAPTION,
+    Item,
+    find_items,
+    point_values,
+    saved_to_url,
+    selection_to_url,
+)
 from analysis.rankings import top_k
 from app import resources
+from app.components.palette import EVENT_COLOURS, OUTCOME_COLOURS, event_colour
+from app.components.projector import (
+    SAVED_PARAM,
+    SELECTION_PARAM,
+    delete_saved,
+    item_name,
+    mark_found,
+    neighbour_table,
+    save_selection,
+    saved_from_link,
+    selection_from_link,
+    value_colours,
+)
 from app.components.query import query_picker, selected_points
 from app.components.synthvtt import frame_events as split_frame_events
 from app.components.synthvtt import synthvtt_split
@@ -42,6 +65,7 @@ from app.components.text import escape_md
 from app.components.thumbs import frame_strip
 from app.context import BASE_LABEL, current
 from app.state import AppRoots
+from app.urlstate import check_choice, check_choices, remember
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +73,16 @@ KIND_NAMES = {"words": "word tokens", "frames": "frame tokens", "texts": "captio
               "videos": "videos (pooled)"}
 KIND_COLOURS = ("#9ecae1", "#fdae6b", "#08519c", "#a63603")  # in KINDS order
 KIND_SIZES = (4, 4, 9, 9)
-OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#9e9e9e", "loss": "#d62728"}
 CATEGORICAL = px.colors.qualitative.Alphabet
-EVENT_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
 GAP_COLOUR = "#555555"  # frames between events
 NOT_A_FRAME = "#d9cbb0"  # words, captions and videos under the event colouring
 POOLED_COLOUR = "#222222"  # pooled points under the position colouring
 UNSELECTED = "rgba(190,190,190,0.3)"
-COLOUR_MODES = ("modality", "video", "node position", "event", "win / loss")
+DELTA_MODE, MARGIN_MODE = "Δ log2 rank (DRGI − base)", "margin (GT − hardest other)"
+COLOUR_MODES = ("modality", "video", "node position", "event", "win / loss", DELTA_MODE,
+                MARGIN_MODE)
+PAIRED_MODES = ("win / loss", DELTA_MODE)  # need both runs on the same captions
+NEIGHBOURS = 10
 SELECTION_KEY = "emb_selection"  # {"scope", "source", "captions", "videos"} or None
 SEEN_KEY = "_emb_seen_"  # + map label: the ids that map reported last
 MAX_GALLERY_CAPTIONS = 40
@@ -91,12 +117,12 @@ def _hover(path: str, stamp: tuple, method: str, _bundle: Bundle,
             word = labels[pos] if 0 <= pos < len(labels) else f"token {pos}"
             out.append(f"word “{word}” · caption {item}")
         elif k == FRAMES:
-            out.append(f"frame {pos} · video {_bundle.video_ids[item]}")
+            out.append(f"frame {pos} · {video_label(_bundle.video_ids[item])}")
         elif k == TEXTS:
             text = _bundle.captions[item]
             out.append(f"caption {item}: {text[:80]}{'…' if len(text) > 80 else ''}")
         else:
-            out.append(f"video {_bundle.video_ids[item]}")
+            out.append(video_label(_bundle.video_ids[item]))
     return out
 
 
@@ -144,7 +170,7 @@ def point_colours(points: MapPoints, mode: str, bundle: Bundle, *,
         fc = np.where(ev == NO_EVENT, GAP_COLOUR, palette[np.maximum(ev, 0) % len(palette)])
         colours[frames] = fc
         n_events = int(frame_events.max()) + 1 if frame_events.size else 0
-        legend = [(f"event {e + 1}", EVENT_COLOURS[e % len(EVENT_COLOURS)])
+        legend = [(event_label(e), event_colour(e))
                   for e in range(n_events)]
         legend += [("between events", GAP_COLOUR), ("not a frame", NOT_A_FRAME)]
         return colours, legend, "frames coloured by the SynthVTT event they show (in order)"
@@ -243,7 +269,7 @@ def gallery(roots: AppRoots, bundle: Bundle, captions: list[int], videos: list[i
         cols = st.columns(3)
         for i, v in enumerate(shown_v):
             frame_strip(roots, bundle, v, container=cols[i % 3],
-                        title=f"video {bundle.video_ids[v]}")
+                        title=video_label(bundle.video_ids[v]))
         if len(videos) > len(shown_v):
             st.caption(f"… and {len(videos) - len(shown_v)} more videos")
 
@@ -267,13 +293,20 @@ if not methods:
 
 meta, meta_note = synthvtt_split(roots, sel.base)
 modes = [m for m in COLOUR_MODES if (m != "event" or meta is not None)
-         and (m != "win / loss" or sel.paired)]
+         and (m not in PAIRED_MODES or sel.paired)
+         and (m != MARGIN_MODE or sel.base.num_videos > 1)]
 c1, c2, c3 = st.columns([1, 1, 2])
-method = c1.selectbox("Map", methods, key="emb_method", bind="query-params",
-                      format_func=str.upper)
-mode = c2.selectbox("Colour by", modes, key="emb_colour", bind="query-params")
-kinds = c3.multiselect("Points", list(KINDS), default=list(KINDS), key="emb_kinds",
-                       format_func=lambda k: KIND_NAMES[k])
+check_choice("emb_method", methods, methods[0], what="2-D map of these bundles", fmt=str.upper)
+method = remember("emb_method", c1.selectbox("Map", methods, key="emb_method",
+                                             bind="query-params", format_func=str.upper),
+                  str.upper)
+check_choice("emb_colour", modes, modes[0], what="colour mode here")
+mode = remember("emb_colour", c2.selectbox("Colour by", modes, key="emb_colour",
+                                           bind="query-params"))
+check_choices("emb_kinds", list(KINDS), what="kind of point", fmt=lambda k: KIND_NAMES[k])
+kinds = remember("emb_kinds", c3.multiselect(
+    "Points", list(KINDS), default=list(KINDS), key="emb_kinds", bind="query-params",
+    format_func=lambda k: KIND_NAMES[k]), lambda k: KIND_NAMES[k])
 q_col, q_text = st.columns([1, 3])
 q = query_picker(sel.base.num_texts, label="caption marked on the maps", container=q_col,
                  help="Marked with its ground truth and top negatives; shared with the other "
@@ -288,6 +321,16 @@ q_text.markdown(
 )
 if meta_note:
     st.caption(meta_note)
+find = remember("emb_find", st.text_input(
+    "Find a caption or video", key="emb_find", bind="query-params",
+    placeholder="words of a caption, a video id (video12), or an index (caption 3, v7)",
+    help="Rings the matches on every map and centres the maps on the first; its nearest "
+    "neighbours in the full embedding space are listed below the maps."))
+found = find_items(find, sel.base.captions, sel.base.video_ids) if find.strip() else []
+if find.strip():
+    st.caption(f"{len(found)} match(es)" + (": " + "; ".join(
+        escape_md(item_name(sel.base, it, 40)) for it in found[:5])
+        + (" …" if len(found) > 5 else "") if found else " — nothing on this split"))
 
 layouts = {label: points_of(b, method) for label, b in bundles}
 same_layout = sel.paired and len(layouts) == 2 and all(
@@ -297,8 +340,9 @@ same_layout = sel.paired and len(layouts) == 2 and all(
     for p in layouts.values())
 align = False
 if same_layout:
-    align = st.toggle("Align the DRGI map to the base map (Procrustes rotation, reflection and "
-                      "scale on all points)", value=True, key="emb_align")
+    align = remember("emb_align", st.toggle(
+        "Align the DRGI map to the base map (Procrustes rotation, reflection and scale on all "
+        "points)", value=True, key="emb_align", bind="query-params"))
 
 # The current selection lives in our own key: a chart's selection state is tied to its spec
 # (Streamlit derives the element id from it), and greying the unselected points changes the
@@ -308,6 +352,11 @@ scope = [sel.split_name, *(b.run_name for _, b in bundles)]
 stored = st.session_state.get(SELECTION_KEY)
 if not isinstance(stored, dict) or stored.get("scope") != scope:
     stored = None
+if stored is None and SELECTION_KEY not in st.session_state:  # a fresh page: the link's
+    linked = selection_from_link(sel.base.num_texts, sel.base.num_videos)
+    if linked is not None:
+        stored = {"scope": scope, "source": bundles[0][0], "captions": linked[0],
+                  "videos": linked[1]}
 for label, _ in bundles:
     ids = sorted({int(i) for i in selected_points(st.session_state.get(map_key(label)))})
     seen = st.session_state.get(SEEN_KEY + label)
@@ -316,6 +365,14 @@ for label, _ in bundles:
         caps, vids = selected_items(layouts[label], ids)
         stored = {"scope": scope, "source": label, "captions": caps, "videos": vids}
 st.session_state[SELECTION_KEY] = stored
+sel_url = selection_to_url(stored["captions"], stored["videos"]) if stored else ""
+if st.query_params.get(SELECTION_PARAM, "") != sel_url:  # the selection is kept in the URL
+    if sel_url:
+        st.query_params[SELECTION_PARAM] = sel_url
+    else:
+        del st.query_params[SELECTION_PARAM]
+if sel_url:
+    remember(SELECTION_PARAM, sel_url)
 
 
 def lit_items(label: str) -> tuple[list[int], list[int]]:
@@ -330,6 +387,13 @@ if mode == "win / loss" and sel.paired:
     base_b, drgi_b = sel.require_pair("the win/loss colouring")
     outcomes = {d: resources.comparison(base_b, drgi_b, d)["outcome"].to_numpy()
                 for d in ("t2v", "v2t")}
+caption_values: dict[str, np.ndarray] = {}  # run label -> [Nt] value of each caption
+if mode == DELTA_MODE and sel.drgi is not None and sel.paired:
+    delta = resources.query_table(sel.base, sel.drgi, k=1, synthvtt=meta)["delta_log2"]
+    caption_values = {label: delta.reindex(range(sel.base.num_texts)).to_numpy(np.float64)
+                      for label, _ in bundles}
+elif mode == MARGIN_MODE:  # each run its own margins
+    caption_values = {label: margin_distribution(b.sim, b.text_to_video) for label, b in bundles}
 
 cols = st.columns(len(bundles))
 note = None
@@ -344,13 +408,27 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
         b_meta, _ = synthvtt_split(roots, bundle)
         if b_meta is not None:
             frame_events = split_frame_events(bundle, b_meta)
-    colours, legend, note = point_colours(points, mode, bundle, frame_events=frame_events,
-                                          outcomes=outcomes)
+    if label in caption_values:
+        values = point_values(points, caption_values[label])
+        if mode == DELTA_MODE:
+            colours, legend, _ = value_colours(values, "RdYlGn_r", low_name="DRGI better",
+                                               high_name="DRGI worse")
+            note = ("colour = Δ log2 rank of the caption (DRGI − base); frames and videos: the "
+                    "mean over the video's captions")
+        else:
+            colours, legend, _ = value_colours(values, "RdYlGn", low_name="a negative wins",
+                                               high_name="GT wins")
+            note = ("colour = the caption's margin on this run (GT score − hardest other "
+                    "video); frames and videos: the mean over the video's captions")
+    else:
+        colours, legend, note = point_colours(points, mode, bundle, frame_events=frame_events,
+                                              outcomes=outcomes)
     caps, vids = lit_items(label)
     lit = highlight(points, caps, vids) if (caps or vids) else None
     fig = map_figure(points, coords, shown, colours, lit, hover_text(bundle, method, points),
                      legend, f"{sel.label(bundle)} · {method.upper()}")
     mark_query(fig, points, coords, q, int(bundle.text_to_video[q]), negs_of[label])
+    mark_found(fig, points, coords, found)
     with col:
         st.plotly_chart(fig, key=map_key(label), on_select="rerun",
                         selection_mode=("lasso", "box"), width="stretch")
@@ -364,15 +442,53 @@ st.caption("Lasso or box-select points: their captions and videos light up on "
            + " and fill the gallery below (unselected points are greyed). A new selection "
            "replaces the last one; \"Clear selection\" below forgets it.")
 
+# ------------------------------------------------------------------ nearest neighbours
+anchor = found[0] if found else Item(CAPTION, q)
+st.subheader(f"Nearest neighbours of {item_name(sel.base, anchor, 60)}")
+st.caption("In the full embedding space (cosine of the pooled, head-embedded vectors), not "
+           "on the 2-D map: points close on the map can be far apart here and the reverse. "
+           + ("The first match of the search box." if found else
+              "The marked caption; type in the search box to pick another point."))
+cols = st.columns(len(bundles))
+for col, (label, bundle) in zip(cols, bundles, strict=True):
+    col.markdown(f"**{sel.label(bundle)}**")
+    col.dataframe(neighbour_table(bundle, anchor, NEIGHBOURS), hide_index=True,
+                  width="stretch", key=f"emb_nn_{label}",
+                  column_config={"cosine": st.column_config.NumberColumn(format="%.4f")})
+
 # ------------------------------------------------------------------ gallery
 st.subheader("Selection")
+saved = saved_from_link(sel.base.num_texts, sel.base.num_videos)
+if saved:
+    remember(SAVED_PARAM, [saved_to_url(*s) for s in saved])
+    s1, s2, s3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+    names = [s[0] for s in saved]
+    pick = str(s1.selectbox("Saved selections (kept in the URL)", names, key="emb_saved_pick"))
+    if s2.button("Show", key="emb_saved_show", icon=":material/visibility:", width="stretch"):
+        _, caps, vids = saved[names.index(pick)]
+        st.session_state[SELECTION_KEY] = {"scope": scope, "source": bundles[0][0],
+                                           "captions": caps, "videos": vids}
+        st.rerun()
+    if s3.button("Delete", key="emb_saved_delete", icon=":material/delete:", width="stretch"):
+        delete_saved(saved, pick)
+        st.rerun()
 if stored is None:
     st.info("Lasso or box-select points on a map to list their captions and videos here.")
 else:
     source = dict(bundles)[stored["source"]]
-    if st.button("Clear selection", key="emb_clear", icon=":material/close:"):
+    b1, n1, n2 = st.columns([1, 2, 1], vertical_alignment="bottom")
+    if b1.button("Clear selection", key="emb_clear", icon=":material/close:"):
         st.session_state[SELECTION_KEY] = None
+        del st.query_params[SELECTION_PARAM]
         st.rerun()
+    name = n1.text_input("Name this selection to keep it", key="emb_save_name",
+                         placeholder="e.g. red circles")
+    if n2.button("Save", key="emb_save", icon=":material/bookmark_add:", width="stretch",
+                 disabled=not name.strip()):
+        save_selection(saved, name, stored["captions"], stored["videos"])
+        st.rerun()
+    st.caption(f"The selection is kept in the URL (`?{SELECTION_PARAM}=`), and saved ones "
+               f"too (`?{SAVED_PARAM}=`), so a link reopens them.")
     gallery(roots, sel.base if sel.paired else source, stored["captions"], stored["videos"],
             f"the {sel.label(source)} map")
 

@@ -11,13 +11,15 @@ import streamlit as st
 
 from analysis.failures import FAILURE_TYPES
 from analysis.hard_negatives import word_frame_matrix
+from analysis.labels import frame_label
 from analysis.rankings import top_k
 from app import resources
 from app.components.drill import drill_buttons, step_buttons
 from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.text import escape_md
-from app.components.thumbs import frame_strip, ranked_list
+from app.components.thumbs import clip_player, frame_strip, ranked_list
 from app.context import current
+from app.urlstate import check_choice, check_choices, check_index, remember
 
 TABLE_KEY = "failures_table"
 
@@ -28,14 +30,19 @@ by_label = dict(sel.bundles())
 
 st.title("Failures")
 c_run, c_k, c_search = st.columns([2, 1, 3])
-run_label = c_run.radio("Run", labels, horizontal=True, key="failures_run",
-                        format_func=lambda lb: f"{lb}: {by_label[lb].run_name}")
+check_choice("failures_run", labels, labels[0], what="run of the sidebar")
+run_label = remember("failures_run", c_run.radio(
+    "Run", labels, horizontal=True, key="failures_run", bind="query-params",
+    captions=[by_label[lb].run_name for lb in labels]))
 bundle = by_label[run_label]
 other = next((b for lb, b in sel.bundles() if lb != run_label), None) if sel.paired else None
-k = int(c_k.number_input("fails when rank >", min_value=1, max_value=bundle.num_videos,
-                         value=1, step=1, key="failures_k"))
-search = c_search.text_input("Search captions", key="failures_search",
-                             placeholder="words the caption must contain")
+check_index("failures_k", bundle.num_videos + 1, 1, lo=1, what="rank threshold")
+k = remember("failures_k", int(c_k.number_input(
+    "fails when rank >", min_value=1, max_value=bundle.num_videos, value=1, step=1,
+    key="failures_k", bind="query-params")))
+search = remember("failures_search", c_search.text_input(
+    "Search captions", key="failures_search", bind="query-params",
+    placeholder="words the caption must contain"))
 
 table: pd.DataFrame = resources.failure_table(bundle, k=k, top=5).copy()
 typed = "failure_type" in table.columns
@@ -45,8 +52,10 @@ if other is not None:
 
 c_type, c_sort = st.columns([3, 2])
 if typed:
-    types = c_type.multiselect("Failure type", list(FAILURE_TYPES), key="failures_types",
-                               placeholder="all types")
+    check_choices("failures_types", list(FAILURE_TYPES), what="failure type")
+    types = remember("failures_types", c_type.multiselect(
+        "Failure type", list(FAILURE_TYPES), key="failures_types", bind="query-params",
+        placeholder="all types"))
     if types:
         table = table[table["failure_type"].isin(types)]
 else:
@@ -56,7 +65,10 @@ sort_options = {"rank (worst first)": ("rank", False), "margin (most negative fi
 if other is not None:
     # this run's rank minus the other's: the queries this run loses most against it first
     sort_options["rank change vs the other run (this run worse first)"] = ("rank_change", False)
-sort_by = c_sort.selectbox("Sort by", list(sort_options), key="failures_sort")
+check_choice("failures_sort", list(sort_options), next(iter(sort_options)),
+             what="sort order of this table")
+sort_by = remember("failures_sort", c_sort.selectbox(
+    "Sort by", list(sort_options), key="failures_sort", bind="query-params"))
 if search.strip():
     words = search.lower().split()
     low = table["caption"].str.lower()
@@ -149,7 +161,7 @@ for name, v in (("ground truth", gt), ("hardest negative", neg)):
     m = word_frame_matrix(bundle.text_tokens[q], bundle.text_mask[q], bundle.video_tokens[v],
                           bundle.video_mask[v])
     times = bundle.frame_timestamps[v][np.asarray(bundle.video_mask[v], dtype=bool)]
-    frames = [f"f{j} ({t:.1f}s)" if np.isfinite(t) else f"f{j}" for j, t in enumerate(times)]
+    frames = [frame_label(j, t) for j, t in enumerate(times)]
     mats[name] = (m, frames, v)
 lo = float(min(m.min() for m, _, _ in mats.values()))
 hi = float(max(m.max() for m, _, _ in mats.values()))
@@ -163,6 +175,7 @@ for name, (m, frames, v) in mats.items():
                       height=120 + 24 * m.shape[0], margin=dict(l=10, r=10, t=40, b=10))
     right.plotly_chart(fig, key=f"failures_wf_{name}", width="stretch")
     frame_strip(roots, bundle, v, container=right, gt=v == gt)
+    clip_player(roots, bundle, v, sel.data_root, container=right)
 right.caption("Cosine of each word token with each frame token of the head-embedded features "
               "(shared colour scale). A generic view: factorized heads score the pooled vectors "
               "only.")

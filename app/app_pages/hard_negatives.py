@@ -25,6 +25,7 @@ from analysis.drgi_report import (
     diagnostics_of,
     diagnostics_rows,
     discriminator_verdict,
+    same_pairs,
     training_curves,
 )
 from analysis.geometry import top_hubs
@@ -35,18 +36,20 @@ from analysis.hard_negatives import (
     hubness_summary,
     margin_distribution,
 )
+from analysis.labels import video_label
 from analysis.scores import discriminator_summary, margin_summary
 from app import resources
 from app.components.drill import drill_buttons, failing_run
+from app.components.palette import run_colour
 from app.components.query import query_picker, selected_rows, take_selection
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
-from app.components.thumbs import frame_strip
+from app.components.thumbs import clip_row, frame_strip
 from app.context import current
+from app.urlstate import check_index, remember
 
 logger = logging.getLogger(__name__)
 
-RUN_COLOURS = {"base": "#1f77b4", "DRGI": "#ff7f0e"}
 GT_COLOUR = "#2ca02c"
 BEATS_GT = "#d62728"
 BELOW_GT = "#9e9e9e"
@@ -163,7 +166,7 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
     c1.metric(f"{label}: median margin", f"{s.median:+.4f}")
     c2.metric(f"{label}: beaten by a negative", f"{100.0 * s.negative_share:.1f} %")
 st.plotly_chart(overlay_histogram(
-    [(sel.label(b), margins[label], RUN_COLOURS.get(label, "#444")) for label, b in bundles],
+    [(sel.label(b), margins[label], run_colour(label)) for label, b in bundles],
     "margin s(GT) − max s(negative)", vline=0.0), key="hn_margins", width="stretch")
 st.dataframe(pd.DataFrame(rows), key="hn_margin_table", hide_index=True, width="stretch")
 
@@ -173,8 +176,12 @@ per_query = bundles if sel.paired else bundles[:1]
 if not sel.paired and len(bundles) > 1:
     st.caption("The two bundles hold different captions or videos, so only the base run is "
                "shown per query.")
-k = int(st.slider("negatives shown", 1, int(min(MAX_NEG, base.num_videos - 1)),
-                  int(min(5, base.num_videos - 1)), key="hn_k")) if base.num_videos > 2 else 1
+k = 1
+if base.num_videos > 2:
+    k_max, k_default = int(min(MAX_NEG, base.num_videos - 1)), int(min(5, base.num_videos - 1))
+    check_index("hn_k", k_max + 1, k_default, lo=1, what="number of negatives")
+    k = remember("hn_k", int(st.slider("negatives shown", 1, k_max, k_default, key="hn_k",
+                                       bind="query-params")))
 negs = {label: negatives_of(b, MAX_NEG, family) for label, b in per_query}
 
 order = np.argsort(margins[per_query[-1][0]], kind="stable")[:20]
@@ -208,7 +215,7 @@ for col, (label, bundle) in zip(cols, per_query, strict=True):
             tq = bundle.drgi.text_queries
             st.caption(f"DRGI discriminator on this caption: positive graphs "
                        f"{float(tq.pos[q]):.3f}, hard-negative graphs {float(tq.neg[q]):.3f} "
-                       f"(negative video {bundle.video_ids[int(tq.neg_video_index[q])]})")
+                       f"(negative {video_label(bundle.video_ids[int(tq.neg_video_index[q])])})")
         frame_strip(roots, bundle, gt, gt=True, title=f"GT {bundle.video_ids[gt]} · score "
                     f"{float(hn.gt_scores[q]):.4f}")
         for i, v in enumerate(hn.video_ids[q, :min(k, 3)]):
@@ -217,16 +224,28 @@ for col, (label, bundle) in zip(cols, per_query, strict=True):
             fam = " · same family" if hn.same_family is not None and hn.same_family[q, i] else ""
             frame_strip(roots, bundle, int(v), title=f"#{i + 1} {bundle.video_ids[int(v)]} · "
                         f"score {float(hn.scores[q, i]):.4f}{fam}")
+clip_row(roots, base, [(f"ground truth {base.video_ids[gt]}", gt)] + [
+    (f"{label}'s hardest negative {b.video_ids[int(negs[label].video_ids[q, 0])]}",
+     int(negs[label].video_ids[q, 0])) for label, b in per_query
+    if int(negs[label].video_ids[q, 0]) >= 0], sel.data_root)
 st.caption("Green: ground truth; red: a negative scoring at or above it; grey: below. "
            + ("Hatched: a sibling from the ground truth's SynthVTT family."
               if family is not None else ""))
 
 # ------------------------------------------------------------------ discriminator
 st.header("DRGI discriminator: positive vs hard-negative graphs")
-direction = st.radio("Queries", ["text_queries", "video_queries"], horizontal=True,
-                     key="hn_disc_dir",
-                     format_func=lambda d: "captions (paired with their video)"
-                     if d == "text_queries" else "videos (paired with their first caption)")
+disc_bundles = [b for _, b in bundles if b.drgi is not None]
+if disc_bundles and all(same_pairs(b.drgi.text_queries, b.drgi.video_queries)
+                        for b in disc_bundles):
+    # one caption per video: both directions score the same pairs, so no switch
+    direction = "text_queries"
+    st.caption("Each video has one caption here, so caption queries and video queries are the "
+               "same pairs: one set of scores.")
+else:
+    direction = st.radio("Queries", ["text_queries", "video_queries"], horizontal=True,
+                         key="hn_disc_dir",
+                         format_func=lambda d: "captions (paired with their video)"
+                         if d == "text_queries" else "videos (paired with their first caption)")
 cols = st.columns(len(bundles))
 for col, (label, bundle) in zip(cols, bundles, strict=True):
     with col:
@@ -272,8 +291,10 @@ for label, bundle in bundles:
 
 # ------------------------------------------------------------------ hubness
 st.header("Hubness")
-hub_k = int(st.slider("k (top-k lists)", 1, int(min(50, base.num_videos)),
-                      int(min(10, base.num_videos)), key="hn_hub_k"))
+hub_max, hub_default = int(min(50, base.num_videos)), int(min(10, base.num_videos))
+check_index("hn_hub_k", hub_max + 1, hub_default, lo=1, what="top-k of the hubness")
+hub_k = remember("hn_hub_k", int(st.slider("k (top-k lists)", 1, hub_max, hub_default,
+                                           key="hn_hub_k", bind="query-params")))
 counts = {label: hubness_of(b, hub_k) for label, b in bundles}
 summary_rows = []
 for label, bundle in bundles:
@@ -284,7 +305,7 @@ st.dataframe(pd.DataFrame(summary_rows), key="hn_hub_table", hide_index=True, wi
 fig = go.Figure()
 for label, bundle in bundles:
     fig.add_trace(go.Histogram(x=counts[label], name=sel.label(bundle), opacity=0.55,
-                               marker_color=RUN_COLOURS.get(label, "#444"), xbins=dict(size=1)))
+                               marker_color=run_colour(label), xbins=dict(size=1)))
 fig.update_layout(barmode="overlay", height=300, xaxis_title=f"N_{hub_k}: top-{hub_k} lists "
                   "a video appears in", yaxis_title="videos", margin=dict(l=10, r=10, t=20, b=10),
                   legend=dict(orientation="h", y=1.15))

@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from analysis.labels import video_label
 from analysis.query import query_vector
 from app import resources
 from app.components.query import selected_rows
@@ -19,6 +20,7 @@ from app.components.thumbs import frame_strip, video_file
 from app.components.word_scores import AXIS_NOTE, word_score_heatmap
 from app.context import current
 from app.state import PathOutsideRootsError
+from app.urlstate import check_index, remember
 
 TEXT_KEY = "text"
 VIDEO_WIDTH = 320  # px
@@ -28,12 +30,15 @@ roots = sel.roots
 
 st.title("Live query")
 c_text, c_k = st.columns([5, 1])
-text = c_text.text_input(
+text = remember(TEXT_KEY, c_text.text_input(
     "Describe the video", key=TEXT_KEY, bind="query-params",
     placeholder="e.g. a red circle moves left then a blue square grows",
-)
-k = int(c_k.number_input("top-k", min_value=1, max_value=min(50, sel.base.num_videos),
-                         value=min(5, sel.base.num_videos), key="live_k"))
+))
+k_max, k_default = min(50, sel.base.num_videos), min(5, sel.base.num_videos)
+check_index("live_k", k_max + 1, k_default, lo=1, what="top-k")
+k = remember("live_k", int(c_k.number_input("top-k", min_value=1, max_value=k_max,
+                                            value=k_default, key="live_k",
+                                            bind="query-params")))
 if not text.strip():
     st.info("Type a query above. Both runs search their bundle's gallery "
             f"({sel.base.num_videos} videos of {sel.dataset}-{sel.split}); only the text "
@@ -114,7 +119,8 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
                 "#d62728" if v in hit_set else "#636363" for v in range(len(videos))]),
             customdata=np.concatenate([np.arange(len(texts)), np.arange(len(videos))]),
             hovertext=[f"caption {i}" for i in range(len(texts))]
-            + [f"video {v}" + (" (hit)" if v in hit_set else "") for v in bundle.video_ids],
+            + [video_label(v) + (" (hit)" if i in hit_set else "")
+               for i, v in enumerate(bundle.video_ids)],
             hoverinfo="text",
         ))
         fig.add_trace(go.Scatter(

@@ -21,6 +21,7 @@ from analysis.rankings import (
 )
 from analysis.verdict import verdict
 from app import resources
+from app.components.palette import run_colour
 from app.context import current
 
 sel = current()
@@ -152,6 +153,7 @@ for col, (direction, n_max) in zip(
     for label, bundle in sel.bundles():
         h = rank_histogram(ranks[id(bundle)][direction], max_rank=n_max)
         fig.add_bar(x=h["bin"], y=h["share"], name=f"{label}: {bundle.run_name}",
+                    marker_color=run_colour(label),
                     customdata=h["count"],
                     hovertemplate="rank %{x}: %{customdata} queries (%{y:.1f} %)<extra></extra>")
     fig.update_layout(

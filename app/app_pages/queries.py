@@ -29,6 +29,7 @@ from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
 from app.context import current
+from app.urlstate import check_choice, check_choices, check_index, remember
 
 TABLE_KEY = "queries_table"
 HIST_DEFAULT = ("delta_log2", "delta_margin")
@@ -76,11 +77,16 @@ st.caption(
 )
 
 c_k, c_sort, c_text = st.columns([1, 2, 3])
-k = int(c_k.number_input("fails when rank >", min_value=1, max_value=base.num_videos,
-                         value=1, step=1, key="qt_k", bind="query-params"))
-sort_by = str(c_sort.selectbox("Sort by", list(SORTS), key="qt_sort", bind="query-params"))
-text = c_text.text_input("Search captions", key="qt_text",
-                         placeholder="words the caption must contain")
+check_index("qt_k", base.num_videos + 1, 1, lo=1, what="rank threshold")
+k = remember("qt_k", int(c_k.number_input("fails when rank >", min_value=1,
+                                          max_value=base.num_videos, value=1, step=1,
+                                          key="qt_k", bind="query-params")))
+check_choice("qt_sort", list(SORTS), next(iter(SORTS)), what="sort order of this table")
+sort_by = remember("qt_sort", str(c_sort.selectbox("Sort by", list(SORTS), key="qt_sort",
+                                                   bind="query-params")))
+text = remember("qt_text", c_text.text_input("Search captions", key="qt_text",
+                                             bind="query-params",
+                                             placeholder="words the caption must contain"))
 
 meta, meta_note = synthvtt_split(sel.roots, base)
 table = resources.query_table(base, drgi, k=k, synthvtt=meta)
@@ -88,18 +94,25 @@ if meta_note:
     st.caption(meta_note)
 
 f_status, f_type, f_outcome, f_edit = st.columns(4)
-statuses = f_status.multiselect("Status", list(STATUSES), key="qt_status",
-                                placeholder="all")
+check_choices("qt_status", list(STATUSES), what="status")
+statuses = remember("qt_status", f_status.multiselect(
+    "Status", list(STATUSES), key="qt_status", bind="query-params", placeholder="all"))
 types_present = sorted(set(table["failure_type"].astype(str)) - {NO_FAILURE}) + (
     [NO_FAILURE] if (table["failure_type"] == NO_FAILURE).any() else [])
-types = f_type.multiselect("Failure type", types_present, key="qt_types", placeholder="all")
-outcomes = f_outcome.multiselect("DRGI vs base", list(OUTCOMES), key="qt_outcomes",
-                                 placeholder="win, tie and loss")
+check_choices("qt_types", types_present, what="failure type of this split")
+types = remember("qt_types", f_type.multiselect(
+    "Failure type", types_present, key="qt_types", bind="query-params", placeholder="all"))
+check_choices("qt_outcomes", list(OUTCOMES), what="outcome")
+outcomes = remember("qt_outcomes", f_outcome.multiselect(
+    "DRGI vs base", list(OUTCOMES), key="qt_outcomes", bind="query-params",
+    placeholder="win, tie and loss"))
 edits: list[str] = []
 if "edit" in table.columns:
-    edits = f_edit.multiselect("GT video's SynthVTT edit",
-                               sorted(set(table["edit"].astype(str))), key="qt_edits",
-                               placeholder="all")
+    edit_options = sorted(set(table["edit"].astype(str)))
+    check_choices("qt_edits", edit_options, what="SynthVTT edit of this split")
+    edits = remember("qt_edits", f_edit.multiselect(
+        "GT video's SynthVTT edit", edit_options, key="qt_edits", bind="query-params",
+        placeholder="all"))
 else:
     f_edit.caption("No SynthVTT family/edit columns on this split.")
 
@@ -161,8 +174,15 @@ st.dataframe(failure_status_counts(shown) if len(shown) else pd.DataFrame(),
 
 st.subheader("Column histograms")
 columns = [c for c in shown.columns if c not in ("caption",)]
-picked = st.multiselect("Columns", columns, default=[c for c in HIST_DEFAULT if c in columns],
-                        key="qt_hist", format_func=lambda c: LABELS.get(c, c))
+
+def column_name(c: str) -> str:
+    return LABELS.get(c, c)
+
+
+check_choices("qt_hist", columns, what="column of the table", fmt=column_name)
+picked = remember("qt_hist", st.multiselect(
+    "Columns", columns, default=[c for c in HIST_DEFAULT if c in columns], key="qt_hist",
+    bind="query-params", format_func=column_name), column_name)
 if picked and len(shown):
     cols = st.columns(min(len(picked), 3))
     for i, column in enumerate(picked):

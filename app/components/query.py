@@ -25,6 +25,7 @@ from typing import Any
 import streamlit as st
 
 from app.state import KEY_QUERY
+from app.urlstate import check_index, remember
 
 _SEEN = "_seen_selection_"
 SHARED_QUERY = "_drgi_lab_query"  # the query picked last, on any page (an int)
@@ -103,6 +104,7 @@ def query_picker(n: int, *, label: str = "Query", help: str | None = None,
     """A number input for the query index ``0..n-1``, bound to the URL as ``q``, seeded
     with the query picked last on any page (:func:`shared_query`)."""
     where = container if container is not None else st
+    check_index(KEY_QUERY, n, 0, what=f"{label} of this split", container=where)
     shared = shared_query()
     if shared is not None:
         st.session_state[KEY_QUERY] = shared
@@ -114,7 +116,7 @@ def query_picker(n: int, *, label: str = "Query", help: str | None = None,
         bind="query-params", help=help, on_change=_picker_changed,
     ))
     st.session_state[SHARED_QUERY] = q
-    return q
+    return remember(KEY_QUERY, q)
 
 
 _SHOWN_IDS = "_shown_ids_"

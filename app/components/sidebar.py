@@ -22,6 +22,7 @@ from app import resources
 from app.components.export import export_button
 from app.selection import Selection
 from app.state import KEY_BASE_RUN, KEY_DRGI_RUN, KEY_SPLIT, AppRoots, PathOutsideRootsError
+from app.urlstate import check_choice, remember
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +137,10 @@ def _checked_run(roots: AppRoots, name: str, which: str) -> Path | None:
         return None
 
 
-def render_sidebar(roots: AppRoots) -> Selection | str:
+def render_sidebar(roots: AppRoots, notices: Any = None) -> Selection | str:
     """Draw the pickers in the sidebar; return the :class:`Selection`, or a message saying
-    why there is none."""
+    why there is none. Warnings about bad values in the URL go to ``notices`` (a container
+    of the page; the sidebar when None)."""
     sb = st.sidebar
     runs = list_runs(roots.checkpoints)
     if not runs:
@@ -152,19 +154,25 @@ def render_sidebar(roots: AppRoots) -> Selection | str:
     with sb:
         base_default = [r for r in runs if "base" in r] + [
             r for r in runs if not _has_drgi(roots.checkpoints / r)]
-        base_name = st.selectbox(
-            "Base run", runs, index=_default_index(runs, base_default), key=KEY_BASE_RUN,
+        base_index = _default_index(runs, base_default)
+        check_choice(KEY_BASE_RUN, runs, runs[base_index],
+                     what=f"run under {roots.checkpoints}", container=notices)
+        base_name = remember(KEY_BASE_RUN, st.selectbox(
+            "Base run", runs, index=base_index, key=KEY_BASE_RUN,
             bind="query-params", help="The reference model (e.g. seqTransf trained without DRGI).",
-        )
+        ))
         drgi_options = [NO_RUN, *runs]
         drgi_default = [r for r in runs if r != base_name and _has_drgi(roots.checkpoints / r)]
         drgi_default += [r for r in runs if r != base_name]
-        drgi_name = st.selectbox(
-            "DRGI run", drgi_options, index=_default_index(drgi_options, drgi_default),
+        drgi_index = _default_index(drgi_options, drgi_default)
+        check_choice(KEY_DRGI_RUN, drgi_options, drgi_options[drgi_index],
+                     what=f"run under {roots.checkpoints} (or {NO_RUN})", container=notices)
+        drgi_name = remember(KEY_DRGI_RUN, st.selectbox(
+            "DRGI run", drgi_options, index=drgi_index,
             key=KEY_DRGI_RUN, bind="query-params",
             help="The run compared with the base (trained with DRGI); any run works, pages "
             "that need DRGI's graphs say so.",
-        )
+        ))
         base_run = _checked_run(roots, str(base_name), "base")
         if base_run is None:
             return (
@@ -184,11 +192,13 @@ def render_sidebar(roots: AppRoots) -> Selection | str:
             return f"Run {base_run.name} has no readable config.json and no bundle."
         both = [s for s in splits if sum(
             1 for i in infos if f"{i.dataset}-{i.split}" == s and i.run in picked) == len(picked)]
-        split_name = st.selectbox(
-            "Dataset split", splits,
-            index=_default_index(splits, [s for s in both if s.endswith("-test")] + both),
+        split_index = _default_index(splits, [s for s in both if s.endswith("-test")] + both)
+        check_choice(KEY_SPLIT, splits, splits[split_index],
+                     what="dataset split exported for the picked runs", container=notices)
+        split_name = remember(KEY_SPLIT, st.selectbox(
+            "Dataset split", splits, index=split_index,
             key=KEY_SPLIT, bind="query-params", help="Bundles are exported per dataset split.",
-        )
+        ))
         dataset, _, split = str(split_name).rpartition("-")
         meta_infos = [i for i in infos if i.dataset == dataset and i.split == split]
         data_root = None

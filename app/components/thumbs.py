@@ -20,6 +20,7 @@ import numpy as np
 import streamlit as st
 
 from analysis.bundle import Bundle, BundleError
+from analysis.labels import frame_label, video_label
 from app.state import AppRoots, PathOutsideRootsError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def frame_strip(
     mark."""
     where = container if container is not None else st
     box = where.container(border=gt)
-    label = title if title is not None else f"video {bundle.video_ids[int(video)]}"
+    label = title if title is not None else video_label(bundle.video_ids[int(video)])
     if gt:
         label = f"{label} — {GT_MARK}"
     try:
@@ -98,3 +99,50 @@ def video_file(roots: AppRoots, bundle: Bundle, video: int, data_root: Path | No
         return None
     checked = roots.check(path)
     return checked if checked.is_file() else None
+
+
+CLIP_WIDTH = 320  # px
+
+
+def clip_player(roots: AppRoots, bundle: Bundle, video: int, data_root: Path | None, *,
+                container: Any = None, frame_times: bool = True) -> bool:
+    """Play video ``video``'s clip (its window of the file, looped, muted) from the data root,
+    with the times of its sampled frames, labelled as on the heatmaps' frame columns
+    (``f3 @ 1.25s``), so the player's position can be matched to a column. Says so when the
+    file is not there. Returns whether a player was drawn.
+    """
+    where = container if container is not None else st
+    try:
+        clip = video_file(roots, bundle, video, data_root)
+    except PathOutsideRootsError as exc:
+        where.caption(f"No clip: {exc}")
+        return False
+    if clip is None:
+        where.caption(f"No clip of {video_label(bundle.video_ids[int(video)])}: the video file "
+                      "is not under the data root (thumbnails only).")
+        return False
+    start, end = bundle.video_windows[int(video)]
+    where.video(str(clip), start_time=int(start or 0),
+                end_time=None if end is None else int(np.ceil(end)), loop=True, muted=True,
+                width=CLIP_WIDTH)
+    if frame_times:
+        times = np.asarray(bundle.frame_timestamps[int(video)], dtype=np.float64)
+        valid = np.asarray(bundle.video_mask[int(video)], dtype=bool)[: len(times)]
+        labels = [frame_label(j, t) for j, t in enumerate(times[valid])]
+        if labels:
+            where.caption("Sampled frames (the heatmap's columns): " + ", ".join(labels))
+    return True
+
+
+def clip_row(roots: AppRoots, bundle: Bundle, clips: Sequence[tuple[str, int]],
+             data_root: Path | None, *, container: Any = None) -> None:
+    """Players side by side for ``clips`` (``(title, video)`` pairs, a video once even when
+    listed twice; see :func:`clip_player`)."""
+    where = container if container is not None else st
+    seen: set[int] = set()
+    unique = [(t, int(v)) for t, v in clips if not (int(v) in seen or seen.add(int(v)))]
+    if not unique:
+        return
+    for col, (title, v) in zip(where.columns(len(unique)), unique, strict=True):
+        col.markdown(f"**{title}**")
+        clip_player(roots, bundle, v, data_root, container=col)

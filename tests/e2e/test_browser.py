@@ -5,7 +5,9 @@ the repository, so only the launcher's settings apply). Opens every page of
 ``app.main.PAGES``, waits until the script is idle, checks that no exception is shown and that
 the page's charts rendered, types a live query and sees results, and saves one screenshot per
 page. Another test records every request the pages make and fails on any to a host other than
-the app's own.
+the app's own. Another opens a link carrying page state, checks the widgets and the sidebar's
+link to this view (every setting written out), changes a widget, reopens the link, and sees a
+bad link value named in a warning.
 
 Without chromium or playwright these tests skip locally and fail in CI (``CI`` set); see
 :mod:`e2e.browser_env`.
@@ -275,4 +277,65 @@ def test_queries_table_sort_filter_step_and_drill_down(server, roots, browser):
     _wait_idle(page)
     assert "/embeddings" in page.url
     _body_line(page, rf"Marked: caption {q}\b")
+    page.close()
+
+
+def _shown_value(page, key: str) -> str:
+    """What the selectbox of widget ``key`` shows (its text, or its input's value)."""
+    return page.locator(f".st-key-{key}").first.evaluate(
+        "e => e.innerText + ' ' + Array.from(e.querySelectorAll('input'))"
+        ".map(i => i.value).join(' ')")
+
+
+def _view_link(page) -> str:
+    """The sidebar's link to this view (its code block)."""
+    code = page.locator("[data-testid=stSidebar] [data-testid=stCode]").first
+    return code.inner_text().strip()
+
+
+def test_url_round_trip_of_page_state(server, roots, browser):
+    """Page state from a link, the link to this view writing every setting (defaults too),
+    a changed widget in the address bar and the link, the link reopening the same view, and a
+    bad link value named in a warning."""
+    from urllib.parse import parse_qs, urlsplit
+
+    _, _, base, drgi = roots
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{server}/failures?base={base}&drgi={drgi}&failures_run=DRGI"
+              "&failures_sort=query+index&failures_k=2&q=3")
+    _wait_idle(page)
+    page.wait_for_selector(".st-key-failures_sort [role=combobox]", timeout=60_000)
+    _wait_idle(page)
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")[:2000]
+    assert page.locator(".st-key-failures_run input[type=radio]:checked").first \
+        .evaluate("e => e.closest('label').innerText").startswith("DRGI")
+    assert "query index" in _shown_value(page, "failures_sort")
+    params = parse_qs(urlsplit(_view_link(page)).query, keep_blank_values=True)
+    assert params["failures_run"] == ["DRGI"] and params["failures_k"] == ["2"]
+    assert params["failures_sort"] == ["query index"] and params["q"] == ["3"]
+    assert params["base"] == [base] and params["drgi"] == [drgi] and "split" in params
+    assert params["failures_search"] == [""]  # a default, written out
+
+    _pick_option(page, "failures_sort", "margin (most negative first)")
+    assert "failures_sort=margin" in page.url
+    link = _view_link(page)
+    params = parse_qs(urlsplit(link).query, keep_blank_values=True)
+    assert params["failures_sort"] == ["margin (most negative first)"]
+
+    other = browser.new_page(viewport={"width": 1500, "height": 1100})
+    other.goto(link)
+    _wait_idle(other)
+    other.wait_for_selector(".st-key-failures_sort [role=combobox]", timeout=60_000)
+    _wait_idle(other)
+    assert other.locator("[data-testid=stException]").count() == 0, \
+        other.inner_text("body")[:2000]
+    assert "margin (most negative first)" in _shown_value(other, "failures_sort"), \
+        other.inner_text("body")[:3000]
+    assert parse_qs(urlsplit(_view_link(other)).query, keep_blank_values=True) == params
+    other.close()
+
+    page.goto(f"{server}/failures?base=nope&q=99999")
+    _wait_idle(page)
+    _body_line(page, r"base=nope")
+    _body_line(page, r"q=99999")
     page.close()
