@@ -53,9 +53,12 @@ def encode(
     """Encode ``n`` grey frames (frame i has grey level ``grey(i)``); VFR when ``pts_ms``."""
     rng = np.random.default_rng(0)
     options = {"deadline": "realtime", "cpu-used": "8"} if "vpx" in codec else {}
+    if codec == "libx264":  # byte-identical output run to run (see tvr.data.synthvtt.rendering)
+        options = {"x264-params": "rc-lookahead=0:mbtree=0"}
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=FPS, options=options)
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.codec_context.thread_count = 1  # threaded x264 output may vary with the machine's load
         if gop is not None:
             s.codec_context.gop_size = gop
         if pts_ms is not None:
@@ -254,9 +257,12 @@ def _faststart(src: Path, dst: Path) -> Path:
 
 
 def _corrupt_middle(src: Path, dst: Path) -> Path:
+    """Random bytes over the middle of the media data (20 % of the file from 35 %, the index at
+    the end intact): wide enough to hit NAL length prefixes whatever the encoder's layout, which
+    a 200-byte patch inside one slice's payload did not always do (error concealment)."""
     data = bytearray(src.read_bytes())
-    off = int(len(data) * 0.4)
-    data[off : off + 200] = np.random.default_rng(1).integers(0, 256, 200, np.uint8).tobytes()
+    off, size = int(len(data) * 0.35), int(len(data) * 0.2)
+    data[off : off + size] = np.random.default_rng(1).integers(0, 256, size, np.uint8).tobytes()
     dst.write_bytes(bytes(data))
     return dst
 
