@@ -148,6 +148,13 @@ def test_every_page_renders(server, roots, browser, page_def, tmp_path_factory):
         page.wait_for_function(
             "n => document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot')"
             ".length >= n", arg=charts.count(), timeout=60_000)
+    tables = page.locator("[data-testid=stDataFrame]")
+    if tables.count():  # lazily loaded grids: every one drawn on its canvas
+        page.wait_for_function(
+            "n => document.querySelectorAll('[data-testid=stDataFrame] canvas').length >= n",
+            arg=tables.count(), timeout=60_000)
+    page.wait_for_function(  # no placeholder left (download buttons, lazy components)
+        "() => !document.querySelector('[data-testid=stSkeleton]')", timeout=60_000)
     page.screenshot(path=str(_screenshot_dir(tmp_path_factory) / f"{url_path}.png"),
                     full_page=True)
     page.close()
