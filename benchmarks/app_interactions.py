@@ -19,7 +19,6 @@ Targets (issue "The app answers why"): every interaction <= 1 s p50, a lasso <= 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import socket
 import statistics
@@ -93,26 +92,37 @@ def runs(page) -> int:
     return int(page.evaluate("window.__drgiRuns"))
 
 
-def settle(page, before: int | None = None, timeout_ms: int = 120_000) -> None:
+def settle(page, before: int | None = None, timeout_ms: int = 120_000) -> bool:
     """Wait until the script has run once more than ``before`` (when given; up to 3 s for it to
-    start) and is idle again, and every plotly chart on the page has drawn its SVG."""
+    start) and is idle again, and every plotly chart on the page has drawn its SVG. Returns
+    whether that run was seen (always True without ``before``)."""
+    ran = True
     if before is not None:
-        with contextlib.suppress(Exception):  # an action that triggers no rerun
+        try:
             page.wait_for_function("n => window.__drgiRuns > n", arg=before, timeout=3000)
+        except Exception:  # noqa: BLE001 - reported by the caller
+            ran = False
     page.wait_for_selector(IDLE, timeout=timeout_ms)
     n = page.locator("[data-testid=stPlotlyChart]").count()
     if n:
         page.wait_for_function(
             "n => document.querySelectorAll('[data-testid=stPlotlyChart] .main-svg').length >= n",
             arg=n, timeout=timeout_ms)
+    return ran
 
 
-def timed(page, action: Callable[[], None]) -> float:
-    """Seconds from the start of ``action`` until :func:`settle` returns."""
+def timed(page, action: Callable[[], None], what: str = "") -> float:
+    """Seconds from the start of ``action`` until :func:`settle` returns.
+
+    ``what`` (a widget interaction) must start a script run: otherwise it changed nothing (a
+    wrong selector would be timed as the 3 s wait) and RuntimeError is raised. Page switches
+    (``what`` empty) may replace the app element, which the run counter cannot always see.
+    """
     before = runs(page)
     t0 = time.perf_counter()
     action()
-    settle(page, before)
+    if not settle(page, before) and what:
+        raise RuntimeError(f"{what} started no script run")
     return time.perf_counter() - t0
 
 
@@ -128,6 +138,18 @@ def choose(page, key: str, option: str) -> None:
         page.get_by_role("option", name=option, exact=True).first.click()
     else:
         box.get_by_text(option, exact=True).first.click()
+
+
+def pick_radio(page, key: str, index: int) -> None:
+    """Click option ``index`` of the radio whose widget key is ``key``."""
+    page.locator(f".st-key-{key} [role=radiogroup] label").nth(index).click()
+
+
+def nudge_slider(page, key: str, key_name: str) -> None:
+    """Press ``key_name`` (e.g. ``ArrowLeft``) on the slider whose widget key is ``key``."""
+    thumb = page.locator(f".st-key-{key} input[type=range]").first
+    thumb.focus()
+    thumb.press(key_name)
 
 
 def set_number(page, key: str, value: int) -> None:
@@ -182,39 +204,32 @@ def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[f
             rows.append((f"open {t} (later visits)", later[t], TARGET_S))
 
         widget_steps = [
-            ("Compare rankings", "Compare: direction t2v -> v2t -> t2v", "dir", ("v2t", "t2v")),
-            ("Failures", "Failures: run base <-> DRGI", "failures_run", None),
-            ("Attention graphs", "Attention: graph of a video <-> caption", "attn_kind",
-             ("video", "caption")),
-            ("Embeddings", "Embeddings: colour by video <-> modality", "emb_colour",
-             ("video", "modality")),
+            ("Compare rankings", "Compare: direction t2v -> v2t -> t2v",
+             lambda o: choose(page, "dir", o), ("v2t", "t2v")),
+            ("Failures", "Failures: run base <-> DRGI",
+             lambda i: pick_radio(page, "failures_run", i), (1, 0)),
+            ("Attention graphs", "Attention: graph of a video <-> caption",
+             lambda o: choose(page, "attn_kind", o), ("video", "caption")),
+            ("Embeddings", "Embeddings: colour by video <-> modality",
+             lambda o: choose(page, "emb_colour", o), ("video", "modality")),
+            ("Failures", "Failures: rank threshold 1 -> 5 -> 1",
+             lambda v: set_number(page, "failures_k", v), (5, 1)),
+            ("Hard negatives", "Hard negatives: negatives shown -1 / +1 (slider)",
+             lambda k: nudge_slider(page, "hn_k", k), ("ArrowLeft", "ArrowRight")),
         ]
-        for title, label, key, options in widget_steps:
+        for title, label, act, options in widget_steps:
             timed(page, lambda title=title: open_page(page, title))
-            if options is None:  # a radio over the run labels
-                labels = page.locator(f".st-key-{key} label").all_inner_texts()
-                options = (labels[1], labels[0]) if len(labels) > 1 else ()
-            times = []
-            for _ in range(reps):
-                for opt in options:
-                    times.append(timed(page, lambda k=key, o=opt: choose(page, k, o)))
-            if times:
-                rows.append((label, times, TARGET_S))
-        timed(page, lambda: open_page(page, "Failures"))
-        rows.append(("Failures: rank threshold 1 -> 5 -> 1", [
-            timed(page, lambda v=v: set_number(page, "failures_k", v))
-            for _ in range(reps) for v in (5, 1)], TARGET_S))
-        timed(page, lambda: open_page(page, "Hard negatives"))
-        rows.append(("Hard negatives: top-k 5 -> 3 -> 5", [
-            timed(page, lambda v=v: set_number(page, "hn_k", v))
-            for _ in range(reps) for v in (3, 5)], TARGET_S))
+            rows.append((label, [timed(page, lambda o=o, act=act: act(o), label)
+                                 for _ in range(reps) for o in options], TARGET_S))
 
         timed(page, lambda: open_page(page, "Embeddings"))
         lassos = []
         for _ in range(reps):
             lassos.append(timed(page, lambda: lasso(page)))
-            page.locator(".st-key-emb_clear button").first.click()
-            settle(page)
+            clear = page.get_by_role("button", name="Clear selection")
+            if clear.count():  # back to no selection for the next lasso
+                clear.first.click()
+                settle(page)
         rows.append(("Embeddings: lasso on the map", lassos, LASSO_TARGET_S))
 
         timed(page, lambda: open_page(page, "Live query"))
