@@ -26,7 +26,9 @@ mode, D_t in intra mode), and likewise for video.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +177,7 @@ def sample_negatives(
 
     ``mode="random"``: uniform over the candidates; ``"semihard"``: uniform over the
     ``semihard_k`` highest-scoring candidates; ``"hardest"``: :func:`mine_negatives` with m = 1.
-    Uses torch's global generator (seeded by the trainer).
+    Uses torch's global generator (:meth:`DRGI.forward` runs it on DRGI's own stream).
 
     Shapes:
         sim ``[B, B]``, video_index ``[B]`` -> :class:`HardNegatives` with m = 1
@@ -426,8 +428,19 @@ class DRGI(Objective):
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()
-        d = cfg.drgi
-        _check_config(d)
+        _check_config(cfg.drgi)
+        # DRGI draws from its own random stream, here and in forward: the base model's random
+        # draws (dropout masks of TC-MGC, GARE, ...) stay those of the same-seed run without
+        # DRGI, so a paired base / DRGI difference measures DRGI's gradient only.
+        rng = torch.get_rng_state()
+        try:
+            self._build(cfg.drgi, width)
+            self.seed = int(torch.randint(0, 2**31 - 1, ()).item())  # of its forward stream
+        finally:
+            torch.set_rng_state(rng)
+
+    def _build(self, d: Any, width: int) -> None:
+        """Settings and sub-modules from the ``drgi`` section (``d``)."""
         self.mode = d.mode
         self.nodes = d.nodes
         self.topm = d.neg_topm
@@ -474,6 +487,20 @@ class DRGI(Objective):
 
         self.text = branch()
         self.video = branch()
+
+    @contextlib.contextmanager
+    def own_random_stream(self, device: torch.device) -> Iterator[None]:
+        """Run a block on DRGI's random stream (negatives, shuffle corruption, attention
+        dropout): seeded by the objective's seed and the step, so a resumed run draws the same;
+        the global generators of the CPU and ``device`` are restored afterwards."""
+        cuda = device.type == "cuda"
+        with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
+            seed = self.seed * 1_000_003 + self.step
+            torch.random.default_generator.manual_seed(seed)
+            if cuda:
+                with torch.cuda.device(device):
+                    torch.cuda.manual_seed(seed)
+            yield
 
     # ------------------------------------------------------------------ schedule
     def on_step(self, step: int, log: bool = True) -> None:
@@ -690,7 +717,13 @@ class DRGI(Objective):
             any candidate), ``drgi_weight`` (λ in force); on diagnostic steps also the
             diagnostics of :meth:`diagnostics`. When every anchor is skipped the loss is an
             exact 0 that is still connected to every parameter, and the scores read 0.
+            Every random draw comes from :meth:`own_random_stream`.
         """
+        with self.own_random_stream(outputs["sim"].device):
+            return self._loss(outputs)
+
+    def _loss(self, outputs: dict[str, Any]) -> dict[str, Tensor]:
+        """The body of :meth:`forward`."""
         text: TokenFeatures = outputs["text"]
         video: TokenFeatures = outputs["video"]
         if outputs.get("video_index") is None:
