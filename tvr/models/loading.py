@@ -357,7 +357,19 @@ def load_encoder(
         CheckpointImportError: a foreign file that cannot be read or mapped (file and key named).
     """
     name = str(source).strip()
-    kind = source_kind(name)
+    return _load_kind(
+        source_kind(name), name, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id,
+        expect_frames=expect_frames, expect_words=expect_words, eager_attention=eager_attention,
+        skip_padded_frames=skip_padded_frames,
+    )
+
+
+def _load_kind(
+    kind: str, name: str, *, bos_id: int | None = None, eos_id: int | None = None,
+    pad_id: int | None = None, expect_frames: int | None = None, expect_words: int | None = None,
+    eager_attention: bool = False, skip_padded_frames: bool = False,
+) -> LoadedEncoder:
+    """:func:`load_encoder` once the kind is known (detected once, files read once more)."""
     path = Path(name).expanduser()
     if kind == "run":
         return _load_run(path, eager_attention=eager_attention)
@@ -417,8 +429,9 @@ def build_encoder(cfg: ExperimentConfig, tokenizer: Any) -> LoadedEncoder:
             or any error of :func:`load_encoder`.
     """
     pretrained = cfg.model.pretrained.strip()
-    if pretrained and source_kind(pretrained) == "run":
-        return load_encoder(pretrained)
+    kind = source_kind(pretrained) if pretrained else "scratch"
+    if kind == "run":
+        return _load_kind(kind, pretrained)
     ids: dict[str, int] = {}
     vocab = None
     if tokenizer is not None:
@@ -450,8 +463,9 @@ def build_encoder(cfg: ExperimentConfig, tokenizer: Any) -> LoadedEncoder:
             f"model.encoder={cfg.model.encoder!r} cannot load model.pretrained={pretrained!r}: "
             "foreign weights load onto 'hf_clip' only"
         )
-    loaded = load_encoder(
-        pretrained, expect_frames=cfg.data.num_frames, expect_words=cfg.data.max_words, **ids
+    loaded = _load_kind(
+        kind, pretrained, expect_frames=cfg.data.num_frames, expect_words=cfg.data.max_words,
+        **ids,
     )
     loaded.encoder.check_fits(cfg, vocab)
     return loaded
