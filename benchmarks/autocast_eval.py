@@ -47,7 +47,7 @@ SHOWN = ("t2v/R@1", "t2v/R@5", "t2v/MdR", "v2t/R@1", "v2t/R@5", "v2t/MdR")
 def accuracy_rows(checkpoints: Path, data: Path) -> list[str]:
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
-    from tvr.evaluate import embed_split
+    from tvr.evaluate import EmbedOptions, embed_split
 
     rows = []
     for name in RUNS:
@@ -58,11 +58,12 @@ def accuracy_rows(checkpoints: Path, data: Path) -> list[str]:
         for amp in ("off", "bf16"):
             t0 = time.perf_counter()
             with torch.no_grad():
-                out[amp] = embed_split(
-                    model, tokenizer, records, num_frames=cfg.data.num_frames,
-                    image_size=cfg.data.image_size, max_words=cfg.data.max_words,
-                    frame_cache=str(data / ".frame_cache"), progress=False, amp=amp,
+                opts = EmbedOptions(
+                    num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
+                    max_words=cfg.data.max_words, frame_cache=str(data / ".frame_cache"),
+                    progress=False, amp=amp,
                 )
+                out[amp] = embed_split(model, tokenizer, records, opts)
             secs[amp] = time.perf_counter() - t0
         metrics = {a: retrieval_metrics(e.sim, e.text_to_video) for a, e in out.items()}
         diff = float(np.abs(out["bf16"].sim - out["off"].sim).max())

@@ -249,7 +249,7 @@ def step_throughput(work: Path, batch: int, device: str = "cuda") -> dict[str, A
 
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
-    from tvr.evaluate import embed_split
+    from tvr.evaluate import EmbedOptions, embed_split
 
     run = work / "runs" / "gpu-amp"
     model, tokenizer, cfg = load_pretrained(run, device=device)
@@ -279,10 +279,10 @@ def step_throughput(work: Path, batch: int, device: str = "cuda") -> dict[str, A
     for amp in ("off", "auto"):  # the towers in float32, then under autocast (tvr.precision)
         t0 = time.perf_counter()
         with torch.no_grad():
-            emb = embed_split(model, tokenizer, records, num_frames=t, image_size=s,
-                              max_words=cfg.data.max_words, batch_size=batch,
-                              num_workers=cfg.data.num_workers, device=device, progress=False,
-                              amp=amp)
+            opts = EmbedOptions(num_frames=t, image_size=s, max_words=cfg.data.max_words,
+                                batch_size=batch, num_workers=cfg.data.num_workers,
+                                device=device, progress=False, amp=amp)
+            emb = embed_split(model, tokenizer, records, opts)
         _sync(device)
         seconds = time.perf_counter() - t0
         result[f"embed_split videos/s (decode + towers + scores), amp={amp}"] = round(

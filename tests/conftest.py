@@ -151,12 +151,12 @@ def real_shape(tmp_path_factory) -> Iterator[RealShape]:
 
     from tests.helpers_real_shape import WRITERS, VideoBank, write_openai_bpe, write_vit_b32_archive
     from tvr.data.clip_bpe import convert_openai_bpe
-    from tvr.models.backbone import HFClipEncoder
+    from tvr.models.loading import load_encoder
 
     top = tmp_path_factory.mktemp("real_shape")
     archive = write_vit_b32_archive(top / "downloads" / "ViT-B-32.pt")
     bpe = write_openai_bpe(top / "downloads")
-    hf_folder = HFClipEncoder.from_openai_checkpoint(archive).save_pretrained(top / "clip-hf")
+    hf_folder = load_encoder(archive).encoder.save_pretrained(top / "clip-hf")
     tokenizer = convert_openai_bpe(bpe, top / "tokenizer")
     for f in tokenizer.iterdir():
         shutil.copy(f, hf_folder / f.name)

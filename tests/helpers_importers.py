@@ -1,5 +1,5 @@
 """Test-side CLIP conversion helpers: the HF -> OpenAI exporter (the inverse of
-:func:`tvr.models.importers.convert_openai_to_hf`, used to write OpenAI-layout checkpoints from
+:func:`tvr.models.openai_clip.convert_openai_to_hf`, used to write OpenAI-layout checkpoints from
 a tiny random HF model), deterministic dummy inputs, and a logit comparison of a reference
 forward with a converted model.
 """
@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from tvr.models.importers import _BLOCK_SIMPLE, _TOP_LEVEL, CheckpointImportError
+from tvr.models.importers import CheckpointImportError
+from tvr.models.openai_clip import _BLOCK_SIMPLE, _TOP_LEVEL
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""HF CLIP backbone -> TokenFeatures: pooling, masks, loading, the build_encoder dispatch."""
+"""HF CLIP backbone -> TokenFeatures: pooling, masks, HF folders and run folders through
+:mod:`tvr.models.loading` (every source kind: tests/test_loading.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,10 @@ from tvr.models.backbone import (
     BackboneNotFoundError,
     Encoder,
     HFClipEncoder,
-    build_encoder,
-    encoder_from_run,
     tiny_clip_config,
 )
 from tvr.models.features import TokenFeatures
+from tvr.models.loading import build_encoder, load_encoder
 
 VOCAB, BOS, EOS, PAD = 50, 48, 49, 0
 IMAGE = 32
@@ -76,7 +76,6 @@ def test_registered_and_is_an_encoder(enc):
     assert registry.get("encoder", "hf_clip") is HFClipEncoder
     assert isinstance(enc, Encoder)
     assert enc.embed_dim == 16
-    assert enc.imported_head_state == {}
 
 
 def test_text_features_shapes_and_mask(enc):
@@ -207,7 +206,7 @@ def test_save_and_from_pretrained_round_trip(enc, tmp_path):
     enc.save_pretrained(folder)  # overwriting an existing folder works
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    loaded = HFClipEncoder.from_pretrained(folder).eval()
+    loaded = load_encoder(folder).encoder.eval()
     video = torch.randn(1, 2, 3, IMAGE, IMAGE)
     with torch.no_grad():
         assert torch.allclose(loaded.encode_text(IDS_ZERO_PAD, TEXT_MASK).tokens,
@@ -215,7 +214,7 @@ def test_save_and_from_pretrained_round_trip(enc, tmp_path):
         assert torch.allclose(loaded.encode_video(video, torch.ones(1, 2)).pooled,
                               enc.encode_video(video, torch.ones(1, 2)).pooled, atol=1e-6)
     assert loaded.config.text_config.projection_dim == 16
-    other = HFClipEncoder.from_pretrained(folder, eos_id=47, eager_attention=True)
+    other = load_encoder(folder, eos_id=47, eager_attention=True).encoder
     assert other.eos_token_id == 47 and other.clip.text_model.eos_token_id == 47
     assert other.config._attn_implementation == "eager"
 
@@ -226,31 +225,31 @@ def test_from_pretrained_legacy_eos_two_pools_at_argmax(enc, tmp_path):
     data = json.loads(cfg_file.read_text())
     data["text_config"]["eos_token_id"] = 2
     cfg_file.write_text(json.dumps(data))
-    legacy = HFClipEncoder.from_pretrained(tmp_path / "clip")
+    legacy = load_encoder(tmp_path / "clip").encoder
     assert legacy.legacy_argmax_pooling
     with torch.no_grad():
         out = legacy.encode_text(IDS_ZERO_PAD, TEXT_MASK)  # EOS=49 is the largest id
     assert torch.allclose(out.pooled[0], out.tokens[0, 4], atol=0)
-    fixed = HFClipEncoder.from_pretrained(tmp_path / "clip", eos_id=EOS)
+    fixed = load_encoder(tmp_path / "clip", eos_id=EOS).encoder
     assert not fixed.legacy_argmax_pooling
 
 
 def test_hub_id_offline_raises_naming_the_id(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BackboneNotFoundError, match="'openai/clip-vit-base-patch32'.*HF_HUB_OFFLINE"):
-        HFClipEncoder.from_pretrained("openai/clip-vit-base-patch32")
+        load_encoder("openai/clip-vit-base-patch32")
 
 
 def test_missing_and_foreign_folders(tmp_path):
     with pytest.raises(BackboneNotFoundError, match="does/not/exist"):
-        HFClipEncoder.from_pretrained(tmp_path / "does/not/exist")
+        load_encoder(tmp_path / "does/not/exist")
     (tmp_path / "empty").mkdir()
     with pytest.raises(BackboneNotFoundError, match="config.json is missing"):
-        HFClipEncoder.from_pretrained(tmp_path / "empty")
+        load_encoder(tmp_path / "empty")
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(BackboneError, match="model_type is 'bert', expected 'clip'"):
-        HFClipEncoder.from_pretrained(tmp_path / "bert")
+        load_encoder(tmp_path / "bert")
 
 
 def test_export_config_round_trip(enc):
@@ -266,7 +265,7 @@ def test_export_config_round_trip(enc):
 # ----------------------------------------------------------------------------- build_encoder
 def test_build_encoder_from_scratch_uses_tokenizer_ids():
     tok = FakeTokenizer(vocab=40, bos=38, eos=39, pad=39)
-    encoder = build_encoder(tiny_cfg(), tok)
+    encoder = build_encoder(tiny_cfg(), tok).encoder
     assert isinstance(encoder, HFClipEncoder)
     tc = encoder.config.text_config
     assert (tc.vocab_size, tc.bos_token_id, tc.eos_token_id, tc.pad_token_id) == (40, 38, 39, 39)
@@ -286,7 +285,7 @@ def test_build_encoder_from_hf_folder(enc, tmp_path):
     enc.save_pretrained(tmp_path / "clip")
     cfg = tiny_cfg()
     cfg.model.pretrained = str(tmp_path / "clip")
-    encoder = build_encoder(cfg, FakeTokenizer(pad=EOS))
+    encoder = build_encoder(cfg, FakeTokenizer(pad=EOS)).encoder
     assert encoder.config.text_config.pad_token_id == EOS
     cfg.data.image_size = 64
     with pytest.raises(BackboneError, match="data.image_size=64 but model.pretrained=.* 32x32"):
@@ -316,17 +315,18 @@ def test_build_encoder_from_run_folder(enc, tmp_path):
     cfg = tiny_cfg()
     cfg.model.pretrained = str(run)
     loaded = build_encoder(cfg, FakeTokenizer())
+    assert loaded.kind == "run" and loaded.source == str(run)
     with torch.no_grad():
-        assert torch.allclose(loaded.encode_text(IDS_ZERO_PAD, TEXT_MASK).pooled,
+        assert torch.allclose(loaded.encoder.encode_text(IDS_ZERO_PAD, TEXT_MASK).pooled,
                               enc.encode_text(IDS_ZERO_PAD, TEXT_MASK).pooled, atol=1e-6)
-    assert torch.equal(loaded.imported_head_state["frame_position.weight"], torch.ones(4, 16))
+    assert torch.equal(loaded.head_state["frame_position.weight"], torch.ones(4, 16))
     save_file({"encoder.bogus": torch.zeros(1)}, str(run / "model.safetensors"))
     with pytest.raises(BackboneError, match="encoder weights do not fit"):
-        encoder_from_run(run)
+        load_encoder(run)
     weights = run / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:20])  # truncated: the error names the file
     with pytest.raises(BackboneError, match=f"{weights}.*truncated or corrupt"):
-        encoder_from_run(run)
+        load_encoder(run)
 
 
 def test_conv_stem_round_trips_through_export_config(tmp_path):

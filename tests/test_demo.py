@@ -14,19 +14,20 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import tiny_overrides
-from tvr import demo
 from tvr.checkpoint import load_pretrained
 from tvr.config import apply_overrides
 from tvr.data.synthvtt import BACKGROUNDS, load_meta, nearest_colour
+from tvr.demo import pretrain, runs
+from tvr.demo.__main__ import main as demo_main
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED = {name: REPO / "checkpoints" / name for name in demo.RUNS}
+COMMITTED = {name: REPO / "checkpoints" / name for name in runs.RUNS}
 MIN_R1 = 20.0  # t2v R@1 (%) both demo runs must reach on the SynthVTT test split (chance 0.2)
 
 
 # ----------------------------------------------------------------------------- configs
 def test_demo_configs_differ_only_in_name_and_drgi():
-    cfgs = demo.demo_configs(config_dir=REPO / demo.CONFIG_DIR)
+    cfgs = runs.demo_configs(config_dir=REPO / runs.CONFIG_DIR)
     base, drgi = cfgs["demo-base"], cfgs["demo-drgi"]
     assert not base.drgi.enable and drgi.drgi.enable
     assert base.train == drgi.train and base.model == drgi.model and base.data == drgi.data
@@ -36,31 +37,31 @@ def test_demo_configs_differ_only_in_name_and_drgi():
 
 
 def test_demo_configs_refuse_a_schedule_mismatch(tmp_path):
-    for name in demo.RUNS:
-        data = yaml.safe_load((REPO / demo.CONFIG_DIR / f"{name}.yaml").read_text())
+    for name in runs.RUNS:
+        data = yaml.safe_load((REPO / runs.CONFIG_DIR / f"{name}.yaml").read_text())
         if name == "demo-drgi":
             data = apply_overrides(data, ["train.epochs=99"])
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError, match=r"differ only in name and drgi\.\*.*train.epochs"):
-        demo.demo_configs(config_dir=tmp_path)
+        runs.demo_configs(config_dir=tmp_path)
 
 
 def test_demo_configs_may_differ_in_drgi_settings(tmp_path):
-    for name in demo.RUNS:
-        data = yaml.safe_load((REPO / demo.CONFIG_DIR / f"{name}.yaml").read_text())
+    for name in runs.RUNS:
+        data = yaml.safe_load((REPO / runs.CONFIG_DIR / f"{name}.yaml").read_text())
         if name == "demo-drgi":
             data = apply_overrides(data, ["drgi.root=free", "drgi.attn_temperature=0.5"])
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
-    cfgs = demo.demo_configs(config_dir=tmp_path)
+    cfgs = runs.demo_configs(config_dir=tmp_path)
     assert cfgs["demo-drgi"].drgi.root == "free" and cfgs["demo-base"].drgi.root == "none"
 
 
 # ----------------------------------------------------------------------------- frame targets
 def test_frame_targets_match_the_pixels(tiny_synthvtt):
-    data = demo.frame_targets(tiny_synthvtt, "train", 4, 32, progress=False)
+    data = pretrain.frame_targets(tiny_synthvtt, "train", 4, 32, progress=False)
     meta = load_meta(tiny_synthvtt)
     assert data.num_videos == 16 and len(data) == 16 * 4 and data.frames.shape[1:] == (32, 32, 3)
-    classes = demo._classes()
+    classes = pretrain._classes()
     none = classes["colour"].index("none")
     assert bool((data.colour == none).any()) and bool((data.colour != none).any())
     for i in range(len(data)):
@@ -96,20 +97,20 @@ def _tiny_demo_configs(root: Path, folder: Path) -> Path:
     return folder
 
 
-TINY_PRETRAIN = demo.PretrainSettings(vision_epochs=1, vision_batch_size=16, temporal_epochs=2,
+TINY_PRETRAIN = pretrain.PretrainSettings(vision_epochs=1, vision_batch_size=16, temporal_epochs=2,
                                       temporal_batch_size=4, log_every=1, eval_split="val")
 
 
 def test_run_demo_pretrains_then_trains_both_runs_from_it(tiny_synthvtt, tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "ensure_dataset", lambda root, progress=True: False)
+    monkeypatch.setattr(runs, "ensure_dataset", lambda root, progress=True: False)
     tiny_synthvtt = shutil.copytree(tiny_synthvtt, tmp_path / "synthvtt")  # gets a frame cache
     configs = _tiny_demo_configs(tiny_synthvtt, tmp_path / "configs")
     ckpt = tmp_path / "ckpt"
-    result = demo.run_demo(data_root=tiny_synthvtt, checkpoints=ckpt, config_dir=configs,
+    result = runs.run_demo(data_root=tiny_synthvtt, checkpoints=ckpt, config_dir=configs,
                            progress=False, pretrain=TINY_PRETRAIN)
     assert result["trained"] == ["demo-backbone", "demo-base", "demo-drgi"]
-    backbone = ckpt / demo.BACKBONE
-    info = json.loads((backbone / demo.PRETRAIN_FILE).read_text())
+    backbone = ckpt / runs.BACKBONE
+    info = json.loads((backbone / pretrain.PRETRAIN_FILE).read_text())
     assert info["data"] == {"root": str(tiny_synthvtt), "split": "train", "videos": 16,
                             "frames": 64, "num_frames": 4, "image_size": 32}
     assert len(info["vision_curve"]) == 4 and len(info["temporal_curve"]) == 2
@@ -118,7 +119,7 @@ def test_run_demo_pretrains_then_trains_both_runs_from_it(tiny_synthvtt, tmp_pat
     assert any(k.startswith("head.temporal.") for k in stage1)
     assert json.loads((backbone / "encoder.json").read_text())["config"]["vision_stem"] == "conv"
 
-    for name in demo.RUNS:
+    for name in runs.RUNS:
         run = ckpt / name
         weights = load_file(str(run / "model.safetensors"))
         # The vision tower stayed frozen; the text tower and the head trained.
@@ -136,9 +137,9 @@ def test_run_demo_pretrains_then_trains_both_runs_from_it(tiny_synthvtt, tmp_pat
     # Everything present: nothing is trained again; a run whose evaluation is missing is
     # resumed alone (its last epoch is done, so it is only evaluated again).
     again = dict(data_root=tiny_synthvtt, checkpoints=ckpt, config_dir=configs, progress=False)
-    assert demo.run_demo(**again)["trained"] == []
+    assert runs.run_demo(**again)["trained"] == []
     (ckpt / "demo-base" / "metrics.json").unlink()
-    assert demo.run_demo(**again)["trained"] == ["demo-base"]
+    assert runs.run_demo(**again)["trained"] == ["demo-base"]
     assert torch.equal(load_file(str(ckpt / "demo-base" / "model.safetensors"))[
         "encoder.clip.text_projection.weight"], weights_base)
 
@@ -149,14 +150,14 @@ def test_run_demo_pretrains_then_trains_both_runs_from_it(tiny_synthvtt, tmp_pat
 
     # A rebuilt backbone retrains both runs from scratch, even a resumable one.
     (ckpt / "demo-base" / "metrics.json").unlink()
-    assert demo.run_demo(**again, pretrain=TINY_PRETRAIN)["trained"] == [
+    assert runs.run_demo(**again, pretrain=TINY_PRETRAIN)["trained"] == [
         "demo-backbone", "demo-base", "demo-drgi"]
     log = [json.loads(x) for x in (ckpt / "demo-base" / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in log] == [x + 1 for x in range(len(log))]  # one fresh run
 
 
 # ----------------------------------------------------------------------------- committed runs
-@pytest.mark.parametrize("name", demo.RUNS)
+@pytest.mark.parametrize("name", runs.RUNS)
 def test_committed_run_is_self_contained(name):
     run = COMMITTED[name]
     for part in ("config.json", "encoder.json", "model.safetensors", "tokenizer", "metrics.json"):
@@ -181,15 +182,15 @@ def test_demo_with_everything_present_does_nothing(default_synthvtt, tmp_path, c
         shutil.copytree(run, ckpt / name, ignore=shutil.ignore_patterns("analysis", "train_state.pt"))
     before = _snapshot(default_synthvtt, ckpt)
     t0 = time.perf_counter()
-    assert demo.main(["--data-root", str(default_synthvtt), "--checkpoints", str(ckpt),
-                      "--configs", str(REPO / demo.CONFIG_DIR), "--quiet"]) == 0
+    assert demo_main(["--data-root", str(default_synthvtt), "--checkpoints", str(ckpt),
+                      "--configs", str(REPO / runs.CONFIG_DIR), "--quiet"]) == 0
     assert time.perf_counter() - t0 < 15
     assert "nothing to do" in capsys.readouterr().out
     assert _snapshot(default_synthvtt, ckpt) == before
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", demo.RUNS)
+@pytest.mark.parametrize("name", runs.RUNS)
 def test_committed_run_reaches_r1_on_fresh_synthvtt(name, default_synthvtt, tmp_path, monkeypatch):
     from tvr.evaluate import evaluate_run
 
@@ -208,15 +209,15 @@ def test_committed_run_reaches_r1_on_fresh_synthvtt(name, default_synthvtt, tmp_
 
 
 def test_ensure_backbone_builds_only_the_backbone_once(tiny_synthvtt, tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "ensure_dataset", lambda root, progress=True: False)
+    monkeypatch.setattr(runs, "ensure_dataset", lambda root, progress=True: False)
     root = shutil.copytree(tiny_synthvtt, tmp_path / "synthvtt")
     configs = _tiny_demo_configs(root, tmp_path / "configs")
     ckpt = tmp_path / "ckpt"
     kwargs = dict(data_root=root, checkpoints=ckpt, config_dir=configs, progress=False,
                   pretrain=TINY_PRETRAIN)
-    assert demo.ensure_backbone(**kwargs) is True
-    assert demo.backbone_complete(ckpt / demo.BACKBONE)
-    assert sorted(p.name for p in ckpt.iterdir()) == [demo.BACKBONE]  # no demo run trained
-    before = (ckpt / demo.BACKBONE / "model.safetensors").stat().st_mtime_ns
-    assert demo.ensure_backbone(**kwargs) is False  # present: nothing is rebuilt
-    assert (ckpt / demo.BACKBONE / "model.safetensors").stat().st_mtime_ns == before
+    assert runs.ensure_backbone(**kwargs) is True
+    assert runs.backbone_complete(ckpt / runs.BACKBONE)
+    assert sorted(p.name for p in ckpt.iterdir()) == [runs.BACKBONE]  # no demo run trained
+    before = (ckpt / runs.BACKBONE / "model.safetensors").stat().st_mtime_ns
+    assert runs.ensure_backbone(**kwargs) is False  # present: nothing is rebuilt
+    assert (ckpt / runs.BACKBONE / "model.safetensors").stat().st_mtime_ns == before

@@ -79,11 +79,11 @@ def test_cli_qb_norm_adds_the_figures_of_metrics_qb_norm(qb_run, tiny_run_pair, 
     # the run, the banks scored, tvr.metrics.qb_norm applied per direction (k=1, beta=20, theta=1)
     model, tok, cfg = load_pretrained(qb_run)
     model = model.for_inference()
-    sizes = dict(num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
-                 max_words=cfg.data.max_words, progress=False)
-    emb = evaluate.embed_split(model, tok, load_split("synthvtt", root, "test"), **sizes)
+    opts = evaluate.EmbedOptions(num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
+                                 max_words=cfg.data.max_words, progress=False)
+    emb = evaluate.embed_split(model, tok, load_split("synthvtt", root, "test"), opts)
     train = load_split("synthvtt", root, "train")
-    bank_text, bank_video = evaluate.embed_bank(model, tok, train, **sizes)
+    bank_text, bank_video = evaluate.embed_bank(model, tok, train, opts)
     with torch.no_grad():
         bank_t2v = (bank_text.pooled @ emb.video.pooled.T).numpy()  # factorized seqTransf
         bank_v2t = (bank_video.pooled @ emb.text.pooled.T).numpy()
@@ -126,3 +126,25 @@ def test_cli_qb_norm_presets_and_bank_errors(qb_run, tiny_run_pair):
         evaluate.main(["--run", str(qb_run), "--qb-bank", "val"])  # needs --qb-norm
     with pytest.raises(SystemExit):
         evaluate.main(["--run", str(qb_run), "--qb-norm", "nope"])  # not a preset
+
+
+def test_embed_options_built_once_from_the_data_config():
+    from tvr.config import ExperimentConfig
+
+    data = ExperimentConfig().data
+    data.num_frames, data.image_size, data.max_words = 5, 48, 20
+    data.on_decode_error, data.frame_cache, data.num_workers = "skip", "", 3
+    data.frame_sampling, data.decode_threads = "seek", "SLICE"
+    opts = evaluate.EmbedOptions.from_data(data, batch_size=7, amp="bf16", progress=False)
+    assert (opts.num_frames, opts.image_size, opts.max_words) == (5, 48, 20)
+    assert (opts.on_decode_error, opts.num_workers) == ("skip", 3)
+    assert opts.frame_cache is None  # "" in the config means no cache
+    assert (opts.frame_sampling, opts.decode_threads) == ("seek", "SLICE")
+    assert (opts.batch_size, opts.amp, opts.progress, opts.device) == (7, "bf16", False, "cpu")
+    # keyword fields replace fields of the options, or build them when none are given
+    assert evaluate._resolve_options(opts, {"amp": "off"}) == evaluate.EmbedOptions.from_data(
+        data, batch_size=7, amp="off", progress=False)
+    assert evaluate._resolve_options(None, {"num_frames": 2, "image_size": 8, "max_words": 4}) \
+        == evaluate.EmbedOptions(num_frames=2, image_size=8, max_words=4)
+    with pytest.raises(TypeError, match="frames"):
+        evaluate._resolve_options(opts, {"frames": 3})

@@ -19,17 +19,16 @@ from transformers import CLIPConfig, CLIPModel
 
 from tests.helpers_importers import convert_hf_to_openai, dummy_clip_inputs, verify_conversion
 from tvr.config import ExperimentConfig
-from tvr.models.backbone import HFClipEncoder, build_encoder
-from tvr.models.importers import (
-    CheckpointImportError,
-    ImportReport,
-    clip_model_from_hf_state,
+from tvr.models.backbone import HFClipEncoder
+from tvr.models.clip4clip import load_clip4clip_checkpoint
+from tvr.models.importers import CheckpointImportError, ImportReport, clip_model_from_hf_state
+from tvr.models.loading import build_encoder, load_encoder
+from tvr.models.openai_clip import (
     convert_openai_to_hf,
-    load_clip4clip_checkpoint,
     load_openai_clip_state,
     openai_config_from_state,
-    read_torchscript_state,
 )
+from tvr.models.torchscript_reader import read_torchscript_state
 
 VOCAB, BOS, EOS = 64, 62, 63
 TEXT_W, VISION_W, EMBED, PATCH, IMAGE, CONTEXT = 64, 128, 32, 8, 32, 16
@@ -235,7 +234,7 @@ def test_openai_file_round_trip(hf_model, openai_sd, tmp_path, fmt):
     sd = load_openai_clip_state(path)
     assert not set(meta) & set(sd)
     assert set(sd) == set(openai_sd)
-    encoder = HFClipEncoder.from_openai_checkpoint(path)
+    encoder = load_encoder(path).encoder
     for got, want in zip(embeddings(encoder.clip), embeddings(hf_model)):
         assert torch.allclose(got, want, atol=1e-5)
 
@@ -251,7 +250,7 @@ def test_torchscript_archive_read_without_torch_jit_load(hf_model, openai_sd, tm
     assert set(got) == set(want)
     for key in want:
         assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
-    encoder = build_encoder(_cfg(path), FakeTokenizer())
+    encoder = build_encoder(_cfg(path), FakeTokenizer()).encoder
     for got_emb, want_emb in zip(embeddings(encoder.clip), embeddings(hf_model)):
         assert torch.allclose(got_emb, want_emb, atol=5e-3, rtol=1e-2)
 
@@ -302,7 +301,7 @@ def test_openai_safetensors_file_imports(hf_model, openai_sd, tmp_path):
 
     path = tmp_path / "ViT-tiny.safetensors"
     save_file({k: v.contiguous() for k, v in openai_sd.items()}, str(path))
-    encoder = build_encoder(_cfg(path), FakeTokenizer())
+    encoder = build_encoder(_cfg(path), FakeTokenizer()).encoder
     for got, want in zip(embeddings(encoder.clip), embeddings(hf_model)):
         assert torch.allclose(got, want, atol=1e-5)
 
@@ -335,7 +334,7 @@ def test_openai_checkpoint_with_missing_key_refused(openai_sd, tmp_path):
     del sd["visual.ln_post.bias"]
     torch.save(sd, tmp_path / "broken.pt")
     with pytest.raises(CheckpointImportError, match="vision_model.post_layernorm.bias"):
-        HFClipEncoder.from_openai_checkpoint(tmp_path / "broken.pt")
+        load_encoder(tmp_path / "broken.pt")
 
 
 def test_bad_inputs_raise_clear_errors(openai_sd, tmp_path):
@@ -461,7 +460,7 @@ def test_clip4clip_without_module_prefix_and_planted_conv2(openai_sd, tmp_path):
     assert report.missing == ["text_model.final_layer_norm.bias"]
     assert any("3-D patch" in n for n in report.notes)
     with pytest.raises(CheckpointImportError, match="CLIP keys missing .*final_layer_norm.bias"):
-        HFClipEncoder.from_clip4clip_checkpoint(tmp_path / "pytorch_model.bin.0")
+        load_encoder(tmp_path / "pytorch_model.bin.0")
 
 
 def test_clip4clip_xclip_matrices_and_frame_checks(openai_sd, tmp_path):
@@ -511,14 +510,17 @@ def _cfg(pretrained) -> ExperimentConfig:
 def test_build_encoder_dispatches_openai_and_clip4clip(openai_sd, hf_model, clip4clip_file,
                                                        tmp_path):
     torch.save(openai_sd, tmp_path / "ViT-tiny.pt")
-    encoder = build_encoder(_cfg(tmp_path / "ViT-tiny.pt"), FakeTokenizer())
-    assert isinstance(encoder, HFClipEncoder) and encoder.imported_head_state == {}
+    loaded = build_encoder(_cfg(tmp_path / "ViT-tiny.pt"), FakeTokenizer())
+    encoder = loaded.encoder
+    assert isinstance(encoder, HFClipEncoder) and loaded.head_state == {}
+    assert loaded.kind == "openai"
     for got, want in zip(embeddings(encoder.clip), embeddings(hf_model)):
         assert torch.allclose(got, want, atol=1e-5)
 
     path, _ = clip4clip_file
-    encoder = build_encoder(_cfg(path), FakeTokenizer())
-    assert "blocks.0.attn.q_proj.weight" in encoder.imported_head_state
+    loaded = build_encoder(_cfg(path), FakeTokenizer())
+    encoder = loaded.encoder
+    assert "blocks.0.attn.q_proj.weight" in loaded.head_state and loaded.kind == "clip4clip"
     assert encoder.embed_dim == EMBED and encoder.eos_token_id == EOS
 
     cfg = _cfg(tmp_path / "ViT-tiny.pt")

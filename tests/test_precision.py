@@ -37,16 +37,16 @@ def test_inference_autocast_runs_matmuls_in_bf16() -> None:
 def test_embed_split_under_bf16_returns_float32_close_to_fp32(tiny_run_pair) -> None:
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
-    from tvr.evaluate import embed_split, evaluate_run
+    from tvr.evaluate import EmbedOptions, embed_split, evaluate_run
 
     model, tokenizer, cfg = load_pretrained(tiny_run_pair.base)
     model = model.for_inference()
     records = load_split("synthvtt", tiny_run_pair.data / "synthvtt", "test")
-    kwargs = dict(num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
-                  max_words=cfg.data.max_words, progress=False)
+    opts = EmbedOptions(num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
+                        max_words=cfg.data.max_words, progress=False)
     with torch.no_grad():
-        ref = embed_split(model, tokenizer, records, **kwargs)
-        low = embed_split(model, tokenizer, records, amp="bf16", **kwargs)
+        ref = embed_split(model, tokenizer, records, opts)
+        low = embed_split(model, tokenizer, records, opts, amp="bf16")
     for feats in (low.text, low.video):
         assert feats.tokens.dtype is torch.float32 and feats.pooled.dtype is torch.float32
     assert low.sim.dtype == np.float32

@@ -15,7 +15,7 @@ from tests.conftest import tiny_overrides
 from tvr.checkpoint import load_pretrained
 from tvr.config import load_config
 from tvr.data.sources import load_split
-from tvr.evaluate import SplitEmbedding, embed_split
+from tvr.evaluate import EmbedOptions, SplitEmbedding, embed_split
 from tvr.metrics import t2v_ranks
 from tvr.models.features import TokenFeatures
 from tvr.train import train
@@ -41,9 +41,9 @@ def runs(tiny_synthvtt: Path, tmp_path_factory) -> dict[str, Run]:
                                                "train.epochs=1", "train.eval_after=false"))
         run_dir = train(cfg, progress=False)
         model, tok, cfg = load_pretrained(run_dir)
-        emb = embed_split(model, tok, records, num_frames=cfg.data.num_frames,
-                          image_size=cfg.data.image_size, max_words=cfg.data.max_words,
-                          progress=False)
+        opts = EmbedOptions(num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
+                            max_words=cfg.data.max_words, progress=False)
+        emb = embed_split(model, tok, records, opts)
         result[head] = Run(model, tok, cfg.data.max_words, emb)
     return result
 

@@ -272,7 +272,8 @@ def test_hub_ids_are_not_local_paths():
 def test_one_hub_id_rule_for_config_checks_and_backbone(value, hub, monkeypatch):
     """The hub's own rule (huggingface_hub's validate_repo_id) decides, in run_checks and in the
     backbone loader alike: a name that is no hub id is a missing local path."""
-    from tvr.models.backbone import BackboneNotFoundError, HFClipEncoder
+    from tvr.models.backbone import BackboneNotFoundError
+    from tvr.models.loading import load_encoder
     from tvr.run_checks import is_hub_id, looks_like_local_path
 
     assert is_hub_id(value) is hub
@@ -280,7 +281,7 @@ def test_one_hub_id_rule_for_config_checks_and_backbone(value, hub, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     expected = "HF_HUB_OFFLINE" if hub else "not an existing Hugging Face CLIP folder"
     with pytest.raises(BackboneNotFoundError, match=expected):
-        HFClipEncoder.from_pretrained(value)
+        load_encoder(value)
 
 
 @pytest.mark.parametrize(

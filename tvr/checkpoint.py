@@ -13,8 +13,8 @@ weights file it belongs to; :func:`check_resume_files` refuses a pair that does 
 naming both files and their steps. :func:`truncate_log` drops ``log.jsonl`` lines past the
 resumed step, so a resumed run never logs a step twice.
 
-Foreign formats (OpenAI CLIP, CLIP4Clip/DRL checkpoints) are imported by
-:mod:`tvr.models.importers`.
+Foreign formats (OpenAI CLIP, CLIP4Clip/DRL checkpoints) are imported through
+:mod:`tvr.models.loading`, which also rebuilds a run's backbone from ``encoder.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tvr import registry
 from tvr.config import ConfigError, ExperimentConfig, from_dict, save_config
 from tvr.io import atomic_path, atomic_write_text
 
@@ -188,6 +187,8 @@ def load_run_config(run_dir: str | Path) -> ExperimentConfig:
 
 def build_model_from_run(run_dir: str | Path, cfg: ExperimentConfig | None = None) -> nn.Module:
     """Rebuild the (randomly initialised) model architecture a run folder describes."""
+    from tvr.models.backbone import BackboneError
+    from tvr.models.loading import encoder_architecture
     from tvr.retriever import Retriever
 
     run_dir = Path(run_dir)
@@ -195,9 +196,10 @@ def build_model_from_run(run_dir: str | Path, cfg: ExperimentConfig | None = Non
     enc_path = run_dir / ENCODER
     if not enc_path.is_file():
         raise CheckpointError(f"{run_dir}: {ENCODER} is missing (cannot rebuild the backbone)")
-    enc = json.loads(enc_path.read_text())
-    encoder_cls = registry.get("encoder", enc["encoder"])
-    encoder = encoder_cls.from_exported_config(enc["config"])
+    try:
+        encoder = encoder_architecture(enc_path)
+    except BackboneError as exc:
+        raise CheckpointError(str(exc)) from None
     return Retriever(cfg, encoder)
 
 

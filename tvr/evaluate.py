@@ -21,7 +21,7 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,57 +148,87 @@ class SplitEmbedding:
     skipped_videos: list[str]
 
 
-def _video_dataset(
-    records: list,
-    num_frames: int,
-    image_size: int,
-    on_decode_error: str,
-    frame_cache: str | None,
-    frame_sampling: str = "auto",
-    decode_threads: str = "",
-) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How :func:`embed_split` and :func:`embed_bank` sample, decode and embed a split.
+
+    Build it once from a run's data config (:meth:`from_data`) and pass it to both.
+    """
+
+    num_frames: int  # frames sampled per video (T)
+    image_size: int  # frame side in pixels
+    max_words: int  # tokens per caption (L)
+    on_decode_error: str = "raise"  # raise | skip: what an undecodable video does
+    frame_cache: str | None = None  # on-disk cache of sampled frames (None = off)
+    frame_sampling: str = "auto"  # tvr.data.video sampling method
+    decode_threads: str = ""  # FFmpeg decoder threads ("" = per sampling mode)
+    batch_size: int = 16  # videos per batch (captions: at least 64)
+    num_workers: int = 0  # DataLoader workers for decoding
+    device: torch.device | str = "cpu"
+    progress: bool = True  # tqdm bars
+    amp: str = "off"  # autocast of the towers (tvr.precision); scores stay float32
+
+    @classmethod
+    def from_data(cls, data: Any, **overrides: Any) -> EmbedOptions:
+        """Options of a :class:`tvr.config.DataConfig` (frames, words, decoding, cache,
+        workers); ``overrides`` set the other fields (``batch_size``, ``device``, ...)."""
+        fields = dict(
+            num_frames=data.num_frames, image_size=data.image_size, max_words=data.max_words,
+            on_decode_error=data.on_decode_error, frame_cache=data.frame_cache or None,
+            frame_sampling=data.frame_sampling, decode_threads=data.decode_threads,
+            num_workers=data.num_workers,
+        )
+        return cls(**{**fields, **overrides})
+
+
+def _resolve_options(options: EmbedOptions | None, fields: dict[str, Any]) -> EmbedOptions:
+    """``options`` with ``fields`` replaced, or options built from ``fields`` alone.
+
+    Raises:
+        TypeError: a field name :class:`EmbedOptions` does not have, or neither options nor
+            the three sizes (``num_frames``, ``image_size``, ``max_words``).
+    """
+    if options is None:
+        return EmbedOptions(**fields)
+    return replace(options, **fields) if fields else options
+
+
+def _video_dataset(records: list, opts: EmbedOptions) -> tuple[Any, Any]:
     """``(EvalSplit, VideoDataset)`` of ``records`` sampled for evaluation."""
     from tvr.data.dataset import EvalSplit, VideoDataset
     from tvr.data.video import FrameSampler, sampling_options
 
     split = EvalSplit.from_records(records)
-    method, thread_type = sampling_options(frame_sampling, decode_threads)
-    sampler = FrameSampler(num_frames, image_size, method=method, cache_dir=frame_cache or None,
-                           thread_type=thread_type)
-    return split, VideoDataset(split, sampler, on_decode_error=on_decode_error)
+    method, thread_type = sampling_options(opts.frame_sampling, opts.decode_threads)
+    sampler = FrameSampler(opts.num_frames, opts.image_size, method=method,
+                           cache_dir=opts.frame_cache or None, thread_type=thread_type)
+    return split, VideoDataset(split, sampler, on_decode_error=opts.on_decode_error)
 
 
 def embed_split(
     model: nn.Module,
     tokenizer: Any,
     records: list,
-    *,
-    num_frames: int,
-    image_size: int,
-    max_words: int,
-    on_decode_error: str = "raise",
-    frame_cache: str | None = None,
-    frame_sampling: str = "auto",
-    decode_threads: str = "",
-    batch_size: int = 16,
-    num_workers: int = 0,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    amp: str = "off",
+    options: EmbedOptions | None = None,
+    /,
+    **fields: Any,
 ) -> SplitEmbedding:
     """Embed every caption and video of ``records`` and score all pairs.
 
-    ``amp`` runs the towers under autocast (:mod:`tvr.precision`: ``"off"``, ``"auto"``,
-    ``"bf16"``, ``"fp16"``); the features are cast back to float32 and scored in float32.
+    ``options`` (:class:`EmbedOptions`) says how; keyword ``fields`` replace its fields (or
+    build the options when none are given). ``amp`` runs the towers under autocast
+    (:mod:`tvr.precision`: ``"off"``, ``"auto"``, ``"bf16"``, ``"fp16"``); the features are
+    cast back to float32 and scored in float32.
 
     Videos that cannot be decoded under ``on_decode_error="skip"`` leave the gallery together
     with their captions; the numbers evaluated are logged.
     """
-    split, vds = _video_dataset(records, num_frames, image_size, on_decode_error, frame_cache,
-                                frame_sampling, decode_threads)
+    opts = _resolve_options(options, fields)
+    amp, device, progress, batch_size = opts.amp, opts.device, opts.progress, opts.batch_size
+    split, vds = _video_dataset(records, opts)
     with inference_autocast(amp, device):
         video, kept_videos = embed_videos(model, vds, batch_size=batch_size,
-                                          num_workers=num_workers, device=device,
+                                          num_workers=opts.num_workers, device=device,
                                           progress=progress)
     video = _float32(video)
     kept_set = {int(v): col for col, v in enumerate(kept_videos)}
@@ -206,7 +236,7 @@ def embed_split(
     caption_rows = np.array([i for i, v in enumerate(t2v_full) if int(v) in kept_set], dtype=np.int64)
     captions = [split.captions[i] for i in caption_rows]
     with inference_autocast(amp, device):
-        text = _float32(embed_texts(model, captions, tokenizer, max_words,
+        text = _float32(embed_texts(model, captions, tokenizer, opts.max_words,
                                     batch_size=max(batch_size, 64), device=device,
                                     progress=progress))
     text_to_video = np.array([kept_set[int(t2v_full[i])] for i in caption_rows], dtype=np.int64)
@@ -234,35 +264,27 @@ def embed_bank(
     model: nn.Module,
     tokenizer: Any,
     records: list,
-    *,
-    num_frames: int,
-    image_size: int,
-    max_words: int,
-    on_decode_error: str = "raise",
-    frame_cache: str | None = None,
-    frame_sampling: str = "auto",
-    decode_threads: str = "",
-    batch_size: int = 16,
-    num_workers: int = 0,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    amp: str = "off",
+    options: EmbedOptions | None = None,
+    /,
+    **fields: Any,
 ) -> tuple[TokenFeatures, TokenFeatures]:
     """Head-embedded captions and videos of a query bank's records (e.g. the training split).
 
-    Unlike :func:`embed_split` no bank x bank similarity is computed; videos the dataset
+    ``options``/``fields`` as in :func:`embed_split`. Unlike it, no bank x bank similarity is computed; videos the dataset
     skips (``on_decode_error="skip"``) leave the bank, their captions stay.
 
     Shapes:
         returns (text ``[Nb_t, L, D]``, video ``[Nb_v, T, D]``)
     """
-    split, vds = _video_dataset(records, num_frames, image_size, on_decode_error, frame_cache,
-                                frame_sampling, decode_threads)
-    with inference_autocast(amp, device):
-        video, _ = embed_videos(model, vds, batch_size=batch_size, num_workers=num_workers,
-                                device=device, progress=progress)
-        text = embed_texts(model, list(split.captions), tokenizer, max_words,
-                           batch_size=max(batch_size, 64), device=device, progress=progress)
+    opts = _resolve_options(options, fields)
+    split, vds = _video_dataset(records, opts)
+    with inference_autocast(opts.amp, opts.device):
+        video, _ = embed_videos(model, vds, batch_size=opts.batch_size,
+                                num_workers=opts.num_workers, device=opts.device,
+                                progress=opts.progress)
+        text = embed_texts(model, list(split.captions), tokenizer, opts.max_words,
+                           batch_size=max(opts.batch_size, 64), device=opts.device,
+                           progress=opts.progress)
     return _float32(text), _float32(video)
 
 
@@ -392,13 +414,9 @@ def evaluate_model(
     from tvr.metrics import RANK_RULE, dual_softmax, retrieval_metrics
 
     model = model.for_inference()
-    emb = embed_split(
-        model, tokenizer, records, num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,
-        max_words=cfg.data.max_words, on_decode_error=cfg.data.on_decode_error,
-        frame_cache=cfg.data.frame_cache or None, frame_sampling=cfg.data.frame_sampling,
-        decode_threads=cfg.data.decode_threads, batch_size=batch_size,
-        num_workers=cfg.data.num_workers, device=device, progress=progress, amp=amp,
-    )
+    opts = EmbedOptions.from_data(cfg.data, batch_size=batch_size, device=device,
+                                  progress=progress, amp=amp)
+    emb = embed_split(model, tokenizer, records, opts)
     name = dataset
     metrics: dict[str, Any] = dict(retrieval_metrics(emb.sim, emb.text_to_video))
     if dsl:
@@ -407,14 +425,7 @@ def evaluate_model(
         metrics.update({f"dsl/{k}": v for k, v in t2v.items() if k.startswith("t2v/")})
         metrics.update({f"dsl/{k}": v for k, v in v2t.items() if k.startswith("v2t/")})
     if qb_norm is not None:
-        bank_text, bank_video = embed_bank(
-            model, tokenizer, bank_records, num_frames=cfg.data.num_frames,
-            image_size=cfg.data.image_size, max_words=cfg.data.max_words,
-            on_decode_error=cfg.data.on_decode_error, frame_cache=cfg.data.frame_cache or None,
-            frame_sampling=cfg.data.frame_sampling, decode_threads=cfg.data.decode_threads,
-            batch_size=batch_size, num_workers=cfg.data.num_workers, device=device,
-            progress=progress, amp=amp,
-        )
+        bank_text, bank_video = embed_bank(model, tokenizer, bank_records, opts)
         metrics.update(qb_norm_metrics(model, emb, bank_text, bank_video, preset=qb_norm,
                                        device=device, progress=progress))
     applied = [name for name, on in (("dsl", dsl), ("qb_norm", qb_norm is not None)) if on]

@@ -204,12 +204,13 @@ def build_model(cfg: ExperimentConfig, tokenizer) -> nn.Module:
     folder) are loaded into the head; otherwise a temporal module is initialised from the
     text tower's first blocks when ``seqtransf.init_from_text`` and the widths match.
     """
-    from tvr.models.backbone import build_encoder
+    from tvr.models.loading import build_encoder
     from tvr.retriever import Retriever
 
-    encoder = build_encoder(cfg, tokenizer)
+    loaded = build_encoder(cfg, tokenizer)
+    encoder = loaded.encoder
     model = Retriever(cfg, encoder)
-    head_state = {_head_key(k): v for k, v in getattr(encoder, "imported_head_state", {}).items()}
+    head_state = {_head_key(k): v for k, v in loaded.head_state.items()}
     if head_state:
         missing, unexpected = model.head.load_state_dict(head_state, strict=False)
         log.info("loaded %d imported head tensors; head keys not in the checkpoint: %s; "

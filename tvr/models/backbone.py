@@ -9,10 +9,10 @@
 * **video** ``[B, T, 3, H, W]`` -> per-frame ``visual_projection(post_layernorm(CLS))``
   ``[B, T, D]`` and the masked mean over valid frames ``[B, D]``.
 
-:func:`build_encoder` turns ``cfg.model.pretrained`` into an encoder: ``""`` builds a
-from-scratch CLIP of ``cfg.model.clip``'s size, an HF folder (or hub id when online) loads
-``CLIPModel``, an OpenAI ``.pt`` file (or its ``.safetensors`` conversion) and a CLIP4Clip ``pytorch_model.bin*`` file go through
-:mod:`tvr.models.importers`, and a run folder rebuilds the run's backbone.
+Where the weights come from (a from-scratch config, a run folder, an HF folder, an OpenAI
+archive, a CLIP4Clip checkpoint) is resolved in one place, :mod:`tvr.models.loading`; this module
+holds the forward passes and the config/save helpers (:meth:`HFClipEncoder.from_config`,
+:meth:`~HFClipEncoder.export_config`, :meth:`~HFClipEncoder.save_pretrained`).
 """
 
 from __future__ import annotations
@@ -32,12 +32,9 @@ from torch import Tensor, nn
 
 from tvr.config import ClipConfig, ExperimentConfig
 from tvr.models.features import TokenFeatures
-from tvr.registry import get, register
-from tvr.run_checks import is_hub_id
+from tvr.registry import register
 
 log = logging.getLogger(__name__)
-
-_OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 class BackboneError(ValueError):
@@ -58,9 +55,6 @@ class Encoder(nn.Module):
 
     Attributes:
         embed_dim: width ``D`` of every token and pooled feature it returns.
-        imported_head_state: head tensors that came with the weights (a CLIP4Clip checkpoint or a
-            run folder), named as the head's ``state_dict``; empty when there are none. The
-            model builder loads them into the head and may clear the dict afterwards.
 
     Shapes:
         encode_text: ids ``[B, L]`` (long), mask ``[B, L]`` -> TokenFeatures ``[B, L, D]``,
@@ -70,10 +64,6 @@ class Encoder(nn.Module):
     """
 
     embed_dim: int
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.imported_head_state: dict[str, Tensor] = {}
 
     def encode_text(self, ids: Tensor, mask: Tensor) -> TokenFeatures:  # pragma: no cover
         raise NotImplementedError
@@ -102,22 +92,11 @@ class Encoder(nn.Module):
         """Rebuild a randomly initialised encoder from :meth:`export_config`'s output."""
         raise NotImplementedError
 
-    @classmethod
-    def from_experiment(cls, cfg: ExperimentConfig, tokenizer: Any) -> Encoder:  # pragma: no cover
-        """Build the encoder an experiment config asks for."""
-        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _offline() -> bool:
-    return any(
-        os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
-        for var in _OFFLINE_ENV
-    )
 
 
 @contextlib.contextmanager
@@ -137,31 +116,6 @@ def _atomic_dir(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _tokenizer_ids(tokenizer: Any) -> tuple[int, int, int, int]:
-    """``(vocab_size, bos, eos, pad)`` of a HF-style tokenizer (``len()``, ``*_token_id``)."""
-
-    def pick(*names: str) -> int | None:
-        for name in names:
-            value = getattr(tokenizer, name, None)
-            if isinstance(value, int):
-                return value
-        return None
-
-    bos = pick("bos_token_id", "bos_id")
-    eos = pick("eos_token_id", "eos_id")
-    pad = pick("pad_token_id", "pad_id")
-    try:
-        vocab = len(tokenizer)
-    except TypeError:
-        vocab = pick("vocab_size")
-    if vocab is None or bos is None or eos is None:
-        raise BackboneError(
-            f"tokenizer {type(tokenizer).__name__} does not expose len() / vocab_size, "
-            f"bos_token_id and eos_token_id (got vocab={vocab}, bos={bos}, eos={eos})"
-        )
-    return vocab, bos, eos, eos if pad is None else pad
 
 
 def tiny_clip_config(
@@ -256,7 +210,7 @@ class HFClipEncoder(Encoder):
             references do, which matters for heads that ignore the video mask (X-CLIP).
         legacy_argmax_pooling: read sentence vectors at ``argmax(ids)`` instead of the first
             EOT id, as ``transformers`` does for old configs whose ``eos_token_id`` is 2.
-            :meth:`from_pretrained` sets it for such configs when no ``eos_id`` is given.
+            :func:`tvr.models.loading.load_encoder` sets it for such configs when no ``eos_id`` is given.
         vision_stem: ``"patch"`` keeps CLIP's patch embedding; ``"conv"`` replaces it by a
             freshly initialised :class:`ConvStem` (recorded by :meth:`export_config`, so run
             folders rebuild it; an HF folder cannot hold it).
@@ -509,224 +463,6 @@ class HFClipEncoder(Encoder):
         return cls(CLIPModel(config), skip_padded_frames=skip_padded_frames,
                    vision_stem=vision_stem)
 
-    @classmethod
-    def from_pretrained(
-        cls,
-        path_or_hub_id: str | Path,
-        *,
-        eager_attention: bool = False,
-        bos_id: int | None = None,
-        eos_id: int | None = None,
-        pad_id: int | None = None,
-        skip_padded_frames: bool = False,
-    ) -> HFClipEncoder:
-        """Load an HF CLIP folder (``config.json`` + weights), or a hub id when online.
-
-        Weights load in fp32 whatever dtype they were saved in. Special ids given here (the
-        tokenizer's) replace the config's; ``projection_dim`` is copied into both sub-configs.
-
-        Raises:
-            BackboneNotFoundError: the folder does not exist or is not an HF CLIP folder, or the
-            name is a hub id while ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` is set or the
-            download fails; the message names the path or id.
-        """
-        from transformers import CLIPConfig, CLIPModel
-
-        name = str(path_or_hub_id)
-        local = Path(name).expanduser()
-        if local.is_dir():
-            cfg_file = local / "config.json"
-            if not cfg_file.is_file():
-                raise BackboneNotFoundError(
-                    f"{local} is not a Hugging Face CLIP folder: config.json is missing"
-                )
-            try:
-                model_type = json.loads(cfg_file.read_text()).get("model_type")
-            except json.JSONDecodeError as exc:
-                raise BackboneError(f"{cfg_file}: not valid JSON ({exc})") from None
-            if model_type != "clip":
-                raise BackboneError(
-                    f"{cfg_file}: model_type is {model_type!r}, expected 'clip' (a "
-                    "transformers CLIPModel folder)"
-                )
-            source = str(local)
-        elif local.exists() or not is_hub_id(name):  # a path-like name is never a hub id
-            raise BackboneNotFoundError(
-                f"pretrained {name!r}: not an existing Hugging Face CLIP folder (nor a hub id)"
-            )
-        else:
-            if _offline():
-                raise BackboneNotFoundError(
-                    f"pretrained {name!r} is not a local folder, so it was taken as a Hugging Face "
-                    "hub id, but HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE forbids downloads; pass a "
-                    "local CLIP folder, an OpenAI .pt or a CLIP4Clip checkpoint instead"
-                )
-            source = name
-        try:
-            config = CLIPConfig.from_pretrained(source)
-            config.text_config.projection_dim = config.projection_dim
-            config.vision_config.projection_dim = config.projection_dim
-            tc = config.text_config
-            if bos_id is not None:
-                tc.bos_token_id = bos_id
-            if eos_id is not None:
-                tc.eos_token_id = eos_id
-            if pad_id is not None:
-                tc.pad_token_id = pad_id
-            model = CLIPModel.from_pretrained(
-                source,
-                config=config,
-                dtype=torch.float32,
-                attn_implementation="eager" if eager_attention else "sdpa",
-            )
-        except OSError as exc:
-            raise BackboneNotFoundError(
-                f"pretrained {name!r}: could not load a CLIP model ({exc})"
-            ) from exc
-        legacy = eos_id is None and tc.eos_token_id == 2
-        if legacy:
-            log.warning(
-                "%s: text_config.eos_token_id is the legacy value 2; sentence vectors are read "
-                "at argmax(ids) (pass eos_id to use the tokenizer's EOT id)",
-                name,
-            )
-        return cls(model, skip_padded_frames=skip_padded_frames, legacy_argmax_pooling=legacy)
-
-    @classmethod
-    def from_openai_checkpoint(
-        cls,
-        path: str | Path,
-        *,
-        eager_attention: bool = False,
-        bos_id: int | None = None,
-        eos_id: int | None = None,
-        pad_id: int | None = None,
-        skip_padded_frames: bool = False,
-    ) -> HFClipEncoder:
-        """Import an OpenAI CLIP ``.pt`` (TorchScript archive or state dict) onto ``CLIPModel``.
-
-        TorchScript archives are read without running their code
-        (:func:`tvr.models.importers.read_torchscript_state`); ``.safetensors`` files in the OpenAI
-        key layout are read as well.
-
-        Raises:
-            CheckpointImportError: unreadable file, unsupported architecture, or keys that are
-            missing or left unmapped (named in the message).
-        """
-        from tvr.models import importers
-
-        sd = importers.load_openai_clip_state(path)
-        config = importers.openai_config_from_state(
-            sd, bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id
-        )
-        hf_sd, report = importers.convert_openai_to_hf(sd, config)
-        if not report.ok:
-            raise importers.CheckpointImportError(f"{path}: {report.summary()}")
-        model = importers.clip_model_from_hf_state(
-            hf_sd,
-            config,
-            source=str(path),
-            attn_implementation="eager" if eager_attention else "sdpa",
-        )
-        log.info("imported OpenAI CLIP %s (%s)", path, report.summary())
-        return cls(model, skip_padded_frames=skip_padded_frames)
-
-    @classmethod
-    def from_clip4clip_checkpoint(
-        cls,
-        path: str | Path,
-        *,
-        expect_frames: int | None = None,
-        expect_words: int | None = None,
-        eager_attention: bool = False,
-        bos_id: int | None = None,
-        eos_id: int | None = None,
-        pad_id: int | None = None,
-        skip_padded_frames: bool = False,
-    ) -> HFClipEncoder:
-        """Import the CLIP part of a CLIP4Clip-family checkpoint.
-
-        The temporal-module and head tensors land in :attr:`imported_head_state` (names in
-        :mod:`tvr.models.importers`); keys of unsupported heads are logged, not fatal.
-
-        Raises:
-            CheckpointImportError: unreadable file, missing CLIP keys (named), or X-CLIP
-            matrices that do not fit ``expect_frames``/``expect_words``.
-        """
-        from tvr.models import importers
-
-        hf_sd, head_state, report = importers.load_clip4clip_checkpoint(
-            path, expect_frames=expect_frames, expect_words=expect_words
-        )
-        if report.missing:
-            raise importers.CheckpointImportError(
-                f"{path}: CLIP keys missing from the checkpoint: {report.missing}"
-            )
-        config = report.config
-        tc = config.text_config
-        for attr, value in (("bos_token_id", bos_id), ("eos_token_id", eos_id),
-                            ("pad_token_id", pad_id)):
-            if value is not None:
-                setattr(tc, attr, value)
-        model = importers.clip_model_from_hf_state(
-            hf_sd,
-            config,
-            source=str(path),
-            attn_implementation="eager" if eager_attention else "sdpa",
-        )
-        encoder = cls(model, skip_padded_frames=skip_padded_frames)
-        encoder.imported_head_state = head_state
-        for note in report.notes:
-            log.info("%s: %s", path, note)
-        return encoder
-
-    @classmethod
-    def from_experiment(cls, cfg: ExperimentConfig, tokenizer: Any) -> HFClipEncoder:
-        """Dispatch on ``cfg.model.pretrained`` (see :func:`build_encoder`) and check the result
-        against the tokenizer and the data config."""
-        pretrained = cfg.model.pretrained.strip()
-        ids: dict[str, int] = {}
-        vocab = None
-        if tokenizer is not None:
-            vocab, bos, eos, pad = _tokenizer_ids(tokenizer)
-            ids = {"bos_id": bos, "eos_id": eos, "pad_id": pad}
-        if not pretrained:
-            if tokenizer is None:
-                raise BackboneError(
-                    "model.pretrained is empty (train from scratch), which needs a tokenizer"
-                )
-            clip_cfg = cfg.model.clip
-            if cfg.data.max_words > clip_cfg.max_positions:
-                raise BackboneError(
-                    f"data.max_words={cfg.data.max_words} exceeds "
-                    f"model.clip.max_positions={clip_cfg.max_positions}"
-                )
-            encoder = cls.from_config(
-                clip_cfg,
-                vocab_size=vocab,  # type: ignore[arg-type]
-                image_size=cfg.data.image_size,
-                max_positions=clip_cfg.max_positions,
-                **ids,
-            )
-            log.info("built a from-scratch CLIP (%s parameters)", _count(encoder))
-            return encoder
-        path = Path(pretrained).expanduser()
-        if path.is_file() and path.suffix in (".pt", ".safetensors"):
-            encoder = cls.from_openai_checkpoint(path, **ids)
-        elif path.is_file() and path.name.startswith("pytorch_model.bin"):
-            encoder = cls.from_clip4clip_checkpoint(
-                path, expect_frames=cfg.data.num_frames, expect_words=cfg.data.max_words, **ids
-            )
-        elif path.is_file():
-            raise BackboneError(
-                f"model.pretrained={pretrained!r}: unsupported file; expected an HF CLIP folder, "
-                "an OpenAI CLIP .pt (or .safetensors) or a CLIP4Clip pytorch_model.bin* file"
-            )
-        else:
-            encoder = cls.from_pretrained(pretrained, **ids)
-        encoder.check_fits(cfg, vocab)
-        return encoder
-
     def check_fits(self, cfg: ExperimentConfig, tokenizer_vocab: int | None = None) -> None:
         """Raise :class:`BackboneError` when the data config or tokenizer does not fit the model."""
         where = f"model.pretrained={cfg.model.pretrained!r}"
@@ -793,83 +529,3 @@ class HFClipEncoder(Encoder):
         with _atomic_dir(directory) as tmp:
             self.clip.save_pretrained(str(tmp))
         return directory
-
-
-def _count(module: nn.Module) -> str:
-    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f}M"
-
-
-# --------------------------------------------------------------------------------------------
-# Factory
-# --------------------------------------------------------------------------------------------
-
-
-def _run_folder_files(path: Path) -> tuple[Path, Path] | None:
-    """``(encoder.json, model.safetensors)`` when ``path`` is a run folder, else None."""
-    from tvr import checkpoint
-
-    enc, weights = path / checkpoint.ENCODER, path / checkpoint.WEIGHTS
-    return (enc, weights) if enc.is_file() and weights.is_file() else None
-
-
-def encoder_from_run(run_dir: str | Path) -> Encoder:
-    """Rebuild a run's backbone with its trained weights; its head weights go to
-    :attr:`Encoder.imported_head_state` (keys without the ``head.`` prefix).
-
-    Raises:
-        BackboneError: the folder is not a run folder, its weights file is unreadable
-            (named), or its weights do not fit.
-    """
-    from tvr.checkpoint import CheckpointError, load_weights
-
-    run_dir = Path(run_dir)
-    files = _run_folder_files(run_dir)
-    if files is None:
-        raise BackboneError(f"{run_dir} is not a run folder (encoder.json and weights expected)")
-    enc_file, weights_file = files
-    try:
-        enc = json.loads(enc_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise BackboneError(f"{enc_file}: not valid JSON ({exc})") from None
-    if not isinstance(enc, dict) or "encoder" not in enc or "config" not in enc:
-        raise BackboneError(f"{enc_file}: expected keys 'encoder' and 'config'")
-    encoder = get("encoder", enc["encoder"]).from_exported_config(enc["config"])
-    try:
-        state = load_weights(weights_file)
-    except CheckpointError as exc:
-        raise BackboneError(str(exc)) from None
-    enc_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    result = encoder.load_state_dict(enc_state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise BackboneError(
-            f"{weights_file}: encoder weights do not fit {enc_file}: missing "
-            f"{result.missing_keys[:10]}, unexpected {result.unexpected_keys[:10]}"
-        )
-    encoder.imported_head_state = {
-        k[len("head."):]: v for k, v in state.items() if k.startswith("head.")
-    }
-    log.info("loaded the backbone of run %s", run_dir)
-    return encoder
-
-
-def build_encoder(cfg: ExperimentConfig, tokenizer: Any) -> Encoder:
-    """Build the backbone ``cfg`` asks for.
-
-    ``cfg.model.pretrained`` decides where the weights come from:
-
-    * ``""``: a from-scratch CLIP of ``cfg.model.clip``'s size, vocabulary and special ids from
-      ``tokenizer``, image size ``cfg.data.image_size``;
-    * a run folder (``encoder.json`` + ``model.safetensors``): that run's backbone and weights;
-    * an HF CLIP folder (``config.json``) or a hub id (online only);
-    * ``*.pt`` / ``*.safetensors``: an OpenAI CLIP checkpoint (TorchScript archives are read
-      without running their code);
-    * ``pytorch_model.bin*``: a CLIP4Clip-family checkpoint (head tensors in
-      :attr:`Encoder.imported_head_state`).
-
-    ``tokenizer`` is any HF-style tokenizer (``len()``, ``bos_token_id``, ``eos_token_id``,
-    ``pad_token_id``); its ids are written into the text config.
-    """
-    pretrained = cfg.model.pretrained.strip()
-    if pretrained and _run_folder_files(Path(pretrained).expanduser()) is not None:
-        return encoder_from_run(Path(pretrained).expanduser())
-    return get("encoder", cfg.model.encoder).from_experiment(cfg, tokenizer)

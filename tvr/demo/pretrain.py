@@ -1,47 +1,18 @@
-"""Demo runs: ``python -m tvr.demo [--train | --backbone] [--data-root DIR] [--checkpoints DIR]``.
+"""Stage 1 of the demo: pretrain the demo backbone and temporal head on SynthVTT's frames.
 
-Provides what ``make app`` shows: the default SynthVTT dataset (``data/synthvtt``, generated when
-missing) and two run folders trained with the same seed and schedule from the same backbone,
-``checkpoints/demo-base`` (seqTransf) and ``checkpoints/demo-drgi`` (seqTransf + DRGI). Both run
-folders are committed, so with everything present this command does nothing; a run folder that
-is missing is trained again.
-
-``--train`` rebuilds everything in two stages, seeded end to end, on SynthVTT's train split:
-
-1. **Backbone** (``checkpoints/demo-backbone``, not committed). A tiny CLIP of the demo configs'
-   ``model.clip`` size whose patch embedding is a small convolutional stem
-   (``vision_stem="conv"``), and a BPE tokenizer trained on the train captions.
-
-   a. The vision tower learns what each sampled frame shows, from ``synthvtt_meta.json``:
-      colour and shape of the event on screen (or "none" between events), the background
-      (linear probes on the projected frame feature) and the shape's position and size
-      (linear regression).
-   b. The similarity head's temporal module learns, on the now fixed frame features, the
-      action of the event each frame belongs to: a single frame cannot show "moves left" or
-      "grows", its neighbours can.
-
-   Contrastive training of a tiny CLIP from pixels on 2 cores learns little more than colour
-   within minutes, and even perfect per-frame attributes leave the action to a temporal head
-   that contrastive loss teaches slowly; a pretrained backbone (and temporal module, as in
-   CLIP4Clip-family checkpoints) is what real users start from too. The text tower starts fresh.
-2. **Runs**: :func:`tvr.train.train` on ``configs/synthvtt/demo-base.yaml`` and
-   ``demo-drgi.yaml`` (identical but for ``name`` and ``drgi.enable``), both starting from the
-   backbone folder (``model.pretrained``; its head weights initialise the head) with the vision
-   tower frozen (``model.freeze_vision``), then evaluated on the test split (``metrics.json``).
-
-The run folders are self-contained: :func:`tvr.checkpoint.load_pretrained` rebuilds them from
-``encoder.json`` + ``model.safetensors`` + ``tokenizer/`` without the backbone folder.
-Timings, R@1 and learning curves are in ``benchmarks/RESULTS.md`` (``## Demo runs``).
+See :mod:`tvr.demo` for where this stage sits. :func:`frame_targets` reads each sampled train
+frame's attributes from ``synthvtt_meta.json``; :func:`pretrain_vision` trains the vision tower
+through :class:`AttributeProbes`; :func:`pretrain_temporal` trains the similarity head's temporal
+module on the fixed frame features to tell each frame's action; :func:`pretrain_backbone` runs
+both and writes the backbone folder (``model.pretrained`` loads it like a run folder).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,19 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from tvr.checkpoint import CONFIG, ENCODER, TOKENIZER, TRAIN_STATE, WEIGHTS
-from tvr.config import ExperimentConfig, load_config, to_dict
+from tvr.checkpoint import ENCODER, TOKENIZER, WEIGHTS
+from tvr.config import ExperimentConfig
 from tvr.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-DATA_ROOT = Path("data/synthvtt")
-CHECKPOINTS = Path("checkpoints")
-CONFIG_DIR = Path("configs/synthvtt")
-BACKBONE = "demo-backbone"
-RUNS: tuple[str, ...] = ("demo-base", "demo-drgi")
 PRETRAIN_FILE = "pretrain.json"
-FRAME_CACHE = ".frame_cache"  # inside the dataset root
 
 # Frame-level targets of the backbone pretraining ("none" = the frame shows no event).
 _NONE = "none"
@@ -543,236 +508,3 @@ def pretrain_backbone(
     log.info("pretrained the demo backbone in %.0f s; held-out scores %s", seconds["total"],
              result.get(f"{settings.eval_split}_scores"))
     return result
-
-
-# --------------------------------------------------------------------------------------------
-# Orchestration
-# --------------------------------------------------------------------------------------------
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> ``{"a.b.c": value}`` (empty dicts stay values)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def demo_configs(
-    data_root: str | Path = DATA_ROOT,
-    checkpoints: str | Path = CHECKPOINTS,
-    config_dir: str | Path = CONFIG_DIR,
-) -> dict[str, ExperimentConfig]:
-    """The two demo run configs, pointed at ``data_root`` and ``checkpoints``.
-
-    With the default roots the overrides repeat the YAML values, so the resolved configs (and
-    the ``config.json`` of the runs) hold the same relative paths.
-
-    Raises:
-        ConfigError: a config file is missing or invalid.
-        ValueError: the two configs differ in anything but ``name`` and ``drgi.*``, or
-            the DRGI run does not enable DRGI (they must share seed, schedule and backbone).
-    """
-    data_root, checkpoints = Path(data_root), Path(checkpoints)
-    overrides = [
-        f"data.root={data_root}",
-        f"data.frame_cache={data_root / FRAME_CACHE}",
-        f"output_root={checkpoints}",
-        f"model.pretrained={checkpoints / BACKBONE}",
-    ]
-    cfgs = {name: load_config(Path(config_dir) / f"{name}.yaml", overrides) for name in RUNS}
-    base, drgi = (cfgs[name] for name in RUNS)
-    if base.name != RUNS[0] or drgi.name != RUNS[1]:
-        raise ValueError(
-            f"{config_dir}: the demo configs must be named {RUNS}, got {base.name!r} and "
-            f"{drgi.name!r}"
-        )
-    if base.drgi.enable or not drgi.drgi.enable:
-        raise ValueError(
-            f"{config_dir}: expected drgi.enable false in {RUNS[0]}.yaml and true in "
-            f"{RUNS[1]}.yaml"
-        )
-    a, b = _flatten(to_dict(base)), _flatten(to_dict(drgi))
-    # drgi.* settings act only where DRGI is enabled, so the base may keep the defaults
-    diff = sorted(k for k in a.keys() | b.keys()
-                  if k != "name" and not k.startswith("drgi.") and a.get(k) != b.get(k))
-    if diff:
-        raise ValueError(
-            f"{config_dir}: {RUNS[0]}.yaml and {RUNS[1]}.yaml must differ only in name and "
-            f"drgi.* (same seed, schedule and backbone); they also differ in {diff}"
-        )
-    return cfgs
-
-
-def backbone_complete(path: str | Path) -> bool:
-    """Whether ``path`` holds a pretrained demo backbone (encoder, weights, tokenizer)."""
-    p = Path(path)
-    return (p / ENCODER).is_file() and (p / WEIGHTS).is_file() and (p / TOKENIZER).is_dir()
-
-
-def run_complete(cfg: ExperimentConfig) -> bool:
-    """Whether ``cfg``'s run folder is finished: model files and its evaluation are there."""
-    run = cfg.run_dir
-    files = (run / CONFIG, run / ENCODER, run / WEIGHTS, run / "metrics.json")
-    if not all(f.is_file() for f in files) or not (run / TOKENIZER).is_dir():
-        return False
-    try:
-        metrics = json.loads((run / "metrics.json").read_text())
-    except json.JSONDecodeError:
-        return False
-    return f"{cfg.data.dataset}-{cfg.data.eval_split}" in metrics
-
-
-def ensure_dataset(root: str | Path, *, progress: bool = True) -> bool:
-    """Generate the default SynthVTT into ``root`` unless it is there; True when generated.
-
-    Raises:
-        FileExistsError: ``root`` holds something else, or SynthVTT with other parameters.
-    """
-    from tvr.data.synthvtt import generate
-
-    summary = generate(root, progress=progress)
-    return not summary.skipped
-
-
-def run_demo(
-    *,
-    data_root: str | Path = DATA_ROOT,
-    checkpoints: str | Path = CHECKPOINTS,
-    config_dir: str | Path = CONFIG_DIR,
-    retrain: bool = False,
-    progress: bool = True,
-    pretrain: PretrainSettings | None = None,
-) -> dict[str, Any]:
-    """Provide the dataset and both demo runs; train only what is missing (all with ``retrain``).
-
-    A run folder left by an interrupted training (``train_state.pt`` but no ``metrics.json``)
-    is resumed. When the backbone has to be (re)built, both runs are retrained from it, so they
-    always share their backbone.
-
-    Returns:
-        ``{"generated": bool, "trained": [names], "seconds": {stage: s}, "metrics": {run: ...}}``.
-    """
-    from tvr.train import train
-
-    t0 = time.time()
-    seconds: dict[str, float] = {}
-    generated = ensure_dataset(data_root, progress=progress)
-    if generated:
-        seconds["dataset"] = round(time.time() - t0, 1)
-    cfgs = demo_configs(data_root, checkpoints, config_dir)
-    backbone = Path(checkpoints) / BACKBONE
-    if retrain:
-        for path in (backbone, *(c.run_dir for c in cfgs.values())):
-            if path.exists():
-                log.info("--train: removing %s", path)
-                shutil.rmtree(path)
-    todo = [name for name, c in cfgs.items() if not run_complete(c)]
-    trained: list[str] = []
-    new_backbone = bool(todo) and not backbone_complete(backbone)
-    if new_backbone:
-        t = time.time()
-        pretrain_backbone(cfgs[RUNS[0]], backbone, pretrain, progress=progress)
-        seconds["backbone"] = round(time.time() - t, 1)
-        trained.append(BACKBONE)
-        todo = list(RUNS)  # both runs must start from this backbone
-    for name in todo:
-        cfg = cfgs[name]
-        # Resume an interrupted run, unless it started from an earlier backbone.
-        resume = not new_backbone and (cfg.run_dir / TRAIN_STATE).is_file()
-        if cfg.run_dir.exists() and not resume:
-            log.info("removing %s (retrained from the backbone)", cfg.run_dir)
-            shutil.rmtree(cfg.run_dir)
-        t = time.time()
-        train(cfg, resume=resume, progress=progress)
-        seconds[name] = round(time.time() - t, 1)
-        trained.append(name)
-    if trained:
-        seconds["total"] = round(time.time() - t0, 1)
-    metrics = {}
-    for name, cfg in cfgs.items():
-        all_metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
-        metrics[name] = all_metrics[f"{cfg.data.dataset}-{cfg.data.eval_split}"]
-    return {"generated": generated, "trained": trained, "seconds": seconds, "metrics": metrics}
-
-
-def ensure_backbone(
-    *,
-    data_root: str | Path = DATA_ROOT,
-    checkpoints: str | Path = CHECKPOINTS,
-    config_dir: str | Path = CONFIG_DIR,
-    progress: bool = True,
-    pretrain: PretrainSettings | None = None,
-) -> bool:
-    """Provide the dataset and ``checkpoints/demo-backbone`` (stage 1 only, ~2 min when
-    missing), the starting point of the ``configs/synthvtt/<method>.yaml`` runs; the demo run
-    folders are left as they are.
-
-    Returns:
-        True when the backbone was built now.
-    """
-    ensure_dataset(data_root, progress=progress)
-    backbone = Path(checkpoints) / BACKBONE
-    if backbone_complete(backbone):
-        return False
-    cfgs = demo_configs(data_root, checkpoints, config_dir)
-    pretrain_backbone(cfgs[RUNS[0]], backbone, pretrain, progress=progress)
-    return True
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tvr.demo", description=__doc__.split("\n")[0])
-    p.add_argument("--train", action="store_true",
-                   help="retrain the backbone and both runs from scratch (replaces them)")
-    p.add_argument("--backbone", action="store_true",
-                   help="only provide the dataset and checkpoints/demo-backbone (stage 1), which "
-                        "the configs/synthvtt/<method>.yaml runs start from")
-    p.add_argument("--data-root", type=Path, default=DATA_ROOT,
-                   help=f"SynthVTT folder (default: {DATA_ROOT})")
-    p.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
-                   help=f"folder of the run folders (default: {CHECKPOINTS})")
-    p.add_argument("--configs", type=Path, default=CONFIG_DIR,
-                   help=f"folder of demo-base.yaml and demo-drgi.yaml (default: {CONFIG_DIR})")
-    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.train and args.backbone:
-        log.error("--train and --backbone exclude each other")
-        return 2
-    if args.backbone:
-        built = ensure_backbone(data_root=args.data_root, checkpoints=args.checkpoints,
-                                config_dir=args.configs, progress=not args.quiet)
-        print(f"{'built' if built else 'present'}: {Path(args.checkpoints) / BACKBONE}")
-        return 0
-    try:
-        result = run_demo(data_root=args.data_root, checkpoints=args.checkpoints,
-                          config_dir=args.configs, retrain=args.train, progress=not args.quiet)
-    except (FileExistsError, ValueError) as exc:
-        log.error("%s", exc)
-        return 1
-    if not result["generated"] and not result["trained"]:
-        print(f"demo runs present in {args.checkpoints} and SynthVTT in {args.data_root}; "
-              "nothing to do (--train retrains them)")
-        return 0
-    if result["generated"]:
-        print(f"generated SynthVTT in {args.data_root}")
-    if result["trained"]:
-        print("trained: " + ", ".join(result["trained"]))
-        print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in result["seconds"].items()))
-    for name, m in result["metrics"].items():
-        print(f"{name}: t2v R@1 {m['t2v/R@1']:.1f}  R@5 {m['t2v/R@5']:.1f}  | "
-              f"v2t R@1 {m['v2t/R@1']:.1f}  R@5 {m['v2t/R@5']:.1f}  "
-              f"({m['num_texts']} texts x {m['num_videos']} videos)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
