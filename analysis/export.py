@@ -84,7 +84,7 @@ from tvr.precision import AMP_CHOICES
 logger = logging.getLogger(__name__)
 
 __all__ = ["ExportError", "ExportOptions", "ExportResult", "export_bundle", "main",
-           "parse_projections", "text_frame_weights"]
+           "parse_projections"]
 
 
 PROJECTION_METHODS: tuple[str, ...] = ("umap", "pca")

@@ -24,8 +24,8 @@ from analysis.export import (
     export_bundle,
     main,
     parse_projections,
-    text_frame_weights,
 )
+from analysis.text_frame import text_frame_weights
 from tests.conftest import tiny_overrides
 from tvr.checkpoint import load_pretrained
 from tvr.config import load_config
