@@ -33,7 +33,6 @@ class SynthVTTSplit:
     captions: list[dict[str, Any] | None]
 
 
-
 def synthvtt_split(bundle: Bundle, root: Path) -> SynthVTTSplit:
     """The :class:`SynthVTTSplit` of ``bundle`` from the SynthVTT dataset at ``root``.
 

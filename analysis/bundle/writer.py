@@ -156,7 +156,8 @@ class BundleWriter:
         from safetensors.numpy import save_file
 
         save_file({k: v for k, v in tensors.items() if v is not None},
-                  str(self.path / EMBEDDINGS), metadata={"format": f"drgi-lab-bundle-{BUNDLE_FORMAT}"})
+                  str(self.path / EMBEDDINGS),
+                  metadata={"format": f"drgi-lab-bundle-{BUNDLE_FORMAT}"})
 
     def write_text_frame(self, weights: np.ndarray) -> None:
         """``text_frame.npy``: ``[Nt, T]`` float32."""
