@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from analysis.bundle import PROJECTION_KINDS, ProjectionsMeta
+
 logger = logging.getLogger(__name__)
 
 # below this many points umap-learn computes all pairwise distances with a numba callable in a
@@ -324,3 +326,65 @@ def place_points(query: Any, X: Any, coords: Any, k: int = 10, power: float = 4.
         query ``[M, D]``, X ``[N, D]``, coords ``[N, 2]`` -> ``[M, 2]`` float32.
     """
     return PointPlacer(X, coords, k=k, power=power).place(query)
+
+
+def joint_projections(
+    text: Any,
+    video: Any,
+    methods: tuple[str, ...],
+    *,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], ProjectionsMeta]:
+    """One joint 2-D map per method of valid words, valid frames, pooled texts and videos.
+
+    Every point of a method shares axes (one fit on all four kinds together), so a bundle's
+    map can draw words, frames, captions and videos together.
+
+    Args:
+        text, video: head-embedded :class:`tvr.models.features.TokenFeatures` of a split.
+        methods: e.g. ``("umap", "pca")``.
+        seed: random seed of every fit.
+
+    Returns:
+        (arrays for ``projections.npz``: ``"<method>_<kind>"`` ``[N_kind, 2]`` float32,
+        ``word_ids`` ``[Nw, 2]`` and ``frame_ids`` ``[Nf, 2]`` int64 (item, position);
+        the ``meta.json`` entry, :class:`analysis.bundle.ProjectionsMeta`).
+
+    Shapes:
+        text tokens ``[Nt, L, D]``, video tokens ``[Nv, T, D]`` -> ``[N_kind, 2]`` per kind
+    """
+    import time
+
+    import torch
+    from tqdm import tqdm
+
+    words = text.mask.bool()
+    frames = video.mask.bool()
+    blocks = {
+        "words": text.tokens[words],
+        "frames": video.tokens[frames],
+        "texts": text.pooled,
+        "videos": video.pooled,
+    }
+    sizes = {k: int(v.shape[0]) for k, v in blocks.items()}
+    x = torch.cat([blocks[k].float() for k in PROJECTION_KINDS]).numpy()
+    arrays: dict[str, np.ndarray] = {
+        "word_ids": words.nonzero().numpy().astype(np.int64),
+        "frame_ids": frames.nonzero().numpy().astype(np.int64),
+    }
+    fitted: dict[str, Any] = {}
+    for method in tqdm(methods, desc="projections", disable=not progress, leave=False):
+        start = time.perf_counter()
+        proj = project(x, method, seed=seed)
+        offset = 0
+        for kind in PROJECTION_KINDS:
+            arrays[f"{method}_{kind}"] = proj.coords[offset : offset + sizes[kind]]
+            offset += sizes[kind]
+        fitted[method] = dict(proj.meta(), seconds=round(time.perf_counter() - start, 3))
+    meta = ProjectionsMeta(
+        layout="one joint map per method of words, frames, texts and videos",
+        kinds=sizes,
+        methods=fitted,
+    )
+    return arrays, meta

@@ -26,7 +26,8 @@ from typing import Any
 
 import streamlit as st
 
-from analysis.bundle import Bundle, BundleInfo, bundle_status, find_bundles
+from analysis.bundle import Bundle, BundleInfo, bundle_status, find_bundles, meta_dict
+from analysis.bundle import bundle_stamp as _bundle_stamp
 from app.state import AppRoots
 
 logger = logging.getLogger(__name__)
@@ -44,16 +45,9 @@ def file_stamp(path: str | Path) -> tuple[int, int]:
 
 
 def bundle_stamp(bundle_dir: str | Path) -> tuple[tuple[int, int], ...]:
-    """A cache key part that changes when a bundle or its run's checkpoint is rewritten."""
-    b = Path(bundle_dir)
-    run = b.parent.parent
-    return (
-        file_stamp(b / "meta.json"),
-        file_stamp(run / "model.safetensors"),
-        file_stamp(run / "config.json"),
-        file_stamp(run / "encoder.json"),
-        file_stamp(run / "tokenizer" / "tokenizer.json"),
-    )
+    """A cache key part that changes when a bundle or its run's checkpoint is rewritten
+    (:func:`analysis.bundle.bundle_stamp`)."""
+    return _bundle_stamp(bundle_dir)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the analysis bundle…")
@@ -184,12 +178,9 @@ def _scan(checkpoints: str, data: str) -> list[BundleInfo]:
 
 
 def read_meta(bundle_dir: str | Path) -> dict[str, Any]:
-    """``meta.json`` of a bundle as a dict (empty when missing or unreadable)."""
-    try:
-        meta = json.loads((Path(bundle_dir) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    """``meta.json`` of a bundle as a dict (empty when missing or unreadable;
+    :func:`analysis.bundle.meta_dict`)."""
+    return meta_dict(bundle_dir)
 
 
 def scan_bundles(roots: AppRoots) -> list[BundleInfo]:

@@ -17,20 +17,19 @@ import torch.multiprocessing as mp
 from PIL import Image
 from safetensors.numpy import load_file
 
-import analysis.export as export_mod
-from analysis.bundle import bundle_status
+from analysis.bundle import BundleWriter, bundle_status
 from analysis.export import (
     ExportError,
     ExportOptions,
     export_bundle,
     main,
-    mine_split_negatives,
     parse_projections,
-    text_frame_weights,
 )
+from analysis.text_frame import text_frame_weights
 from tests.conftest import tiny_overrides
 from tvr.checkpoint import load_pretrained
 from tvr.config import load_config
+from tvr.drgi_probe import mine_split_negatives
 from tvr.evaluate import evaluate_run
 from tvr.metrics import evaluate_retrieval
 from tvr.models.features import TokenFeatures
@@ -323,7 +322,7 @@ def test_exception_mid_export_leaves_no_bundle(runs, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export_mod, "_write_thumbnails", boom)
+    monkeypatch.setattr(BundleWriter, "write_thumbnails", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         export_bundle(run, options=PCA, progress=False)
     assert list((run / "analysis").iterdir()) == []  # no bundle, no temporary folder
@@ -333,7 +332,7 @@ def test_exception_mid_export_leaves_no_bundle(runs, tmp_path, monkeypatch):
     monkeypatch.undo()
     export_bundle(run, options=PCA, progress=False)
     before = (bundle(run) / "meta.json").read_text()
-    monkeypatch.setattr(export_mod, "_write_thumbnails", boom)
+    monkeypatch.setattr(BundleWriter, "write_thumbnails", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         export_bundle(run, options=PCA, force=True, progress=False)
     assert (bundle(run) / "meta.json").read_text() == before

@@ -169,3 +169,104 @@ def test_cycle_finder_finds_deferred_and_relative_circles(tmp_path):
     assert import_cycles(tmp_path, "pkg") == [["pkg.a", "pkg.sub.b", "pkg.sub.c", "pkg.a"]]
     (pkg / "sub" / "c.py").write_text("x = 1\n")
     assert import_cycles(tmp_path, "pkg") == []
+
+
+# ------------------------------------------------------------------ one owner of bundle files
+
+# shipped code must reach bundle files through analysis.bundle; tests/ is left out (the
+# format's own tests, tests/test_bundle*.py and tests/test_export.py, open the files on purpose)
+BUNDLE_OWNER = ROOT / "analysis" / "bundle"
+BUNDLE_SCANNED = ("tvr", "analysis", "app", "benchmarks")
+
+
+def _bundle_names() -> tuple[set[str], set[str]]:
+    """(the file and folder names of a bundle, the constants of analysis.bundle.files that
+    spell them)."""
+    from analysis.bundle import files
+
+    names = set(files.BUNDLE_FILES)
+    constants = {k for k, v in vars(files).items()
+                 if k.isupper() and isinstance(v, str) and (v in names or v == files.THUMB_PATTERN)}
+    return names, constants | {"BUNDLE_FILES", "THUMB_PATTERN"}
+
+
+def bundle_file_accesses(path: Path) -> list[str]:
+    """Where ``path`` spells a bundle file: a string literal naming one (``"meta.json"``,
+    ``"analysis/*/ranks.npz"``, ``f"thumbs/{v}.jpg"``, ``bundle / "thumbs"``), or an import of
+    the file-name constants of :mod:`analysis.bundle.files` (or of the module itself)."""
+    from analysis.bundle.files import THUMBS
+
+    names, constants = _bundle_names()
+    dotted = names - {THUMBS}
+    tree = ast.parse(path.read_text(), filename=str(path))
+    path_operands = {id(n) for b in ast.walk(tree)
+                     if isinstance(b, ast.BinOp) and isinstance(b.op, ast.Div)
+                     for n in (b.left, b.right)}
+    path_operands |= {id(a) for c in ast.walk(tree) if isinstance(c, ast.Call)
+                      and isinstance(c.func, ast.Attribute) and c.func.attr == "joinpath"
+                      for a in c.args}
+    found = []
+    for node in ast.walk(tree):
+        where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            s = node.value
+            if any(c.isspace() for c in s):  # prose (docstrings, messages), not a path
+                continue
+            if (s.split("/")[-1] in dotted or f"{THUMBS}/" in s
+                    or (s == THUMBS and id(node) in path_operands)):
+                found.append(f"{where} names bundle file {s!r}")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
+                node.module == "analysis.bundle" or node.module.startswith("analysis.bundle.")):
+            for alias in node.names:
+                if alias.name in constants or alias.name == "files" or (
+                        node.module == "analysis.bundle.files"):
+                    found.append(f"{where} imports {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            found += [f"{where} imports {a.name}" for a in node.names
+                      if a.name == "analysis.bundle.files"]
+    return found
+
+
+def test_only_analysis_bundle_opens_bundle_files():
+    violations = []
+    for layer in BUNDLE_SCANNED:
+        for f in sorted((ROOT / layer).rglob("*.py")):
+            if BUNDLE_OWNER in f.parents:
+                continue
+            violations += [f"{f.relative_to(ROOT)}: {v}" for v in bundle_file_accesses(f)]
+    assert not violations, (
+        "bundle files opened outside analysis/bundle/ (use Bundle, read_meta, meta_dict, "
+        "BundleWriter):\n" + "\n".join(violations))
+
+
+def test_bundle_file_scanner_detects_accesses(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import json\n"
+        "meta = json.loads((bundle_dir / 'meta.json').read_text())\n"
+        "sim = np.load(run.glob('analysis/*/similarity.npy'))\n"
+        "thumb = bundle_dir / f'thumbs/{v}.jpg'\n"
+        "folder = bundle_dir / 'thumbs'\n"
+        "other = bundle_dir.joinpath('thumbs')\n"
+        "from analysis.bundle.files import RANKS\n"
+        "from analysis.bundle import META, Bundle\n"
+        "from analysis.bundle import files\n"
+        "import analysis.bundle.files\n"
+    )
+    found = bundle_file_accesses(bad)
+    for expected in ("'meta.json'", "similarity.npy", "'thumbs/'", "bad.py:5 names bundle file",
+                     "bad.py:6 names bundle file", "analysis.bundle.files.RANKS",
+                     "analysis.bundle.META", "analysis.bundle.files", "bad.py:10 imports"):
+        assert any(expected in f for f in found), (expected, found)
+    assert not any("analysis.bundle.Bundle" in f for f in found)  # the API is allowed
+
+    good = tmp_path / "good.py"
+    good.write_text(
+        '"""Reads meta.json of a bundle through analysis.bundle."""\n'
+        "from analysis.bundle import Bundle, read_meta\n"
+        "shard = {'thumbs': [], 'emb': None}\n"
+        "gt = root / 'synthvtt_meta.json'\n"
+        "caps = root / 'raw-captions.json'\n"
+        "raise ValueError('no meta.json in this bundle')\n"
+    )
+    assert bundle_file_accesses(good) == []

@@ -29,7 +29,7 @@ from analysis.attention_view import (
     received_attention,
     received_attention_stack,
 )
-from analysis.bundle import Bundle, BundleError, SynthVTTSplit, encode_jpeg
+from analysis.bundle import Bundle, BundleError, SynthVTTSplit
 from analysis.drgi_report import attention_verdict, diagnostics_of, max_uniform_deviation
 from analysis.events import (
     NO_EVENT,
@@ -40,6 +40,7 @@ from analysis.events import (
     frame_event_ids,
 )
 from analysis.labels import event_label, video_label
+from analysis.thumbnails import encode_jpeg
 from app import resources
 from app.components.palette import event_colour, run_colour
 from app.components.query import query_picker
