@@ -44,20 +44,14 @@ def embed_shard(
         ``{"start": first video row, "emb": SplitEmbedding or None, "thumbs":
         [(jpeg, timestamps, n)], "skipped": skipped_video_reasons(...)}``.
     """
-    from tvr.evaluate import embed_split
+    from tvr.evaluate import EmbedOptions, embed_split
 
     start, stop = _shard_bounds(split_gt.num_videos, rank, world)
     records = split_gt.videos[start:stop]
     if not records:
         return {"start": start, "emb": None, "thumbs": []}
-    emb = embed_split(
-        model, tokenizer, records, num_frames=cfg.data.num_frames,
-        image_size=cfg.data.image_size, max_words=cfg.data.max_words,
-        on_decode_error=cfg.data.on_decode_error, frame_cache=cfg.data.frame_cache or None,
-        frame_sampling=cfg.data.frame_sampling, decode_threads=cfg.data.decode_threads,
-        batch_size=opts.batch_size, num_workers=cfg.data.num_workers, device=device,
-        progress=progress, amp=opts.amp,
-    )
+    emb = embed_split(model, tokenizer, records, EmbedOptions.from_data(
+        cfg.data, batch_size=opts.batch_size, device=device, progress=progress, amp=opts.amp))
     thumbs = [
         render_thumbnail(records[int(r)], cfg.data.num_frames, opts.thumb_size, opts.jpeg_quality)
         for r in tqdm(emb.video_rows, desc="thumbnails", disable=not progress, leave=False)
