@@ -11,6 +11,18 @@ import numpy as np
 
 from tvr.data.synthvtt.vocabulary import BACKGROUNDS, COLOURS, SHAPES
 
+__all__ = [
+    "CODEC",
+    "CRF",
+    "PRESET",
+    "X264_PARAMS",
+    "frame_states",
+    "nearest_colour",
+    "render_video",
+    "shape_mask",
+    "write_mp4",
+]
+
 # --- encoding ---------------------------------------------------------------------------------
 
 CODEC = "libx264"
