@@ -10,7 +10,7 @@ path of the object. :class:`SynthVTTMeta` also checks what ties videos and capti
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tvr.data.synthvtt.vocabulary import (
@@ -106,9 +106,9 @@ def is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _need(cond: bool, field_: str, problem: str) -> None:
+def _need(cond: bool, name: str, problem: str) -> None:
     if not cond:
-        raise MetaFieldError(field_, problem)
+        raise MetaFieldError(name, problem)
 
 
 def family_bounds(value: Any) -> tuple[int, int]:
@@ -459,7 +459,7 @@ class SynthVTTMeta:
     captions: Mapping[int, MetaCaption]
     codec: Mapping[str, Any] | None = None
     conventions: Mapping[str, Any] | None = None
-    vocabulary: Mapping[str, Any] | None = field(default=None)
+    vocabulary: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         videos = self.videos

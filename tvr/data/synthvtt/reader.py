@@ -211,7 +211,7 @@ def _params(d: dict) -> GenerationParams:
     return GenerationParams(**{k: d[k] for k in _PARAM_KEYS}, family_size=d.get("family_size"))
 
 
-def _int_list(value: Any, name: str) -> tuple[Any, ...]:
+def _as_tuple(value: Any, name: str) -> tuple[Any, ...]:
     if not isinstance(value, list):
         raise MetaFieldError(name, f"expected a list, got {value!r}")
     return tuple(value)
@@ -256,9 +256,9 @@ def _caption(sen_id: int, d: dict) -> MetaCaption:
         sen_id,
         d["video_id"],
         d["split"],
-        _int_list(d["events"], "events"),
+        _as_tuple(d["events"], "events"),
         d["background"],
-        _int_list(d["relevant"], "relevant"),
+        _as_tuple(d["relevant"], "relevant"),
     )
 
 
