@@ -50,7 +50,7 @@ from tvr.data.synthvtt import (
     EventType,
     MetaCaption,
     MetaVideo,
-    SynthVTTMeta,
+    SplitMeta,
     caption_matches,
     is_subsequence,
 )
@@ -313,61 +313,10 @@ def classify_failure(caption: MetaCaption, gt_video: MetaVideo, top_video: MetaV
     return _video_edit(list(gt_video.event_types), top_events)
 
 
-def caption_keys_for_split(
-    meta: SynthVTTMeta,
-    split: str,
-    video_ids: Sequence[str],
-    text_to_video: Any,
-) -> list[str]:
-    """Meta caption keys (``sen_id`` strings) of a split's caption rows.
-
-    Evaluation splits list a video's captions in ``sen_id`` order (the generator writes them
-    so), so the ``j``-th row of a video is its ``j``-th caption in the meta.
-
-    Shapes:
-        video_ids ``[Nv]``, text_to_video ``[Nt]`` -> ``Nt`` keys.
-
-    Raises:
-        ValueError: a video unknown to the meta, or a video whose row count differs from its
-            number of captions in the meta for ``split``.
-    """
-    by_video: dict[str, list[str]] = {}
-    for sid in sorted(meta.captions):
-        c = meta.captions[sid]
-        if c.split == split:
-            by_video.setdefault(c.video_id, []).append(str(sid))
-    t2v = np.asarray(text_to_video).astype(np.int64)
-    used: dict[int, int] = {}
-    keys = []
-    for row, col in enumerate(t2v):
-        vid = str(video_ids[col])
-        if vid not in meta.videos:
-            raise ValueError(f"video_ids[{col}] = {vid!r} is not in the meta's videos")
-        j = used.get(int(col), 0)
-        own = by_video.get(vid, [])
-        if j >= len(own):
-            raise ValueError(
-                f"row {row}: video {vid!r} has {len(own)} caption(s) of split {split!r} in the "
-                "meta but more rows in the split"
-            )
-        keys.append(own[j])
-        used[int(col)] = j + 1
-    for col, n in used.items():
-        vid = str(video_ids[col])
-        if n != len(by_video.get(vid, [])):
-            raise ValueError(
-                f"video {vid!r}: {n} caption rows in the split but {len(by_video[vid])} captions "
-                f"of split {split!r} in the meta"
-            )
-    return keys
-
-
 def synthvtt_failures(
     sim: Any,
     text_to_video: Any,
-    meta: SynthVTTMeta,
-    caption_keys: Sequence[str],
-    video_ids: Sequence[str],
+    split: SplitMeta,
     k: int = 1,
     top: int = 5,
 ) -> pd.DataFrame:
@@ -375,40 +324,46 @@ def synthvtt_failures(
 
     Args:
         sim, text_to_video, k, top: as :func:`failures`.
-        meta: the dataset's meta (:func:`tvr.data.synthvtt.read_meta`).
-        caption_keys: ``[Nt]`` meta caption key (``sen_id`` string) of each row
-            (:func:`caption_keys_for_split`).
-        video_ids: ``[Nv]`` video id of each column.
+        split: the meta aligned with the rows and columns of ``sim``
+            (:func:`tvr.data.synthvtt.read_split_meta`); every caption row needs its entry.
 
     Returns:
-        The failure table with extra columns ``failure_type`` (one of :data:`FAILURE_TYPES`),
-        ``false_negative`` (the top-1 video is in the caption's relevance set) and
-        ``false_negatives_top`` (the listed top videos other than the ground truth that are in
-        the relevance set).
+        The failure table with ``query_id`` (the caption's ``sen_id`` as a string), the video
+        id columns, and ``failure_type`` (one of :data:`FAILURE_TYPES`), ``false_negative``
+        (the top-1 video is in the caption's relevance set) and ``false_negatives_top`` (the
+        listed top videos other than the ground truth that are in the relevance set).
 
     Raises:
-        ValueError: a caption key missing from the meta, or a caption whose video is not the
-            row's ground truth.
+        ValueError: ``split`` does not fit ``sim``, a caption row without a meta entry, or a
+            caption whose video is not the row's ground truth.
     """
-    table = failures(sim, text_to_video, k, top, query_ids=caption_keys, video_ids=video_ids)
+    arr = np.asarray(sim)
+    if arr.ndim != 2 or arr.shape != (len(split.captions), len(split.videos)):
+        raise ValueError(
+            f"split meta of {len(split.captions)} captions x {len(split.videos)} videos does "
+            f"not fit sim of shape {arr.shape}"
+        )
+    missing = [q for q, c in enumerate(split.captions) if c is None]
+    if missing:
+        raise ValueError(f"caption rows {missing[:5]} have no entry in the SynthVTT meta")
+    captions = [c for c in split.captions if c is not None]
+    video_ids = [v.video_id for v in split.videos]
+    table = failures(arr, text_to_video, k, top, query_ids=[str(c.sen_id) for c in captions],
+                     video_ids=video_ids)
     types, flags, fn_top = [], [], []
-    for key, gt_id, top1_id, top_ids in zip(
-        table["query_id"], table["gt_video_id"], table["top1_video_id"], table["top_video_ids"]
+    for q, gt, top1, top_ids in zip(
+        table["query"], table["gt_video"], table["top1_video"], table["top_video_ids"]
     ):
-        cap = meta.captions.get(int(key)) if key.isdigit() else None
-        if cap is None:
-            raise ValueError(f"caption key {key!r} is not in the meta's captions")
+        cap = captions[q]
+        gt_id = video_ids[gt]
         if cap.video_id != gt_id:
             raise ValueError(
-                f"caption {key!r} describes {cap.video_id!r} but its row's ground truth "
-                f"is {gt_id!r}: caption_keys and text_to_video disagree"
+                f"caption {cap.sen_id} (row {q}) describes {cap.video_id!r} but its row's ground "
+                f"truth is {gt_id!r}: the split meta and text_to_video disagree"
             )
-        for vid in (gt_id, top1_id):
-            if vid not in meta.videos:
-                raise ValueError(f"video {vid!r} is not in the meta's videos")
-        types.append(classify_failure(cap, meta.videos[gt_id], meta.videos[top1_id]))
+        types.append(classify_failure(cap, split.videos[gt], split.videos[top1]))
         relevant = set(cap.relevant)
-        flags.append(top1_id in relevant)
+        flags.append(video_ids[top1] in relevant)
         fn_top.append([v for v in top_ids if v != gt_id and v in relevant])
     table["failure_type"] = pd.Series(types, index=table.index, dtype=object)
     table["false_negative"] = pd.Series(flags, index=table.index, dtype=bool)
@@ -460,14 +415,12 @@ def bundle_failures(bundle: Any, k: int = 1, top: int = 5) -> pd.DataFrame:
         if root is None:
             note = "SynthVTT root not found, so failures are not typed"
         else:
-            from tvr.data.synthvtt import read_meta
+            from tvr.data.synthvtt import read_split_meta
 
             try:
-                meta = read_meta(root)
-                keys = caption_keys_for_split(meta, bundle.split, bundle.video_ids,
-                                              bundle.text_to_video)
-                table = synthvtt_failures(bundle.sim, bundle.text_to_video, meta, keys,
-                                          bundle.video_ids, k, top)
+                split = read_split_meta(root, bundle.split, bundle.video_ids, bundle.captions,
+                                        bundle.text_to_video)
+                table = synthvtt_failures(bundle.sim, bundle.text_to_video, split, k, top)
             except (FileNotFoundError, ValueError) as exc:
                 note = f"failures not typed: {exc}"
                 logger.warning("%s: %s", bundle.path, note)

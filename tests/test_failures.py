@@ -8,7 +8,6 @@ import pytest
 
 from analysis.failures import (
     FAILURE_TYPES,
-    caption_keys_for_split,
     classify_failure,
     failure_type_counts,
     failures,
@@ -20,6 +19,7 @@ from tvr.data.synthvtt import (
     MetaCaption,
     MetaEvent,
     MetaVideo,
+    SplitMeta,
     SynthVTTMeta,
     parse_meta,
 )
@@ -193,6 +193,12 @@ def _meta() -> SynthVTTMeta:
     return meta
 
 
+def _split(meta: SynthVTTMeta, video_ids: list[str], sen_ids: list[int | None]) -> SplitMeta:
+    """The meta aligned with rows ``sen_ids`` (None: a caption without meta) and columns."""
+    return SplitMeta(meta.params, {}, [meta.videos[v] for v in video_ids],
+                     [None if s is None else meta.captions[s] for s in sen_ids])
+
+
 def test_synthvtt_failures_types_and_false_negatives():
     meta = _meta()
     ids = ["v0", "v1", "v2", "v3"]
@@ -205,10 +211,9 @@ def test_synthvtt_failures_types_and_false_negatives():
         ],
         dtype=np.float32,
     )
-    keys = caption_keys_for_split(meta, "test", ids, np.arange(4))
-    assert keys == ["0", "1", "2", "3"]
-    table = synthvtt_failures(sim, np.arange(4), meta, keys, ids, top=2)
+    table = synthvtt_failures(sim, np.arange(4), _split(meta, ids, [0, 1, 2, 3]), top=2)
     assert table["query_id"].tolist() == ["0", "2", "3"]
+    assert table["gt_video_id"].tolist() == ["v0", "v2", "v3"]
     assert table["failure_type"].tolist() == ["colour swap", "other", "order swap"]
     assert not table["false_negative"].any()
     assert table["false_negatives_top"].tolist() == [[], [], []]
@@ -217,29 +222,24 @@ def test_synthvtt_failures_types_and_false_negatives():
     assert counts["colour swap"] == 1 and counts["order swap"] == 1 and counts.sum() == 3
 
     # train captions are partial: t0's caption (A, B) truly matches t1 (A, B, C)
-    train_ids = ["t0", "t1"]
     t2v = np.array([0, 1])
-    keys = caption_keys_for_split(meta, "train", train_ids, t2v)
-    assert keys == ["4", "5"]
     train_sim = np.array([[0.2, 0.9], [0.1, 0.8]], dtype=np.float32)
-    table = synthvtt_failures(train_sim, t2v, meta, keys, train_ids)
+    table = synthvtt_failures(train_sim, t2v, _split(meta, ["t0", "t1"], [4, 5]))
     assert table["query_id"].tolist() == ["4"]
     assert table["false_negative"].tolist() == [True]
     assert table["failure_type"].tolist() == ["extra event"]
     assert table["false_negatives_top"].tolist() == [["t1"]]
 
 
-def test_synthvtt_failures_checks_keys():
+def test_synthvtt_failures_checks_the_split_meta():
     meta = _meta()
     ids = ["v0", "v1", "v2", "v3"]
     sim = np.eye(4, dtype=np.float32)[::-1].copy()
-    with pytest.raises(ValueError, match="caption_keys and text_to_video disagree"):
-        synthvtt_failures(sim, np.arange(4), meta, ["1", "0", "2", "3"], ids)
-    with pytest.raises(ValueError, match="'9'"):
-        synthvtt_failures(sim, np.arange(4), meta, ["9", "1", "2", "3"], ids)
-    with pytest.raises(ValueError, match="'nope'"):
-        caption_keys_for_split(meta, "test", ["v0", "v1", "v2", "nope"], np.arange(4))
-    with pytest.raises(ValueError, match="more rows"):
-        caption_keys_for_split(meta, "test", ids, np.array([0, 0, 1, 2]))
+    with pytest.raises(ValueError, match="split meta and text_to_video disagree"):
+        synthvtt_failures(sim, np.arange(4), _split(meta, ids, [1, 0, 2, 3]))
+    with pytest.raises(ValueError, match=r"caption rows \[0\] have no entry"):
+        synthvtt_failures(sim, np.arange(4), _split(meta, ids, [None, 1, 2, 3]))
+    with pytest.raises(ValueError, match=r"3 captions x 4 videos .* \(4, 4\)"):
+        synthvtt_failures(sim, np.arange(4), _split(meta, ids, [0, 1, 2]))
     with pytest.raises(ValueError, match="failure_type"):
         failure_type_counts(pd.DataFrame({"query": [0]}))
