@@ -45,6 +45,9 @@ def test_typed_meta_holds_the_file(tiny_synthvtt: Path, raw: dict[str, Any]) -> 
     c = meta.captions[int(sid)]
     assert c.sen_id == int(sid) and c.relevant == tuple(c_entry["relevant"])
     assert meta.mentioned(c) == [meta.videos[c.video_id].events[i] for i in c_entry["events"]]
+    # frames render the same from the typed video and from its JSON entry
+    assert sv.frame_states(v) == sv.frame_states(entry)
+    assert np.array_equal(sv.render_video(v, 32), sv.render_video(entry, 32))
 
 
 def _set(obj: dict, path: tuple, value: Any) -> None:
