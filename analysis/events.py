@@ -19,7 +19,7 @@ timestamps ``i / fps``; rounding absorbs the float error of ``pts * time_base``)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.attention import event_alignment
+from tvr.data.synthvtt import MetaCaption, MetaEvent, MetaVideo
 
 logger = logging.getLogger(__name__)
 
@@ -60,49 +61,24 @@ def _check_fps(fps: Any) -> float:
     return value
 
 
-def _frame_range(event: Any, where: str) -> tuple[int, int]:
-    if not isinstance(event, Mapping):
-        raise ValueError(f"{where}: expected an event object, got {type(event).__name__}")
-    start, end = event.get("start_frame"), event.get("end_frame")
-    if not (isinstance(start, int | np.integer) and isinstance(end, int | np.integer)):
-        raise ValueError(
-            f"{where}: expected integer start_frame and end_frame, got {start!r}, {end!r}"
-        )
-    if not 0 <= int(start) < int(end):
-        raise ValueError(
-            f"{where}: expected 0 <= start_frame < end_frame (end exclusive), got {start}, {end}"
-        )
-    return int(start), int(end)
-
-
-def event_label(event: Mapping[str, Any]) -> str:
-    """``"<colour> <shape> <action>"`` of a SynthVTT event (missing parts are left out)."""
-    parts = [str(event.get(k)) for k in ("colour", "shape", "action") if event.get(k)]
-    return " ".join(parts) if parts else "event"
-
-
-def event_spans(events: Sequence[Mapping[str, Any]], fps: float) -> list[EventSpan]:
+def event_spans(events: Sequence[MetaEvent], fps: float) -> list[EventSpan]:
     """The time span of every event of a video.
 
     Args:
-        events: the video's ``events`` from ``synthvtt_meta.json`` (``start_frame``,
-            ``end_frame`` end-exclusive, ``colour``, ``shape``, ``action``).
-        fps: the generator's frame rate (``params["fps"]``).
+        events: the video's events (:attr:`tvr.data.synthvtt.MetaVideo.events`).
+        fps: the generator's frame rate (``params.fps``).
 
     Returns:
         One :class:`EventSpan` per event, in the video's order.
     """
     rate = _check_fps(fps)
-    out = []
-    for i, ev in enumerate(events):
-        start, end = _frame_range(ev, f"events[{i}]")
-        out.append(EventSpan(i, event_label(ev), start / rate, end / rate))
-    return out
+    return [
+        EventSpan(i, ev.label, ev.start_frame / rate, ev.end_frame / rate)
+        for i, ev in enumerate(events)
+    ]
 
 
-def frame_event_ids(
-    timestamps: Any, events: Sequence[Mapping[str, Any]], fps: float
-) -> np.ndarray:
+def frame_event_ids(timestamps: Any, events: Sequence[MetaEvent], fps: float) -> np.ndarray:
     """Which event each sampled frame of one video shows.
 
     Args:
@@ -126,19 +102,16 @@ def frame_event_ids(
     frame = np.full(t.shape, -1, dtype=np.int64)
     frame[real] = np.rint(t[real] * rate).astype(np.int64)
     for i, ev in enumerate(events):
-        start, end = _frame_range(ev, f"events[{i}]")
-        out[real & (frame >= start) & (frame < end)] = i
+        out[real & (frame >= ev.start_frame) & (frame < ev.end_frame)] = i
     return out
 
 
-def frame_event_table(
-    frame_timestamps: Any, videos: Sequence[Mapping[str, Any]], fps: float
-) -> np.ndarray:
+def frame_event_table(frame_timestamps: Any, videos: Sequence[MetaVideo], fps: float) -> np.ndarray:
     """:func:`frame_event_ids` of every video of a split.
 
     Args:
         frame_timestamps: ``[Nv, T]`` seconds (a bundle's ``frame_timestamps``).
-        videos: ``[Nv]`` video meta entries aligned with the rows (``events`` each).
+        videos: ``[Nv]`` the videos of the rows (e.g. a :class:`tvr.data.synthvtt.SplitMeta`'s).
         fps: the generator's frame rate.
 
     Shapes:
@@ -154,10 +127,7 @@ def frame_event_table(
         )
     out = np.empty(t.shape, dtype=np.int64)
     for v, video in enumerate(videos):
-        events = video.get("events") if isinstance(video, Mapping) else None
-        if not isinstance(events, list):
-            raise ValueError(f"videos[{v}].events: expected a list of events, got {events!r}")
-        out[v] = frame_event_ids(t[v], events, fps)
+        out[v] = frame_event_ids(t[v], video.events, fps)
     return out
 
 
@@ -233,7 +203,7 @@ def alignment_table(
     frame_events: Any,
     video_mask: Any,
     text_to_video: Any,
-    captions: Sequence[Mapping[str, Any] | None],
+    captions: Sequence[MetaCaption | None],
 ) -> pd.DataFrame:
     """Attention-event alignment of every caption of a split.
 
@@ -243,8 +213,8 @@ def alignment_table(
         frame_events: ``[Nv, T]`` from :func:`frame_event_table`.
         video_mask: ``[Nv, T]`` bool, True on real frames.
         text_to_video: ``[Nt]`` each caption's video.
-        captions: ``[Nt]`` caption meta entries (``events``: mentioned indices), None for a
-            caption without meta (its row gets NaN).
+        captions: ``[Nt]`` the captions' ground truth (``events``: mentioned indices), None
+            for a caption without meta (its row gets NaN).
 
     Returns:
         One row per caption: ``caption``, ``video``, ``share``, ``chance``, ``lift``
@@ -282,10 +252,9 @@ def alignment_table(
         row: dict[str, Any] = {"caption": q, "video": v, "share": np.nan, "chance": np.nan,
                                "lift": np.nan, "n_mentioned": 0}
         meta = captions[q]
-        mentioned = meta.get("events") if isinstance(meta, Mapping) else None
         valid = mask[v]
-        if mentioned and valid.any() and w[q, valid].sum() > 0:
-            a = caption_alignment(w[q, valid], ev[v, valid], [int(e) for e in mentioned])
+        if meta is not None and valid.any() and w[q, valid].sum() > 0:
+            a = caption_alignment(w[q, valid], ev[v, valid], list(meta.events))
             row.update(share=a.share, chance=a.chance, lift=a.lift, n_mentioned=len(a.mentioned))
         rows.append(row)
     return pd.DataFrame(rows, columns=["caption", "video", "share", "chance", "lift",

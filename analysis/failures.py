@@ -40,13 +40,20 @@ these flags stay False and case B only arises with ``background swap``; on train
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tvr.data.synthvtt import caption_matches
+from tvr.data.synthvtt import (
+    EventType,
+    MetaCaption,
+    MetaVideo,
+    SplitMeta,
+    caption_matches,
+    is_subsequence,
+)
 from tvr.metrics import t2v_ranks
 
 logger = logging.getLogger(__name__)
@@ -79,10 +86,8 @@ OPPOSITE_ACTIONS: frozenset[frozenset[str]] = frozenset(
     }
 )
 _SUBSTITUTION_ORDER = (COLOUR_SWAP, SHAPE_SWAP, DIRECTION_FLIP, ACTION_SWAP)
-_ATTRIBUTES = ("colour", "shape", "action")
+_ATTRIBUTES = ("colour", "shape", "action")  # the order of an EventType
 _ROW_BLOCK = 1024  # failing rows sorted at once
-
-Event = tuple[str, str, str]
 
 FAILURE_COLUMNS: tuple[str, ...] = (
     "query",
@@ -210,43 +215,17 @@ def failures(
 # ============================================================================ SynthVTT types
 
 
-def _events_of(video: Mapping[str, Any], where: str) -> list[Event]:
-    events = video.get("events") if isinstance(video, Mapping) else None
-    if not isinstance(events, list) or not events:
-        raise ValueError(f"{where}.events: expected a non-empty list of events, got {events!r}")
-    out = []
-    for i, ev in enumerate(events):
-        if not isinstance(ev, Mapping) or any(not isinstance(ev.get(a), str) for a in _ATTRIBUTES):
-            raise ValueError(
-                f"{where}.events[{i}]: expected an object with string colour, shape and action, "
-                f"got {ev!r}"
-            )
-        out.append((ev["colour"], ev["shape"], ev["action"]))
-    return out
-
-
-def _mentioned(caption: Mapping[str, Any], gt_events: Sequence[Event]) -> list[Event]:
-    idx = caption.get("events") if isinstance(caption, Mapping) else None
-    if (
-        not isinstance(idx, list)
-        or not idx
-        or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx)
-        or not all(0 <= i < len(gt_events) for i in idx)
-    ):
+def _mentioned(caption: MetaCaption, gt_video: MetaVideo) -> list[EventType]:
+    types = gt_video.event_types
+    if caption.events[-1] >= len(types):
         raise ValueError(
-            f"caption.events: expected a non-empty list of indices into the ground-truth "
-            f"video's {len(gt_events)} events, got {idx!r}"
+            f"caption {caption.sen_id}: events {list(caption.events)} are not all indices into "
+            f"the ground-truth video {gt_video.video_id!r}'s {len(types)} events"
         )
-    return [gt_events[i] for i in idx]
+    return [types[i] for i in caption.events]
 
 
-def _occurs(needle: Sequence[Event], haystack: Sequence[Event]) -> bool:
-    """Whether ``needle`` is an ordered subsequence of ``haystack``."""
-    it = iter(haystack)
-    return all(any(x == y for y in it) for x in needle)
-
-
-def _substitution_type(a: Event, b: Event) -> str | None:
+def _substitution_type(a: EventType, b: EventType) -> str | None:
     """The failure type when ``a`` and ``b`` differ in exactly one attribute, else None."""
     diff = [name for name, x, y in zip(_ATTRIBUTES, a, b) if x != y]
     if len(diff) != 1:
@@ -265,13 +244,13 @@ def _first_by_priority(found: set[str]) -> str | None:
     return None
 
 
-def _caption_edit(mentioned: list[Event], events: list[Event]) -> str:
+def _caption_edit(mentioned: list[EventType], events: list[EventType]) -> str:
     """Case A: the single edit of the mentioned events that makes them occur in ``events``."""
     found: set[str] = set()
     for i, want in enumerate(mentioned):
         for p, have in enumerate(events):
             kind = _substitution_type(want, have)
-            if kind and _occurs(mentioned[:i], events[:p]) and _occurs(
+            if kind and is_subsequence(mentioned[:i], events[:p]) and is_subsequence(
                 mentioned[i + 1 :], events[p + 1 :]
             ):
                 found.add(kind)
@@ -285,14 +264,14 @@ def _caption_edit(mentioned: list[Event], events: list[Event]) -> str:
                 continue
             swapped = list(mentioned)
             swapped[i], swapped[j] = swapped[j], swapped[i]
-            if _occurs(swapped, events):
+            if is_subsequence(swapped, events):
                 return ORDER_SWAP
-    if n >= 2 and any(_occurs(mentioned[:i] + mentioned[i + 1 :], events) for i in range(n)):
+    if n >= 2 and any(is_subsequence(mentioned[:i] + mentioned[i + 1 :], events) for i in range(n)):
         return MISSING_EVENT
     return OTHER
 
 
-def _video_edit(gt: list[Event], top: list[Event]) -> str:
+def _video_edit(gt: list[EventType], top: list[EventType]) -> str:
     """Case B: how the top-1 video's full event list differs from the ground truth's."""
     if len(top) == len(gt):
         diff = [i for i, (a, b) in enumerate(zip(gt, top)) if a != b]
@@ -303,107 +282,41 @@ def _video_edit(gt: list[Event], top: list[Event]) -> str:
             if gt[i] == top[j] and gt[j] == top[i]:
                 return ORDER_SWAP
         return OTHER
-    if len(top) == len(gt) + 1 and _occurs(gt, top):
+    if len(top) == len(gt) + 1 and is_subsequence(gt, top):
         return EXTRA_EVENT
-    if len(top) == len(gt) - 1 and _occurs(top, gt):
+    if len(top) == len(gt) - 1 and is_subsequence(top, gt):
         return MISSING_EVENT
     return OTHER
 
 
-def classify_failure(
-    caption: Mapping[str, Any], gt_video: Mapping[str, Any], top_video: Mapping[str, Any]
-) -> str:
+def classify_failure(caption: MetaCaption, gt_video: MetaVideo, top_video: MetaVideo) -> str:
     """Why a SynthVTT caption's top-1 video is not its ground truth (see the module docstring).
 
     Args:
-        caption: the caption's entry of ``synthvtt_meta.json`` (``events``: indices into the
-            ground-truth video's events; ``background``: whether the caption names it).
-        gt_video: the ground-truth video's entry (``events``, ``background``).
-        top_video: the top-1 video's entry.
+        caption: the caption's ground truth (``events``: indices into the ground-truth video's
+            events; ``background``: whether the caption names it).
+        gt_video: the ground-truth video.
+        top_video: the top-1 video.
 
     Returns:
         One of :data:`FAILURE_TYPES`.
 
     Raises:
-        ValueError: entries without the fields above (the message names the field).
+        ValueError: the caption's event indices do not fit ``gt_video``.
     """
-    gt_events = _events_of(gt_video, "gt_video")
-    top_events = _events_of(top_video, "top_video")
-    mentioned = _mentioned(caption, gt_events)
-    names_bg = bool(caption.get("background", False))
-    if names_bg and not (
-        isinstance(gt_video.get("background"), str) and isinstance(top_video.get("background"), str)
-    ):
-        raise ValueError(
-            "caption.background is true, so gt_video.background and top_video.background must "
-            f"be strings; got {gt_video.get('background')!r} and {top_video.get('background')!r}"
-        )
+    mentioned = _mentioned(caption, gt_video)
+    top_events = list(top_video.event_types)
     if not caption_matches(mentioned, top_events):
         return _caption_edit(mentioned, top_events)
-    if names_bg and top_video["background"] != gt_video["background"]:
+    if caption.background and top_video.background != gt_video.background:
         return BACKGROUND_SWAP
-    return _video_edit(gt_events, top_events)
-
-
-def caption_keys_for_split(
-    meta: Mapping[str, Any],
-    split: str,
-    video_ids: Sequence[str],
-    text_to_video: Any,
-) -> list[str]:
-    """Meta caption keys (``sen_id`` strings) of a split's caption rows.
-
-    Evaluation splits list a video's captions in ``sen_id`` order (the generator writes them
-    so), so the ``j``-th row of a video is its ``j``-th caption in the meta.
-
-    Shapes:
-        video_ids ``[Nv]``, text_to_video ``[Nt]`` -> ``Nt`` keys.
-
-    Raises:
-        ValueError: a video unknown to the meta, or a video whose row count differs from its
-            number of captions in the meta for ``split``.
-    """
-    captions = meta.get("captions") if isinstance(meta, Mapping) else None
-    videos = meta.get("videos") if isinstance(meta, Mapping) else None
-    if not isinstance(captions, Mapping) or not isinstance(videos, Mapping):
-        raise ValueError("meta: expected a SynthVTT meta object with 'videos' and 'captions'")
-    by_video: dict[str, list[str]] = {}
-    for key in sorted(captions, key=int):
-        c = captions[key]
-        if c.get("split") == split:
-            by_video.setdefault(c.get("video_id"), []).append(str(key))
-    t2v = np.asarray(text_to_video).astype(np.int64)
-    used: dict[int, int] = {}
-    keys = []
-    for row, col in enumerate(t2v):
-        vid = str(video_ids[col])
-        if vid not in videos:
-            raise ValueError(f"video_ids[{col}] = {vid!r} is not in the meta's videos")
-        j = used.get(int(col), 0)
-        own = by_video.get(vid, [])
-        if j >= len(own):
-            raise ValueError(
-                f"row {row}: video {vid!r} has {len(own)} caption(s) of split {split!r} in the "
-                "meta but more rows in the split"
-            )
-        keys.append(own[j])
-        used[int(col)] = j + 1
-    for col, n in used.items():
-        vid = str(video_ids[col])
-        if n != len(by_video.get(vid, [])):
-            raise ValueError(
-                f"video {vid!r}: {n} caption rows in the split but {len(by_video[vid])} captions "
-                f"of split {split!r} in the meta"
-            )
-    return keys
+    return _video_edit(list(gt_video.event_types), top_events)
 
 
 def synthvtt_failures(
     sim: Any,
     text_to_video: Any,
-    meta: Mapping[str, Any],
-    caption_keys: Sequence[str],
-    video_ids: Sequence[str],
+    split: SplitMeta,
     k: int = 1,
     top: int = 5,
 ) -> pd.DataFrame:
@@ -411,40 +324,46 @@ def synthvtt_failures(
 
     Args:
         sim, text_to_video, k, top: as :func:`failures`.
-        meta: the loaded ``synthvtt_meta.json`` (:func:`tvr.data.synthvtt.load_meta`).
-        caption_keys: ``[Nt]`` meta caption key of each row (:func:`caption_keys_for_split`).
-        video_ids: ``[Nv]`` video id of each column.
+        split: the meta aligned with the rows and columns of ``sim``
+            (:func:`tvr.data.synthvtt.read_split_meta`); every caption row needs its entry.
 
     Returns:
-        The failure table with extra columns ``failure_type`` (one of :data:`FAILURE_TYPES`),
-        ``false_negative`` (the top-1 video is in the caption's relevance set) and
-        ``false_negatives_top`` (the listed top videos other than the ground truth that are in
-        the relevance set).
+        The failure table with ``query_id`` (the caption's ``sen_id`` as a string), the video
+        id columns, and ``failure_type`` (one of :data:`FAILURE_TYPES`), ``false_negative``
+        (the top-1 video is in the caption's relevance set) and ``false_negatives_top`` (the
+        listed top videos other than the ground truth that are in the relevance set).
 
     Raises:
-        ValueError: a caption key missing from the meta, or a caption whose video is not the
-            row's ground truth.
+        ValueError: ``split`` does not fit ``sim``, a caption row without a meta entry, or a
+            caption whose video is not the row's ground truth.
     """
-    table = failures(sim, text_to_video, k, top, query_ids=caption_keys, video_ids=video_ids)
-    captions, videos = meta["captions"], meta["videos"]
+    arr = np.asarray(sim)
+    if arr.ndim != 2 or arr.shape != (len(split.captions), len(split.videos)):
+        raise ValueError(
+            f"split meta of {len(split.captions)} captions x {len(split.videos)} videos does "
+            f"not fit sim of shape {arr.shape}"
+        )
+    missing = [q for q, c in enumerate(split.captions) if c is None]
+    if missing:
+        raise ValueError(f"caption rows {missing[:5]} have no entry in the SynthVTT meta")
+    captions = [c for c in split.captions if c is not None]
+    video_ids = [v.video_id for v in split.videos]
+    table = failures(arr, text_to_video, k, top, query_ids=[str(c.sen_id) for c in captions],
+                     video_ids=video_ids)
     types, flags, fn_top = [], [], []
-    for key, gt_id, top1_id, top_ids in zip(
-        table["query_id"], table["gt_video_id"], table["top1_video_id"], table["top_video_ids"]
+    for q, gt, top1, top_ids in zip(
+        table["query"], table["gt_video"], table["top1_video"], table["top_video_ids"]
     ):
-        if key not in captions:
-            raise ValueError(f"caption key {key!r} is not in the meta's captions")
-        cap = captions[key]
-        if cap.get("video_id") != gt_id:
+        cap = captions[q]
+        gt_id = video_ids[gt]
+        if cap.video_id != gt_id:
             raise ValueError(
-                f"caption {key!r} describes {cap.get('video_id')!r} but its row's ground truth "
-                f"is {gt_id!r}: caption_keys and text_to_video disagree"
+                f"caption {cap.sen_id} (row {q}) describes {cap.video_id!r} but its row's ground "
+                f"truth is {gt_id!r}: the split meta and text_to_video disagree"
             )
-        for vid in (gt_id, top1_id):
-            if vid not in videos:
-                raise ValueError(f"video {vid!r} is not in the meta's videos")
-        types.append(classify_failure(cap, videos[gt_id], videos[top1_id]))
-        relevant = set(cap.get("relevant", ()))
-        flags.append(top1_id in relevant)
+        types.append(classify_failure(cap, split.videos[gt], split.videos[top1]))
+        relevant = set(cap.relevant)
+        flags.append(video_ids[top1] in relevant)
         fn_top.append([v for v in top_ids if v != gt_id and v in relevant])
     table["failure_type"] = pd.Series(types, index=table.index, dtype=object)
     table["false_negative"] = pd.Series(flags, index=table.index, dtype=bool)
@@ -496,14 +415,9 @@ def bundle_failures(bundle: Any, k: int = 1, top: int = 5) -> pd.DataFrame:
         if root is None:
             note = "SynthVTT root not found, so failures are not typed"
         else:
-            from tvr.data.synthvtt import load_meta
-
             try:
-                meta = load_meta(root)
-                keys = caption_keys_for_split(meta, bundle.split, bundle.video_ids,
-                                              bundle.text_to_video)
-                table = synthvtt_failures(bundle.sim, bundle.text_to_video, meta, keys,
-                                          bundle.video_ids, k, top)
+                split = bundle.synthvtt_meta()
+                table = synthvtt_failures(bundle.sim, bundle.text_to_video, split, k, top)
             except (FileNotFoundError, ValueError) as exc:
                 note = f"failures not typed: {exc}"
                 logger.warning("%s: %s", bundle.path, note)

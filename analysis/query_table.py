@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tvr.data.synthvtt import SplitMeta
+
 FIXED, BROKEN, BOTH_FAIL, BOTH_FINE = "fixed", "broken", "both fail", "both fine"
 STATUSES: tuple[str, ...] = (FIXED, BROKEN, BOTH_FAIL, BOTH_FINE)
 NO_FAILURE = "(no failure)"  # failure_type of a query that fails in neither run
@@ -247,7 +249,7 @@ def bundle_query_table(
     k: int = 1,
     failures_base: pd.DataFrame | None = None,
     failures_drgi: pd.DataFrame | None = None,
-    synthvtt: Any | None = None,
+    synthvtt: SplitMeta | None = None,
 ) -> pd.DataFrame:
     """:func:`query_table` of two bundles holding the same captions and videos.
 
@@ -256,7 +258,7 @@ def bundle_query_table(
         k: failure threshold.
         failures_base, failures_drgi: the runs' failure tables at ``k``
             (:func:`analysis.failures.bundle_failures`; computed when None).
-        synthvtt: the split's :class:`analysis.bundle.SynthVTTSplit` for the family/edit
+        synthvtt: the split's :class:`tvr.data.synthvtt.SplitMeta` for the family/edit
             columns, or None.
 
     Raises:
@@ -279,8 +281,8 @@ def bundle_query_table(
             else failures_drgi
     families = edits = None
     if synthvtt is not None:
-        families = [v.get("family") for v in synthvtt.videos]
-        edits = [str((v.get("edit") or {}).get("type", "")) for v in synthvtt.videos]
+        families = [v.family for v in synthvtt.videos]
+        edits = [v.edit.type for v in synthvtt.videos]
     return query_table(run_queries(base, failures_base), run_queries(drgi, failures_drgi),
                        captions=base.captions, text_to_video=base.text_to_video,
                        video_ids=base.video_ids, k=k, families=families, edits=edits)

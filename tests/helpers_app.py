@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.bundle import Bundle
 from app.main import APP_DIR
+from tvr.data.synthvtt import SplitMeta
 
 MAIN = str(APP_DIR / "main.py")
 TIMEOUT = 120
@@ -59,6 +60,12 @@ def page_bundle(env, run) -> Bundle:
     freshness-checked), with its dataset root."""
     return Bundle.load(run / "analysis" / "synthvtt-test", check=False,
                        data_root=env.data / "synthvtt")
+
+
+def split_meta(bundle: Bundle) -> SplitMeta:
+    """The SynthVTT ground truth aligned with a bundle, read as the app reads it."""
+    assert bundle.data_root is not None, f"{bundle.path}: SynthVTT root not found"
+    return bundle.synthvtt_meta()
 
 
 def chart(at: AppTest, key: str) -> dict:

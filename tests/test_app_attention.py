@@ -10,7 +10,14 @@ import numpy as np
 from analysis.attention import label_nodes, normalised_entropy
 from analysis.attention_view import attention_view
 from analysis.events import event_runs, frame_event_ids
-from tests.helpers_app import chart, open_page, page_bundle, plotly_array, table_with
+from tests.helpers_app import (
+    chart,
+    open_page,
+    page_bundle,
+    plotly_array,
+    split_meta,
+    table_with,
+)
 
 ATTENTION = "app_pages/attention.py"
 
@@ -49,7 +56,7 @@ def test_attention_caption_heatmap_entropy_and_weights_match_the_bundles(app_env
     np.testing.assert_allclose(got["DRGI"], drgi.text_frame_weights[q][valid], rtol=1e-6)
     assert "GAT" in got  # token mode: the video graph's attention over the same frames
     # SynthVTT: the events of the video are shaded on the time axis
-    n_events = len(base.synthvtt_meta().videos[gt]["events"])
+    n_events = len(split_meta(base).videos[gt].events)
     assert sum(1 for s in weights["layout"]["shapes"] if s.get("type") == "rect") == n_events
     align = table_with(at, "share on mentioned events", "chance (uniform)")
     assert len(align) == 3 and align["share on mentioned events"].between(0, 1).all()
@@ -68,9 +75,9 @@ def test_attention_video_from_the_url_shades_events(app_env):
     np.testing.assert_allclose(plotly_array(heat["data"][0]["z"]),
                                attention_view(d.video_attention[v], mask), rtol=1e-12)
     assert heat["data"][0]["x"][0].startswith("f0 @ ")
-    meta = drgi.synthvtt_meta()
-    runs = event_runs(frame_event_ids(drgi.frame_timestamps[v], meta.videos[v]["events"],
-                                      meta.params["fps"])[mask])
+    meta = split_meta(drgi)
+    runs = event_runs(frame_event_ids(drgi.frame_timestamps[v], meta.videos[v].events,
+                                      meta.params.fps)[mask])
     assert len(heat["layout"].get("shapes", [])) == len(runs)
     images = heat["layout"].get("images", [])  # the sampled frames under the x axis
     assert len(images) == int(mask.sum()) == len(drgi.thumbnail_frames(v))

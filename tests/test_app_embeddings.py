@@ -89,19 +89,42 @@ def test_embeddings_colour_modes(app_env, mode):
     assert len(set(trace["marker"]["color"])) > 1
 
 
-def test_embeddings_win_loss_colours_follow_the_rank_comparison(app_env):
+def _outcome_colours(base, drgi) -> tuple[list[str], set[str]]:
     from analysis.rankings import compare_rankings
 
-    base, drgi = page_bundle(app_env, app_env.base), page_bundle(app_env, app_env.drgi)
-    points = map_points(base.projections, "pca", base.text_to_video)
     outcome = compare_rankings(base.ranks.t2v, drgi.ranks.t2v)["outcome"].to_numpy()
-    at = open_page(EMBEDDINGS, emb_colour="win / loss")
+    return [OUTCOME_COLOURS[o] for o in outcome], set(OUTCOME_COLOURS.values())
+
+
+def _delta_rank_colours(base, drgi) -> tuple[list[str], None]:
+    from analysis.query_table import bundle_query_table
+    from app.components.projector import value_colours
+
+    delta = bundle_query_table(base, drgi)["delta_log2"].reindex(range(base.num_texts))
+    colours, _, _ = value_colours(delta.to_numpy(np.float64), "RdYlGn_r",
+                                  low_name="", high_name="")
+    return colours.tolist(), None
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("win / loss", _outcome_colours), ("Δ log2 rank (DRGI − base)", _delta_rank_colours)],
+    ids=["win-loss", "delta-rank"],
+)
+def test_caption_colours_follow_the_rank_comparison(app_env, mode, expected):
+    """Each caption's point has the colour of its rank change (win/loss or Δ log2 rank, as
+    the query table computes it); a win/loss map uses the legend's colours only."""
+    base, drgi = page_bundle(app_env, app_env.base), page_bundle(app_env, app_env.drgi)
+    colours, palette = expected(base, drgi)
+    at = open_page(EMBEDDINGS, emb_colour=mode)
+    assert not at.warning or all("emb_colour" not in w.value for w in at.warning)
+    points = map_points(base.projections, "pca", base.text_to_video)
     trace = chart(at, "emb_map_base")["data"][0]
     ids = plotly_array(trace["customdata"])
-    colour = dict(zip(ids.tolist(), trace["marker"]["color"], strict=True))
-    for caption, point in enumerate(points.block("texts")):
-        assert colour[int(point)] == OUTCOME_COLOURS[outcome[caption]]
-    assert set(trace["marker"]["color"]) <= set(OUTCOME_COLOURS.values())
+    got = dict(zip(ids.tolist(), trace["marker"]["color"], strict=True))
+    assert [got[int(t)] for t in points.block("texts")] == colours
+    if palette is not None:
+        assert set(trace["marker"]["color"]) <= palette
 
 
 def test_find_rings_and_centres_the_match_and_lists_full_space_neighbours(app_env):
@@ -126,33 +149,20 @@ def test_find_rings_and_centres_the_match_and_lists_full_space_neighbours(app_en
     np.testing.assert_allclose(table["cosine"], [c for _, c in expected], rtol=1e-6)
 
 
-def test_colour_by_delta_rank_follows_the_query_table(app_env):
-    from analysis.query_table import bundle_query_table
-    from app.components.projector import value_colours
-
-    base, drgi = page_bundle(app_env, app_env.base), page_bundle(app_env, app_env.drgi)
-    at = open_page(EMBEDDINGS, emb_colour="Δ log2 rank (DRGI − base)")
-    assert not at.warning or all("emb_colour" not in w.value for w in at.warning)
-    points = map_points(base.projections, "pca", base.text_to_video)
-    delta = bundle_query_table(base, drgi)["delta_log2"].reindex(range(base.num_texts))
-    trace = chart(at, "emb_map_base")["data"][0]
-    ids = plotly_array(trace["customdata"])
-    texts = points.block("texts")
-    colours, _, _ = value_colours(delta.to_numpy(np.float64), "RdYlGn_r",
-                                  low_name="", high_name="")
-    got = dict(zip(ids.tolist(), trace["marker"]["color"], strict=True))
-    assert [got[int(t)] for t in texts] == colours.tolist()
+def _page_with_selected_point(point: int):
+    """The page after a box/lasso selection of one point of the base map."""
+    at = open_page(EMBEDDINGS)
+    at.session_state["emb_map_base"] = {"selection": {
+        "points": [{"customdata": point}], "point_indices": [point], "box": [], "lasso": []}}
+    at.run()
+    return at
 
 
 def test_selection_is_kept_in_the_url_and_reopened_from_a_link(app_env):
     base = page_bundle(app_env, app_env.base)
     points = map_points(base.projections, "pca", base.text_to_video)
     text_id = int(points.block("texts")[2])
-    at = open_page(EMBEDDINGS)
-    at.session_state["emb_map_base"] = {"selection": {
-        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
-        "lasso": []}}
-    at.run()
+    at = _page_with_selected_point(text_id)
     assert at.query_params["emb_sel"] in ("c2", ["c2"])
     at = open_page(EMBEDDINGS, emb_sel="c2~v1")
     assert any(m.value.startswith("**1 caption(s) and 1 video(s) selected") for m in at.markdown)
@@ -164,11 +174,7 @@ def test_named_selections_are_saved_in_the_url_and_shown_again(app_env):
     base = page_bundle(app_env, app_env.base)
     points = map_points(base.projections, "pca", base.text_to_video)
     text_id = int(points.block("texts")[2])
-    at = open_page(EMBEDDINGS)
-    at.session_state["emb_map_base"] = {"selection": {
-        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
-        "lasso": []}}
-    at.run()
+    at = _page_with_selected_point(text_id)
     at.text_input(key="emb_save_name").set_value("two").run()
     at.button(key="emb_save").click().run()
     assert_no_errors(at)

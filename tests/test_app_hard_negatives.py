@@ -16,6 +16,7 @@ from tests.helpers_app import (
     open_page,
     page_bundle,
     plotly_array,
+    split_meta,
     table_with,
 )
 
@@ -37,7 +38,7 @@ def test_hard_negatives_match_analysis(app_env):
         assert table["beaten (%)"].iloc[row] == pytest.approx(100 * s.negative_share)
         np.testing.assert_allclose(hist[label], m, rtol=1e-6)
 
-        family = [v["family"] for v in bundle.synthvtt_meta().videos]
+        family = [v.family for v in split_meta(bundle).videos]
         hn = hard_negatives(bundle.sim, bundle.text_to_video, video_to_family=family, k=10)
         bars = chart(at, f"hn_query_{label}")["data"][0]
         custom = plotly_array(bars["customdata"])

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from analysis.bundle import Bundle
 from analysis.query_table import SORTS, bundle_query_table
 from app.state import KEY_QUERY
-from tests.helpers_app import assert_no_errors, open_page, tables_with
+from tests.helpers_app import assert_no_errors, open_page, split_meta, tables_with
 
 PAGE = "app_pages/queries.py"
 TABLE_KEY = "queries_table"
@@ -51,7 +51,7 @@ def _button(at: AppTest, key: str):
 
 def test_queries_table_is_the_joined_table_sorted_by_the_change(app_env):
     base, drgi = _bundle(app_env.base), _bundle(app_env.drgi)
-    expected = bundle_query_table(base, drgi, k=1, synthvtt=base.synthvtt_meta())
+    expected = bundle_query_table(base, drgi, k=1, synthvtt=split_meta(base))
     at = open_page(PAGE)
     shown = _table(at)
     assert len(shown) == base.num_texts

@@ -132,16 +132,16 @@ def test_drgi_arrays_and_projections(runs):
 def test_synthvtt_meta_is_aligned(runs, tiny_synthvtt):
     b = Bundle.load(bdir(runs, "base"))
     gt = b.synthvtt_meta()
-    assert gt is not None and gt.params["n_test"] == 8 and "colours" in gt.vocabulary
+    assert gt is not None and gt.params.n_test == 8 and "colours" in gt.vocabulary
     assert len(gt.videos) == 8 and len(gt.captions) == 8
     for i, c in enumerate(gt.captions):
-        assert c is not None and c["split"] == "test"
-        assert c["video_id"] == b.video_ids[b.text_to_video[i]]
-        assert c["relevant"] == [c["video_id"]]  # test captions identify their video
-        events = gt.videos[b.text_to_video[i]]["events"]
-        assert all(0 <= e < len(events) for e in c["events"])
-        for e in c["events"]:  # the caption names the colour and shape of what it mentions
-            assert events[e]["colour"] in b.captions[i] and events[e]["shape"] in b.captions[i]
+        assert c is not None and c.split == "test"
+        assert c.video_id == b.video_ids[b.text_to_video[i]]
+        assert c.relevant == (c.video_id,)  # test captions identify their video
+        events = gt.videos[b.text_to_video[i]].events
+        assert all(0 <= e < len(events) for e in c.events)
+        for e in c.events:  # the caption names the colour and shape of what it mentions
+            assert events[e].colour in b.captions[i] and events[e].shape in b.captions[i]
 
 
 # ------------------------------------------------------------------------------ freshness

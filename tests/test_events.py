@@ -9,20 +9,24 @@ from analysis.events import (
     NO_EVENT,
     alignment_table,
     caption_alignment,
-    event_label,
     event_runs,
     event_spans,
     frame_event_ids,
     frame_event_table,
 )
+from tvr.data.synthvtt import Edit, MetaCaption, MetaEvent, MetaVideo
 
 FPS = 8
 # frames 2..11 red circle, gap 12..14, 15..25 blue square (end exclusive)
-EVENTS = [
-    {"colour": "red", "shape": "circle", "action": "moves left", "start_frame": 2,
-     "end_frame": 12},
-    {"colour": "blue", "shape": "square", "action": "grows", "start_frame": 15, "end_frame": 26},
-]
+EVENTS = (
+    MetaEvent("red", "circle", "moves left", 2, 12, 0.5, 0.5, 0.1, -0.01, 0.0, 0.0),
+    MetaEvent("blue", "square", "grows", 15, 26, 0.5, 0.5, 0.1, 0.0, 0.0, 0.01),
+)
+VIDEO = MetaVideo("video0", "test", 0, Edit(), "black", 28, EVENTS)
+
+
+def caption(*events: int) -> MetaCaption:
+    return MetaCaption(0, "video0", "test", events, False, ("video0",))
 
 
 def test_spans_are_frame_ranges_in_seconds():
@@ -31,7 +35,6 @@ def test_spans_are_frame_ranges_in_seconds():
                                                    (1, "blue square grows")]
     assert spans[0].start == pytest.approx(0.25) and spans[0].end == pytest.approx(1.5)
     assert spans[1].start == pytest.approx(15 / 8) and spans[1].end == pytest.approx(26 / 8)
-    assert event_label({"colour": "red"}) == "red"
 
 
 def test_frame_event_ids_round_timestamps_to_source_frames():
@@ -41,7 +44,7 @@ def test_frame_event_ids_round_timestamps_to_source_frames():
     ids = frame_event_ids(times, EVENTS, FPS)
     assert ids.dtype == np.int64
     assert ids.tolist() == [NO_EVENT, 0, 0, NO_EVENT, 1, 1, NO_EVENT, NO_EVENT]
-    table = frame_event_table(np.stack([times, times]), [{"events": EVENTS}] * 2, FPS)
+    table = frame_event_table(np.stack([times, times]), [VIDEO] * 2, FPS)
     assert table.shape == (2, 8) and (table == ids).all()
 
 
@@ -65,7 +68,7 @@ def test_alignment_table_uses_valid_frames_and_skips_captions_without_meta():
     events = np.array([[0, 1, -1], [0, 0, 1]])
     mask = np.array([[True, True, False], [True, True, True]])
     t2v = np.array([0, 1, 1])
-    table = alignment_table(weights, events, mask, t2v, [{"events": [0]}, {"events": [1]}, None])
+    table = alignment_table(weights, events, mask, t2v, [caption(0), caption(1), None])
     assert list(table.columns) == ["caption", "video", "share", "chance", "lift", "n_mentioned"]
     assert table.loc[0, "share"] == pytest.approx(0.6)
     assert table.loc[0, "chance"] == pytest.approx(0.5)  # 2 valid frames, padding left out
@@ -77,14 +80,10 @@ def test_alignment_table_uses_valid_frames_and_skips_captions_without_meta():
 def test_bad_input_names_the_field():
     with pytest.raises(ValueError, match="fps"):
         event_spans(EVENTS, 0)
-    with pytest.raises(ValueError, match=r"events\[0\].*end_frame"):
-        frame_event_ids([0.1], [{"start_frame": 5, "end_frame": 5}], FPS)
     with pytest.raises(ValueError, match="timestamps"):
         frame_event_ids(np.zeros((2, 2)), EVENTS, FPS)
     with pytest.raises(ValueError, match="one per row"):
-        frame_event_table(np.zeros((2, 3)), [{"events": EVENTS}], FPS)
-    with pytest.raises(ValueError, match=r"videos\[0\]\.events"):
-        frame_event_table(np.zeros((1, 3)), [{}], FPS)
+        frame_event_table(np.zeros((2, 3)), [VIDEO], FPS)
     with pytest.raises(ValueError, match="captions"):
         alignment_table(np.ones((2, 2)), np.zeros((1, 2), int), np.ones((1, 2), bool),
                         np.zeros(2, int), [None])

@@ -8,34 +8,35 @@ import pytest
 
 from analysis.failures import (
     FAILURE_TYPES,
-    caption_keys_for_split,
     classify_failure,
     failure_type_counts,
     failures,
     synthvtt_failures,
 )
-from tvr.data.synthvtt import validate_meta
+from tvr.data.synthvtt import (
+    Edit,
+    GenerationParams,
+    MetaCaption,
+    MetaEvent,
+    MetaVideo,
+    SplitMeta,
+    SynthVTTMeta,
+    parse_meta,
+)
 
 
-def ev(colour: str, shape: str, action: str) -> dict:
-    """One meta event (geometry and frames as the generator writes them)."""
-    return {"colour": colour, "shape": shape, "action": action, "x": 0.5, "y": 0.5, "r": 0.1,
-            "dx": 0.0, "dy": 0.0, "dr": 0.0, "start_frame": 0, "end_frame": 1}
+def video(*events, background: str = "black", split: str = "test", family: int = 0,
+          video_id: str = "v0") -> MetaVideo:
+    """A video whose events take two frames each (geometry as the generator writes it)."""
+    evs = tuple(MetaEvent(*e, 2 * i, 2 * i + 2, 0.5, 0.5, 0.1, 0.0, 0.0, 0.0)
+                for i, e in enumerate(events))
+    return MetaVideo(video_id, split, family, Edit(), background, 2 * len(events), evs)
 
 
-def video(*events, background: str = "black", split: str = "test", family: int = 0) -> dict:
-    evs = []
-    for i, e in enumerate(events):
-        d = ev(*e)
-        d["start_frame"], d["end_frame"] = 2 * i, 2 * i + 2
-        evs.append(d)
-    return {"split": split, "family": family, "edit": {"type": "none", "events": []},
-            "background": background, "n_frames": 2 * len(events), "events": evs}
-
-
-def caption(events, video_id="v0", background=False, relevant=None, split="test") -> dict:
-    return {"video_id": video_id, "split": split, "events": list(events),
-            "background": background, "relevant": relevant or [video_id]}
+def caption(events, video_id="v0", background=False, relevant=None, split="test",
+            sen_id=0) -> MetaCaption:
+    return MetaCaption(sen_id, video_id, split, tuple(events), background,
+                       tuple(relevant or [video_id]))
 
 
 A = ("red", "circle", "moves left")
@@ -110,15 +111,9 @@ def test_every_type_is_known():
                                   "order swap", "missing event", "extra event", "other"}
 
 
-def test_classify_rejects_malformed_entries():
-    with pytest.raises(ValueError, match=r"caption\.events"):
+def test_classify_rejects_a_caption_of_another_video():
+    with pytest.raises(ValueError, match=r"caption 0: events \[5\].*'v0'.*3 events"):
         classify_failure(caption([5]), GT, GT)
-    with pytest.raises(ValueError, match=r"top_video\.events"):
-        classify_failure(caption([0]), GT, {"events": []})
-    with pytest.raises(ValueError, match=r"gt_video\.events\[0\]"):
-        classify_failure(caption([0]), {"events": [{"colour": "red"}]}, GT)
-    with pytest.raises(ValueError, match="background"):
-        classify_failure(caption([0], background=True), {"events": GT["events"]}, GT)
 
 
 # ----------------------------------------------------------------------------- failure table
@@ -170,30 +165,38 @@ def test_failures_with_ids_and_bad_input():
         failures(bad, T2V)
 
 
-def _meta() -> dict:
-    """A valid meta: test videos v0..v3, train videos t0, t1 with partial captions."""
-    videos = {
-        "v0": video(A, B, C),
-        "v1": video(A, ("purple", "square", "grows"), C, family=0),
-        "v2": video(C, D, family=1),
-        "v3": video(B, A, family=1),
-        "t0": video(A, B, split="train", family=2),
-        "t1": video(A, B, C, split="train", family=2),
-    }
-    captions = {
-        "0": caption([0, 1], "v0"),
-        "1": caption([0, 1], "v1"),
-        "2": caption([0, 1], "v2"),
-        "3": caption([0, 1], "v3"),
-        "4": caption([0, 1], "t0", relevant=["t0", "t1"], split="train"),
-        "5": caption([2], "t1", split="train"),
-    }
-    meta = {"generator": "synthvtt", "version": "1.0",
-            "params": {"seed": 0, "n_train": 2, "n_val": 0, "n_test": 4, "size": 32, "fps": 8,
-                       "background_captions": False},
-            "videos": videos, "captions": captions}
-    validate_meta(meta)  # the hand-built meta has the generator's format
+def _meta() -> SynthVTTMeta:
+    """A valid meta: test videos v0..v3, val video w0, train videos t0, t1 with partial
+    captions."""
+    videos = [
+        video(A, B, C),
+        video(A, ("purple", "square", "grows"), C, family=0, video_id="v1"),
+        video(C, D, family=1, video_id="v2"),
+        video(B, A, family=1, video_id="v3"),
+        video(D, A, split="val", family=3, video_id="w0"),
+        video(A, B, split="train", family=2, video_id="t0"),
+        video(A, B, C, split="train", family=2, video_id="t1"),
+    ]
+    captions = [
+        caption([0, 1], "v0"),
+        caption([0, 1], "v1", sen_id=1),
+        caption([0, 1], "v2", sen_id=2),
+        caption([0, 1], "v3", sen_id=3),
+        caption([0, 1], "t0", relevant=["t0", "t1"], split="train", sen_id=4),
+        caption([2], "t1", split="train", sen_id=5),
+        caption([0], "w0", split="val", sen_id=6),
+    ]
+    meta = SynthVTTMeta(
+        "1.0", GenerationParams(0, 2, 1, 4, 32, 8, False), {v.video_id: v for v in videos},
+        {c.sen_id: c for c in captions})
+    assert parse_meta(meta.to_json()) == meta  # the hand-built meta has the generator's format
     return meta
+
+
+def _split(meta: SynthVTTMeta, video_ids: list[str], sen_ids: list[int | None]) -> SplitMeta:
+    """The meta aligned with rows ``sen_ids`` (None: a caption without meta) and columns."""
+    return SplitMeta(meta.params, {}, [meta.videos[v] for v in video_ids],
+                     [None if s is None else meta.captions[s] for s in sen_ids])
 
 
 def test_synthvtt_failures_types_and_false_negatives():
@@ -208,10 +211,9 @@ def test_synthvtt_failures_types_and_false_negatives():
         ],
         dtype=np.float32,
     )
-    keys = caption_keys_for_split(meta, "test", ids, np.arange(4))
-    assert keys == ["0", "1", "2", "3"]
-    table = synthvtt_failures(sim, np.arange(4), meta, keys, ids, top=2)
+    table = synthvtt_failures(sim, np.arange(4), _split(meta, ids, [0, 1, 2, 3]), top=2)
     assert table["query_id"].tolist() == ["0", "2", "3"]
+    assert table["gt_video_id"].tolist() == ["v0", "v2", "v3"]
     assert table["failure_type"].tolist() == ["colour swap", "other", "order swap"]
     assert not table["false_negative"].any()
     assert table["false_negatives_top"].tolist() == [[], [], []]
@@ -220,29 +222,24 @@ def test_synthvtt_failures_types_and_false_negatives():
     assert counts["colour swap"] == 1 and counts["order swap"] == 1 and counts.sum() == 3
 
     # train captions are partial: t0's caption (A, B) truly matches t1 (A, B, C)
-    train_ids = ["t0", "t1"]
     t2v = np.array([0, 1])
-    keys = caption_keys_for_split(meta, "train", train_ids, t2v)
-    assert keys == ["4", "5"]
     train_sim = np.array([[0.2, 0.9], [0.1, 0.8]], dtype=np.float32)
-    table = synthvtt_failures(train_sim, t2v, meta, keys, train_ids)
+    table = synthvtt_failures(train_sim, t2v, _split(meta, ["t0", "t1"], [4, 5]))
     assert table["query_id"].tolist() == ["4"]
     assert table["false_negative"].tolist() == [True]
     assert table["failure_type"].tolist() == ["extra event"]
     assert table["false_negatives_top"].tolist() == [["t1"]]
 
 
-def test_synthvtt_failures_checks_keys():
+def test_synthvtt_failures_checks_the_split_meta():
     meta = _meta()
     ids = ["v0", "v1", "v2", "v3"]
     sim = np.eye(4, dtype=np.float32)[::-1].copy()
-    with pytest.raises(ValueError, match="caption_keys and text_to_video disagree"):
-        synthvtt_failures(sim, np.arange(4), meta, ["1", "0", "2", "3"], ids)
-    with pytest.raises(ValueError, match="'9'"):
-        synthvtt_failures(sim, np.arange(4), meta, ["9", "1", "2", "3"], ids)
-    with pytest.raises(ValueError, match="'nope'"):
-        caption_keys_for_split(meta, "test", ["v0", "v1", "v2", "nope"], np.arange(4))
-    with pytest.raises(ValueError, match="more rows"):
-        caption_keys_for_split(meta, "test", ids, np.array([0, 0, 1, 2]))
+    with pytest.raises(ValueError, match="split meta and text_to_video disagree"):
+        synthvtt_failures(sim, np.arange(4), _split(meta, ids, [1, 0, 2, 3]))
+    with pytest.raises(ValueError, match=r"caption rows \[0\] have no entry"):
+        synthvtt_failures(sim, np.arange(4), _split(meta, ids, [None, 1, 2, 3]))
+    with pytest.raises(ValueError, match=r"3 captions x 4 videos .* \(4, 4\)"):
+        synthvtt_failures(sim, np.arange(4), _split(meta, ids, [0, 1, 2]))
     with pytest.raises(ValueError, match="failure_type"):
         failure_type_counts(pd.DataFrame({"query": [0]}))

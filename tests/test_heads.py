@@ -230,7 +230,12 @@ def test_faithful_defaults_depend_on_padded_slots(name, overrides):
     assert not torch.allclose(padded, ref, atol=1e-4)
 
 
-@pytest.mark.parametrize(("name", "overrides"), SEED_HEADS, ids=SEED_IDS)
+# heads that score in blocks of pairs: the seed-method heads and WTI
+BLOCKED_HEADS = [*SEED_HEADS, ("wti", {}), ("wti", {"wti.masked_max": True})]
+BLOCKED_IDS = [*SEED_IDS, "wti-default", "wti-masked_max=True"]
+
+
+@pytest.mark.parametrize(("name", "overrides"), BLOCKED_HEADS, ids=BLOCKED_IDS)
 def test_blocked_equals_unblocked(name, overrides):
     head = seed_head(name, overrides).eval()
     et, ev = head.embed_text(make_text(7)), head.embed_video(make_video(5))
@@ -466,17 +471,6 @@ def test_wti_matches_naive_loops(masked_max):
         torch.testing.assert_close(
             head(text, video), naive_wti(head, text, video, masked_max), atol=1e-5, rtol=1e-5
         )
-
-
-def test_wti_blocked_equals_unblocked():
-    head = make_head("wti", {}).eval()
-    et, ev = head.embed_text(make_text(7)), head.embed_video(make_video(5))
-    head.block_size = 1000
-    full = head.score(et, ev)
-    head.block_size = 2
-    torch.testing.assert_close(head.score(et, ev), full)
-    head.block_size = 3
-    torch.testing.assert_close(head.score(et, ev), full)
 
 
 def einsum_wti(et: TokenFeatures, ev: TokenFeatures, masked_max: bool) -> torch.Tensor:

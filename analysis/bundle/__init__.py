@@ -82,7 +82,6 @@ from analysis.bundle.meta import (
     read_meta,
 )
 from analysis.bundle.reader import Bundle
-from analysis.bundle.synthvtt import SynthVTTSplit
 from analysis.bundle.writer import BundleWriter, clean_stale_work_dirs
 
 __all__ = [
@@ -90,7 +89,7 @@ __all__ = [
     "OPTIONAL_CHECKPOINT_FILES", "PROJECTION_KINDS", "Bundle", "BundleError", "BundleInfo",
     "BundleMeta", "BundleMetaError", "BundleStatus", "BundleWriter", "DRGIArrays", "DRGIMeta",
     "DRGIScores", "DatasetHash", "ExportParams", "Projections", "ProjectionsMeta", "Ranks",
-    "RunRef", "SkippedVideo", "StaleBundleError", "SynthVTTSplit", "TextFrameMeta",
+    "RunRef", "SkippedVideo", "StaleBundleError", "TextFrameMeta",
     "ThumbIndex", "bundle_dir_for", "bundle_stamp", "bundle_status", "checkpoint_hash",
     "clean_stale_work_dirs", "dataset_sources", "file_sha256", "find_bundles", "meta_dict",
     "path_digest", "read_meta", "relative_video_path", "resolve_data_root",

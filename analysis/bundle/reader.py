@@ -12,7 +12,7 @@ import zipfile
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,8 +37,10 @@ from analysis.bundle.freshness import (
     resolve_data_root,
 )
 from analysis.bundle.meta import BundleMeta, SkippedVideo, read_json, read_meta
-from analysis.bundle.synthvtt import SynthVTTSplit, synthvtt_split
 from analysis.tensor_file import TensorFileError, memmap_tensor
+
+if TYPE_CHECKING:
+    from tvr.data.synthvtt import SplitMeta
 
 logger = logging.getLogger(__name__)
 
@@ -426,13 +428,16 @@ class Bundle:
         """The dataset root (as passed to :meth:`load` or recorded), None when not found."""
         return resolve_data_root(self.info, self._data_root)
 
-    def synthvtt_meta(self) -> SynthVTTSplit | None:
-        """SynthVTT ground truth aligned with this bundle's captions and videos.
+    def synthvtt_meta(self) -> SplitMeta | None:
+        """SynthVTT ground truth aligned with this bundle's captions and videos
+        (:func:`tvr.data.synthvtt.read_split_meta`, the one reader of the format).
 
         Returns None when the dataset is not SynthVTT.
 
         Raises:
             FileNotFoundError: the dataset root or its meta file is not found.
+            tvr.data.sources.SourceError: the meta breaks the format or lacks a bundle video
+                (the bundle was exported from another dataset); names the file.
         """
         if self.dataset != "synthvtt":
             return None
@@ -442,4 +447,7 @@ class Bundle:
                 f"SynthVTT root {self.info.data_root} not found; pass data_root to "
                 f"Bundle.load"
             )
-        return synthvtt_split(self, root)
+        from tvr.data.synthvtt import read_split_meta
+
+        return read_split_meta(root, self.split, self.video_ids, self.captions,
+                               self.text_to_video)

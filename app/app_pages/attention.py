@@ -29,7 +29,7 @@ from analysis.attention_view import (
     received_attention,
     received_attention_stack,
 )
-from analysis.bundle import Bundle, BundleError, SynthVTTSplit
+from analysis.bundle import Bundle, BundleError
 from analysis.drgi_report import attention_verdict, diagnostics_of, max_uniform_deviation
 from analysis.events import (
     NO_EVENT,
@@ -51,6 +51,7 @@ from app.components.thumbs import frame_images, frame_strip
 from app.context import BASE_LABEL, DRGI_LABEL, current
 from app.state import KEY_VIDEO, AppRoots, PathOutsideRootsError
 from app.urlstate import check_choice, check_index, remember
+from tvr.data.synthvtt import SplitMeta
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ MAX_AXIS_FRAMES = 24  # frame thumbnails under the heatmap's x axis up to this m
 # ------------------------------------------------------------------ cached loaders
 @st.cache_data(max_entries=16, show_spinner="Computing the attention-event alignment…")
 def _split_alignment(path: str, stamp: tuple, source: str, _bundle: Bundle,
-                     _meta: SynthVTTSplit) -> pd.DataFrame:
+                     _meta: SplitMeta) -> pd.DataFrame:
     events = split_frame_events(_bundle, _meta)
     if source == "gat":
         d = _bundle.drgi
@@ -77,7 +78,7 @@ def _split_alignment(path: str, stamp: tuple, source: str, _bundle: Bundle,
                            _meta.captions)
 
 
-def split_alignment(bundle: Bundle, meta: SynthVTTSplit, source: str) -> pd.DataFrame:
+def split_alignment(bundle: Bundle, meta: SplitMeta, source: str) -> pd.DataFrame:
     """:func:`analysis.events.alignment_table` of a bundle (``source`` "text_frame" or
     "gat"), cached per bundle version."""
     return _split_alignment(str(bundle.path), resources.bundle_stamp(bundle.path), source,
@@ -254,8 +255,8 @@ else:
 frame_strip(roots, base, video, title=f"{video_label(base.video_ids[video])}: sampled frames")
 
 meta, meta_note = synthvtt_split(roots, base)
-fps = float(meta.params["fps"]) if meta is not None else None
-video_events = meta.videos[video]["events"] if meta is not None else None
+fps = float(meta.params.fps) if meta is not None else None
+video_events = meta.videos[video].events if meta is not None else None
 event_labels: list[str] = [s.label for s in event_spans(video_events, fps)] if meta else []
 if meta_note:
     st.caption(meta_note)
@@ -416,7 +417,7 @@ for name, colour, w in series:
 fig.add_hline(y=1.0 / max(len(times), 1), line_dash="dot", line_color="#666",
               annotation_text="uniform", annotation_position="top right")
 if meta is not None and fps is not None:
-    for span in event_spans(meta.videos[gt]["events"], fps):
+    for span in event_spans(meta.videos[gt].events, fps):
         colour = event_colour(span.index)
         fig.add_vrect(x0=span.start, x1=span.end, fillcolor=colour, opacity=0.12, line_width=1,
                       line_color=colour, annotation_text=event_label(span.index, span.label),
@@ -432,12 +433,12 @@ st.caption(f"Each run's weights over the frames of the caption's own video ({rul
 if meta is not None and fps is not None:
     st.subheader("Attention-event alignment")
     caption_meta = meta.captions[q]
-    mentioned = list(caption_meta.get("events", [])) if caption_meta else []
+    mentioned = list(caption_meta.events) if caption_meta else []
     if not mentioned:
         st.caption("This caption has no SynthVTT entry, so its mentioned events are unknown.")
     else:
-        ev = frame_event_ids(times, meta.videos[gt]["events"], fps)
-        gt_spans = event_spans(meta.videos[gt]["events"], fps)
+        ev = frame_event_ids(times, meta.videos[gt].events, fps)
+        gt_spans = event_spans(meta.videos[gt].events, fps)
         st.markdown("Mentioned events: " + ", ".join(
             escape_md(event_label(e, gt_spans[e].label)) for e in mentioned))
         rows = []

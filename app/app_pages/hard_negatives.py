@@ -147,7 +147,7 @@ if base.num_videos < 2:
 meta, meta_note = synthvtt_split(roots, base)
 family: tuple[int, ...] | None = None
 if meta is not None:
-    family = tuple(int(v["family"]) for v in meta.videos)
+    family = tuple(v.family for v in meta.videos)
 elif meta_note:
     st.caption(meta_note)
 

@@ -8,9 +8,12 @@ every caption carries its ground truth: the events it mentions and every video o
 truly matches.
 
 Modules: :mod:`.vocabulary` (what a video can show), :mod:`.matching` (the ground-truth
-rule), :mod:`.planning` (families and layouts), :mod:`.captions`, :mod:`.rendering` (frames and
-mp4), :mod:`.meta` (file names, the meta reader and validator), :mod:`.writing` (plan and
-generate), :mod:`.cli`. This package re-exports their public names.
+rule), :mod:`.meta` (file names and the typed meta: :class:`SynthVTTMeta` and its parts),
+:mod:`.reader` (the one reader of the meta file: :func:`read_meta`, :func:`read_split_meta`),
+:mod:`.planning` (families and layouts), :mod:`.captions`, :mod:`.rendering` (frames and mp4),
+:mod:`.writing` (plan and generate), :mod:`.cli`. This package re-exports the names each
+module lists in ``__all__``; helpers the modules share (``pick``, ``SplitIndex``,
+``family_bounds``, ...) are public in their module but not re-exported.
 
 The dataset is written in the MSR-VTT layout (so the MSR-VTT source reads it unchanged), plus
 ``synthvtt_meta.json`` with the ground truth::
@@ -40,68 +43,39 @@ Conventions of ``synthvtt_meta.json``:
 
 from __future__ import annotations
 
-from tvr.data.synthvtt.captions import (  # noqa: F401
-    caption_text,
+from tvr.data.synthvtt import (
+    captions,
+    cli,
+    matching,
+    meta,
+    planning,
+    reader,
+    rendering,
+    vocabulary,
+    writing,
 )
-from tvr.data.synthvtt.cli import (  # noqa: F401
-    main,
-)
-from tvr.data.synthvtt.matching import (  # noqa: F401
-    caption_matches,
-)
-from tvr.data.synthvtt.meta import (  # noqa: F401
-    ANNOTATION_FILES,
-    DATA_FILE,
-    GENERATOR_VERSION,
-    META_FILE,
-    README_FILE,
-    TEST_CSV,
-    TRAIN_CSV,
-    VAL_CSV,
-    VIDEO_DIR,
-    load_meta,
-    validate_meta,
-)
-from tvr.data.synthvtt.planning import (  # noqa: F401
-    Edit,
-)
-from tvr.data.synthvtt.rendering import (  # noqa: F401
-    CODEC,
-    CRF,
-    PRESET,
-    X264_PARAMS,
-    frame_states,
-    nearest_colour,
-    render_video,
-    shape_mask,
-    write_mp4,
-)
-from tvr.data.synthvtt.vocabulary import (  # noqa: F401
-    ACTION_PHRASES,
-    ACTIONS,
-    ADJECTIVES,
-    BACKGROUNDS,
-    COLOURS,
-    CONNECTIVES,
-    EDGE_FRAMES,
-    EDIT_TYPES,
-    EVENT_FRAMES,
-    EVENT_TYPES,
-    EVENTS_PER_VIDEO,
-    FAMILY_SIZE,
-    FAMILY_SIZE_MAX,
-    GAP_FRAMES,
-    HELDOUT_EDITS,
-    MSRVTT_SPLIT,
-    SHAPES,
-    SPLITS,
-    TRAIN_CAPTIONS_PER_VIDEO,
-    TRAIN_EDITS,
-    VIDEO_FRAMES,
-    EventType,
-)
-from tvr.data.synthvtt.writing import (  # noqa: F401
-    GenerationSummary,
-    generate,
-    plan,
-)
+from tvr.data.synthvtt.captions import *  # noqa: F403
+from tvr.data.synthvtt.cli import *  # noqa: F403
+from tvr.data.synthvtt.matching import *  # noqa: F403
+from tvr.data.synthvtt.meta import *  # noqa: F403
+from tvr.data.synthvtt.planning import *  # noqa: F403
+from tvr.data.synthvtt.reader import *  # noqa: F403
+from tvr.data.synthvtt.rendering import *  # noqa: F403
+from tvr.data.synthvtt.vocabulary import *  # noqa: F403
+from tvr.data.synthvtt.writing import *  # noqa: F403
+
+__all__ = [
+    name
+    for module in (
+        vocabulary,
+        matching,
+        meta,
+        reader,
+        planning,
+        captions,
+        rendering,
+        writing,
+        cli,
+    )
+    for name in module.__all__
+]

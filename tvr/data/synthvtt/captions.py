@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 
-from tvr.data.synthvtt.planning import _pick, _SplitIndex, _Video
+from tvr.data.synthvtt.meta import MetaCaption, MetaVideo
+from tvr.data.synthvtt.planning import SplitIndex, pick
 from tvr.data.synthvtt.vocabulary import (
     ACTION_PHRASES,
     ADJECTIVES,
@@ -18,6 +18,8 @@ from tvr.data.synthvtt.vocabulary import (
     EventType,
 )
 
+__all__ = ["PlannedCaption", "caption_text", "make_captions"]
+
 _P_ARTICLE_THE = 0.3
 _P_ADJECTIVE = 0.25
 _P_FIRST = 0.2
@@ -25,29 +27,17 @@ _P_BACKGROUND = 0.5
 
 
 @dataclass(frozen=True)
-class _Caption:
-    sen_id: int
-    video_id: str
-    split: str
-    text: str
-    events: tuple[int, ...]
-    background: bool
-    relevant: tuple[str, ...]
+class PlannedCaption:
+    """A caption as the generator plans it: its ground truth and its text."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "video_id": self.video_id,
-            "split": self.split,
-            "events": list(self.events),
-            "background": self.background,
-            "relevant": list(self.relevant),
-        }
+    caption: MetaCaption
+    text: str
 
 
 def _noun_phrase(rng: np.random.Generator, colour: str, shape: str) -> str:
     words = [colour, shape]
     if rng.random() < _P_ADJECTIVE:
-        words.insert(0, _pick(rng, ADJECTIVES))
+        words.insert(0, pick(rng, ADJECTIVES))
     if rng.random() < _P_ARTICLE_THE:
         article = "the"
     else:
@@ -67,12 +57,12 @@ def caption_text(
     text = ""
     for k, (colour, shape, action) in enumerate(events):
         noun = _noun_phrase(rng, colour, shape)
-        verb = _pick(rng, ACTION_PHRASES[action])
+        verb = pick(rng, ACTION_PHRASES[action])
         if k == 0:
             first = len(events) > 1 and rng.random() < _P_FIRST
             text = f"{'first ' if first else ''}{noun} {verb}"
             continue
-        conn = "then" if (k == 1 and text.startswith("first ")) else _pick(rng, CONNECTIVES)
+        conn = "then" if (k == 1 and text.startswith("first ")) else pick(rng, CONNECTIVES)
         if conn == "followed by":
             text += f", followed by {noun} that {verb}"
         elif conn == "and then":
@@ -88,7 +78,7 @@ def caption_text(
 
 
 def _heldout_subset(
-    rng: np.random.Generator, video: _Video, own: int, index: _SplitIndex
+    rng: np.random.Generator, video: MetaVideo, own: int, index: SplitIndex
 ) -> tuple[int, ...]:
     """A random smallest ordered subset of events that matches no other video of the split.
 
@@ -100,7 +90,7 @@ def _heldout_subset(
         subsets = [
             sub
             for sub in _combinations(n, k)
-            if index.matching([video.events[i] for i in sub]) == [own]
+            if index.matching([video.event_types[i] for i in sub]) == [own]
         ]
         if subsets:
             unique_by_size[k] = subsets
@@ -111,25 +101,28 @@ def _heldout_subset(
     k = max(min(unique_by_size), min(2, n))
     while k not in unique_by_size:  # supersets of unique subsets are unique, so this is rare
         k += 1
-    return _pick(rng, unique_by_size[k])
+    return pick(rng, unique_by_size[k])
 
 
 def _combinations(n: int, k: int) -> list[tuple[int, ...]]:
     return list(combinations(range(n), k))
 
 
-def _make_captions(
+def make_captions(
     rng: np.random.Generator,
-    videos: Sequence[_Video],
+    videos: Sequence[MetaVideo],
     first_sen_id: int,
     background_captions: bool,
-) -> list[_Caption]:
-    index = _SplitIndex()
+) -> list[PlannedCaption]:
+    """Captions of a split's videos (five per train video, one per held-out video), with
+    sen_ids from ``first_sen_id`` on and relevance sets over ``videos``."""
+    index = SplitIndex()
     for v in videos:
-        index.add(v.events, v.background)
-    captions: list[_Caption] = []
+        index.add(v.event_types, v.background)
+    captions: list[PlannedCaption] = []
     for own, v in enumerate(videos):
-        n = len(v.events)
+        types = v.event_types
+        n = len(types)
         if v.split == "train":
             subsets = []
             for _ in range(TRAIN_CAPTIONS_PER_VIDEO):
@@ -139,13 +132,11 @@ def _make_captions(
             subsets = [_heldout_subset(rng, v, own, index)]
         for sub in subsets:
             name_bg = background_captions and rng.random() < _P_BACKGROUND
-            mentioned = [v.events[i] for i in sub]
+            mentioned = [types[i] for i in sub]
             bg = v.background if name_bg else None
             text = caption_text(rng, mentioned, bg)
             relevant = tuple(videos[i].video_id for i in index.matching(mentioned, bg))
-            captions.append(
-                _Caption(
-                    first_sen_id + len(captions), v.video_id, v.split, text, sub, name_bg, relevant
-                )
-            )
+            sen_id = first_sen_id + len(captions)
+            meta = MetaCaption(sen_id, v.video_id, v.split, sub, name_bg, relevant)
+            captions.append(PlannedCaption(meta, text))
     return captions

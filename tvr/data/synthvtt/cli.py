@@ -10,6 +10,8 @@ from pathlib import Path
 from tvr.data.synthvtt.vocabulary import FAMILY_SIZE
 from tvr.data.synthvtt.writing import generate
 
+__all__ = ["main"]
+
 logger = logging.getLogger("tvr.data.synthvtt")
 
 

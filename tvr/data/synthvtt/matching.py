@@ -7,6 +7,8 @@ from typing import Any
 
 from tvr.data.synthvtt.vocabulary import EventType
 
+__all__ = ["caption_matches", "is_subsequence"]
+
 
 def _event_type(event: Sequence[str] | Mapping[str, Any]) -> EventType:
     """``(colour, shape, action)`` of an event given as a triple or a mapping."""
@@ -16,7 +18,8 @@ def _event_type(event: Sequence[str] | Mapping[str, Any]) -> EventType:
     return (colour, shape, action)
 
 
-def _is_subsequence(needle: Sequence[EventType], haystack: Sequence[EventType]) -> bool:
+def is_subsequence(needle: Sequence[EventType], haystack: Sequence[EventType]) -> bool:
+    """Whether ``needle`` occurs in ``haystack`` in order (gaps allowed)."""
     it = iter(haystack)
     return all(any(x == y for y in it) for x in needle)
 
@@ -44,4 +47,4 @@ def caption_matches(
             return False
     needle = [_event_type(e) for e in mentioned_events]
     haystack = [_event_type(e) for e in video_events]
-    return _is_subsequence(needle, haystack)
+    return is_subsequence(needle, haystack)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tvr.data.synthvtt.matching import _is_subsequence
+from tvr.data.synthvtt.matching import is_subsequence
+from tvr.data.synthvtt.meta import Edit, MetaEvent, MetaVideo
 from tvr.data.synthvtt.vocabulary import (
     ACTIONS,
     BACKGROUNDS,
@@ -26,6 +26,8 @@ from tvr.data.synthvtt.vocabulary import (
     EventType,
 )
 
+__all__ = ["plan_split"]
+
 _MARGIN = 0.02
 _MOVE_RADIUS = (0.10, 0.16)
 _MOVE_DISTANCE = (0.30, 0.50)
@@ -36,43 +38,7 @@ _MAX_SIBLING_TRIES = 50
 _MAX_LAYOUT_TRIES = 10000
 
 
-@dataclass(frozen=True)
-class Edit:
-    """How a family member differs from the family base (see the module docstring)."""
-
-    type: str = "none"
-    events: tuple[int, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "events": list(self.events)}
-
-
-@dataclass
-class _Video:
-    video_id: str
-    split: str
-    family: int
-    edit: Edit
-    events: tuple[EventType, ...]
-    background: str
-    n_frames: int
-    layout: list[dict[str, Any]]  # per event: frames and geometry
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "split": self.split,
-            "family": self.family,
-            "edit": self.edit.to_json(),
-            "background": self.background,
-            "n_frames": self.n_frames,
-            "events": [
-                {"colour": c, "shape": s, "action": a, **geo}
-                for (c, s, a), geo in zip(self.events, self.layout)
-            ],
-        }
-
-
-class _SplitIndex:
+class SplitIndex:
     """Event lists of one split with an inverted index from event type to videos."""
 
     def __init__(self) -> None:
@@ -96,7 +62,7 @@ class _SplitIndex:
             i
             for i in cand
             if (background is None or self.backgrounds[i] == background)
-            and _is_subsequence(mentioned, self.lists[i])
+            and is_subsequence(mentioned, self.lists[i])
         )
 
     def conflicts(self, events: Sequence[EventType]) -> bool:
@@ -104,7 +70,7 @@ class _SplitIndex:
         if self.matching(events):
             return True
         cand = set().union(*(self._postings.get(e, set()) for e in events))
-        return any(_is_subsequence(self.lists[i], events) for i in cand)
+        return any(is_subsequence(self.lists[i], events) for i in cand)
 
 
 def _random_events(rng: np.random.Generator) -> tuple[EventType, ...]:
@@ -112,7 +78,8 @@ def _random_events(rng: np.random.Generator) -> tuple[EventType, ...]:
     return tuple(EVENT_TYPES[int(i)] for i in rng.choice(len(EVENT_TYPES), size=n, replace=False))
 
 
-def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
+def pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
+    """One of ``options``, drawn uniformly with one ``rng.integers`` call."""
     return options[int(rng.integers(len(options)))]
 
 
@@ -131,7 +98,7 @@ def _apply_edit(
             cand[slot] = value
             if tuple(cand) not in ev:
                 options.append(tuple(cand))
-        ev[i] = _pick(rng, options)
+        ev[i] = pick(rng, options)
         return tuple(ev), Edit(kind, (i,))
     if kind == "swap":
         i, j = sorted(int(k) for k in rng.choice(n, size=2, replace=False))
@@ -143,7 +110,7 @@ def _apply_edit(
         return tuple(ev), Edit("drop", (i,))
     if kind == "add":
         p = int(rng.integers(n + 1))
-        new = _pick(rng, [e for e in EVENT_TYPES if e not in ev])
+        new = pick(rng, [e for e in EVENT_TYPES if e not in ev])
         ev.insert(p, new)
         return tuple(ev), Edit("add", (p,))
     raise ValueError(f"unknown edit {kind!r}")
@@ -162,11 +129,11 @@ def _applicable_edits(base: Sequence[EventType], heldout: bool) -> list[str]:
 
 
 def _related(a: Sequence[EventType], b: Sequence[EventType]) -> bool:
-    return _is_subsequence(a, b) or _is_subsequence(b, a)
+    return is_subsequence(a, b) or is_subsequence(b, a)
 
 
 def _draw_family(
-    rng: np.random.Generator, size: int, heldout: bool, index: _SplitIndex
+    rng: np.random.Generator, size: int, heldout: bool, index: SplitIndex
 ) -> list[tuple[tuple[EventType, ...], Edit]]:
     """A base event list and ``size - 1`` siblings, one edit each.
 
@@ -181,7 +148,7 @@ def _draw_family(
         kinds = _applicable_edits(base, heldout)
         while len(members) < size:
             for _ in range(_MAX_SIBLING_TRIES):
-                sib, edit = _apply_edit(rng, base, _pick(rng, kinds))
+                sib, edit = _apply_edit(rng, base, pick(rng, kinds))
                 if any(sib == m for m, _ in members):
                     continue
                 if heldout and (any(_related(sib, m) for m, _ in members) or index.conflicts(sib)):
@@ -207,13 +174,13 @@ def _family_size(rng: np.random.Generator, remaining: int, bounds: tuple[int, in
     ]
     # no size leaves a whole family behind (e.g. 15 videos left with families of 8-12): the
     # largest allowed now, a smaller family at the end
-    return _pick(rng, options) if options else min(remaining, hi)
+    return pick(rng, options) if options else min(remaining, hi)
 
 
 def _layout(
     rng: np.random.Generator, events: Sequence[EventType]
-) -> tuple[int, list[dict[str, Any]]]:
-    """Frame ranges and per-event geometry; returns ``(n_frames, per-event dicts)``."""
+) -> tuple[int, tuple[MetaEvent, ...]]:
+    """Frame ranges and per-event geometry; returns ``(n_frames, events)``."""
     n = len(events)
     for _ in range(_MAX_LAYOUT_TRIES):
         lengths = rng.integers(EVENT_FRAMES[0], EVENT_FRAMES[1] + 1, size=n)
@@ -226,12 +193,12 @@ def _layout(
         raise RuntimeError(f"no layout of {n} events fits {VIDEO_FRAMES} frames")
     out = []
     start = lead
-    for i, (_, _, action) in enumerate(events):
+    for i, (colour, shape, action) in enumerate(events):
         length = int(lengths[i])
         geo = _geometry(rng, action, length)
-        out.append({"start_frame": start, "end_frame": start + length, **geo})
+        out.append(MetaEvent(colour, shape, action, start, start + length, **geo))
         start += length + (int(gaps[i]) if i < n - 1 else 0)
-    return total, out
+    return total, tuple(out)
 
 
 def _geometry(rng: np.random.Generator, action: str, length: int) -> dict[str, float]:
@@ -269,25 +236,29 @@ def _geometry(rng: np.random.Generator, action: str, length: int) -> dict[str, f
     }
 
 
-def _plan_split(
+def plan_split(
     rng: np.random.Generator,
     split: str,
     n_videos: int,
     first_id: int,
     first_family: int,
     family_size: tuple[int, int] = FAMILY_SIZE,
-) -> list[_Video]:
+) -> list[MetaVideo]:
+    """Draw ``n_videos`` videos of ``split`` in families, ids from ``video<first_id>`` on.
+
+    Held-out splits (val, test) use only edits that keep every video identifiable by a caption.
+    """
     heldout = split != "train"
-    index = _SplitIndex()
-    videos: list[_Video] = []
+    index = SplitIndex()
+    videos: list[MetaVideo] = []
     family = first_family
     while len(videos) < n_videos:
         size = _family_size(rng, n_videos - len(videos), family_size)
         for events, edit in _draw_family(rng, size, heldout, index):
             index.add(events)
-            background = _pick(rng, tuple(BACKGROUNDS))
-            n_frames, layout = _layout(rng, events)
+            background = pick(rng, tuple(BACKGROUNDS))
+            n_frames, laid_out = _layout(rng, events)
             vid = f"video{first_id + len(videos)}"
-            videos.append(_Video(vid, split, family, edit, events, background, n_frames, layout))
+            videos.append(MetaVideo(vid, split, family, edit, background, n_frames, laid_out))
         family += 1
     return videos

@@ -9,7 +9,20 @@ from typing import Any
 import av
 import numpy as np
 
+from tvr.data.synthvtt.meta import MetaVideo
 from tvr.data.synthvtt.vocabulary import BACKGROUNDS, COLOURS, SHAPES
+
+__all__ = [
+    "CODEC",
+    "CRF",
+    "PRESET",
+    "X264_PARAMS",
+    "frame_states",
+    "nearest_colour",
+    "render_video",
+    "shape_mask",
+    "write_mp4",
+]
 
 # --- encoding ---------------------------------------------------------------------------------
 
@@ -21,14 +34,17 @@ CRF = 18
 X264_PARAMS = "rc-lookahead=0:mbtree=0"
 
 
-def frame_states(video: Mapping[str, Any]) -> list[dict[str, Any] | None]:
-    """Per-frame shape state of one video of the meta file (``meta["videos"][video_id]``).
+def frame_states(video: MetaVideo | Mapping[str, Any]) -> list[dict[str, Any] | None]:
+    """Per-frame shape state of one video of the meta file (a :class:`MetaVideo`, or its JSON
+    entry ``meta["videos"][video_id]``).
 
     Returns:
         A list of ``n_frames`` entries: ``None`` for a frame outside every event, else a dict
         with ``event`` (index), ``colour``, ``shape``, ``action``, ``x``, ``y`` (centre, in
         fractions of the frame side) and ``r`` (half-extent, same unit).
     """
+    if isinstance(video, MetaVideo):
+        video = video.to_json()
     states: list[dict[str, Any] | None] = [None] * int(video["n_frames"])
     for i, ev in enumerate(video["events"]):
         for f in range(ev["start_frame"], ev["end_frame"]):
@@ -68,12 +84,15 @@ def shape_mask(shape: str, x: float, y: float, r: float, size: int) -> np.ndarra
     raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
 
 
-def render_video(video: Mapping[str, Any], size: int) -> np.ndarray:
-    """Render one video of the meta file to RGB frames, exactly as the generator encodes it.
+def render_video(video: MetaVideo | Mapping[str, Any], size: int) -> np.ndarray:
+    """Render one video of the meta file (as :func:`frame_states` takes it) to RGB frames,
+    exactly as the generator encodes it.
 
     Shapes:
         returns ``[n_frames, size, size, 3]`` uint8.
     """
+    if isinstance(video, MetaVideo):
+        video = video.to_json()
     n = int(video["n_frames"])
     frames = np.empty((n, size, size, 3), dtype=np.uint8)
     frames[:] = np.asarray(BACKGROUNDS[video["background"]], dtype=np.uint8)

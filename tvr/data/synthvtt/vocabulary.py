@@ -3,6 +3,31 @@ numeric ranges of its timeline, geometry and families (``spec/synthvtt.md``)."""
 
 from __future__ import annotations
 
+__all__ = [
+    "ACTION_PHRASES",
+    "ACTIONS",
+    "ADJECTIVES",
+    "BACKGROUNDS",
+    "COLOURS",
+    "CONNECTIVES",
+    "EDGE_FRAMES",
+    "EDIT_TYPES",
+    "EVENT_FRAMES",
+    "EVENT_TYPES",
+    "EVENTS_PER_VIDEO",
+    "FAMILY_SIZE",
+    "FAMILY_SIZE_MAX",
+    "GAP_FRAMES",
+    "HELDOUT_EDITS",
+    "MSRVTT_SPLIT",
+    "SHAPES",
+    "SPLITS",
+    "TRAIN_CAPTIONS_PER_VIDEO",
+    "TRAIN_EDITS",
+    "VIDEO_FRAMES",
+    "EventType",
+]
+
 # --- vocabulary -------------------------------------------------------------------------------
 
 # Saturated, far-apart colours (also in chroma, which yuv420p halves in resolution).

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tvr.data.records import SourceError
-from tvr.data.synthvtt.captions import _Caption, _make_captions
+from tvr.data.synthvtt.captions import PlannedCaption, make_captions
 from tvr.data.synthvtt.meta import (
     ANNOTATION_FILES,
     DATA_FILE,
@@ -31,11 +31,15 @@ from tvr.data.synthvtt.meta import (
     TRAIN_CSV,
     VAL_CSV,
     VIDEO_DIR,
-    _family_bounds,
-    _is_int,
-    load_meta,
+    GenerationParams,
+    MetaFieldError,
+    MetaVideo,
+    SynthVTTMeta,
+    family_bounds,
+    is_int,
 )
-from tvr.data.synthvtt.planning import _plan_split, _Video
+from tvr.data.synthvtt.planning import plan_split
+from tvr.data.synthvtt.reader import read_meta
 from tvr.data.synthvtt.rendering import (
     CODEC,
     CRF,
@@ -53,6 +57,8 @@ from tvr.data.synthvtt.vocabulary import (
     SHAPES,
     SPLITS,
 )
+
+__all__ = ["GenerationSummary", "generate", "plan"]
 
 logger = logging.getLogger("tvr.data.synthvtt")
 
@@ -89,37 +95,22 @@ def _params(
     fps: int,
     background_captions: bool,
     family_size: Sequence[int] = FAMILY_SIZE,
-) -> dict[str, Any]:
-    checks = (
-        ("seed", seed, 0, 2**63 - 1),
-        ("n_train", n_train, 1, 10**6),
-        ("n_val", n_val, 1, 10**6),
-        ("n_test", n_test, 1, 10**6),
-        ("size", size, 16, 1024),
-        ("fps", fps, 1, 120),
-    )
-    for name, value, lo, hi in checks:
-        if not _is_int(value) or not lo <= value <= hi:
-            raise ValueError(f"SynthVTT {name}: expected an integer in [{lo}, {hi}], got {value!r}")
-    if size % 2:
-        raise ValueError(f"SynthVTT size: expected an even number of pixels (yuv420p), got {size}")
-    if not isinstance(background_captions, bool):
-        raise ValueError(
-            f"SynthVTT background_captions: expected a boolean, got {background_captions!r}"
+) -> GenerationParams:
+    fam = family_bounds(family_size)
+    try:
+        return GenerationParams(
+            seed,
+            n_train,
+            n_val,
+            n_test,
+            size,
+            fps,
+            background_captions,
+            # recorded only when it differs: default datasets stay byte-identical
+            family_size=fam if fam != FAMILY_SIZE else None,
         )
-    fam = _family_bounds(family_size)
-    params = {
-        "seed": seed,
-        "n_train": n_train,
-        "n_val": n_val,
-        "n_test": n_test,
-        "size": size,
-        "fps": fps,
-        "background_captions": background_captions,
-    }
-    if fam != FAMILY_SIZE:  # recorded only when it differs: default datasets stay byte-identical
-        params["family_size"] = list(fam)
-    return params
+    except MetaFieldError as e:
+        raise ValueError(f"SynthVTT {e}") from None
 
 
 def _dumps(obj: Any) -> str:
@@ -134,23 +125,23 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def _annotation_texts(
-    params: dict[str, Any], videos: Sequence[_Video], captions: Sequence[_Caption]
-) -> dict[str, str]:
-    fps = params["fps"]
+def _annotation_texts(meta: SynthVTTMeta, captions: Sequence[PlannedCaption]) -> dict[str, str]:
+    params = meta.params
+    videos = list(meta.videos.values())
+    fps = params.fps
     data = {
         "info": {
             "contributor": "SynthVTT generator (tvr.data.synthvtt)",
             "description": "procedurally generated text-video retrieval benchmark in the MSR-VTT layout",
             "version": GENERATOR_VERSION,
-            "seed": params["seed"],
+            "seed": params.seed,
         },
         "videos": [
             {
                 "id": int(v.video_id[len("video") :]),
                 "video_id": v.video_id,
                 "category": list(BACKGROUNDS).index(v.background),
-                "url": f"synthvtt://seed{params['seed']}/{v.video_id}",
+                "url": f"synthvtt://seed{params.seed}/{v.video_id}",
                 "start time": 0.0,
                 "end time": round(v.n_frames / fps, 4),
                 "split": MSRVTT_SPLIT[v.split],
@@ -158,67 +149,45 @@ def _annotation_texts(
             for v in videos
         ],
         "sentences": [
-            {"sen_id": c.sen_id, "video_id": c.video_id, "caption": c.text} for c in captions
+            {"sen_id": c.caption.sen_id, "video_id": c.caption.video_id, "caption": c.text}
+            for c in captions
         ],
     }
     train_csv = _csv_text(["video_id"], ([v.video_id] for v in videos if v.split == "train"))
 
     def retrieval_csv(split: str) -> str:
-        rows = [c for c in captions if c.split == split]
+        rows = [c for c in captions if c.caption.split == split]
         return _csv_text(
             ["key", "vid_key", "video_id", "sentence"],
             (
-                [f"ret{i}", "msr" + c.video_id[len("video") :], c.video_id, c.text]
+                [
+                    f"ret{i}",
+                    "msr" + c.caption.video_id[len("video") :],
+                    c.caption.video_id,
+                    c.text,
+                ]
                 for i, c in enumerate(rows)
             ),
         )
 
-    meta = {
-        "generator": "synthvtt",
-        "version": GENERATOR_VERSION,
-        "params": params,
-        "codec": {
-            "name": CODEC,
-            "pix_fmt": "yuv420p",
-            "preset": PRESET,
-            "crf": CRF,
-            "x264_params": X264_PARAMS,
-        },
-        "conventions": {
-            "frames": "start_frame inclusive, end_frame exclusive; frame f of an event is t = f - start_frame",
-            "geometry": "x, y: shape centre as fractions of the frame side (x right, y down); r: half-extent; "
-            "value at frame t is x + dx * t, y + dy * t, r + dr * t",
-            "edit": "event indices: colour/shape/action/swap in both lists; drop: index in the base; "
-            "add: index in this video",
-            "match": "a caption matches a video when its events occur in the video in order "
-            "(and the background, when the caption names it)",
-        },
-        "vocabulary": {
-            "colours": {k: list(v) for k, v in COLOURS.items()},
-            "shapes": list(SHAPES),
-            "actions": list(ACTIONS),
-            "backgrounds": {k: list(v) for k, v in BACKGROUNDS.items()},
-        },
-        "videos": {v.video_id: v.to_json() for v in videos},
-        "captions": {str(c.sen_id): c.to_json() for c in captions},
-    }
     return {
         DATA_FILE: _dumps(data),
         TRAIN_CSV: train_csv,
         TEST_CSV: retrieval_csv("test"),
         VAL_CSV: retrieval_csv("val"),
-        META_FILE: _dumps(meta),
-        README_FILE: _readme(params, videos, captions),
+        META_FILE: _dumps(meta.to_json()),
+        README_FILE: _readme(meta),
     }
 
 
-def _readme(params: dict[str, Any], videos: Sequence[_Video], captions: Sequence[_Caption]) -> str:
-    nv = {s: sum(v.split == s for v in videos) for s in SPLITS}
-    nc = {s: sum(c.split == s for c in captions) for s in SPLITS}
+def _readme(meta: SynthVTTMeta) -> str:
+    params = meta.params
+    nv = {s: sum(v.split == s for v in meta.videos.values()) for s in SPLITS}
+    nc = {s: sum(c.split == s for c in meta.captions.values()) for s in SPLITS}
     rows = "\n".join(f"| {s} | {nv[s]} | {nc[s]} |" for s in SPLITS)
-    bg = " --background-captions" if params["background_captions"] else ""
-    fam = params.get("family_size", FAMILY_SIZE)
-    if "family_size" in params:
+    bg = " --background-captions" if params.background_captions else ""
+    fam = params.families
+    if params.family_size is not None:
         bg += f" --family-size {fam[0]} {fam[1]}"
     return f"""# SynthVTT
 
@@ -228,7 +197,7 @@ action each, on a plain background; captions describe an ordered subset of the e
 come in families of {fam[0]}-{fam[1]} (one edit apart), never split across splits;
 each test and val caption matches exactly one video of its split.
 
-Seed {params["seed"]}, {params["size"]}x{params["size"]} px, {params["fps"]} fps, H.264 yuv420p mp4.
+Seed {params.seed}, {params.size}x{params.size} px, {params.fps} fps, H.264 yuv420p mp4.
 
 | split | videos | captions |
 |---|---|---|
@@ -236,8 +205,8 @@ Seed {params["seed"]}, {params["size"]}x{params["size"]} px, {params["fps"]} fps
 
 Regenerate (byte-identical annotations, identical frames):
 
-    python -m tvr.data.synthvtt --out <dir> --seed {params["seed"]} --train {params["n_train"]} \\
-        --val {params["n_val"]} --test {params["n_test"]} --size {params["size"]} --fps {params["fps"]}{bg}
+    python -m tvr.data.synthvtt --out <dir> --seed {params.seed} --train {params.n_train} \\
+        --val {params.n_val} --test {params.n_test} --size {params.size} --fps {params.fps}{bg}
 
 Files (MSR-VTT layout):
 
@@ -262,54 +231,120 @@ def _encode_job(job: tuple[dict[str, Any], int, int, str]) -> int:
     return int(frames.shape[0])
 
 
-def _is_complete(out: Path, params: dict[str, Any]) -> bool:
+def _is_complete(out: Path, params: GenerationParams) -> bool:
     try:
-        meta = load_meta(out)
+        meta = read_meta(out)
     except (FileNotFoundError, SourceError):
         return False
-    if meta["version"] != GENERATOR_VERSION or meta["params"] != params:
+    if meta.version != GENERATOR_VERSION or meta.params != params:
         return False
     if not all((out / name).is_file() for name in ANNOTATION_FILES):
         return False
-    return all((out / VIDEO_DIR / f"{vid}.mp4").is_file() for vid in meta["videos"])
+    return all((out / VIDEO_DIR / f"{vid}.mp4").is_file() for vid in meta.videos)
 
 
-def _check_target(out: Path, force: bool) -> None:
-    """Raise when ``out`` holds something that generation must not replace."""
-    if not out.exists():
+def _replace_folder(out: Path, force: bool, tmp: Path | None = None) -> None:
+    """Check that ``out`` may be replaced, then (given ``tmp``) replace it by ``tmp``.
+
+    ``out`` may be replaced when it is absent, an empty folder, or (with ``force``) a SynthVTT
+    dataset. An old dataset is renamed aside before ``tmp`` takes its name and deleted after,
+    so ``out`` never holds a mix of the two.
+
+    Raises:
+        FileExistsError: ``out`` is a file, a folder that is not a SynthVTT dataset, or a
+            SynthVTT dataset while ``force`` is False.
+    """
+    occupied = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    if occupied:
+        if not out.is_dir():
+            raise FileExistsError(
+                f"{out}: exists and is not a folder; expected a SynthVTT dataset folder"
+            )
+        if not (out / META_FILE).is_file():
+            raise FileExistsError(
+                f"{out}: not empty and holds no {META_FILE}, so it is not a SynthVTT dataset; "
+                "refusing to replace it (choose another --out)"
+            )
+        if not force:
+            raise FileExistsError(
+                f"{out}: holds a SynthVTT dataset with other parameters (or an incomplete one); "
+                "pass force=True (--force) to replace it"
+            )
+    if tmp is None:
         return
-    if not out.is_dir():
-        raise FileExistsError(
-            f"{out}: exists and is not a folder; expected a SynthVTT dataset folder"
-        )
-    if not any(out.iterdir()):
-        return
-    if not (out / META_FILE).is_file():
-        raise FileExistsError(
-            f"{out}: not empty and holds no {META_FILE}, so it is not a SynthVTT dataset; "
-            "refusing to replace it (choose another --out)"
-        )
-    if not force:
-        raise FileExistsError(
-            f"{out}: holds a SynthVTT dataset with other parameters (or an incomplete one); "
-            "pass force=True (--force) to replace it"
-        )
+    if occupied:
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "dataset")
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
 
 
-def _summary(
-    out: Path, params: dict[str, Any], meta: Mapping[str, Any], seconds: float, skipped: bool
-) -> GenerationSummary:
-    vids = meta["videos"]
-    caps = meta["captions"]
+def _summary(out: Path, meta: SynthVTTMeta, seconds: float, skipped: bool) -> GenerationSummary:
     return GenerationSummary(
         out=out,
-        params=dict(params),
-        videos={s: sum(v["split"] == s for v in vids.values()) for s in SPLITS},
-        captions={s: sum(c["split"] == s for c in caps.values()) for s in SPLITS},
-        frames=sum(v["n_frames"] for v in vids.values()),
+        params=meta.params.to_json(),
+        videos={s: sum(v.split == s for v in meta.videos.values()) for s in SPLITS},
+        captions={s: sum(c.split == s for c in meta.captions.values()) for s in SPLITS},
+        frames=sum(v.n_frames for v in meta.videos.values()),
         seconds=seconds,
         skipped=skipped,
     )
+
+
+def _plan(params: GenerationParams) -> tuple[SynthVTTMeta, dict[str, str]]:
+    """The dataset's meta and every annotation text (``{file name: text}``)."""
+    videos: list[MetaVideo] = []
+    captions: list[PlannedCaption] = []
+    for k, split in enumerate(SPLITS):
+        first_family = videos[-1].family + 1 if videos else 0
+        split_videos = plan_split(
+            np.random.default_rng([params.seed, k]),
+            split,
+            params.videos_in(split),
+            len(videos),
+            first_family,
+            params.families,
+        )
+        captions += make_captions(
+            np.random.default_rng([params.seed, 100 + k]),
+            split_videos,
+            len(captions),
+            params.background_captions,
+        )
+        videos += split_videos
+    meta = SynthVTTMeta(
+        version=GENERATOR_VERSION,
+        params=params,
+        videos={v.video_id: v for v in videos},
+        captions={c.caption.sen_id: c.caption for c in captions},
+        codec={
+            "name": CODEC,
+            "pix_fmt": "yuv420p",
+            "preset": PRESET,
+            "crf": CRF,
+            "x264_params": X264_PARAMS,
+        },
+        conventions={
+            "frames": "start_frame inclusive, end_frame exclusive; frame f of an event is t = f - start_frame",
+            "geometry": "x, y: shape centre as fractions of the frame side (x right, y down); r: half-extent; "
+            "value at frame t is x + dx * t, y + dy * t, r + dr * t",
+            "edit": "event indices: colour/shape/action/swap in both lists; drop: index in the base; "
+            "add: index in this video",
+            "match": "a caption matches a video when its events occur in the video in order "
+            "(and the background, when the caption names it)",
+        },
+        vocabulary={
+            "colours": {k: list(v) for k, v in COLOURS.items()},
+            "shapes": list(SHAPES),
+            "actions": list(ACTIONS),
+            "backgrounds": {k: list(v) for k, v in BACKGROUNDS.items()},
+        },
+    )
+    return meta, _annotation_texts(meta, captions)
 
 
 def plan(
@@ -329,24 +364,7 @@ def plan(
     rendered from the returned ``synthvtt_meta.json`` (see :func:`render_video`).
     """
     params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size)
-    family = _family_bounds(params.get("family_size", FAMILY_SIZE))
-    videos: list[_Video] = []
-    captions: list[_Caption] = []
-    for k, split in enumerate(SPLITS):
-        first_family = videos[-1].family + 1 if videos else 0
-        split_videos = _plan_split(
-            np.random.default_rng([seed, k]),
-            split,
-            params[f"n_{split}"],
-            len(videos),
-            first_family,
-            family,
-        )
-        captions += _make_captions(
-            np.random.default_rng([seed, 100 + k]), split_videos, len(captions), background_captions
-        )
-        videos += split_videos
-    return _annotation_texts(params, videos, captions)
+    return _plan(params)[1]
 
 
 def generate(
@@ -392,29 +410,23 @@ def generate(
     t0 = time.perf_counter()
     out = Path(out)
     params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size)
-    if not _is_int(workers) or workers < 1:
+    if not is_int(workers) or workers < 1:
         raise ValueError(f"SynthVTT workers: expected a positive integer, got {workers!r}")
     if _is_complete(out, params):
         logger.info(
             "%s already holds a complete SynthVTT dataset with these parameters; nothing to do", out
         )
-        return _summary(out, params, load_meta(out), time.perf_counter() - t0, skipped=True)
-    _check_target(out, force)
+        return _summary(out, read_meta(out), time.perf_counter() - t0, skipped=True)
+    _replace_folder(out, force)
 
-    texts = plan(
-        **{
-            k: params[k]
-            for k in ("seed", "n_train", "n_val", "n_test", "size", "fps", "background_captions")
-        },
-        family_size=params.get("family_size", FAMILY_SIZE),
-    )
-    meta = json.loads(texts[META_FILE])
+    meta, texts = _plan(params)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (tmp / VIDEO_DIR).mkdir()
         jobs = [
-            (v, size, fps, str(tmp / VIDEO_DIR / f"{vid}.mp4")) for vid, v in meta["videos"].items()
+            (v.to_json(), size, fps, str(tmp / VIDEO_DIR / f"{vid}.mp4"))
+            for vid, v in meta.videos.items()
         ]
         _encode_all(jobs, workers, progress)
         for name, text in texts.items():
@@ -422,12 +434,11 @@ def generate(
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)
-        _check_target(out, force)  # again: something may have appeared meanwhile
-        _move_into_place(tmp, out)
+        _replace_folder(out, force, tmp)  # checks again: something may have appeared meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    summary = _summary(out, params, meta, time.perf_counter() - t0, skipped=False)
+    summary = _summary(out, meta, time.perf_counter() - t0, skipped=False)
     logger.info(
         "wrote SynthVTT to %s: videos %s, captions %s, %d frames in %.1f s",
         out,
@@ -455,15 +466,3 @@ def _encode_all(
                     bar.update()
     finally:
         bar.close()
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    if out.exists() and any(out.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "dataset")
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
