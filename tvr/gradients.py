@@ -46,7 +46,7 @@ class GradClipper:
         self.main = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
         self.own = list(exempt)
         self.global_clip = float(cfg.train.grad_clip)
-        self.own_clip = float(cfg.drgi.clip)
+        self.own_clip = float(cfg.settings("drgi").clip)
 
     @property
     def active(self) -> bool:
