@@ -192,3 +192,17 @@ def test_bad_objective_in_a_file_names_the_file(tmp_path):
     (tmp_path / "h.yaml").write_text("head:\n  name: wti\n  arch: two\n")
     with pytest.raises(ConfigError, match=r"'head\.arch' in .*h\.yaml: expected an integer"):
         load_config(tmp_path / "h.yaml")
+
+
+OLD_SHAPE = ROOT / "tests" / "fixtures" / "old_shape"  # configs/synthvtt/*.yaml before the change
+
+
+@pytest.mark.parametrize("method", sorted(p.stem for p in OLD_SHAPE.glob("[!_]*.yaml")))
+@pytest.mark.parametrize("overrides", [[], ["drgi.enable=true"], ["drgi.enable=true",
+                                                                  "drgi.weight=0.1"]])
+def test_old_shape_recipes_resolve_to_the_converted_ones(method, overrides):
+    """The SynthVTT recipes as they were (old shape, composed with include:) load to exactly
+    the config their converted files give, with the old override keys too."""
+    old = load_config(OLD_SHAPE / f"{method}.yaml", overrides)
+    new = load_config(ROOT / "configs" / "synthvtt" / f"{method}.yaml", overrides)
+    assert to_dict(old) == to_dict(new)
