@@ -1,7 +1,8 @@
 """Model cards: what a run is (backbone, head, objectives, training) and its parameter counts.
 
-Read from the run folder only: ``config.json`` (the resolved experiment config, read as plain
-JSON) and the tensor shapes in the header of ``model.safetensors`` (no weights are loaded).
+Read from the run folder only: ``config.json`` (the resolved experiment config: its head and
+objectives are read by the same loader the model builder uses, an old-shape file migrated) and
+the tensor shapes in the header of ``model.safetensors`` (no weights are loaded).
 
 Parameter groups are the first components of the state-dict keys: ``encoder`` (the CLIP
 backbone), ``head`` (the similarity head), ``objectives.<name>`` (training-only modules such as
@@ -139,20 +140,22 @@ def _backbone(model: Mapping[str, Any]) -> str:
     )
 
 
+def _experiment(cfg: Mapping[str, Any], origin: str = "") -> Any:
+    """The :class:`tvr.config.ExperimentConfig` of a raw ``config.json`` dict (old shape
+    migrated; a plug-in it names is imported only as :func:`tvr.config.import_plugins` allows)."""
+    from tvr.config import from_dict
+
+    return from_dict(dict(cfg), origin=origin)
+
+
 def objectives_of(cfg: Mapping[str, Any], counts: Mapping[str, int] | None = None) -> dict[str, float]:
     """The objectives a config trains with, name -> loss weight.
 
-    The same rule that builds the model (:func:`tvr.objectives.selected_objectives`, read from
-    each objective's declarations), applied to the raw ``config.json`` with the schema's
-    defaults for keys it lacks. Objectives found in the weights (``counts``) but not in the
-    config are added with weight NaN.
+    The list the model is built from (``ExperimentConfig.objectives``, read from the raw
+    ``config.json`` by the same loader; an old-shape file is migrated). Objectives found in the
+    weights (``counts``) but not in the config are added with weight NaN.
     """
-    from tvr.config import ExperimentConfig, import_plugins, to_dict
-    from tvr.objectives.selection import selected_objectives
-
-    plugins = [str(m) for m in cfg.get("plugins", []) or []]
-    import_plugins(plugins)  # a plug-in's objectives register on import
-    out = selected_objectives(cfg, defaults=to_dict(ExperimentConfig(plugins=plugins)))
+    out = {o.name: o.weight for o in _experiment(cfg).objectives}
     for group in counts or {}:
         if group.startswith("objectives."):
             out.setdefault(group.split(".", 1)[1], float("nan"))
@@ -177,22 +180,31 @@ def model_card(run_dir: str | Path) -> ModelCard:
         raise CardError(f"{path}: expected a JSON object, got {type(cfg).__name__}")
     counts = parameter_counts(run / WEIGHTS)
     model = _section(cfg, "model")
-    objectives = objectives_of(cfg, counts)
+    from tvr.config import ConfigError
+
+    try:
+        experiment = _experiment(cfg, str(path))
+    except ConfigError as exc:
+        raise CardError(str(exc)) from None
+    objectives = {o.name: o.weight for o in experiment.objectives}
+    for group in counts:
+        if group.startswith("objectives."):
+            objectives.setdefault(group.split(".", 1)[1], float("nan"))
     training_only = sum(n for g, n in counts.items() if g.startswith("objectives."))
     drgi_n = int(counts.get("objectives.drgi", 0))
     total = int(counts["total"])
-    drgi_cfg = _section(cfg, "drgi")
+    spec = experiment.objective("drgi")
     drgi = None
-    if drgi_cfg.get("enable"):
-        drgi = {k: drgi_cfg.get(k) for k in ("mode", "nodes", "hidden", "heads", "weight",
-                                             "neg_topm") if k in drgi_cfg}
+    if spec is not None:
+        drgi = {k: getattr(spec.params, k) for k in ("mode", "nodes", "hidden", "heads",
+                                                     "weight", "neg_topm")}
     train = _section(cfg, "train")
     data = _section(cfg, "data")
     return ModelCard(
         run=run.name,
         path=run,
         backbone=_backbone(model),
-        head=str(model.get("head", "?")),
+        head=experiment.head.name,
         objectives=objectives,
         drgi=drgi,
         parameters={k: int(v) for k, v in counts.items()},

@@ -327,7 +327,7 @@ def _build(
         data_root=str(data_root),
         data_root_abs=str(root.resolve()),
         source_options=source_options,
-        head=cfg.model.head,
+        head=cfg.head.name,
         factorized=bool(model.factorized),
         has_drgi=drgi is not None,
         drgi=drgi_meta(cfg, drgi, diagnostics),

@@ -103,11 +103,11 @@ def build_pair(setting: str, batch: int) -> tuple[dict, dict]:
 
 def _optimizer(model: Retriever, cfg: ExperimentConfig) -> dict:
     params = drgi_parameters(model)
-    own = {"objectives.drgi.": cfg.drgi.lr or cfg.train.lr} if params and (
-        cfg.drgi.lr > 0 or cfg.drgi.clip >= 0) else {}
+    own = {"objectives.drgi.": cfg.settings("drgi").lr or cfg.train.lr} if params and (
+        cfg.settings("drgi").lr > 0 or cfg.settings("drgi").clip >= 0) else {}
     return {
         "optimizer": build_optimizer(model, cfg.train, own),
-        "clipper": GradClipper(model, cfg, exempt=params if cfg.drgi.clip >= 0 else []),
+        "clipper": GradClipper(model, cfg, exempt=params if cfg.settings("drgi").clip >= 0 else []),
     }
 
 

@@ -118,19 +118,25 @@ def plugin_modules() -> list[str]:
 
 def seed_cfg(head: str, overrides: dict | None = None) -> ExperimentConfig:
     """A tiny config for a seed-method head (X-CLIP, TC-MGC, GARE, DMAE) at ``L`` words and
-    ``T`` frames; ``overrides`` map ``"section.key"`` to a value."""
+    ``T`` frames; ``overrides`` map ``"section.key"`` to a value (a section in use)."""
     cfg = ExperimentConfig(plugins=plugin_modules())
-    cfg.model.head = head
+    cfg.set_head(head)  # with the objectives it brings (TC-MGC's SDR, GARE's regularisers)
     cfg.data.max_words = L
     cfg.data.num_frames = T
     cfg.seqtransf.layers = 1
     cfg.seqtransf.heads = 4
     cfg.seqtransf.max_frames = 8
-    cfg.tcmgc.keep_rate = 0.3  # k = floor(7 * 0.3) = 2
-    cfg.drgi.hidden = 8
+    if head == "tcmgc":
+        cfg.tcmgc.keep_rate = 0.3  # k = floor(7 * 0.3) = 2
     for key, value in (overrides or {}).items():
         section, field = key.split(".")
         setattr(getattr(cfg, section), field, value)
+    return cfg
+
+
+def add_drgi(cfg: ExperimentConfig, **params) -> ExperimentConfig:
+    """``cfg`` with the DRGI objective at a tiny width (``hidden=8``) and ``params``."""
+    cfg.add_objective("drgi", **{"hidden": 8, **params})
     return cfg
 
 

@@ -76,7 +76,7 @@ def test_every_page_on_a_method_pair(roots_env, head):
     checkpoints = roots_env
     base, drgi = checkpoints / f"{head}-base", checkpoints / f"{head}-drgi"
     params = {"base": base.name, "drgi": drgi.name, "split": "synthvtt-test"}
-    assert json.loads((base / "config.json").read_text())["model"]["head"] == head
+    assert json.loads((base / "config.json").read_text())["head"]["name"] == head
 
     at = app_test(**params).run()
     assert_no_errors(at)

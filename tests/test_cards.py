@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,11 +59,72 @@ def test_model_card_summarises_a_drgi_run(tmp_path):
 
 
 def test_objectives_follow_the_config():
-    cfg = {"model": {"head": "tcmgc"}, "negnce": {"enable": True, "weight": 2.0},
-           "tcmgc": {"sdr": True, "sdr_weight": 0.5}, "cdcr": {"enable": False}}
+    cfg = {"head": {"name": "tcmgc"}, "objectives": [
+        {"name": "negnce", "weight": 2.0}, {"name": "sdr", "weight": 0.5}]}
     assert objectives_of(cfg) == {"negnce": 2.0, "sdr": 0.5}
+    old = {"model": {"head": "tcmgc"}, "negnce": {"enable": True, "weight": 2.0},
+           "tcmgc": {"sdr": True, "sdr_weight": 0.5}, "cdcr": {"enable": False}}
+    assert objectives_of(old) == {"negnce": 2.0, "sdr": 0.5}  # an old config.json, migrated
     assert objectives_of({}, {"objectives.extra": 3}) == {"infonce": 1.0, "extra": pytest.approx(
         float("nan"), nan_ok=True)}
+
+
+# ------------------------------------------------------------------ the card reads the built list
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("[!_]*.yaml"))
+RUNS = sorted(p.parent for p in (ROOT / "checkpoints").glob("demo-*/config.json"))
+VARIANTS = [[], ["negnce.enable=true", "negnce.weight=2.5"], ["cdcr.enable=true"],
+            ["objectives.tpmcl=true"], ["drgi.enable=true", "drgi.weight=0.3"],
+            ["objectives.sdr=false", "objectives.gare_reg=false"]]
+HEADS = ["seqtransf", "tcmgc", "gare", "dmae", "wti"]
+
+
+def _built(cfg) -> dict[str, float]:
+    """Names (in order) and weights of the objectives the model is built with."""
+    from tvr.objectives import build_objectives
+
+    return {name: float(obj.weight) for name, obj in build_objectives(cfg, 16).items()}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])
+def test_card_agrees_with_builder_on_committed_configs(path):
+    from tvr.config import load_config, to_dict
+
+    cfg = load_config(path, ["drgi.hidden=8", "drgi.factor_k=4"])
+    assert list(objectives_of(to_dict(cfg)).items()) == list(_built(cfg).items())
+
+
+@pytest.mark.parametrize("run", RUNS, ids=[p.name for p in RUNS])
+def test_card_agrees_with_builder_on_committed_runs(run):
+    from tvr.config import load_config
+
+    raw = json.loads((run / "config.json").read_text())
+    cfg = load_config(run / "config.json")
+    assert list(objectives_of(raw).items()) == list(_built(cfg).items())
+    assert "infonce" in objectives_of(raw)
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "+".join(v) or "default")
+def test_card_agrees_with_builder_on_overrides(head, variant):
+    from tvr.config import load_config, to_dict
+
+    cfg = load_config(None, [f"head.name={head}", "drgi.hidden=8", *variant])
+    assert list(objectives_of(to_dict(cfg)).items()) == list(_built(cfg).items())
+
+
+def test_known_lists():
+    from tvr.config import load_config, to_dict
+
+    def pick(*overrides: str) -> dict[str, float]:
+        return objectives_of(to_dict(load_config(None, list(overrides))))
+
+    assert pick() == {"infonce": 1.0}
+    assert pick("negnce.enable=true") == {"negnce": 1.0}  # replaces InfoNCE
+    assert pick("model.head=tcmgc", "drgi.enable=true", "cdcr.enable=true") == {
+        "infonce": 1.0, "cdcr": 0.001, "sdr": 0.5, "drgi": 0.1}
+    assert pick("model.head=gare") == {"infonce": 1.0, "gare_reg": 1.0}
+    assert pick("model.head=seqtransf", "tcmgc.sdr=true") == {"infonce": 1.0}  # ignored, as before
 
 
 def test_model_card_errors_name_the_file(tmp_path):

@@ -30,7 +30,7 @@ def test_yaml_and_overrides(tmp_path):
     assert cfg.name == "demo"
     assert cfg.data.num_frames == 8
     assert cfg.train.epochs == 7
-    assert cfg.drgi.enable is True and cfg.drgi.weight == 0.5
+    assert cfg.objective_names == ["infonce", "drgi"] and cfg.drgi.weight == 0.5
     assert cfg.train.betas == (0.9, 0.99)
     assert cfg.data.max_words == 32  # default kept
 
@@ -46,7 +46,9 @@ def test_unknown_key_is_named_with_file(tmp_path):
 
 def test_unknown_override_key():
     with pytest.raises(ConfigError, match="drgi.lambda"):
-        load_config(None, ["drgi.lambda=0.1"])
+        load_config(None, ["drgi.enable=true", "drgi.lambda=0.1"])
+    with pytest.raises(ConfigError, match="drgi.lambda"):  # held for when DRGI is added
+        load_config(None, ["objectives.drgi.lambda=0.1"])
 
 
 @pytest.mark.parametrize(
@@ -54,8 +56,11 @@ def test_unknown_override_key():
     [
         ("train.epochs=three", "train.epochs", "integer"),
         ("train.epochs=2.5", "train.epochs", "integer"),
-        ("drgi.enable=1", "drgi.enable", "true or false"),
+        ("objectives.drgi=1", "objectives.drgi", "true (add the objective) or false"),
+        ("drgi.enable=1", "drgi.enable", "true (add the objective) or false"),
+        ("head.name=3", "head.name", "string"),
         ("model.head=3", "model.head", "string"),
+        ("objectives.drgi.weight=heavy", "objectives.drgi.weight", "number"),
         ("train.lr=fast", "train.lr", "number"),
         ("data=5", "data", "mapping"),
     ],
@@ -78,11 +83,14 @@ def test_bad_override_syntax():
 
 
 def test_round_trip_json(tmp_path):
-    cfg = load_config(None, ["name=x", "drgi.enable=true"])
+    cfg = load_config(None, ["name=x", "drgi.enable=true", "head.name=wti", "head.arch=3"])
     save_config(cfg, tmp_path / "config.json")
-    again = from_dict(json.loads((tmp_path / "config.json").read_text()))
+    saved = json.loads((tmp_path / "config.json").read_text())
+    again = from_dict(saved)
     assert again == cfg
-    assert to_dict(again)["drgi"]["enable"] is True
+    assert saved["head"]["name"] == "wti" and saved["head"]["arch"] == 3
+    assert [(o["name"], o["weight"]) for o in saved["objectives"]] == [("infonce", 1.0), ("drgi", 0.1)]
+    assert "head" not in saved["model"] and "drgi" not in saved and "wti" not in saved
 
 
 def test_missing_and_invalid_files(tmp_path):
@@ -96,7 +104,10 @@ def test_missing_and_invalid_files(tmp_path):
 def test_defaults_are_a_complete_config():
     cfg = ExperimentConfig()
     assert cfg.run_dir.name == "run"
-    assert cfg.drgi.enable is False and cfg.drgi.mode == "cross"
+    assert cfg.head.name == "seqtransf" and cfg.objective_names == ["infonce"]
+    assert cfg.settings("drgi").mode == "cross"
+    with pytest.raises(AttributeError, match="'drgi' is not in use.*add_objective"):
+        _ = cfg.drgi
 
 
 # ------------------------------------------------------------------ composition (include:)
@@ -113,13 +124,14 @@ def _files(tmp_path, **files: str):
 def test_overlay_merges_over_its_base(tmp_path):
     _files(tmp_path, **{
         "base.yaml": "name: base\ndata:\n  num_frames: 8\n  max_words: 20\n"
-                     "drgi:\n  weight: 0.5\ntrain:\n  epochs: 2\n  betas: [0.8, 0.9]\n",
+                     "objective_defaults:\n  drgi:\n    weight: 0.5\n"
+                     "train:\n  epochs: 2\n  betas: [0.8, 0.9]\n",
         "m.yaml": "include: base.yaml\nname: m\ndata:\n  num_frames: 4\ntrain:\n  betas: [0.1, 0.2]\n",
     })
     cfg = load_config(tmp_path / "m.yaml", ["drgi.enable=true"])
     assert cfg.name == "m" and cfg.data.num_frames == 4 and cfg.data.max_words == 20
     assert cfg.train.epochs == 2 and cfg.train.betas == (0.1, 0.2)  # lists replace
-    assert cfg.drgi.enable and cfg.drgi.weight == 0.5
+    assert "drgi" in cfg.objective_names and cfg.drgi.weight == 0.5
 
 
 def test_includes_nest_in_order_relative_to_each_file(tmp_path):
@@ -166,21 +178,32 @@ def test_include_is_a_file_key_not_a_config_key(tmp_path):
 # ------------------------------------------------------------------ registered sections, plug-ins
 
 
-def test_unknown_top_level_key_lists_core_fields_and_sections():
+def test_unknown_top_level_key_lists_core_fields_and_modules():
     with pytest.raises(ConfigError) as exc:
         from_dict({"drgj": {"enable": True}}, origin="x.yaml")
     msg = str(exc.value)
-    assert "'drgj' in x.yaml" in msg and "drgi" in msg and "train" in msg and "wti" in msg
+    assert "'drgj' in x.yaml" in msg and "objectives" in msg and "train" in msg
+    assert "seqtransf" in msg and "head" in msg
 
 
-def test_sections_read_and_replace_as_attributes():
+def test_a_method_section_in_a_new_shape_file_is_named():
+    with pytest.raises(ConfigError, match=r"'drgi' in x.yaml \('drgi' belongs to a method"):
+        from_dict({"head": {"name": "wti"}, "drgi": {"weight": 1.0}}, origin="x.yaml")
+
+
+def test_sections_in_use_read_as_attributes():
     cfg = ExperimentConfig()
-    cfg.drgi.weight = 0.7
-    assert to_dict(cfg)["drgi"]["weight"] == 0.7
-    cfg.drgi = type(cfg.drgi)(enable=True)
-    assert cfg.sections["drgi"].enable and cfg.drgi.weight == 0.1
+    cfg.add_objective("drgi", weight=0.7)
+    assert to_dict(cfg)["objectives"][1] == {"name": "drgi", **to_dict(cfg.drgi)}
+    assert cfg.drgi.weight == 0.7 and cfg.objective("drgi").weight == 0.7
+    cfg.set_head("wti", arch=3)
+    assert cfg.wti.arch == 3 and to_dict(cfg)["head"]["arch"] == 3
+    with pytest.raises(AttributeError, match="'xclip' is not in use"):
+        _ = cfg.xclip
     with pytest.raises(AttributeError, match="no field or registered config section 'nope'"):
         _ = cfg.nope
+    with pytest.raises(AttributeError):  # a removed key fails loudly instead of doing nothing
+        cfg.model.head = "wti"
 
 
 def test_plugins_that_do_not_import_are_named(tmp_path):
@@ -192,26 +215,11 @@ def test_plugins_that_do_not_import_are_named(tmp_path):
 def test_config_json_without_plugins_keeps_its_keys():
     """Runs without plug-ins write exactly the keys they always wrote (no 'plugins': [])."""
     data = to_dict(ExperimentConfig())
-    assert "plugins" not in data and "sections" not in data
-    assert list(data)[:4] == ["name", "output_root", "data", "model"] and list(data)[-1] == "train"
+    assert "plugins" not in data and "modules" not in data
+    assert list(data) == ["name", "output_root", "data", "model", "head", "objectives",
+                          "seqtransf", "train"]
 
 
-@pytest.mark.parametrize("run", ["demo-base", "demo-drgi"])
-def test_committed_run_configs_load_and_round_trip(run):
-    """The committed runs' config.json (written before sections were registered) load as they
-    are and write back the same keys and values: no migration is needed."""
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "checkpoints" / run / "config.json"
-    raw = json.loads(path.read_text())
-    written = to_dict(load_config(path))
-    defaults = to_dict(ExperimentConfig())
-    for section, values in written.items():  # keys added to the schema since: their defaults
-        if isinstance(values, dict):
-            for key in set(values) - set(raw.get(section, {})):
-                assert values[key] == defaults[section][key], (section, key)
-            written[section] = {k: v for k, v in values.items() if k in raw.get(section, {})}
-    assert written == raw
 
 
 def test_a_saved_config_cannot_import_a_plugin_by_itself(tmp_path, monkeypatch):

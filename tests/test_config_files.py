@@ -25,7 +25,10 @@ def test_synthvtt_recipes_choose_on_val_and_report_test(path):
     assert cfg.train.val_split == "val" and cfg.train.select == "best_val"
     assert cfg.data.eval_split == "test"
     if path.stem != "demo-base":  # (the base demo run keeps DRGI off and its defaults)
-        assert cfg.drgi.weight == 1.0  # the λ chosen on val (benchmarks/runs/drgi-val)
+        # the λ chosen on val (benchmarks/runs/drgi-val), however DRGI is added
+        assert load_config(path, ["objectives.drgi=true"]).drgi.weight == 1.0
+        assert load_config(path, ["drgi.enable=true"]).drgi.weight == 1.0
+    assert ("drgi" in cfg.objective_names) is (path.stem == "demo-drgi")
 
 
 # ------------------------------------------------------------------ composition

@@ -29,7 +29,8 @@ MIN_R1 = 20.0  # t2v R@1 (%) both demo runs must reach on the SynthVTT test spli
 def test_demo_configs_differ_only_in_name_and_drgi():
     cfgs = runs.demo_configs(config_dir=REPO / runs.CONFIG_DIR)
     base, drgi = cfgs["demo-base"], cfgs["demo-drgi"]
-    assert not base.drgi.enable and drgi.drgi.enable
+    assert base.objective_names == ["infonce"] and drgi.objective_names == ["infonce", "drgi"]
+    assert base.head == drgi.head and base.modules == drgi.modules
     assert base.train == drgi.train and base.model == drgi.model and base.data == drgi.data
     assert base.model.pretrained == "checkpoints/demo-backbone" and base.model.freeze_vision
     assert base.data.frame_cache == "data/synthvtt/.frame_cache"
@@ -42,7 +43,7 @@ def test_demo_configs_refuse_a_schedule_mismatch(tmp_path):
         if name == "demo-drgi":
             data = apply_overrides(data, ["train.epochs=99"])
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
-    with pytest.raises(ValueError, match=r"differ only in name and drgi\.\*.*train.epochs"):
+    with pytest.raises(ValueError, match=r"differ only in name and the drgi objective.*train.epochs"):
         runs.demo_configs(config_dir=tmp_path)
 
 
@@ -50,10 +51,11 @@ def test_demo_configs_may_differ_in_drgi_settings(tmp_path):
     for name in runs.RUNS:
         data = yaml.safe_load((REPO / runs.CONFIG_DIR / f"{name}.yaml").read_text())
         if name == "demo-drgi":
-            data = apply_overrides(data, ["drgi.root=free", "drgi.attn_temperature=0.5"])
+            data = apply_overrides(data, ["drgi.root=free", "objectives.drgi.attn_temperature=0.5"])
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
     cfgs = runs.demo_configs(config_dir=tmp_path)
-    assert cfgs["demo-drgi"].drgi.root == "free" and cfgs["demo-base"].drgi.root == "none"
+    assert cfgs["demo-drgi"].drgi.root == "free" and cfgs["demo-drgi"].drgi.attn_temperature == 0.5
+    assert "drgi" not in cfgs["demo-base"].objective_names
 
 
 # ----------------------------------------------------------------------------- frame targets
@@ -163,8 +165,8 @@ def test_committed_run_is_self_contained(name):
     for part in ("config.json", "encoder.json", "model.safetensors", "tokenizer", "metrics.json"):
         assert (run / part).exists(), f"{run / part} is missing; run python -m tvr.demo --train"
     model, tokenizer, cfg = load_pretrained(run)  # needs no checkpoints/demo-backbone
-    assert cfg.name == name and cfg.model.head == "seqtransf"
-    assert cfg.drgi.enable == (name == "demo-drgi")
+    assert cfg.name == name and cfg.head.name == "seqtransf"
+    assert ("drgi" in cfg.objective_names) == (name == "demo-drgi")
     assert model.encoder.vision_stem == "conv"
     for path in (cfg.data.root, cfg.data.frame_cache, cfg.model.pretrained, cfg.output_root):
         assert not Path(path).is_absolute(), path  # no machine-specific paths in the clone

@@ -15,9 +15,7 @@ from tvr.objectives.drgi import DRGI, mine_negatives
 
 def drgi_cfg(**overrides) -> ExperimentConfig:
     cfg = ExperimentConfig()
-    cfg.drgi.enable = True
-    for key, value in overrides.items():
-        setattr(cfg.drgi, key, value)
+    cfg.add_objective("drgi", **overrides)
     return cfg
 
 

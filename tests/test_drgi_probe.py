@@ -204,10 +204,7 @@ def synthetic_features(n, length, d, lengths, seed):
 
 def tiny_drgi(**kw) -> DRGI:
     cfg = ExperimentConfig()
-    cfg.drgi.enable = True
-    cfg.drgi.hidden = 8
-    for k, v in kw.items():
-        setattr(cfg.drgi, k, v)
+    cfg.add_objective("drgi", **{"hidden": 8, **kw})
     torch.manual_seed(0)
     return DRGI(cfg, 16)
 

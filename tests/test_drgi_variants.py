@@ -4,7 +4,6 @@ scores, attention readout, negative sampling and the objective's schedule and co
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -722,7 +721,7 @@ def test_detach_inputs_keeps_the_gradient_inside_drgi():
     """Sanity mode: DRGI's own parameters get gradients, the features it reads get none."""
     torch.manual_seed(0)
     cfg = ExperimentConfig()
-    cfg.drgi = dataclasses.replace(cfg.drgi, enable=True, hidden=8, detach_inputs=True)
+    cfg.add_objective("drgi", hidden=8, detach_inputs=True)
     obj = DRGI(cfg, 16)
     b, n = 6, 5
     tokens = torch.randn(b, n, 16, requires_grad=True)

@@ -56,8 +56,7 @@ def train_cfg(grad_clip=1.0, drgi_clip=-1.0, drgi_lr=0.0) -> ExperimentConfig:
     cfg.train.weight_decay = 0.0
     cfg.train.lr = 1e-4
     cfg.train.clip_lr = 1e-4
-    cfg.drgi.clip = drgi_clip
-    cfg.drgi.lr = drgi_lr
+    cfg.add_objective("drgi", clip=drgi_clip, lr=drgi_lr)
     return cfg
 
 
@@ -269,7 +268,7 @@ def vision_cfg(**model) -> ExperimentConfig:
 
     cfg = ExperimentConfig()
     cfg.model.clip = tiny_clip_config(50, layers=2, max_positions=16)
-    cfg.model.head = "meanp"
+    cfg.set_head("meanp")
     cfg.data.image_size, cfg.data.max_words, cfg.data.num_frames = 32, 8, 3
     for k, v in model.items():
         setattr(cfg.model, k, v)

@@ -12,6 +12,7 @@ from tests.helpers_heads import (
     D,
     L,
     T,
+    add_drgi,
     assert_drgi_alone_reaches_inputs,
     assert_every_parameter_gets_gradient,
     garbage_padding,
@@ -47,7 +48,7 @@ IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for n, o
 
 def make_cfg(head: str, **wti) -> ExperimentConfig:
     cfg = ExperimentConfig()
-    cfg.model.head = head
+    cfg.set_head(head)
     cfg.seqtransf.layers = 2
     cfg.seqtransf.heads = 4
     cfg.seqtransf.max_frames = 8
@@ -114,15 +115,22 @@ def test_all_zero_video_mask_raises(name, overrides):
 
 
 def test_unknown_head_names_choices():
+    from tvr.config import ConfigError, HeadSpec
+
+    cfg = ExperimentConfig()
+    cfg.head = HeadSpec("nope")
     with pytest.raises(RegistryError, match="unknown head 'nope'.*meanp.*seqtransf.*wti"):
-        build_head(make_cfg("nope"), D)
+        build_head(cfg, D)
+    with pytest.raises(ConfigError, match="'head.name': unknown head 'nope'; registered: .*wti"):
+        make_cfg("nope")
 
 
 @pytest.mark.parametrize(("name", "overrides"), HEADS, ids=IDS)
 @pytest.mark.parametrize("with_drgi", [False, True])
 def test_training_step_with_and_without_drgi(name, overrides, with_drgi):
     cfg = make_cfg(name, **overrides)
-    cfg.drgi.enable = with_drgi
+    if with_drgi:
+        cfg.add_objective("drgi")
     torch.manual_seed(0)
     head = build_head(cfg, D)
     objectives = build_objectives(cfg, D)
@@ -276,10 +284,11 @@ def test_position_tied_heads_reject_other_lengths(name):
 @pytest.mark.parametrize("with_drgi", [False, True])
 def test_seed_heads_training_step_with_and_without_drgi(name, overrides, with_drgi):
     cfg = seed_cfg(name, overrides)
-    cfg.drgi.enable = with_drgi
+    if with_drgi:
+        add_drgi(cfg)
     if name == "dmae":
-        cfg.negnce.enable = True
-        cfg.tpmcl.enable = True
+        cfg.add_objective("negnce")
+        cfg.add_objective("tpmcl")
     torch.manual_seed(0)
     head = build_head(cfg, D)
     objectives = build_objectives(cfg, D)
@@ -552,9 +561,7 @@ def test_wti_weights_are_masked_softmax():
 def test_wti_weight_mlp_parameter_count():
     for arch, expected in [(1, 2 * 513), (2, 526_338), (3, 2 * (2 * 262_656 + 513))]:
         cfg = ExperimentConfig()
-        cfg.model.head = "wti"
-        cfg.wti.arch = arch
-        cfg.wti.temporal = False
+        cfg.set_head("wti", arch=arch, temporal=False)
         assert sum(p.numel() for p in build_head(cfg, 512).parameters()) == expected
 
 

@@ -53,7 +53,7 @@ def test_gare_pool_mask_after_softmax_hand_computed():
 
 def test_gare_psi_parameter_count_and_inits():
     cfg = ExperimentConfig()
-    cfg.model.head = "gare"
+    cfg.set_head("gare")
     head = build_head(cfg, 512)
     assert sum(p.numel() for p in head.psi.parameters()) == 1_579_008  # paper's "1.58M"
     assert head.psi.q_proj.weight.std().item() == pytest.approx(0.02, rel=0.05)

@@ -90,7 +90,7 @@ def test_bi_top_k_hand_computed():
 
 def test_tcmgc_parameter_count():
     cfg = ExperimentConfig()
-    cfg.model.head = "tcmgc"  # 32 words, keep rate 0.1 -> k = 3, 512-d
+    cfg.set_head("tcmgc")  # 32 words, keep rate 0.1 -> k = 3, 512-d
     head = build_head(cfg, 512)
     assert head.k == 3
     own = sum(p.numel() for n, p in head.named_parameters() if not n.startswith("temporal."))

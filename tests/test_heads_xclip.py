@@ -19,7 +19,7 @@ from tvr.models.heads.xclip import attention_pool, score_in_blocks
 
 def test_xclip_parameter_count():
     cfg = ExperimentConfig()
-    cfg.model.head = "xclip"  # 32 words, 12 frames, 512-d, default seqTransf
+    cfg.set_head("xclip")  # 32 words, 12 frames, 512-d, default seqTransf
     head = build_head(cfg, 512)
     own = sum(p.numel() for n, p in head.named_parameters() if not n.startswith("temporal."))
     assert own == 527_792  # methods.md §4.2

@@ -24,8 +24,8 @@ def infonce_outputs(sim, scale=10.0, video_index=None):
 def test_build_objectives_follows_config():
     cfg = ExperimentConfig()
     assert list(build_objectives(cfg, 8)) == ["infonce"]
-    cfg.cdcr.enable = True
-    cfg.drgi.enable = True
+    cfg.add_objective("drgi")
+    cfg.add_objective("cdcr")  # kept in the declared order
     objectives = build_objectives(cfg, 8)
     assert isinstance(objectives, torch.nn.ModuleDict)
     assert list(objectives) == ["infonce", "cdcr", "drgi"]
@@ -36,23 +36,22 @@ def test_objectives_are_registered():
     assert {"negnce", "tpmcl", "sdr", "gare_reg"} <= set(names("objective"))
 
 
-def test_build_objectives_follows_switches():
+def test_build_objectives_follows_the_list():
     cfg = ExperimentConfig()
     assert list(build_objectives(cfg, 8)) == ["infonce"]
-    cfg.negnce.enable = True
-    cfg.tpmcl.enable = True
-    cfg.drgi.enable = True
+    cfg.add_objective("negnce")
+    cfg.add_objective("tpmcl")
+    cfg.add_objective("drgi")
     assert list(build_objectives(cfg, 8)) == ["negnce", "tpmcl", "drgi"]  # NegNCE replaces it
     for head, extra in (("tcmgc", "sdr"), ("gare", "gare_reg")):
         cfg = ExperimentConfig()
-        cfg.model.head = head
+        cfg.set_head(head)  # as head.name=<head>: the head brings its objective
         assert list(build_objectives(cfg, 8)) == ["infonce", extra]
-    cfg.tcmgc.sdr = False
-    cfg.gare.regularize = False
-    assert list(build_objectives(cfg, 8)) == ["infonce"]
-    cfg = ExperimentConfig()  # the head-specific losses need their head
-    cfg.model.head = "seqtransf"
-    assert list(build_objectives(cfg, 8)) == ["infonce"]
+        cfg.remove_objective(extra)
+        assert list(build_objectives(cfg, 8)) == ["infonce"]
+        cfg.add_objective(extra)
+        cfg.set_head("seqtransf")  # the head-specific losses leave with their head
+        assert list(build_objectives(cfg, 8)) == ["infonce"]
 
 
 # ------------------------------------------------------------------ InfoNCE
@@ -181,8 +180,7 @@ def naive_cdcr(text, video, a1, a2, eps=1e-8):
 
 def test_cdcr_matches_naive_implementation():
     cfg = ExperimentConfig()
-    cfg.cdcr.enable = True
-    cfg.cdcr.alpha_diag, cfg.cdcr.alpha_offdiag, cfg.cdcr.weight = 0.7, 0.3, 0.5
+    cfg.add_objective("cdcr", alpha_diag=0.7, alpha_offdiag=0.3, weight=0.5)
     text, video = wti_like_features(seed=0), wti_like_features(seed=1)
     out = CDCR(cfg, 5)({"text": text, "video": video}, {})
     expected = naive_cdcr(text, video, 0.7, 0.3)
@@ -192,7 +190,7 @@ def test_cdcr_matches_naive_implementation():
 
 def test_cdcr_gradients_reach_tokens_and_weights():
     cfg = ExperimentConfig()
-    cfg.cdcr.alpha_offdiag = 0.06
+    cfg.add_objective("cdcr", alpha_offdiag=0.06)
     text, video = wti_like_features(seed=2), wti_like_features(seed=3)
     for feats in (text, video):
         feats.tokens.requires_grad_(True)
@@ -206,7 +204,9 @@ def test_cdcr_constant_channel_is_finite():
     text, video = wti_like_features(seed=4), wti_like_features(seed=5)
     text.tokens[..., 0] = 0.3  # zero variance in one channel: eps guard
     text.tokens.requires_grad_(True)
-    out = CDCR(ExperimentConfig(), 5)({"text": text, "video": video}, {})
+    cfg = ExperimentConfig()
+    cfg.add_objective("cdcr")
+    out = CDCR(cfg, 5)({"text": text, "video": video}, {})
     out["cdcr_loss"].backward()
     assert torch.isfinite(out["cdcr_loss"]) and torch.isfinite(text.tokens.grad).all()
 
@@ -214,5 +214,7 @@ def test_cdcr_constant_channel_is_finite():
 def test_cdcr_without_token_weights_raises():
     text, video = wti_like_features(), wti_like_features(seed=1)
     text.weights = None
-    with pytest.raises(ValueError, match=r"cdcr needs per-token weights.*model.head=wti"):
-        CDCR(ExperimentConfig(), 5)({"text": text, "video": video}, {})
+    cfg = ExperimentConfig()
+    cfg.add_objective("cdcr")
+    with pytest.raises(ValueError, match=r"cdcr needs per-token weights.*head.name=wti"):
+        CDCR(cfg, 5)({"text": text, "video": video}, {})

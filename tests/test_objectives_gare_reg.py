@@ -48,8 +48,14 @@ def test_trust_region_clamp_and_hard_cut():
         trust_region(above, 0.5, "soft")
 
 
-def test_gare_reg_total_and_finite_gradient_at_zero_increment():
+def _with_reg() -> ExperimentConfig:
     cfg = ExperimentConfig()
+    cfg.set_head("gare")  # brings gare_reg
+    return cfg
+
+
+def test_gare_reg_total_and_finite_gradient_at_zero_increment():
+    cfg = _with_reg()
     reg = GARERegularizers(cfg, 8)
     delta = torch.randn(3, 4, 8)
     out = reg({"gare_delta": delta}, {})
@@ -68,16 +74,15 @@ def test_gare_reg_total_and_finite_gradient_at_zero_increment():
 
 def test_gare_reg_errors():
     with pytest.raises(KeyError, match="gare_delta"):
-        GARERegularizers(ExperimentConfig(), 8)({"sim": torch.zeros(2, 2)}, {})
-    cfg = ExperimentConfig()
-    cfg.gare.trust_region = "soft"
-    with pytest.raises(ConfigError, match="gare.trust_region"):
+        GARERegularizers(_with_reg(), 8)({"sim": torch.zeros(2, 2)}, {})
+    cfg = _with_reg()
+    cfg.gare_reg.trust_region = "soft"
+    with pytest.raises(ConfigError, match="objectives.gare_reg.trust_region"):
         GARERegularizers(cfg, 8)
 
 
 def test_gare_head_and_regularisers_train_psi():
-    cfg = ExperimentConfig()
-    cfg.model.head = "gare"
+    cfg = _with_reg()
     cfg.seqtransf.layers, cfg.seqtransf.heads, cfg.seqtransf.max_frames = 1, 4, 8
     torch.manual_seed(0)
     head = build_head(cfg, D)

@@ -36,7 +36,7 @@ def test_negnce_hard_set_matches_definition():
 
 def test_negnce_loss_hand_computed():
     cfg = ExperimentConfig()
-    cfg.negnce.scale = 10.0
+    cfg.add_objective("negnce", scale=10.0)
     sim = torch.tensor([[0.5, 0.6], [0.2, 0.4]])
     out = NegNCE(cfg, 8)({"sim": sim, "video_index": torch.tensor([0, 1])}, {})
 
@@ -57,7 +57,7 @@ def test_negnce_loss_hand_computed():
 def test_negnce_without_hard_negatives_is_fixed_scale_infonce():
     sim = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.8, 0.1], [0.0, 0.3, 0.7]], requires_grad=True)
     cfg = ExperimentConfig()
-    cfg.negnce.scale = 5.0  # P stays inside the [1e-6, 1 - 1e-6] clamp
+    cfg.add_objective("negnce", scale=5.0)  # P stays inside the [1e-6, 1 - 1e-6] clamp
     out = NegNCE(cfg, 8)({"sim": sim, "video_index": torch.arange(3)}, {})
     target = torch.arange(3)
     ce = 0.5 * (F.cross_entropy(5 * sim, target) + F.cross_entropy(5 * sim.T, target))
@@ -68,15 +68,18 @@ def test_negnce_without_hard_negatives_is_fixed_scale_infonce():
 
 
 def test_negnce_needs_video_index_for_exclusion():
-    with pytest.raises(KeyError, match="video_index"):
-        NegNCE(ExperimentConfig(), 8)({"sim": S3}, {})
     cfg = ExperimentConfig()
-    cfg.negnce.exclude_same_video = False
+    cfg.add_objective("negnce")
+    with pytest.raises(KeyError, match="video_index"):
+        NegNCE(cfg, 8)({"sim": S3}, {})
+    cfg = ExperimentConfig()
+    cfg.add_objective("negnce", exclude_same_video=False)
     assert torch.isfinite(NegNCE(cfg, 8)({"sim": S3}, {})["negnce_loss"])
 
 
 def test_negnce_same_video_pairs_are_not_pushed():
     cfg = ExperimentConfig()
+    cfg.add_objective("negnce")
     sim = S3.clone().requires_grad_(True)
     NegNCE(cfg, 8)({"sim": sim, "video_index": torch.tensor([7, 7, 3])}, {})[
         "negnce_loss"

@@ -53,10 +53,10 @@ def test_cross_modal_token_weights_are_masked_and_normalised():
 
 def tpm_setup(seed: int = 0, **dmae):
     cfg = ExperimentConfig()
-    cfg.model.head = "dmae"
+    cfg.set_head("dmae")
     cfg.data.max_words, cfg.data.num_frames = L, T
     cfg.seqtransf.layers, cfg.seqtransf.heads, cfg.seqtransf.max_frames = 1, 4, 8
-    cfg.tpmcl.enable = True
+    cfg.add_objective("tpmcl")
     for key, value in dmae.items():
         setattr(cfg.dmae, key, value)
     torch.manual_seed(seed)
@@ -185,6 +185,6 @@ def test_tpmcl_errors_name_what_is_missing():
     with pytest.raises(ValueError, match="frames_in"):
         objective({**out, "video": plain}, {})
     cfg = ExperimentConfig()
-    cfg.tpmcl.threshold = 0.0
+    cfg.add_objective("tpmcl", threshold=0.0)
     with pytest.raises(ConfigError, match="tpmcl.threshold"):
         TPMCL(cfg, D)

@@ -42,23 +42,28 @@ def toy_run(tiny_synthvtt, tmp_path_factory) -> Path:
 
 def test_the_overlay_registers_the_toy_method(tiny_synthvtt, tmp_path):
     cfg = load_config(TOY_YAML, _overrides(tiny_synthvtt, tmp_path))
-    assert cfg.plugins == ["tests.plugins.toy"] and cfg.model.head == "toy"
+    assert cfg.plugins == ["tests.plugins.toy"] and cfg.head.name == "toy"
     assert {"toy"} <= set(names("head")) and {"toy_align"} <= set(names("objective"))
-    assert cfg.toy.gain == 1.0 and cfg.toy_align.enable and cfg.toy_align.weight == 0.1
+    assert cfg.toy.gain == 1.0 and cfg.objective_names == ["infonce", "toy_align"]
+    assert cfg.toy_align.weight == 0.1
     assert cfg.data.num_frames == 4 and cfg.train.select == "best_val"  # base, then overrides
 
 
 def test_a_config_without_the_plugin_names_it():
     import tests.plugins.toy  # noqa: F401  (registered, but the config does not list it)
 
-    with pytest.raises(ConfigError, match=r"'toy_align' .*'tests\.plugins\.toy' registers it"):
-        load_config(None, ["toy_align.enable=true"])
+    for overrides in (["objectives.toy_align=true"], ["toy_align.enable=true"]):
+        with pytest.raises(ConfigError, match=r"'toy_align' .*'tests\.plugins\.toy', which "
+                                              "registers it: list it under plugins"):
+            load_config(None, overrides)
+    with pytest.raises(ConfigError, match=r"head 'toy' .*'tests\.plugins\.toy'"):
+        load_config(None, ["head.name=toy"])
 
 
 def test_toy_run_trains_and_evaluates(toy_run):
     cfg = json.loads((toy_run / "config.json").read_text())
-    assert cfg["plugins"] == ["tests.plugins.toy"] and cfg["model"]["head"] == "toy"
-    assert cfg["toy_align"]["enable"] is True
+    assert cfg["plugins"] == ["tests.plugins.toy"] and cfg["head"] == {"name": "toy", "gain": 1.0}
+    assert {"name": "toy_align", "weight": 0.1} in cfg["objectives"]
     log = [json.loads(line) for line in (toy_run / "log.jsonl").read_text().splitlines()]
     assert any("toy_align_loss" in row for row in log), "the toy objective was not trained"
     metrics = json.loads((toy_run / "metrics.json").read_text())

@@ -74,12 +74,8 @@ def test_objective_declarations_name_real_config_keys(name):
     cls = get("objective", name)
     assert issubclass(cls, Objective)
     assert cls.section in section_names_all(), f"{name}.section={cls.section!r} is no section"
-    section = getattr(ExperimentConfig(plugins=plugin_modules()), cls.section)
-    fields = {f.name: f.type for f in dataclasses.fields(section)}
-    if cls.switch is not None:
-        assert fields[cls.switch] in (bool, "bool")
-    if cls.weight_key is not None:
-        assert fields[cls.weight_key] in (float, "float")
+    fields = {f.name: f.type for f in dataclasses.fields(section_class(cls.section))}
+    assert fields.get("weight") in (float, "float"), f"{name}: its section has no float weight"
     for head in (cls.owner_head, cls.needs_head):
         assert head is None or head in HEADS
     assert cls.replaces is None or cls.replaces in OBJECTIVES
@@ -87,12 +83,11 @@ def test_objective_declarations_name_real_config_keys(name):
 
 @pytest.mark.parametrize("name", OBJECTIVES)
 def test_objective_trains_with_its_head(name):
-    """Switched on, the objective is built, returns finite scalar losses, and backpropagates."""
+    """Listed, the objective is built, returns finite scalar losses, and backpropagates."""
     cls = get("objective", name)
     head_name = cls.owner_head or cls.needs_head or "seqtransf"
     cfg = seed_cfg(head_name, SMALL_LAMBDA if head_name == "tcmgc" else None)
-    if cls.switch is not None:
-        setattr(getattr(cfg, cls.section), cls.switch, True)
+    cfg.add_objective(name, **({"hidden": 8} if name == "drgi" else {}))
     objectives = build_objectives(cfg, 16)
     assert name in objectives
     torch.manual_seed(0)
@@ -110,6 +105,26 @@ def test_objective_trains_with_its_head(name):
     assert text.tokens.grad is not None or any(p.grad is not None for p in params)
 
 
+def _using(section: str) -> tuple[ExperimentConfig, str]:
+    """A config that uses ``section`` (as its head's, an objective's, or a module's) and the
+    dotted key prefix of its settings in the config."""
+    from tvr.config import head_section, objective_section
+
+    cfg = ExperimentConfig(plugins=plugin_modules())
+    heads = [h for h in HEADS if head_section(h) == section]
+    objectives = [o for o in OBJECTIVES if objective_section(o) == section]
+    if heads:
+        cfg.set_head(heads[0])
+        return cfg, "head"
+    if objectives:
+        owner = get("objective", objectives[0]).owner_head
+        if owner:
+            cfg.set_head(owner)
+        cfg.add_objective(objectives[0])
+        return cfg, f"objectives.{objectives[0]}"
+    return cfg, section
+
+
 @pytest.mark.parametrize("name", section_names_all())
 def test_section_is_a_strict_dataclass_with_defaults(name):
     """Every registered section builds from defaults, round-trips, and refuses unknown keys."""
@@ -117,9 +132,23 @@ def test_section_is_a_strict_dataclass_with_defaults(name):
 
     cls = section_class(name)
     assert dataclasses.is_dataclass(cls)
-    cfg = ExperimentConfig(plugins=plugin_modules())
+    cfg, key = _using(name)
     assert isinstance(getattr(cfg, name), cls)
     data = to_dict(cfg)
     assert from_dict(data) == cfg
-    with pytest.raises(ConfigError, match=rf"unknown config key '{name}\.no_such_key'"):
-        from_dict({"plugins": plugin_modules(), name: {"no_such_key": 1}})
+    with pytest.raises(ConfigError, match=rf"unknown config key '{key}\.no_such_key'"):
+        from_dict(_with_bad_key(data, key))
+
+
+def _with_bad_key(data: dict, key: str) -> dict:
+    import copy
+
+    data = copy.deepcopy(data)
+    if key == "head":
+        data["head"]["no_such_key"] = 1
+    elif key.startswith("objectives."):
+        entry = next(e for e in data["objectives"] if e["name"] == key.split(".", 1)[1])
+        entry["no_such_key"] = 1
+    else:
+        data[key]["no_such_key"] = 1
+    return data

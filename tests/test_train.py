@@ -122,7 +122,7 @@ def test_resume_refuses_weights_newer_than_train_state(tmp_path, tiny_synthvtt, 
 def test_resume_refuses_a_changed_config_before_writing(tmp_path, tiny_synthvtt):
     cfg = _killed_run(tmp_path, tiny_synthvtt, "c")
     before = _folder_bytes(cfg.run_dir)
-    for override, key in (("model.head=meanp", "model.head"), ("train.lr=0.01", "train.lr"),
+    for override, key in (("model.head=meanp", "head.name"), ("drgi.enable=true", "objectives.drgi"), ("train.lr=0.01", "train.lr"),
                           ("train.epochs=4", "train.epochs")):
         changed = load_config(None, tiny_overrides(tiny_synthvtt, tmp_path, "c", "train.epochs=3",
                                                    "train.eval_after=false", override))

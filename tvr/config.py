@@ -6,8 +6,13 @@ naming the dotted key, the file it came from and what was expected.
 Configs compose: a file may overlay others with a top-level ``include:`` (a dataset/recipe base,
 then a small per-method overlay); see :func:`config_layers`.
 
+The methods: ``head: {name, ...its settings}`` and ``objectives: [{name, weight, ...}, ...]``
+(docs/adding-a-method.md, "Config shape"); the earlier shape (``model.head`` and one section per
+method with ``enable`` switches) and its override keys are converted by
+:mod:`tvr.config_migrate`.
+
 Example:
-    >>> cfg = load_config("configs/synthvtt/seqtransf.yaml", ["train.epochs=3", "drgi.enable=true"])
+    >>> cfg = load_config("configs/synthvtt/seqtransf.yaml", ["train.epochs=3", "objectives.drgi=true"])
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ class ClipConfig:
     max_positions: int = 77  # text positions
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a misspelt or removed key (model.head) fails loudly
 class ModelConfig:
     encoder: str = "hf_clip"  # encoder registry name
     pretrained: str = ""  # HF CLIP folder or hub id, an OpenAI .pt, a CLIP4Clip .bin, or a run dir
@@ -81,7 +86,6 @@ class ModelConfig:
     # run's tokenizer/); "" = the pretrained model's own
     tokenizer: str = ""
     clip: ClipConfig = field(default_factory=ClipConfig)  # architecture when built from scratch
-    head: str = "seqtransf"  # similarity head registry name
     init_logit_scale: float = 4.6052  # ln(100), CLIP's starting inverse temperature
     max_logit_scale: float = 4.6052  # logit_scale is clamped to this after every step
     freeze_backbone: bool = False  # train only new modules (heads, objectives)
@@ -118,21 +122,9 @@ class TrainConfig:
 
 
 SECTION_KIND = "section"  # registry kind of method config sections
-_CORE_ORDER = ("name", "output_root", "plugins", "data", "model")  # to_dict: these, sections, train
-
-
-def section_names(plugins: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """Names of the registered sections a config holds: the built-in ones (registered by
-    ``tvr``) and those registered by the modules in ``plugins``."""
-    from tvr.registry import names
-
-    return [name for name in names(SECTION_KIND) if _owner(name) in ("tvr", *plugins)]
-
-
-def _owner(name: str) -> str:
-    """"tvr" for a built-in section, else the plug-in module that registered it."""
-    module = section_class(name).__module__
-    return "tvr" if module.split(".")[0] == "tvr" else module
+# to_dict order: these, head, objectives, module sections, train
+_CORE_ORDER = ("name", "output_root", "plugins", "data", "model")
+HEAD_KEY, OBJECTIVES_KEY, OBJECTIVE_DEFAULTS_KEY = "head", "objectives", "objective_defaults"
 
 
 def section_class(name: str) -> type:
@@ -142,6 +134,12 @@ def section_class(name: str) -> type:
     return get(SECTION_KIND, name)
 
 
+def _owner(name: str) -> str:
+    """"tvr" for a built-in section, else the plug-in module that registered it."""
+    module = section_class(name).__module__
+    return "tvr" if module.split(".")[0] == "tvr" else module
+
+
 def section_names_all() -> list[str]:
     """Every registered section name, whatever registered it."""
     from tvr.registry import names
@@ -149,18 +147,109 @@ def section_names_all() -> list[str]:
     return names(SECTION_KIND)
 
 
-def _default_sections() -> dict[str, Any]:
-    return {name: section_class(name)() for name in section_names()}  # plug-ins: __post_init__
+def head_section(head: str) -> str | None:
+    """The section holding head ``head``'s settings (None: it has none)."""
+    from tvr.registry import get
+
+    return get("head", head).section
+
+
+def objective_section(objective: str) -> str:
+    """The section holding objective ``objective``'s settings (one with a ``weight`` field)."""
+    from tvr.registry import get
+
+    return get("objective", objective).section
+
+
+def module_section_names(plugins: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Registered sections owned by no head and no objective (e.g. ``seqtransf``, the temporal
+    module several heads share): top-level keys of the config, built-in or from ``plugins``."""
+    from tvr.registry import names
+
+    owned = {head_section(n) for n in names("head")} | {
+        objective_section(n) for n in names("objective")}
+    return [n for n in section_names_all() if n not in owned and _owner(n) in ("tvr", *plugins)]
+
+
+@dataclass
+class HeadSpec:
+    """The similarity head: its registry name and its settings (its section's dataclass, or
+    None for a head without settings). Written as ``head: {name: wti, arch: 2, ...}``."""
+
+    name: str = "seqtransf"
+    params: Any = None
+
+
+@dataclass
+class ObjectiveSpec:
+    """One training objective: its registry name and its settings (its section's dataclass,
+    which holds the loss ``weight``). Written as ``{name: drgi, weight: 0.1, ...}``."""
+
+    name: str
+    params: Any
+
+    @property
+    def weight(self) -> float:
+        return float(self.params.weight)
+
+
+def head_spec(name: str, params: Mapping[str, Any] | None = None, key: str = HEAD_KEY,
+              origin: str = "") -> HeadSpec:
+    """A :class:`HeadSpec` for head ``name`` with ``params`` over its section's defaults.
+
+    Raises:
+        ConfigError: unknown head (listing the registered ones), or a setting it lacks.
+    """
+    section = _registered("head", name, f"{key}.name", origin) and head_section(name)
+    if section is None:
+        if params:
+            raise ConfigError(
+                f"config key {key!r}{_where(origin)}: head {name!r} has no settings, got "
+                f"{', '.join(sorted(params))}")
+        return HeadSpec(name, None)
+    return HeadSpec(name, _build(section_class(section), dict(params or {}), key, origin))
+
+
+def objective_spec(name: str, params: Mapping[str, Any] | None = None,
+                   key: str = OBJECTIVES_KEY, origin: str = "") -> ObjectiveSpec:
+    """An :class:`ObjectiveSpec` for objective ``name`` with ``params`` over its defaults.
+
+    Raises:
+        ConfigError: unknown objective (listing the registered ones), or a setting it lacks.
+    """
+    _registered("objective", name, f"{key}.name", origin)
+    return ObjectiveSpec(name, _build(section_class(objective_section(name)),
+                                      dict(params or {}), f"{key}.{name}", origin))
+
+
+def _registered(kind: str, name: Any, key: str, origin: str) -> bool:
+    from tvr.registry import names
+
+    choices = names(kind)
+    if not isinstance(name, str) or name not in choices:
+        raise ConfigError(f"config key {key!r}{_where(origin)}: unknown {kind} {name!r}; "
+                          f"registered: {', '.join(choices)}")
+    return True
+
+
+def _default_objectives() -> list[ObjectiveSpec]:
+    return [objective_spec("infonce")]
+
+
+def _default_modules() -> dict[str, Any]:
+    return {name: section_class(name)() for name in module_section_names()}
 
 
 @dataclass
 class ExperimentConfig:
-    """The whole experiment: run identity, data, backbone, training, and the method sections.
+    """The whole experiment: run identity, data, backbone, the head, the objectives, training.
 
-    Method sections (``seqtransf``, ``wti``, ``drgi``, ...) are not fields of this class: each
-    method registers its section dataclass beside its code with ``@register("section", name)``
-    and the config holds one instance per registered section, read and replaced as attributes
-    (``cfg.drgi.weight``, ``cfg.drgi = ...``) and written as top-level keys.
+    ``head`` and ``objectives`` name registered methods with their settings (each method
+    registers its settings dataclass beside its code with ``@register("section", name)``); the
+    list of objectives is what the model is built with, in construction order. Sections owned
+    by no method (the temporal module ``seqtransf``) are held in ``modules``. Every section in
+    use reads as an attribute: ``cfg.seqtransf.layers``, ``cfg.wti.arch`` (the head's),
+    ``cfg.drgi.weight`` (an objective's; AttributeError when DRGI is not in the list).
     """
 
     name: str = "run"  # run name; the run folder is output_root/name
@@ -170,35 +259,135 @@ class ExperimentConfig:
     plugins: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadSpec = field(default_factory=HeadSpec)
+    objectives: list[ObjectiveSpec] = field(default_factory=_default_objectives)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # one instance per registered section, by name (read through attribute access)
-    sections: dict[str, Any] = field(default_factory=_default_sections)
+    # settings of the sections owned by no head or objective, by name (e.g. seqtransf)
+    modules: dict[str, Any] = field(default_factory=_default_modules)
 
     def __post_init__(self) -> None:
-        # own mapping (dataclasses.replace passes the old one), holding the plug-ins' sections too
-        object.__setattr__(self, "sections", dict(self.sections))
-        for name in section_names(self.plugins):
-            if name not in self.sections:  # a plug-in's section, at its defaults
-                self.sections[name] = section_class(name)()
+        self.modules = dict(self.modules)  # own mapping (dataclasses.replace passes the old one)
+        for name in module_section_names(self.plugins):
+            if name not in self.modules:  # a plug-in's module section, at its defaults
+                self.modules[name] = section_class(name)()
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [o.name for o in self.objectives]
+
+    def objective(self, name: str) -> ObjectiveSpec | None:
+        """The objective ``name`` of the list (None when it is not trained)."""
+        return next((o for o in self.objectives if o.name == name), None)
+
+    def settings(self, name: str) -> Any:
+        """Section ``name``'s settings: in use (the head's, an objective's, a module's), else
+        the section's defaults (a fresh instance: changing it changes nothing)."""
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            return section_class(name)()
+
+    def add_objective(self, name: str, **params: Any) -> ObjectiveSpec:
+        """Add objective ``name`` (settings over its defaults) at its place in the order; one
+        it replaces leaves. Returns its spec (existing settings are updated)."""
+        spec = self.objective(name)
+        if spec is None:
+            spec = objective_spec(name, params)
+            self.objectives = order_objectives([*self.objectives, spec], self.head.name,
+                                               replace=True)
+        else:
+            spec.params = dataclasses.replace(spec.params, **params)
+        return spec
+
+    def remove_objective(self, name: str) -> None:
+        self.objectives = [o for o in self.objectives if o.name != name]
+
+    def set_head(self, name: str, **params: Any) -> HeadSpec:
+        """Choose head ``name`` (settings over its defaults), as ``head.name=<name>`` does:
+        objectives owned by the previous head leave, those the head brings
+        (``with_objectives``) join."""
+        from tvr.registry import get
+
+        if name != self.head.name:
+            self.head = head_spec(name, params)
+            self.objectives = [o for o in self.objectives
+                               if get("objective", o.name).owner_head in (None, name)]
+            for objective in get("head", name).with_objectives:
+                self.add_objective(objective)
+        elif params:
+            self.head.params = dataclasses.replace(self.head.params, **params)
+        return self.head
 
     def __getattr__(self, name: str) -> Any:  # only for names that are not fields
-        sections = self.__dict__.get("sections")
-        if sections is not None and name in sections:
-            return sections[name]
+        d = self.__dict__
+        if name in d.get("modules", {}):
+            return d["modules"][name]
+        head = d.get("head")
+        if head is not None and head.params is not None and name == _section_of(head.params):
+            return head.params
+        for spec in d.get("objectives", ()):
+            if name == objective_section(spec.name):
+                return spec.params
+        if name in section_names_all():
+            where = "objective" if name in _objective_sections() else "head"
+            raise AttributeError(
+                f"config section {name!r} is not in use: its {where} is not in this config "
+                f"(head {head.name if head else '?'!r}, objectives "
+                f"{[o.name for o in d.get('objectives', ())]}); use cfg.settings({name!r}) for "
+                "its defaults" + (f" or cfg.add_objective({name!r})" if where == "objective" else "")
+            )
         raise AttributeError(
             f"{type(self).__name__} has no field or registered config section {name!r}"
         )
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        sections = self.__dict__.get("sections")
-        if sections is not None and name in sections:
-            sections[name] = value
-        else:
-            object.__setattr__(self, name, value)
-
     @property
     def run_dir(self) -> Path:
         return Path(self.output_root) / self.name
+
+
+def _section_of(params: Any) -> str | None:
+    """The registered section name of a settings instance."""
+    from tvr.registry import names
+
+    return next((n for n in names(SECTION_KIND) if type(params) is section_class(n)), None)
+
+
+def _objective_sections() -> set[str]:
+    from tvr.registry import names
+
+    return {objective_section(n) for n in names("objective")}
+
+
+def order_objectives(specs: list[ObjectiveSpec], head: str, origin: str = "",
+                     replace: bool = False) -> list[ObjectiveSpec]:
+    """The objectives in construction order (each class's ``order``, then name), checked.
+
+    Raises:
+        ConfigError: an objective listed twice, one listed with the objective it replaces
+            (unless ``replace``: then the replaced one leaves), or one owned by another head.
+    """
+    from tvr.registry import get
+
+    where = _where(origin)
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(f"config key 'objectives'{where}: {spec.name!r} is listed twice")
+        seen.add(spec.name)
+    out = []
+    for spec in specs:
+        cls = get("objective", spec.name)
+        if cls.owner_head is not None and cls.owner_head != head:
+            raise ConfigError(
+                f"config key 'objectives'{where}: {spec.name!r} trains only with head "
+                f"{cls.owner_head!r}, but the head is {head!r}")
+        if cls.replaces in seen and not replace:
+            raise ConfigError(f"config key 'objectives'{where}: {spec.name!r} replaces "
+                              f"{cls.replaces!r}; list one of them")
+        out.append(spec)
+    dropped = {get("objective", s.name).replaces for s in out} if replace else set()
+    out = [s for s in out if s.name not in dropped]
+    return sorted(out, key=lambda s: (get("objective", s.name).order, s.name))
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,52 +516,152 @@ def import_plugins(modules: list[str], origin: str = "", *, trusted: bool = Fals
             ) from None
 
 
-def _build_experiment(data: dict[str, Any], origin: str, trusted: bool) -> ExperimentConfig:
-    """:class:`ExperimentConfig` from a nested dict: core fields, then registered sections."""
+def _where(origin: str) -> str:
+    return f" in {origin}" if origin else ""
+
+
+def _parse_head(value: Any, origin: str) -> HeadSpec:
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, Mapping) or "name" not in value:
+        raise ConfigError(f"config key {HEAD_KEY!r}{_where(origin)}: expected a mapping with "
+                          f"'name' (a registered head) and its settings, got {value!r}")
+    params = {k: v for k, v in value.items() if k != "name"}
+    return head_spec(value["name"], params, HEAD_KEY, origin)
+
+
+def _parse_objectives(value: Any, held: Mapping[str, Any], origin: str) -> list[ObjectiveSpec]:
+    if not isinstance(value, list):
+        raise ConfigError(f"config key {OBJECTIVES_KEY!r}{_where(origin)}: expected a list of "
+                          f"objectives (names or mappings with 'name'), got {value!r}")
+    specs = []
+    for i, entry in enumerate(value):
+        key = f"{OBJECTIVES_KEY}[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, Mapping) or "name" not in entry:
+            raise ConfigError(f"config key {key!r}{_where(origin)}: expected an objective name "
+                              f"or a mapping with 'name' and its settings, got {entry!r}")
+        name = entry["name"]
+        _registered("objective", name, f"{key}.name", origin)
+        params = {**held.get(name, {}), **{k: v for k, v in entry.items() if k != "name"}}
+        specs.append(objective_spec(name, params, OBJECTIVES_KEY, origin))
+    return specs
+
+
+def _parse_held(value: Any, origin: str) -> dict[str, dict[str, Any]]:
+    """``objective_defaults``: per objective, settings it starts from when listed or added."""
+    key = OBJECTIVE_DEFAULTS_KEY
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config key {key!r}{_where(origin)}: expected a mapping of "
+                          f"objective name to settings, got {value!r}")
+    for name, params in value.items():
+        _registered("objective", name, f"{key}.{name}", origin)
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"config key '{key}.{name}'{_where(origin)}: expected a mapping, "
+                              f"got {params!r}")
+        objective_spec(name, params, key, origin)  # strict: known keys, right types
+    return {str(k): dict(v) for k, v in value.items()}
+
+
+def _build_experiment(data: dict[str, Any], origin: str, trusted: bool,
+                      complete: bool = True) -> ExperimentConfig:
+    """:class:`ExperimentConfig` from a nested dict: core fields, head, objectives, modules.
+
+    An old-shape dict (``model.head`` and one section per method with ``enable`` switches) is
+    converted first (:func:`tvr.config_migrate.migrate`). ``complete``: check the objectives
+    against each other and the head (False for one layer of a composed file).
+    """
+    from tvr.config_migrate import is_old_shape, migrate
+
     plugins = _coerce(data.get("plugins", []), list[str], "plugins", origin)
     import_plugins(plugins, origin, trusted=trusted)
-    sections = section_names(plugins)
+    if is_old_shape(data):
+        data = migrate(data)
+    modules = module_section_names(plugins)
+    held = _parse_held(data.get(OBJECTIVE_DEFAULTS_KEY, {}), origin)
     core: dict[str, Any] = {}
     own: dict[str, Any] = {}
+    head = HeadSpec()
+    objectives = None
     for key, value in data.items():
         if key in _CORE_ORDER or key == "train":
             core[key] = value
-        elif key in sections:
+        elif key == HEAD_KEY:
+            head = _parse_head(value, origin)
+        elif key == OBJECTIVES_KEY:
+            objectives = _parse_objectives(value, held, origin)
+        elif key == OBJECTIVE_DEFAULTS_KEY:
+            continue
+        elif key in modules:
             own[key] = _coerce(value, section_class(key), key, origin)
         else:
-            where = f" in {origin}" if origin else ""
-            known = sorted([*_CORE_ORDER, "train", *sections])
+            known = sorted([*_CORE_ORDER, "train", HEAD_KEY, OBJECTIVES_KEY,
+                            OBJECTIVE_DEFAULTS_KEY, *modules])
             hint = ""
             if key in section_names_all():
-                hint = f" (plug-in module {_owner(key)!r} registers it: list it under plugins)"
+                if key in _objective_sections() or key in {head_section(h) for h in _heads()}:
+                    hint = (f" ({key!r} belongs to a method: set it under 'head' or "
+                            f"'objectives', e.g. objectives.{key}.<key>=... or head.<key>=...)")
+                else:
+                    hint = f" (plug-in module {_owner(key)!r} registers it: list it under plugins)"
             raise ConfigError(
-                f"unknown config key {key!r}{where}{hint}; known keys here: {', '.join(known)}"
+                f"unknown config key {key!r}{_where(origin)}{hint}; known keys here: "
+                f"{', '.join(known)}"
             )
+    if objectives is None:
+        objectives = [objective_spec("infonce", held.get("infonce"), OBJECTIVES_KEY, origin)]
+    if complete:
+        objectives = order_objectives(objectives, head.name, origin)
+        for kind, name, key in (("head", head.name, "head.name"),
+                                *(("objective", o.name, OBJECTIVES_KEY) for o in objectives)):
+            _check_plugin_listed(kind, name, key, plugins, origin)
     cfg = _build(ExperimentConfig, core, "", origin)
-    cfg.sections.update(own)
+    cfg.head, cfg.objectives = head, objectives
+    cfg.modules.update(own)
     return cfg
 
 
+def _check_plugin_listed(kind: str, name: str, key: str, plugins: list[str], origin: str) -> None:
+    """A method registered outside ``tvr`` must come from a module under ``plugins`` (so the
+    run's config.json rebuilds it in another process)."""
+    from tvr.registry import get
+
+    module = get(kind, name).__module__
+    if module.split(".")[0] != "tvr" and module not in plugins:
+        raise ConfigError(
+            f"config key {key!r}{_where(origin)}: {kind} {name!r} comes from plug-in module "
+            f"{module!r}, which registers it: list it under plugins")
+
+
+def _heads() -> list[str]:
+    from tvr.registry import names
+
+    return names("head")
+
+
 def from_dict(data: dict[str, Any], cls: type[T] = ExperimentConfig, origin: str = "",  # type: ignore[assignment]
-              *, trusted_plugins: bool = False) -> T:
+              *, trusted_plugins: bool = False, complete: bool = True) -> T:
     """Build ``cls`` from a nested dict, strictly (unknown keys and wrong types raise).
 
     For :class:`ExperimentConfig` the ``plugins`` are imported first (see
     :func:`import_plugins`; ``trusted_plugins`` for a recipe the user runs), and every other
-    top-level key must be a core field or a registered section.
+    top-level key must be a core field, ``head``, ``objectives``, ``objective_defaults`` or a
+    module section. An old-shape dict (a committed run's ``config.json``) is migrated first.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{origin or 'config'}: expected a mapping at the top level, got {data!r}")
     if cls is ExperimentConfig:
-        return _build_experiment(data, origin, trusted_plugins)  # type: ignore[return-value]
+        return _build_experiment(data, origin, trusted_plugins, complete)  # type: ignore[return-value]
     return _build(cls, data, "", origin)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """The config as plain JSON-able nested dicts (tuples become lists).
 
-    An :class:`ExperimentConfig` is written flat: core fields, its sections by name, ``train``
-    (``plugins`` only when there are any, so runs without plug-ins keep today's keys).
+    An :class:`ExperimentConfig` is written in the canonical shape: core fields, ``head:
+    {name, ...}``, ``objectives: [{name, weight, ...}, ...]``, the module sections by name,
+    ``train`` (``plugins`` only when there are any).
     """
     if not isinstance(cfg, ExperimentConfig):
         return json.loads(json.dumps(dataclasses.asdict(cfg)))
@@ -381,8 +670,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         if key != "plugins" or cfg.plugins:
             value = getattr(cfg, key)
             out[key] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-    for name in sorted(cfg.sections):
-        out[name] = dataclasses.asdict(cfg.sections[name])
+    head = cfg.head.params
+    out[HEAD_KEY] = {"name": cfg.head.name, **(dataclasses.asdict(head) if head else {})}
+    out[OBJECTIVES_KEY] = [{"name": o.name, **dataclasses.asdict(o.params)}
+                           for o in cfg.objectives]
+    for name in sorted(cfg.modules):
+        out[name] = dataclasses.asdict(cfg.modules[name])
     out["train"] = dataclasses.asdict(cfg.train)
     return json.loads(json.dumps(out))
 
@@ -413,14 +706,28 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return ``data`` with each ``key.sub=value`` override merged in."""
-    out = dict(data)
-    for text in overrides:
-        parts, value = parse_override(text)
-        nested: Any = value
-        for part in reversed(parts):
-            nested = {part: nested}
-        out = _merge(out, nested)
+    """Return the canonical-shape ``data`` with each ``key.sub=value`` override applied.
+
+    Besides plain keys (``train.lr=1e-4``, ``seqtransf.layers=2``): ``head.name=wti`` picks the
+    head, ``head.<key>=v`` sets one of its settings, ``objectives.<name>=true|false`` adds or
+    removes an objective, ``objectives.<name>.<key>=v`` sets one of its settings (held for when
+    it is added if it is not listed), ``objectives=[...]`` replaces the list. The old keys
+    (``model.head=wti``, ``drgi.enable=true``, ``drgi.weight=0.1``, ``tcmgc.sdr=false``, ...)
+    still work: :func:`tvr.config_migrate.apply_canonical_overrides` translates them.
+    """
+    from tvr.config_migrate import apply_canonical_overrides
+
+    return apply_canonical_overrides(data, overrides)
+
+
+def merge_layers(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """``layer`` over ``base`` (canonical shape): mappings merge key by key, lists (e.g.
+    ``objectives``) and other values replace; a layer naming another head replaces the head."""
+    out = _merge(base, layer)
+    head = layer.get(HEAD_KEY)
+    if isinstance(head, Mapping) and isinstance(base.get(HEAD_KEY), Mapping) and (
+            head.get("name", base[HEAD_KEY].get("name")) != base[HEAD_KEY].get("name")):
+        out[HEAD_KEY] = dict(head)
     return out
 
 
@@ -484,18 +791,31 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Load an :class:`ExperimentConfig` from YAML (or JSON), its includes, and dotted overrides.
 
     Every file of the composition (:func:`config_layers`) is checked on its own first, so an
-    unknown key or a wrong type names the file that holds it.
+    unknown key or a wrong type names the file that holds it. Files in the old shape (a run's
+    ``config.json`` from before ``head``/``objectives``) are merged, then migrated; mixing old-
+    and new-shape files in one composition is an error.
 
     Raises:
         ConfigError: unknown key, wrong type, unreadable file; the message names the key and file.
     """
+    from tvr.config_migrate import is_new_shape, is_old_shape, migrate
+
     data: dict[str, Any] = {}
     origin = ""
     if path is not None:
         layers = config_layers(path)
+        old = [file for file, layer in layers if is_old_shape(layer)]
+        new = [file for file, layer in layers if is_new_shape(layer)]
+        if old and new:
+            raise ConfigError(
+                f"config files {', '.join(old)} use the old shape (model.head, <method>.enable) "
+                f"and {', '.join(new)} the new one (head, objectives): convert the old ones "
+                "(docs/adding-a-method.md, 'Config shape')")
         for file, layer in layers:
-            from_dict(layer, ExperimentConfig, file, trusted_plugins=True)  # strict, names file
-            data = _merge(data, layer)
+            from_dict(layer, ExperimentConfig, file, trusted_plugins=True, complete=False)
+            data = _merge(data, layer) if old else merge_layers(data, layer)
+        if old:
+            data = migrate(data)
         origin = str(path)
         if len(layers) > 1:
             origin += " (with " + ", ".join(file for file, _ in layers[:-1]) + ")"

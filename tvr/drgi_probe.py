@@ -360,7 +360,7 @@ def probe_run(
     dev = resolve_eval_device(device)
     model, tokenizer, cfg = load_pretrained(run_dir, device=dev)
     if "drgi" not in model.objectives:
-        raise ValueError(f"{run_dir}: the run has no DRGI objective (drgi.enable is false)")
+        raise ValueError(f"{run_dir}: the run has no DRGI objective (drgi is not among its objectives)")
     name = dataset or cfg.data.dataset
     options = cfg.data.source_options if name == cfg.data.dataset else {}
     records = load_split(name, root or cfg.data.root, split, **options)

@@ -434,7 +434,7 @@ def evaluate_model(
             "dataset": name, "split": split, "num_texts": len(emb.captions),
             "num_videos": len(emb.video_ids), "skipped_videos": emb.skipped_videos,
             "frames": cfg.data.num_frames, "words": cfg.data.max_words,
-            "head": cfg.model.head, "post_processing": "+".join(applied) or "none",
+            "head": cfg.head.name, "post_processing": "+".join(applied) or "none",
             "rank_rule": RANK_RULE, "v2t_rule": "best caption per video (MSVD)",
             "precision": str(autocast_dtype(amp, device) or torch.float32).split(".")[-1],
         }

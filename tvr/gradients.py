@@ -61,7 +61,7 @@ class GradClipper:
         self.main_drgi = [p for p in self.main if id(p) in drgi_ids]
         self.own = list(exempt)
         self.global_clip = float(cfg.train.grad_clip)
-        self.own_clip = float(cfg.drgi.clip)
+        self.own_clip = float(cfg.settings("drgi").clip)
 
     @property
     def active(self) -> bool:

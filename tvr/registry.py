@@ -1,7 +1,8 @@
 """One small registry for the pluggable parts of the library.
 
 Kinds: ``encoder`` (backbones), ``head`` (similarity heads), ``objective`` (training losses),
-``section`` (a method's config dataclass, a top-level key of the experiment config) and
+``section`` (a method's settings dataclass: the config's ``head``, an ``objectives`` entry, or
+a top-level module section such as ``seqtransf``) and
 ``source`` (benchmark annotation parsers). Modules register their classes or functions
 with :func:`register`; factories look them up with :func:`get`, which names the available
 choices when a name is unknown.

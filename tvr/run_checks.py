@@ -165,9 +165,18 @@ def check_pretrained_exists(pretrained: str) -> None:
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys as overrides write them; the objectives list by name
+    (``objectives.drgi.weight``; ``objectives.drgi`` True where one side lacks it)."""
     out: dict[str, Any] = {}
     for k, v in data.items():
         key = f"{prefix}.{k}" if prefix else k
+        if key == "objectives" and isinstance(v, list):
+            for entry in v:
+                name = entry.get("name", "?")
+                out[f"objectives.{name}"] = True
+                out.update(_flatten({n: x for n, x in entry.items() if n != "name"},
+                                    f"objectives.{name}"))
+            continue
         if isinstance(v, dict) and v and not key.endswith("source_options"):
             out.update(_flatten(v, key))
         else:

@@ -337,10 +337,11 @@ def train(
             total_steps = min(total_steps, cfg.train.max_steps)
 
         drgi_params = drgi_parameters(model)
-        own = {DRGI_PREFIX: cfg.drgi.lr or cfg.train.lr} if drgi_params and (
-            cfg.drgi.lr > 0 or cfg.drgi.clip >= 0) else {}
+        d = cfg.settings("drgi")  # DRGI's settings (its defaults when it is not trained)
+        own = {DRGI_PREFIX: d.lr or cfg.train.lr} if drgi_params and (
+            d.lr > 0 or d.clip >= 0) else {}
         optimizer = build_optimizer(model, cfg.train, own)
-        clipper = GradClipper(model, cfg, exempt=drgi_params if cfg.drgi.clip >= 0 else [])
+        clipper = GradClipper(model, cfg, exempt=drgi_params if d.clip >= 0 else [])
         scheduler = build_scheduler(optimizer, total_steps, cfg.train.warmup)
         start_epoch, step = 0, 0
         selector = ValSelector(cfg, run_dir) if cfg.train.val_split and env.is_main else None

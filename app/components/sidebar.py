@@ -50,7 +50,13 @@ def run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _has_drgi(run_dir: Path) -> bool:
-    drgi = run_config(run_dir).get("drgi", {})
+    """Whether the run trained with DRGI: ``drgi`` in its ``objectives`` (a config.json of
+    the old shape: ``drgi.enable``)."""
+    cfg = run_config(run_dir)
+    objectives = cfg.get("objectives")
+    if isinstance(objectives, list):
+        return any(isinstance(o, dict) and o.get("name") == "drgi" for o in objectives)
+    drgi = cfg.get("drgi", {})
     return bool(isinstance(drgi, dict) and drgi.get("enable"))
 
 

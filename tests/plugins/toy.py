@@ -4,8 +4,8 @@ outside ``tvr`` (docs/adding-a-method.md walks through this file).
 - Head ``toy``: a learned linear map of the pooled vectors, scored by cosine (factorized).
 - Objective ``toy_align``: pulls each pair's score towards 1, ``weight * mean(1 - sim_ii)``.
 
-A config uses them with ``plugins: [tests.plugins.toy]``, ``model.head: toy`` and
-``toy_align.enable: true`` (tests/plugins/toy.yaml).
+A config uses them with ``plugins: [tests.plugins.toy]``, ``head: {name: toy}`` and
+``toy_align`` in its ``objectives`` (tests/plugins/toy.yaml).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class ToyHead(SimilarityHead):
     """
 
     factorized = True
+    section = "toy"  # its settings: head: {name: toy, gain: ...}
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()
@@ -64,7 +65,6 @@ class ToyHead(SimilarityHead):
 @register("section", "toy_align")
 @dataclass
 class ToyAlignConfig:
-    enable: bool = False  # add the toy_align objective
     weight: float = 0.1  # loss weight
 
 

@@ -25,7 +25,7 @@ is missing is trained again.
    that contrastive loss teaches slowly; a pretrained backbone (and temporal module, as in
    CLIP4Clip-family checkpoints) is what real users start from too. The text tower starts fresh.
 2. **Runs**: :func:`tvr.train.train` on ``configs/synthvtt/demo-base.yaml`` and
-   ``demo-drgi.yaml`` (identical but for ``name`` and ``drgi.enable``), both starting from the
+   ``demo-drgi.yaml`` (identical but for ``name`` and the ``drgi`` objective), both starting from the
    backbone folder (``model.pretrained``; its head weights initialise the head) with the vision
    tower frozen (``model.freeze_vision``), then evaluated on the test split (``metrics.json``).
 

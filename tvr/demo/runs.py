@@ -51,7 +51,7 @@ def demo_configs(
 
     Raises:
         ConfigError: a config file is missing or invalid.
-        ValueError: the two configs differ in anything but ``name`` and ``drgi.*``, or
+        ValueError: the two configs differ in anything but ``name`` and the drgi objective, or
             the DRGI run does not enable DRGI (they must share seed, schedule and backbone).
     """
     data_root, checkpoints = Path(data_root), Path(checkpoints)
@@ -68,19 +68,23 @@ def demo_configs(
             f"{config_dir}: the demo configs must be named {RUNS}, got {base.name!r} and "
             f"{drgi.name!r}"
         )
-    if base.drgi.enable or not drgi.drgi.enable:
+    if "drgi" in base.objective_names or "drgi" not in drgi.objective_names:
         raise ValueError(
-            f"{config_dir}: expected drgi.enable false in {RUNS[0]}.yaml and true in "
-            f"{RUNS[1]}.yaml"
+            f"{config_dir}: expected drgi in the objectives of {RUNS[1]}.yaml and not of "
+            f"{RUNS[0]}.yaml"
         )
-    a, b = _flatten(to_dict(base)), _flatten(to_dict(drgi))
-    # drgi.* settings act only where DRGI is enabled, so the base may keep the defaults
-    diff = sorted(k for k in a.keys() | b.keys()
-                  if k != "name" and not k.startswith("drgi.") and a.get(k) != b.get(k))
+
+    def without_drgi(cfg: ExperimentConfig) -> dict[str, Any]:
+        data = to_dict(cfg)
+        data["objectives"] = [o for o in data["objectives"] if o["name"] != "drgi"]
+        return _flatten(data)
+
+    a, b = without_drgi(base), without_drgi(drgi)
+    diff = sorted(k for k in a.keys() | b.keys() if k != "name" and a.get(k) != b.get(k))
     if diff:
         raise ValueError(
             f"{config_dir}: {RUNS[0]}.yaml and {RUNS[1]}.yaml must differ only in name and "
-            f"drgi.* (same seed, schedule and backbone); they also differ in {diff}"
+            f"the drgi objective (same seed, schedule and backbone); they also differ in {diff}"
         )
     return cfgs
 

@@ -24,24 +24,22 @@ from torch import Tensor, nn
 class Objective(nn.Module):
     """Base class; subclasses set ``training_only`` (dropped by ``Retriever.for_inference``).
 
-    Which configs train with an objective, and at what weight, is declared here (read by
-    :func:`tvr.objectives.selection.selected_objectives`, which both the model builder and the
-    model card use):
+    A config trains with the objectives its ``objectives`` list names (the model builder and
+    the model card both read that list). Declared here:
 
-    - ``section``: the config section holding its settings;
-    - ``switch``: the boolean key of ``section`` that adds it (None: always added);
-    - ``weight_key``: the key of ``section`` holding its loss weight (None: weight 1);
-    - ``owner_head``: added only when ``model.head`` is this head (its switch lives in the
-      head's section, e.g. TC-MGC's SDR); None: any head;
-    - ``replaces``: an objective this one replaces when added (NegNCE replaces InfoNCE);
-    - ``order``: position among the objectives (construction and loss-summing order);
+    - ``section``: the config section holding its settings, a dataclass with a ``weight``
+      field (its loss weight) registered under ``section``; an entry of ``objectives`` is
+      ``{name, weight, ...the other fields}``;
+    - ``owner_head``: it trains only with this head (TC-MGC's SDR); None: any head;
+    - ``replaces``: an objective it cannot be listed with, and which adding it by override
+      removes (NegNCE replaces InfoNCE);
+    - ``order``: position among the objectives (construction and loss-summing order; the
+      list is kept in this order);
     - ``needs_head``: a head whose outputs the objective reads (None: any head's).
     """
 
     training_only: bool = True
     section: ClassVar[str] = ""
-    switch: ClassVar[str | None] = "enable"
-    weight_key: ClassVar[str | None] = "weight"
     owner_head: ClassVar[str | None] = None
     replaces: ClassVar[str | None] = None
     order: ClassVar[int] = 50

@@ -49,7 +49,7 @@ def cdcr_correlation(text: TokenFeatures, video: TokenFeatures, eps: float = EPS
         if feats.weights is None:
             raise ValueError(
                 f"cdcr needs per-token weights on the {side} features, but the head attaches "
-                "none; use a head that provides them (model.head=wti) or set cdcr.enable=false"
+                "none; use a head that provides them (head.name=wti) or remove cdcr from objectives"
             )
     if len(text) != len(video):
         raise ValueError(f"cdcr needs matched pairs: {len(text)} texts vs {len(video)} videos")
@@ -91,7 +91,6 @@ def barlow_penalty(c: Tensor) -> tuple[Tensor, Tensor]:
 @register("section", "cdcr")
 @dataclass
 class CDCRConfig:
-    enable: bool = False  # add DRL's channel decorrelation regulariser (WTI head only)
     weight: float = 0.001  # lambda_cdcr
     alpha_diag: float = 0.11  # alpha_1: weight of (C_cc - 1)^2
     alpha_offdiag: float = 0.0  # alpha_2: weight of C_cd^2, c != d

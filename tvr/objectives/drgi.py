@@ -372,7 +372,6 @@ def _check_config(d: Any) -> None:
 @register("section", "drgi")
 @dataclass
 class DRGIConfig:
-    enable: bool = False  # add the DRGI objective (training only)
     mode: str = "cross"  # cross | intra
     nodes: str = "tokens"  # tokens | factors
     hidden: int = 64  # GAT output width

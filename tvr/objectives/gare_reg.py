@@ -18,6 +18,7 @@ gradients.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -81,15 +82,27 @@ def trust_region(l_eps: Tensor, lambda_low: float, mode: str) -> Tensor:
     )
 
 
+@register("section", "gare_reg")
+@dataclass
+class GARERegConfig:
+    weight: float = 1.0  # scales the sum below (its terms carry their own weights)
+    beta: float = 1e-4  # weight of the video-anchored relaxed VIB (code 1e-4, paper 0.07)
+    alpha: float = 2.0  # sharpness of the directional-diversity kernel
+    lambda_dir: float = 0.01  # weight of the directional-diversity term
+    lambda_eps: float = 0.01  # weight of the trust-region (norm-diversity) term
+    lambda_low: float = 0.5  # trust-region floor of L_eps
+    trust_region: str = "clamp"  # clamp (paper: max(L_eps, -lambda_low)) | hard_cut (code)
+
+
 @register("objective", "gare_reg")
 class GARERegularizers(Objective):
-    """``β L_VIB + λ_dir L_dir + λ_ε L_ε`` on ``outputs["gare_delta"]``.
+    """``weight · (β L_VIB + λ_dir L_dir + λ_ε L_ε)`` on ``outputs["gare_delta"]``.
 
-    Added with ``model.head=gare`` and ``gare.regularize``; Δ comes from
+    GARE's objective (the head adds it when chosen by override); Δ comes from
     :meth:`tvr.models.heads.gare.GAREHead.score_outputs`.
 
     Args:
-        cfg: experiment config; the ``gare`` section.
+        cfg: experiment config; the ``gare_reg`` section.
         width: feature width (unused).
 
     Shapes:
@@ -97,21 +110,20 @@ class GARERegularizers(Objective):
     """
 
     training_only = True
-    section = "gare"
-    switch = "regularize"
-    weight_key = None  # its terms carry their own weights (beta, lambda_*)
+    section = "gare_reg"
     owner_head = "gare"
     order = 40
     needs_head = "gare"
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()
-        g = cfg.gare
+        g = cfg.gare_reg
         if g.trust_region not in TRUST_REGIONS:
             raise ConfigError(
-                f"config key 'gare.trust_region': got {g.trust_region!r}, expected one of "
+                f"config key 'objectives.gare_reg.trust_region': got {g.trust_region!r}, expected one of "
                 f"{', '.join(TRUST_REGIONS)}"
             )
+        self.weight = g.weight
         self.beta = g.beta
         self.alpha = g.alpha
         self.lambda_dir = g.lambda_dir
@@ -124,7 +136,7 @@ class GARERegularizers(Objective):
         if delta is None:
             raise KeyError(
                 "the gare_reg objective needs outputs['gare_delta'], which the GARE head's "
-                "score_outputs() returns: use model.head=gare (or set gare.regularize=false) and "
+                "score_outputs() returns: use head.name=gare (or remove gare_reg from objectives) and "
                 "score training batches with head.score_outputs"
             )
         if delta.dim() != 3:
@@ -135,7 +147,7 @@ class GARERegularizers(Objective):
         direction = directional_diversity(delta, self.alpha)
         raw_eps = norm_diversity(delta)
         l_eps = trust_region(raw_eps, self.lambda_low, self.mode)
-        loss = self.beta * vib + self.lambda_dir * direction + self.lambda_eps * l_eps
+        loss = self.weight * (self.beta * vib + self.lambda_dir * direction + self.lambda_eps * l_eps)
         return {
             "gare_reg_loss": loss,
             "gare_vib": vib.detach(),

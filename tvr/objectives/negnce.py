@@ -80,7 +80,6 @@ def negnce_direction(
 @register("section", "negnce")
 @dataclass
 class NegNCEConfig:
-    enable: bool = False  # use NegNCE instead of InfoNCE as the contrastive loss
     weight: float = 1.0  # loss weight
     scale: float = 100.0  # fixed inverse temperature of the softmax
     margin: float = 0.0  # m of the hard-negative condition

@@ -9,6 +9,7 @@ are cosine-scale, and the code's grains carry the logit scale λ, so the varianc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
@@ -33,12 +34,18 @@ def sdr_penalty(grains: Tensor, scale: Tensor | float = 1.0) -> Tensor:
     return (scale * diag).var(dim=-1, correction=1).mean()
 
 
+@register("section", "sdr")
+@dataclass
+class SDRConfig:
+    weight: float = 0.5  # weight of L_sdr (sdr_loss_weight)
+
+
 @register("objective", "sdr")
 class SDR(Objective):
-    """``tcmgc.sdr_weight · L_sdr`` (added with ``model.head=tcmgc`` and ``tcmgc.sdr``).
+    """``weight · L_sdr`` (TC-MGC's objective: the head adds it when chosen by override).
 
     Args:
-        cfg: experiment config; ``tcmgc.sdr_weight``.
+        cfg: experiment config; ``sdr.weight``.
         width: feature width (unused).
 
     Shapes:
@@ -46,23 +53,21 @@ class SDR(Objective):
     """
 
     training_only = True
-    section = "tcmgc"
-    switch = "sdr"
-    weight_key = "sdr_weight"
+    section = "sdr"
     owner_head = "tcmgc"
     order = 30
     needs_head = "tcmgc"
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()
-        self.weight = cfg.tcmgc.sdr_weight
+        self.weight = cfg.sdr.weight
 
     def forward(self, outputs: dict[str, Any], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         grains = outputs.get("tcmgc_grains")
         if grains is None:
             raise KeyError(
                 "the sdr objective needs outputs['tcmgc_grains'], which the TC-MGC head's "
-                "score_outputs() returns: use model.head=tcmgc (or set tcmgc.sdr=false) and "
+                "score_outputs() returns: use head.name=tcmgc (or remove sdr from objectives) and "
                 "score training batches with head.score_outputs"
             )
         penalty = sdr_penalty(grains, outputs["logit_scale"])

@@ -118,7 +118,6 @@ def margin_term(pos: Tensor, partial: Tensor, margin: float) -> Tensor:
 @register("section", "tpmcl")
 @dataclass
 class TPMCLConfig:
-    enable: bool = False  # add triplet partial margin learning (only with model.head=dmae)
     weight: float = 1.0  # loss weight
     threshold: float = 0.6  # tokens are masked while their cumulative weight is below this
     margin: float = 0.6  # margin between full and partial positive scores
@@ -128,7 +127,7 @@ class TPMCLConfig:
 
 @register("objective", "tpmcl")
 class TPMCL(Objective):
-    """``weight · L_tpm`` on the anchor pairs (added when ``tpmcl.enable``).
+    """``weight · L_tpm`` on the anchor pairs (added when ``tpmcl`` is among the objectives).
 
     Args:
         cfg: experiment config; ``tpmcl`` (threshold, margin, options), ``data.max_words`` and

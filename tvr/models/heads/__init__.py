@@ -1,7 +1,7 @@
 """Similarity heads. Importing this package imports each of its modules, which registers every
 built-in head.
 
-``build_head(cfg, width)`` constructs ``registry.get("head", cfg.model.head)(cfg, width)``.
+``build_head(cfg, width)`` constructs ``registry.get("head", cfg.head.name)(cfg, width)``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ for _module in pkgutil.iter_modules(__path__):
 
 
 def build_head(cfg: ExperimentConfig, width: int) -> SimilarityHead:
-    """Build the head named by ``cfg.model.head`` for features of width ``width``.
+    """Build the head named by ``cfg.head.name`` for features of width ``width``.
 
     Raises:
-        RegistryError: when ``model.head`` names no registered head (the message lists them).
+        RegistryError: when ``head.name`` names no registered head (the message lists them).
     """
-    return get("head", cfg.model.head)(cfg, width)
+    return get("head", cfg.head.name)(cfg, width)
 
 
 __all__ = ["SimilarityHead", "build_head"]

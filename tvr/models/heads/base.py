@@ -23,6 +23,10 @@ with ``hasattr``/``isinstance``):
   bound of the head's score; needs ``needs_token_weights``).
 - ``needs_token_weights``: ``score`` reads ``TokenFeatures.weights``, so features must come
   from ``embed_text``/``embed_video``.
+- ``section``: the config section holding the head's settings (None: it has none); the
+  config's ``head`` is ``{name, ...the section's fields}``.
+- ``with_objectives``: objectives the head brings when chosen by override (``head.name=``),
+  e.g. TC-MGC's SDR; a config file lists its objectives itself.
 - :meth:`SimilarityHead.score_outputs`: the scores plus extras that the head's objectives read
   (GARE's increments, TC-MGC's grains); by default just ``{"sim": score(...)}``.
 """
@@ -49,6 +53,8 @@ class SimilarityHead(nn.Module):
     token_scores: ClassVar[bool] = False  # token_similarity and word_contributions exist
     coarse: ClassVar[Literal["pooled", "token_mean"]] = "pooled"  # shortlist vectors
     needs_token_weights: ClassVar[bool] = False  # score reads TokenFeatures.weights
+    section: ClassVar[str | None] = None  # config section of its settings
+    with_objectives: ClassVar[tuple[str, ...]] = ()  # added with it by head.name=<it>
 
     def embed_text(self, text: TokenFeatures) -> TokenFeatures:
         return text

@@ -177,6 +177,8 @@ class DMAEHead(SimilarityHead):
         score: ``[Nt, Nv]``; pair_sentence_score: ``[K]``
     """
 
+    section = "dmae"
+
     factorized = False
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:

@@ -121,13 +121,6 @@ class GAREConfig:
     zero_init_delta: bool = False  # zero psi's output Linear so Delta = 0 at the first step
     dropout: float = 0.3  # dropout on psi's residual Linear
     rerank_topk: int = 0  # inference: 0 = exhaustive; K = rescore each text's meanP top-K only
-    regularize: bool = True  # add the gare_reg objective (only with model.head=gare)
-    beta: float = 1e-4  # weight of the video-anchored relaxed VIB (code 1e-4, paper 0.07)
-    alpha: float = 2.0  # sharpness of the directional-diversity kernel
-    lambda_dir: float = 0.01  # weight of the directional-diversity term
-    lambda_eps: float = 0.01  # weight of the trust-region (norm-diversity) term
-    lambda_low: float = 0.5  # trust-region floor of L_eps
-    trust_region: str = "clamp"  # clamp (paper: max(L_eps, -lambda_low)) | hard_cut (code)
 
 
 @register("head", "gare")
@@ -146,6 +139,9 @@ class GAREHead(SimilarityHead):
             DRGI's video nodes), pooled ``[Bv, D]`` (the frame mean of the gap)
         score: ``[Nt, Nv]``; pair_terms: ``([a, b], [a, b, D])``
     """
+
+    section = "gare"
+    with_objectives = ("gare_reg",)
 
     factorized = False
 

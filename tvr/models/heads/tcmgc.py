@@ -221,8 +221,6 @@ class TCMGCConfig:
     lsa_scale: float = 100.0  # scale of the grains inside the LSA softmax (code: logit scale)
     dropout: float = 0.3  # dropout on the residual Linear of the language-video attention
     mask_padding: bool = True  # False = code: padded words/frames enter LVA, SR and ISA
-    sdr: bool = True  # add the similarity decorrelation loss (only with model.head=tcmgc)
-    sdr_weight: float = 0.5  # weight of L_sdr (sdr_loss_weight)
 
 
 @register("head", "tcmgc")
@@ -245,6 +243,9 @@ class TCMGCHead(SimilarityHead):
             DRGI's video nodes), pooled ``[Bv, D]`` (their meanP; not used by ``score``)
         score: ``[Nt, Nv]``; grains: ``[Nt, Nv, 4]``
     """
+
+    section = "tcmgc"
+    with_objectives = ("sdr",)
 
     factorized = False
 

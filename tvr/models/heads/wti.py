@@ -129,6 +129,8 @@ class WTIHead(SimilarityHead):
         score: ``[Nt, Nv]``; token_similarity: ``[K, L, T]``; word_contributions: ``[K, L]``
     """
 
+    section = "wti"
+
     factorized = False
     token_scores = True
     coarse = "token_mean"  # a weighted mean is at most the max, on both directions

@@ -153,6 +153,8 @@ class XCLIPHead(SimilarityHead):
         score: ``[Nt, Nv]``; grains: ``[Nt, Nv, 4]``
     """
 
+    section = "xclip"
+
     factorized = False
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
