@@ -436,8 +436,9 @@ def pretrain_backbone(
     from safetensors.torch import save_file
 
     from tvr.checkpoint import state_dict_for_save
+    from tvr.data.bpe_training import train_bpe_tokenizer
     from tvr.data.sources import load_split
-    from tvr.data.tokenizer import load_tokenizer, train_bpe_tokenizer
+    from tvr.data.tokenizer import load_tokenizer
     from tvr.models.backbone import HFClipEncoder
     from tvr.models.heads import build_head
     from tvr.train import seed_everything
