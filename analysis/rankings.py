@@ -10,101 +10,49 @@ Sign conventions, used everywhere in this module:
 - ``delta = rank_b - rank_a``: negative means B ranks the ground truth better.
 - ``outcome`` is seen from B: ``win`` when B's rank is strictly better (lower), ``loss`` when it
   is strictly worse, ``tie`` otherwise.
-- Metric differences (:func:`paired_test`, :func:`bootstrap_ci`) are always ``B - A`` in the
-  metric's own unit: percentage points for ``R@K``, ranks for ``MnR`` (negative = B better),
-  reciprocal rank for ``rr`` (i.e. MRR; positive = B better).
+- Metric differences are always ``B - A`` in the metric's own unit: percentage points for
+  ``R@K``, ranks for ``MnR`` (negative = B better), reciprocal rank for ``rr`` (i.e. MRR;
+  positive = B better).
+
+Paired significance (:func:`~analysis.stats.paired_test`, :func:`~analysis.stats.bootstrap_ci`,
+:func:`~analysis.stats.paired_summary`) lives in :mod:`analysis.stats`, the rank checks in
+:mod:`analysis.rank_inputs`; both are re-exported here for existing callers.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-logger = logging.getLogger(__name__)
+from analysis.rank_inputs import as_ranks, metric_values, paired_ranks
+from analysis.stats import TestResult, bootstrap_ci, paired_summary, paired_test
+
+# Re-exported: the app and older callers import these from here (their home: analysis.stats,
+# analysis.rank_inputs).
+__all__ = [
+    "LOWER_IS_BETTER",
+    "METRIC_KEYS",
+    "OUTCOMES",
+    "TestResult",
+    "bootstrap_ci",
+    "compare_rankings",
+    "largest_changes",
+    "metric_values",
+    "metrics_table",
+    "paired_summary",
+    "paired_test",
+    "rank_bins",
+    "rank_histogram",
+    "rank_pairs",
+    "tie_notes",
+    "top_k",
+    "win_tie_loss",
+]
 
 OUTCOMES = ("win", "tie", "loss")
-_RECALL = re.compile(r"^R@([1-9][0-9]*)$")
-_MAX_CHUNK_ELEMENTS = 1 << 22  # bound on the temporary [chunk, n] arrays of resampling
-
-
-# --------------------------------------------------------------------------------------------
-# validation and per-query metric values
-# --------------------------------------------------------------------------------------------
-
-
-def _as_ranks(ranks: Any, name: str) -> np.ndarray:
-    """Return ``ranks`` as a 1-D int64 array, or raise naming ``name`` and the bad value."""
-    arr = np.asarray(ranks)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array of per-query ranks, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name}: expected at least one query, got an empty array")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{name}: expected integer ranks, got dtype {arr.dtype}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        finite = np.isfinite(arr)
-        if not finite.all():
-            i = int(np.flatnonzero(~finite)[0])
-            raise ValueError(f"{name}: rank of query {i} is {float(arr[i])}; ranks must be finite")
-        frac = arr != np.round(arr)
-        if frac.any():
-            i = int(np.flatnonzero(frac)[0])
-            raise ValueError(
-                f"{name}: rank of query {i} is {float(arr[i])}; ranks must be integers"
-            )
-    arr = arr.astype(np.int64)
-    bad = arr < 1
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name}: rank of query {i} is {arr[i]}; ranks are 1-based (>= 1)")
-    return arr
-
-
-def _paired_ranks(ranks_a: Any, ranks_b: Any) -> tuple[np.ndarray, np.ndarray]:
-    a = _as_ranks(ranks_a, "ranks_a")
-    b = _as_ranks(ranks_b, "ranks_b")
-    if a.shape != b.shape:
-        raise ValueError(
-            f"ranks_a has {a.size} queries but ranks_b has {b.size}; "
-            "a paired comparison needs the same queries in the same order"
-        )
-    return a, b
-
-
-def metric_values(ranks: np.ndarray, metric: str) -> tuple[np.ndarray, bool]:
-    """Per-query values whose mean is ``metric``, and whether higher is better.
-
-    Args:
-        ranks: ``[N]`` 1-based int ranks.
-        metric: ``"R@K"`` (any K >= 1; values 0 or 100, so the mean is R@K in percent),
-            ``"MnR"`` (values = ranks) or ``"rr"`` (values = 1 / rank; the mean is MRR).
-
-    Returns:
-        ``(values [N] float64, higher_is_better)``.
-    """
-    match = _RECALL.match(metric)
-    if match:
-        k = int(match.group(1))
-        return 100.0 * (ranks <= k).astype(np.float64), True
-    if metric == "MnR":
-        return ranks.astype(np.float64), False
-    if metric == "rr":
-        return 1.0 / ranks.astype(np.float64), True
-    raise ValueError(f"metric={metric!r}: expected 'R@K' (e.g. 'R@1'), 'MnR' or 'rr'")
-
-
-def _paired_differences(ranks_a: Any, ranks_b: Any, metric: str) -> tuple[np.ndarray, bool]:
-    a, b = _paired_ranks(ranks_a, ranks_b)
-    va, higher = metric_values(a, metric)
-    vb, _ = metric_values(b, metric)
-    return vb - va, higher
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,7 +80,7 @@ def compare_rankings(
         ``rank_b``, ``delta`` (``rank_b - rank_a``; negative = B better), ``rr_a``, ``rr_b``
         (reciprocal ranks) and ``outcome`` (``win``/``tie``/``loss`` from B's point of view).
     """
-    a, b = _paired_ranks(ranks_a, ranks_b)
+    a, b = paired_ranks(ranks_a, ranks_b)
     n = a.size
     if query_ids is None:
         index = pd.RangeIndex(n, name="query")
@@ -186,185 +134,6 @@ def win_tie_loss(table: pd.DataFrame) -> dict[str, int]:
         raise ValueError(f"table['outcome'] holds {sorted(map(str, unknown))}; expected {OUTCOMES}")
     counts = table["outcome"].value_counts()
     return {o: int(counts.get(o, 0)) for o in OUTCOMES}
-
-
-# --------------------------------------------------------------------------------------------
-# significance
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TestResult:
-    """Outcome of :func:`paired_test`.
-
-    Attributes:
-        statistic: observed metric difference B - A (module conventions: pp for R@K).
-        p_value: two-sided p-value.
-        n: number of paired queries (ties included).
-        method: ``"randomization"``, ``"randomization-exact"`` (all sign patterns enumerated)
-            or ``"sign"``.
-        metric: the metric compared.
-        wins: queries on which B's metric value is strictly better.
-        losses: queries on which B's metric value is strictly worse.
-        n_resamples: sign patterns drawn (Monte Carlo), enumerated (exact), or 0 (sign test).
-    """
-
-    __test__ = False  # not a pytest test class despite the name
-
-    statistic: float
-    p_value: float
-    n: int
-    method: str
-    metric: str
-    wins: int
-    losses: int
-    n_resamples: int
-
-
-def _abs_mean(d: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``|mean(d)|`` along ``axis``: the two-sided statistic of the sign-flip test."""
-    return np.abs(np.mean(d, axis=axis))
-
-
-def _sign_flip_pvalue(d: np.ndarray, *, n_resamples: int, seed: int) -> tuple[float, str, int]:
-    """Two-sided p-value of the paired sign-flip (randomisation) test on differences ``d``.
-
-    ``scipy.stats.permutation_test`` with one sample and ``permutation_type="samples"`` flips
-    the signs of the differences. The statistic is ``|mean|`` and the alternative
-    ``"greater"``, so the p-value is ``P(|T*| >= |T|)`` under the flips (two-sided; the flip
-    distribution is symmetric). Zero differences are unaffected by a flip and dropped. With
-    ``m`` non-zero differences and ``2**m <= n_resamples`` scipy enumerates every sign pattern
-    (exact p-value); otherwise ``n_resamples`` random patterns (seeded) give
-    ``p = (1 + #{|T*| >= |T|}) / (1 + n_resamples)``.
-    """
-    nz = d[d != 0]
-    m = nz.size
-    exact = m < 63 and (1 << m) <= n_resamples  # scipy's rule: enumerate when 2**m fit
-    method = "randomization-exact" if exact else "randomization"
-    if m <= 1:  # scipy needs two observations; one flip pattern (m = 0) or +-d (m = 1)
-        return 1.0, method, (1 << m) if exact else n_resamples
-    res = stats.permutation_test(
-        (nz,),
-        _abs_mean,
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=n_resamples,
-        batch=max(1, _MAX_CHUNK_ELEMENTS // m),
-        alternative="greater",
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.pvalue), method, len(res.null_distribution)
-
-
-def paired_test(
-    ranks_a: Any,
-    ranks_b: Any,
-    *,
-    metric: str = "R@1",
-    method: str = "randomization",
-    n_resamples: int = 10000,
-    seed: int = 0,
-) -> TestResult:
-    """Paired significance test of ``metric(B) - metric(A)`` over the same queries.
-
-    - ``method="randomization"``: under the null hypothesis the labels A/B are exchangeable
-      per query, so each per-query difference keeps its size and gets a random sign. The
-      statistic is the mean difference; the p-value is two-sided. When the number ``m`` of
-      non-zero differences satisfies ``2**m <= n_resamples`` all patterns are enumerated and
-      the p-value is exact (``method`` then reads ``"randomization-exact"``); otherwise it is
-      the add-one Monte Carlo estimate ``(1 + hits) / (1 + n_resamples)`` over
-      ``n_resamples`` sign patterns drawn from ``numpy.random.default_rng(seed)``
-      (``scipy.stats.permutation_test``, see :func:`_sign_flip_pvalue`).
-    - ``method="sign"``: exact two-sided binomial test (``scipy.stats.binomtest``, p = 1/2) of
-      the number of queries B wins among those where the metric values differ.
-
-    Args:
-        ranks_a: ``[N]`` 1-based ranks of model A.
-        ranks_b: ``[N]`` 1-based ranks of model B, same queries.
-        metric: ``"R@K"``, ``"MnR"`` or ``"rr"`` (see :func:`metric_values`).
-        method: ``"randomization"`` or ``"sign"``.
-        n_resamples: random sign patterns for the randomisation test (>= 1).
-        seed: seed of the random patterns.
-
-    Returns:
-        A :class:`TestResult`; ``statistic`` is the observed difference B - A.
-    """
-    d, higher = _paired_differences(ranks_a, ranks_b, metric)
-    if method not in ("randomization", "sign"):
-        raise ValueError(f"method={method!r}: expected 'randomization' or 'sign'")
-    if int(n_resamples) < 1:
-        raise ValueError(f"n_resamples={n_resamples!r}: expected a positive integer")
-    better = d > 0 if higher else d < 0
-    worse = d < 0 if higher else d > 0
-    wins, losses = int(better.sum()), int(worse.sum())
-    statistic = float(d.mean())
-    if method == "sign":
-        if wins + losses == 0:
-            p = 1.0
-        else:
-            p = float(stats.binomtest(wins, wins + losses, 0.5, alternative="two-sided").pvalue)
-        used, resamples = "sign", 0
-    else:
-        p, used, resamples = _sign_flip_pvalue(d, n_resamples=int(n_resamples), seed=seed)
-    logger.debug("paired_test %s %s: diff=%.4g p=%.4g (n=%d)", metric, used, statistic, p, d.size)
-    return TestResult(
-        statistic=statistic,
-        p_value=min(1.0, p),
-        n=int(d.size),
-        method=used,
-        metric=metric,
-        wins=wins,
-        losses=losses,
-        n_resamples=resamples,
-    )
-
-
-def bootstrap_ci(
-    ranks_a: Any,
-    ranks_b: Any,
-    *,
-    metric: str = "R@1",
-    n_boot: int = 2000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Percentile bootstrap confidence interval of ``metric(B) - metric(A)``.
-
-    Queries are resampled with replacement, the same indices for both models (paired), and
-    the difference is recomputed on each resample (``scipy.stats.bootstrap``,
-    ``method="percentile"``, resamples drawn from ``numpy.random.default_rng(seed)``; the
-    bounds are the linear-interpolation quantiles ``alpha / 2`` and ``1 - alpha / 2``).
-
-    Args:
-        ranks_a: ``[N]`` 1-based ranks of model A.
-        ranks_b: ``[N]`` 1-based ranks of model B, same queries.
-        metric: ``"R@K"``, ``"MnR"`` or ``"rr"``.
-        n_boot: bootstrap resamples (>= 1).
-        alpha: the interval covers ``1 - alpha`` (0 < alpha < 1).
-        seed: seed of the resampling.
-
-    Returns:
-        ``(diff, low, high)``: the observed difference and the interval bounds.
-    """
-    d, _ = _paired_differences(ranks_a, ranks_b, metric)
-    if int(n_boot) < 1:
-        raise ValueError(f"n_boot={n_boot!r}: expected a positive integer")
-    if not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha={alpha!r}: expected a value strictly between 0 and 1")
-    if d.size == 1:  # every resample is the one query (scipy needs two observations)
-        return float(d[0]), float(d[0]), float(d[0])
-    res = stats.bootstrap(
-        (d,),
-        np.mean,
-        n_resamples=int(n_boot),
-        batch=max(1, _MAX_CHUNK_ELEMENTS // d.size),
-        vectorized=True,
-        confidence_level=1.0 - float(alpha),
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    low, high = res.confidence_interval
-    return float(d.mean()), float(low), float(high)
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,7 +275,7 @@ def rank_histogram(ranks: Any, max_rank: int | None = None) -> pd.DataFrame:
         One row per bin with columns ``bin`` (label, e.g. ``"3-5"``), ``lo``, ``hi``,
         ``count`` and ``share`` (percent of the queries).
     """
-    r = _as_ranks(ranks, "ranks")
+    r = as_ranks(ranks, "ranks")
     top = int(max_rank) if max_rank is not None else int(r.max())
     top = max(top, int(r.max()))
     rows = []
@@ -515,41 +284,6 @@ def rank_histogram(ranks: Any, max_rank: int | None = None) -> pd.DataFrame:
         rows.append({"bin": str(lo) if lo == hi else f"{lo}-{hi}", "lo": lo, "hi": hi,
                      "count": n, "share": 100.0 * n / r.size})
     return pd.DataFrame(rows, columns=["bin", "lo", "hi", "count", "share"])
-
-
-def paired_summary(
-    pairs: Mapping[str, tuple[Any, Any]],
-    *,
-    metrics: Sequence[str] = ("R@1", "R@5", "R@10", "MnR"),
-    n_resamples: int = 10000,
-    n_boot: int = 2000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """:func:`paired_test` and :func:`bootstrap_ci` of B - A for several directions/metrics.
-
-    Args:
-        pairs: direction name -> ``(ranks_a, ranks_b)`` (e.g. ``{"t2v": (...), "v2t": (...)}``).
-        metrics: metrics to test (``"R@K"``, ``"MnR"``, ``"rr"``).
-        n_resamples, n_boot, alpha, seed: as :func:`paired_test` / :func:`bootstrap_ci`.
-
-    Returns:
-        One row per (direction, metric): ``direction``, ``metric``, ``diff`` (B - A; pp for
-        R@K), ``ci_low``, ``ci_high`` (the ``1 - alpha`` bootstrap interval), ``p_value``,
-        ``method``, ``wins``, ``losses``, ``n``.
-    """
-    rows = []
-    for direction, (a, b) in pairs.items():
-        for metric in metrics:
-            test = paired_test(a, b, metric=metric, n_resamples=n_resamples, seed=seed)
-            diff, low, high = bootstrap_ci(a, b, metric=metric, n_boot=n_boot, alpha=alpha,
-                                           seed=seed)
-            rows.append({"direction": direction, "metric": metric, "diff": diff,
-                         "ci_low": low, "ci_high": high, "p_value": test.p_value,
-                         "method": test.method, "wins": test.wins, "losses": test.losses,
-                         "n": test.n})
-    return pd.DataFrame(rows, columns=["direction", "metric", "diff", "ci_low", "ci_high",
-                                       "p_value", "method", "wins", "losses", "n"])
 
 
 def rank_pairs(ranks_a: Any, ranks_b: Any) -> pd.DataFrame:
@@ -564,7 +298,7 @@ def rank_pairs(ranks_a: Any, ranks_b: Any) -> pd.DataFrame:
         columns ``rank_a``, ``rank_b``, ``count``, ``delta_log2`` (``log2(rank_b / rank_a)``;
         negative = B better) and ``queries`` (the query positions of the group, ascending).
     """
-    a, b = _paired_ranks(ranks_a, ranks_b)
+    a, b = paired_ranks(ranks_a, ranks_b)
     frame = pd.DataFrame({"rank_a": a, "rank_b": b, "q": np.arange(a.size)})
     groups = frame.groupby(["rank_a", "rank_b"], sort=True)["q"]
     out = groups.agg(list).rename("queries").reset_index()

@@ -19,9 +19,12 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tvr.data.synthvtt import MetaVideo
 
 BASE_EDIT = "none"  # the family's base video
 
@@ -30,7 +33,7 @@ def sibling_outrank(
     sim: np.ndarray,
     text_to_video: Sequence[int],
     video_ids: Sequence[str],
-    videos_meta: Mapping[str, Mapping[str, Any]],
+    videos_meta: Mapping[str, MetaVideo],
 ) -> dict[str, dict[str, float]]:
     """Win rate of the true video over its one-edit siblings, per edit type.
 
@@ -38,7 +41,8 @@ def sibling_outrank(
         sim: ``[Nt, Nv]`` scores of the split's captions (rows) and videos (columns).
         text_to_video: ``[Nt]`` column of each caption's true video.
         video_ids: ``[Nv]`` the columns' video ids.
-        videos_meta: SynthVTT meta ``videos`` (id -> ``family``, ``edit`` {type, events}).
+        videos_meta: the typed SynthVTT meta's ``videos`` (id -> :class:`MetaVideo`, read with
+            :func:`tvr.data.synthvtt.read_meta`; ``family`` and ``edit.type`` are used).
 
     Returns:
         ``{edit type: {"wins", "pairs", "rate"}}`` plus ``"all"``; edit types without a pair
@@ -49,20 +53,20 @@ def sibling_outrank(
     """
     sim = np.asarray(sim)
     col = {vid: j for j, vid in enumerate(video_ids)}
-    families: dict[Any, list[str]] = {}
+    families: dict[int, list[str]] = {}
     for vid in video_ids:
         if vid not in videos_meta:
             raise KeyError(f"video {vid!r} is not in the SynthVTT meta")
-        families.setdefault(videos_meta[vid]["family"], []).append(vid)
+        families.setdefault(videos_meta[vid].family, []).append(vid)
     wins: dict[str, int] = {}
     pairs: dict[str, int] = {}
     for q, g in enumerate(np.asarray(text_to_video, dtype=np.int64)):
         gid = video_ids[int(g)]
-        g_edit = videos_meta[gid]["edit"]["type"]
-        for sid in families[videos_meta[gid]["family"]]:
+        g_edit = videos_meta[gid].edit.type
+        for sid in families[videos_meta[gid].family]:
             if sid == gid:
                 continue
-            s_edit = videos_meta[sid]["edit"]["type"]
+            s_edit = videos_meta[sid].edit.type
             if BASE_EDIT not in (g_edit, s_edit):
                 continue  # two edits apart
             kind = s_edit if g_edit == BASE_EDIT else g_edit
@@ -78,7 +82,7 @@ def run_siblings(run_dir: str | Path, *, split: str = "test", root: str | None =
     """:func:`sibling_outrank` of a run on a SynthVTT split (embeds the split once)."""
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
-    from tvr.data.synthvtt import load_meta
+    from tvr.data.synthvtt import read_meta
     from tvr.evaluate import evaluate_model
 
     model, tokenizer, cfg = load_pretrained(Path(run_dir))
@@ -87,7 +91,7 @@ def run_siblings(run_dir: str | Path, *, split: str = "test", root: str | None =
     _, emb = evaluate_model(model, tokenizer, cfg, records, dataset="synthvtt", split=split,
                             progress=progress)
     return sibling_outrank(emb.sim, emb.text_to_video, emb.video_ids,
-                           load_meta(data_root)["videos"])
+                           read_meta(data_root).videos)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The one-sentence verdict that opens the app's Overview: is DRGI better than the base run?
 
-Built from the paired test the Overview already runs (:func:`analysis.rankings.paired_summary`:
+Built from the paired test the Overview already runs (:func:`analysis.stats.paired_summary`:
 the per-query difference DRGI − base and its two-sided paired sign-flip p-value) and the
 fixed / broken counts of :mod:`analysis.query_table`. Four wordings:
 

@@ -107,7 +107,7 @@ def evaluate_large(setting: Setting, seed: int, out: Path) -> None:
     from analysis.siblings import sibling_outrank
     from tvr.checkpoint import load_pretrained
     from tvr.data.sources import load_split
-    from tvr.data.synthvtt import load_meta
+    from tvr.data.synthvtt import read_meta
     from tvr.evaluate import evaluate_model
 
     t0 = time.perf_counter()
@@ -117,7 +117,7 @@ def evaluate_large(setting: Setting, seed: int, out: Path) -> None:
     metrics, emb = evaluate_model(model, tokenizer, cfg, records, dataset="synthvtt",
                                   split="test", progress=False)
     siblings = sibling_outrank(emb.sim, emb.text_to_video, emb.video_ids,
-                               load_meta(LARGE_ROOT)["videos"])
+                               read_meta(LARGE_ROOT).videos)
     source = json.loads(record_path(STUDY, setting, seed).read_text())
     record = {
         "study": LARGE_STUDY, "setting": setting.label, "method": setting.method, "seed": seed,

@@ -126,6 +126,35 @@ def app_env(tiny_run_pair):
     st.cache_data.clear()
 
 
+@pytest.fixture(scope="module")
+def tiny_clip():
+    """The importer tests' tiny random HF ``CLIPModel`` (tests/helpers_importers.py), in eval mode."""
+    from tests.helpers_importers import tiny_random_clip
+
+    return tiny_random_clip()
+
+
+@pytest.fixture(scope="module")
+def openai_sd(tiny_clip):
+    """:func:`tiny_clip`'s weights under OpenAI CLIP names."""
+    from tests.helpers_importers import convert_hf_to_openai
+
+    return convert_hf_to_openai(tiny_clip.state_dict())
+
+
+@pytest.fixture()
+def clip4clip_file(openai_sd, tmp_path):
+    """A DRL-style CLIP4Clip checkpoint of :func:`openai_sd`: ``(path, state dict)``."""
+    import torch
+
+    from tests.helpers_importers import make_clip4clip_state
+
+    state = make_clip4clip_state(openai_sd)
+    path = tmp_path / "pytorch_model.bin.4"
+    torch.save(state, path)
+    return path, state
+
+
 class RealShape(NamedTuple):
     """What a user brings, at real shape (tests/helpers_real_shape.py), built once per session.
 

@@ -13,7 +13,7 @@ import string
 from collections.abc import Iterable
 from pathlib import Path
 
-from tvr.data.tokenizer import learn_bpe
+from tvr.data.bpe_training import learn_bpe
 
 
 def made_up_merges(texts: Iterable[str], n_merges: int) -> list[tuple[str, str]]:

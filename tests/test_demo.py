@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from tests.conftest import tiny_overrides
 from tvr.checkpoint import load_pretrained
 from tvr.config import apply_overrides
-from tvr.data.synthvtt import BACKGROUNDS, load_meta, nearest_colour
+from tvr.data.synthvtt import BACKGROUNDS, nearest_colour, read_meta
 from tvr.demo import pretrain, runs
 from tvr.demo.__main__ import main as demo_main
 
@@ -61,7 +61,7 @@ def test_demo_configs_may_differ_in_drgi_settings(tmp_path):
 # ----------------------------------------------------------------------------- frame targets
 def test_frame_targets_match_the_pixels(tiny_synthvtt):
     data = pretrain.frame_targets(tiny_synthvtt, "train", 4, 32, progress=False)
-    meta = load_meta(tiny_synthvtt)
+    meta = read_meta(tiny_synthvtt)
     assert data.num_videos == 16 and len(data) == 16 * 4 and data.frames.shape[1:] == (32, 32, 3)
     classes = pretrain._classes()
     none = classes["colour"].index("none")
@@ -82,8 +82,7 @@ def test_frame_targets_match_the_pixels(tiny_synthvtt):
     # per_video scatters frames back into [V, T] in sampling order.
     grid, mask = data.per_video(data.colour)
     assert grid.shape == (16, 4) and bool(mask.all())
-    first = meta["videos"]["video0"]
-    assert first["background"] == classes["background"][int(data.background[0])]
+    assert meta.videos["video0"].background == classes["background"][int(data.background[0])]
 
 
 # ----------------------------------------------------------------------------- pipeline

@@ -1,5 +1,5 @@
 """tvr.evaluate's printed summary and CLI: ties are flagged beside the project figures; --qb-norm
-adds the figures of tvr.metrics.qb_norm."""
+adds the figures of tvr.renorm.qb_norm."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import torch
 from tvr import evaluate
 from tvr.checkpoint import load_pretrained
 from tvr.data.sources import load_split
-from tvr.metrics import RANK_RULE, qb_norm, retrieval_metrics
+from tvr.metrics import RANK_RULE, retrieval_metrics
+from tvr.renorm import qb_norm
 
 # gt on the diagonal; rows 1 and 2 tie their ground truth (see tests/test_metrics.py)
 TIED = np.array(
@@ -76,7 +77,7 @@ def test_cli_qb_norm_adds_the_figures_of_metrics_qb_norm(qb_run, tiny_run_pair, 
     written = json.loads((qb_run / "metrics.json").read_text())["synthvtt-test"]
 
     # the same computation by hand: the split and the training captions/videos embedded by
-    # the run, the banks scored, tvr.metrics.qb_norm applied per direction (k=1, beta=20, theta=1)
+    # the run, the banks scored, tvr.renorm.qb_norm applied per direction (k=1, beta=20, theta=1)
     model, tok, cfg = load_pretrained(qb_run)
     model = model.for_inference()
     opts = evaluate.EmbedOptions(num_frames=cfg.data.num_frames, image_size=cfg.data.image_size,

@@ -15,9 +15,21 @@ import torch
 from safetensors.torch import save_file
 from transformers import CLIPConfig, CLIPModel
 
-from tests.helpers_importers import convert_hf_to_openai
+from tests.helpers_importers import (
+    EMBED,
+    FakeTokenizer,
+    convert_hf_to_openai,
+    embeddings,
+    encoder_cfg,
+)
 from tvr.models.backbone import BackboneError, BackboneNotFoundError, HFClipEncoder
-from tvr.models.loading import SOURCE_KINDS, LoadedEncoder, load_encoder, source_kind
+from tvr.models.loading import (
+    SOURCE_KINDS,
+    LoadedEncoder,
+    build_encoder,
+    load_encoder,
+    source_kind,
+)
 
 VOCAB, BOS, EOS = 64, 62, 63
 
@@ -137,3 +149,26 @@ def test_incomplete_run_folder_names_the_missing_weights(hf_model, tmp_path):
     save_file({"encoder.x": torch.zeros(1)}, str(run / "model.safetensors"))
     with pytest.raises(BackboneError, match=r"encoder.json: not valid JSON"):
         load_encoder(run)
+
+
+# ----------------------------------------------------------------------------- build_encoder
+def test_build_encoder_dispatches_openai_and_clip4clip(openai_sd, tiny_clip, clip4clip_file,
+                                                       tmp_path):
+    torch.save(openai_sd, tmp_path / "ViT-tiny.pt")
+    loaded = build_encoder(encoder_cfg(tmp_path / "ViT-tiny.pt"), FakeTokenizer())
+    encoder = loaded.encoder
+    assert isinstance(encoder, HFClipEncoder) and loaded.head_state == {}
+    assert loaded.kind == "openai"
+    for got, want in zip(embeddings(encoder.clip), embeddings(tiny_clip)):
+        assert torch.allclose(got, want, atol=1e-5)
+
+    path, _ = clip4clip_file
+    loaded = build_encoder(encoder_cfg(path), FakeTokenizer())
+    encoder = loaded.encoder
+    assert "blocks.0.attn.q_proj.weight" in loaded.head_state and loaded.kind == "clip4clip"
+    assert encoder.embed_dim == EMBED and encoder.eos_token_id == EOS
+
+    cfg = encoder_cfg(tmp_path / "ViT-tiny.pt")
+    cfg.data.image_size = 64
+    with pytest.raises(ValueError, match="data.image_size=64"):
+        build_encoder(cfg, FakeTokenizer())

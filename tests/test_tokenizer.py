@@ -1,4 +1,5 @@
-"""Tests for tvr.data.tokenizer: BPE training, reload as CLIPTokenizer, fixed-length encoding."""
+"""Tests for tvr.data.tokenizer: tokenizer folders (load, save, reload as CLIPTokenizer), fixed-length
+encoding, unknown characters and cleaning. Training a BPE vocabulary: tests/test_bpe_training.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tvr.data.bpe_training import train_bpe_tokenizer
 from tvr.data.tokenizer import (
     BOS_TOKEN,
     EOS_TOKEN,
@@ -15,7 +17,6 @@ from tvr.data.tokenizer import (
     TokenizerError,
     clip_clean_text,
     load_tokenizer,
-    train_bpe_tokenizer,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,18 +101,6 @@ def test_unknown_words(tok: TextTokenizer) -> None:
     assert bare.unknown_words("a red zebra and a ünicorn") == ["ünicorn"]
 
 
-def test_train_refuses_to_overwrite(tmp_path: Path) -> None:
-    out = train_bpe_tokenizer(["a red circle"], tmp_path / "tok", vocab_size=200)
-    with pytest.raises(FileExistsError, match="tok"):
-        train_bpe_tokenizer(["a blue square"], out, vocab_size=200)
-    train_bpe_tokenizer(["a blue square"], out, vocab_size=200, overwrite=True)
-    assert load_tokenizer(out).unknown_words("a blue circle") == ["circle"]
-    with pytest.raises(ValueError, match="no non-empty"):
-        train_bpe_tokenizer(["", "  "], tmp_path / "t2")
-    with pytest.raises(ValueError, match="vocab_size 10 is too small"):
-        train_bpe_tokenizer(["a"], tmp_path / "t3", vocab_size=10)
-
-
 def test_save_and_reload(tok: TextTokenizer, tmp_path: Path) -> None:
     out = tok.save(tmp_path / "run" / "tokenizer")
     again = load_tokenizer(out)
@@ -141,23 +130,6 @@ def test_vocab_merges_only_folder(tok_dir: Path, tmp_path: Path, tok: TextTokeni
     a, _ = plain.encode(["a red circle moves left"], 10)
     b, _ = tok.encode(["a red circle moves left"], 10)
     assert torch.equal(a, b)
-
-
-def test_bpe_ids_are_deterministic_across_processes(tmp_path):
-    """The trainer's base-symbol ids follow hash order; ours must not (a run's ids are data)."""
-    import subprocess
-    import sys
-
-    script = (
-        "import sys; from tvr.data.tokenizer import train_bpe_tokenizer as t; "
-        "t(['a red circle moves left', 'then a blue square grows', 'x, y; z!'] * 3, sys.argv[1])"
-    )
-    outs = []
-    for i in range(2):
-        out = tmp_path / f"tok{i}"
-        subprocess.run([sys.executable, "-c", script, str(out)], check=True)
-        outs.append((out / "vocab.json").read_text())
-    assert json.loads(outs[0]) == json.loads(outs[1])
 
 
 # ------------------------------------------------------------------ unknown characters, cleaning

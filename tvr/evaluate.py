@@ -257,7 +257,7 @@ QB_NORM_SETTINGS: dict[str, dict[str, str]] = {
     "reference": {"t2v": "reference", "v2t": "reference"},
     "dicosa": {"t2v": "dicosa_t2v", "v2t": "dicosa_v2t"},
 }
-"""``--qb-norm`` presets -> the :data:`tvr.metrics.QB_NORM_PRESETS` entry used per direction."""
+"""``--qb-norm`` presets -> the :data:`tvr.renorm.QB_NORM_PRESETS` entry used per direction."""
 
 
 def embed_bank(
@@ -298,7 +298,7 @@ def qb_norm_metrics(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Metrics of ``emb`` after querybank normalisation (:func:`tvr.metrics.qb_norm`).
+    """Metrics of ``emb`` after querybank normalisation (:func:`tvr.renorm.qb_norm`).
 
     t2v rows are the split's captions and the bank is ``bank_text`` x the split's videos; v2t
     rows are the split's videos and the bank is ``bank_video`` x the split's captions (spec
@@ -311,7 +311,8 @@ def qb_norm_metrics(
     Shapes:
         bank_text ``[Nb_t, L, D]``, bank_video ``[Nb_v, T, D]``; ``emb.sim`` ``[Nt, Nv]``.
     """
-    from tvr.metrics import QB_NORM_PRESETS, qb_norm, retrieval_metrics
+    from tvr.metrics import retrieval_metrics
+    from tvr.renorm import QB_NORM_PRESETS, qb_norm
 
     if preset not in QB_NORM_SETTINGS:
         raise ValueError(f"qb_norm preset {preset!r}: expected one of {sorted(QB_NORM_SETTINGS)}")
@@ -411,7 +412,8 @@ def evaluate_model(
     query bank embedded from ``bank_records``."""
     if qb_norm is not None and not bank_records:
         raise ValueError("qb_norm needs bank_records (the query bank, e.g. the training split)")
-    from tvr.metrics import RANK_RULE, dual_softmax, retrieval_metrics
+    from tvr.metrics import RANK_RULE, retrieval_metrics
+    from tvr.renorm import dual_softmax
 
     model = model.for_inference()
     opts = EmbedOptions.from_data(cfg.data, batch_size=batch_size, device=device,

@@ -1,4 +1,4 @@
-"""Retrieval metrics: tie-safe ranks, R@K, MdR, MnR, multi-caption v2t, DSL and QB-Norm.
+"""Retrieval metrics: tie-safe ranks, R@K, MdR, MnR, multi-caption v2t.
 
 Conventions (spec ``data_and_metrics.md`` §11-12):
 
@@ -23,27 +23,30 @@ Conventions (spec ``data_and_metrics.md`` §11-12):
 - Rows are processed in chunks (``chunk_size`` query rows at a time); since every rank is an
   integer count over one row, chunked and unchunked results are identical.
 
-Test-time re-normalisation (opt-in; results using it must be labelled):
-
-- :func:`dual_softmax` (DSL, CAMoE): a softmax over the *query* axis per gallery item, times the
-  score.
-- :func:`qb_norm` (QB-Norm with the dynamic inverted softmax): rows whose top-1 item is a
-  gallery "hub" of a bank of training queries are rescaled by the bank's column statistics.
+Test-time re-normalisations (DSL, QB-Norm) live in :mod:`tvr.renorm`; the checks and row
+chunking of score matrices, shared with it, in :mod:`tvr.score_matrix`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from tvr.score_matrix import (
+    ArrayLike,
+    as_float32_matrix,
+    check_chunk_size,
+    check_finite_rows,
+    chunks,
+)
+
 logger = logging.getLogger(__name__)
 
-ArrayLike = np.ndarray | torch.Tensor
 Direction = Literal["t2v", "v2t", "v2t_any"]
 
 DEFAULT_RECALL_KS: tuple[int, ...] = (1, 5, 10, 50)
@@ -56,18 +59,6 @@ PROTOCOL_T2V = "t2v"  # one query per caption against every video
 PROTOCOL_V2T_SINGLE = "v2t_single_caption"  # rows of S^T, one caption per video
 PROTOCOL_V2T_MSVD = "v2t_msvd_best_caption"  # V x V after collapsing to the best caption
 PROTOCOL_V2T_ANY = "v2t_any_caption"  # first correct caption among all captions
-
-# Auto chunking keeps one working block at about this many float32 scores (64 MiB).
-_AUTO_CHUNK_ELEMENTS = 1 << 24
-
-QB_NORM_PRESETS: dict[str, dict[str, Any]] = {
-    # ioanacroi/qb-norm reference setting
-    "reference": {"k": 1, "beta": 20.0, "theta": 1},
-    # DiCoSA's released evaluation (t2v and v2t differ in theta)
-    "dicosa_t2v": {"k": 1, "beta": 70.0, "theta": 3},
-    "dicosa_v2t": {"k": 1, "beta": 70.0, "theta": 5},
-}
-"""QB-Norm presets (spec §12.2); use as ``qb_norm(sim, bank, **QB_NORM_PRESETS["reference"])``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,25 +155,6 @@ class RetrievalResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _as_float32_matrix(sim: Any, name: str = "sim") -> np.ndarray:
-    """Return ``sim`` as a 2-D float32 numpy array (no copy when already one)."""
-    if isinstance(sim, torch.Tensor):
-        if sim.is_complex() or not sim.is_floating_point():
-            raise TypeError(f"{name}: expected a floating-point tensor, got dtype {sim.dtype}")
-        arr = sim.detach().to(device="cpu", dtype=torch.float32).numpy()
-    elif isinstance(sim, np.ndarray):
-        if sim.dtype.kind not in "fiu" or sim.dtype == np.bool_:
-            raise TypeError(f"{name}: expected a real numeric array, got dtype {sim.dtype}")
-        arr = sim.astype(np.float32, copy=False)
-    else:
-        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(sim).__name__}")
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D [queries, gallery] matrix, got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty matrix, got shape {arr.shape}")
-    return arr
-
-
 def _as_mapping(text_to_video: Any, n_text: int, n_video: int) -> np.ndarray:
     """Validate ``text_to_video`` against ``S [n_text, n_video]``; return int64 ``[n_text]``."""
     if isinstance(text_to_video, torch.Tensor):
@@ -219,46 +191,6 @@ def _captions_per_video(mapping: np.ndarray, n_video: int) -> np.ndarray:
             f"ground truth for v2t: video indices {shown}{more}"
         )
     return counts
-
-
-def _check_chunk_size(chunk_size: int | None, width: int) -> int:
-    """Rows per chunk: ``chunk_size`` or an automatic value for a block ``width`` wide."""
-    if chunk_size is None:
-        return max(1, _AUTO_CHUNK_ELEMENTS // max(1, width))
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, int | np.integer)
-        or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size: expected a positive integer or None, got {chunk_size!r}")
-    return int(chunk_size)
-
-
-def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
-    for lo in range(0, n, size):
-        yield lo, min(n, lo + size)
-
-
-def _check_finite_rows(
-    block: np.ndarray, row_offset: int, what: str, transposed: bool = False
-) -> None:
-    """Raise ValueError naming the first query row of ``block`` holding NaN or inf.
-
-    ``block`` is ``[rows, cols]`` with query rows; ``transposed`` means the rows are columns of
-    the original ``sim`` (v2t), which changes how the offending entry is named.
-    """
-    finite = np.isfinite(block)
-    if finite.all():
-        return
-    r, c = (int(x) for x in np.argwhere(~finite)[0])
-    q = row_offset + r
-    value = block[r, c]
-    entry = f"sim[{c}, {q}]" if transposed else f"sim[{q}, {c}]"
-    n_bad = int((~finite).sum())
-    raise ValueError(
-        f"{what}: query {q} has a non-finite score {value} at {entry}; expected finite "
-        f"similarities in every row used for ranking ({n_bad} non-finite in this block)"
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,13 +240,13 @@ def _ranks_in_chunks(
     transposed = direction != "t2v"
     n_text, n_video = sim.shape
     n_queries, width = (n_video, n_text) if transposed else (n_text, n_video)
-    rows = _check_chunk_size(chunk_size, width)
+    rows = check_chunk_size(chunk_size, width)
     ranks = np.empty(n_queries, dtype=np.int64)
     tied = np.empty(n_queries, dtype=bool)
     optimistic = np.empty(n_queries, dtype=np.int64)
-    for lo, hi in _chunks(n_queries, rows):
+    for lo, hi in chunks(n_queries, rows):
         block = sim[:, lo:hi].T if transposed else sim[lo:hi]  # [c, Nt] or [c, Nv]
-        _check_finite_rows(block, lo, direction, transposed=transposed)
+        check_finite_rows(block, lo, direction, transposed=transposed)
         ranks[lo:hi], tied[lo:hi], optimistic[lo:hi] = rank_block(block, lo, hi)
     return DirectionRanks(direction, protocol, ranks, tied, optimistic)
 
@@ -391,7 +323,7 @@ def direction_ranks(
         ValueError: bad shapes, out-of-range indices, a video without captions (v2t), or a
             non-finite score (the message names the query).
     """
-    s = _as_float32_matrix(sim)
+    s = as_float32_matrix(sim)
     mapping = _as_mapping(text_to_video, *s.shape)
     if direction == "t2v":
         return _t2v(s, mapping, chunk_size)
@@ -555,7 +487,7 @@ def evaluate_retrieval(
         chunk_size: query rows per block (None = automatic); never changes the result.
         recall_ks: the K of the R@K keys.
         v2t_sim: an optional separate text x video matrix for v2t, e.g.
-            ``dual_softmax(sim, direction="v2t")``; same shape as ``sim``.
+            ``tvr.renorm.dual_softmax(sim, direction="v2t")``; same shape as ``sim``.
 
     Returns:
         A :class:`RetrievalResult`. ``metrics`` holds ``"t2v/…"``, ``"v2t/…"`` (and
@@ -568,13 +500,13 @@ def evaluate_retrieval(
         sim, v2t_sim: ``[Nt, Nv]``; text_to_video: ``[Nt]``.
     """
     ks = _check_recall_ks(recall_ks)
-    s = _as_float32_matrix(sim)
+    s = as_float32_matrix(sim)
     mapping = _as_mapping(text_to_video, *s.shape)
     counts = _captions_per_video(mapping, s.shape[1])
     if v2t_sim is None:
         sv = s
     else:
-        sv = _as_float32_matrix(v2t_sim, name="v2t_sim")
+        sv = as_float32_matrix(v2t_sim, name="v2t_sim")
         if sv.shape != s.shape:
             raise ValueError(f"v2t_sim: expected shape {s.shape} like sim, got {sv.shape}")
     single = bool((counts == 1).all())
@@ -625,181 +557,3 @@ def retrieval_metrics(
     return evaluate_retrieval(
         sim, text_to_video, chunk_size=chunk_size, recall_ks=recall_ks, v2t_sim=v2t_sim
     ).metrics
-
-
-# --------------------------------------------------------------------------------------------
-# Test-time re-normalisation
-# --------------------------------------------------------------------------------------------
-
-
-def _like(out: np.ndarray, original: Any) -> ArrayLike:
-    """Return ``out`` as a tensor on ``original``'s device when ``original`` is a tensor."""
-    if isinstance(original, torch.Tensor):
-        return torch.from_numpy(out).to(original.device)
-    return out
-
-
-def _check_positive_finite(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise TypeError(f"{name}: expected a number, got {value!r}")
-    v = float(value)
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return v
-
-
-def dual_softmax(
-    sim: ArrayLike, temperature: float = 100.0, direction: Literal["t2v", "v2t"] = "t2v"
-) -> ArrayLike:
-    """Dual softmax (DSL, CAMoE): re-weight every score by a softmax over the *query* axis.
-
-    t2v (queries are texts): ``S'_qv = S_qv * exp(tau S_qv) / sum_q' exp(tau S_q'v)``, a softmax
-    over the texts of every video column. v2t (queries are videos) applies the same operation to
-    ``S^T``: a softmax over the videos of every text, i.e. along each row of ``S``. The result is
-    always returned in the text x video layout of ``sim``, so it can be passed to
-    :func:`t2v_ranks` / :func:`v2t_ranks` (or as ``v2t_sim`` to :func:`evaluate_retrieval`).
-
-    ``temperature`` = 100 is the spec default for cosine-scale scores (equivalently 1 on logits
-    already multiplied by 100). Computed in float64 with the max subtracted (stable), returned as
-    float32, as a tensor on the input's device when ``sim`` is a tensor.
-
-    Shapes:
-        sim: ``[Nt, Nv]``; returns ``[Nt, Nv]``.
-
-    Raises:
-        ValueError: a non-finite score (naming the row), a bad temperature or direction.
-    """
-    tau = _check_positive_finite(temperature, "temperature")
-    if direction not in ("t2v", "v2t"):
-        raise ValueError(f"direction: expected 't2v' or 'v2t', got {direction!r}")
-    s = _as_float32_matrix(sim)
-    _check_finite_rows(s, 0, "dual_softmax")
-    axis = 0 if direction == "t2v" else 1  # the query axis in the text x video layout
-    z = tau * s.astype(np.float64)
-    z -= z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    weights = e / e.sum(axis=axis, keepdims=True)
-    out = (s.astype(np.float64) * weights).astype(np.float32)
-    return _like(out, sim)
-
-
-def _column_logsumexp(bank: np.ndarray, beta: float, chunk_rows: int) -> np.ndarray:
-    """``log sum_b exp(beta * bank[b, j])`` per column, in float64, chunked over bank rows."""
-    col_max = np.full(bank.shape[1], -np.inf)
-    for lo, hi in _chunks(bank.shape[0], chunk_rows):
-        col_max = np.maximum(col_max, beta * bank[lo:hi].astype(np.float64).max(axis=0))
-    total = np.zeros(bank.shape[1])
-    for lo, hi in _chunks(bank.shape[0], chunk_rows):
-        total += np.exp(beta * bank[lo:hi].astype(np.float64) - col_max).sum(axis=0)
-    return col_max + np.log(total)
-
-
-def _bank_hubs(bank: np.ndarray, k: int, theta: int, chunk_rows: int) -> np.ndarray:
-    """Bool ``[Ng]``: gallery items in the top-k of at least ``theta`` bank queries.
-
-    Ties inside a bank row's top-k go to the lower gallery index (stable order).
-    """
-    counts = np.zeros(bank.shape[1], dtype=np.int64)
-    for lo, hi in _chunks(bank.shape[0], chunk_rows):
-        block = bank[lo:hi]
-        if k == 1:
-            top = np.argmax(block, axis=1)[:, None]
-        else:
-            top = np.argsort(-block, axis=1, kind="stable")[:, :k]
-        counts += np.bincount(top.ravel(), minlength=bank.shape[1])
-    return counts >= theta
-
-
-def qb_norm(
-    sim: ArrayLike,
-    bank: ArrayLike,
-    k: int = 1,
-    beta: float = 20.0,
-    theta: int = 1,
-    *,
-    log_space: bool = False,
-) -> ArrayLike:
-    """Querybank normalisation with the dynamic inverted softmax (QB-Norm, spec §12.2).
-
-    1. ``A`` = gallery items that are in the top-``k`` of at least ``theta`` bank queries.
-    2. Every test query whose top-1 item (first index on ties) lies in ``A`` has its whole row
-       replaced by ``S'_qj = exp(beta S_qj) / sum_b exp(beta bank[b, j])``.
-    3. Other rows are left unchanged (ranking is per row, so mixed scales are harmless).
-
-    Rows are queries: for t2v pass ``sim`` = test texts x test videos and ``bank`` = training
-    texts x test videos. For v2t use transposed roles: ``sim`` = ``S^T`` (test videos x test
-    texts) and ``bank`` = training videos x test texts; transpose the result back before
-    passing it as ``v2t_sim`` to :func:`evaluate_retrieval`. Presets: :data:`QB_NORM_PRESETS`.
-
-    Computed in float64 as ``exp(beta S_qj - logsumexp_b(beta bank[b, j]))`` (no overflow in
-    the intermediate sums) and returned as float32. With a large ``beta`` the float32 result can
-    underflow to 0 and create artificial ties; ``log_space=True`` returns
-    ``beta S_qj - logsumexp_b(...)`` for the normalised rows instead, which ranks identically
-    within each row and never under- or overflows.
-
-    Args:
-        sim: test queries x gallery scores (cosine scale).
-        bank: bank queries x the same gallery.
-        k: top-k of each bank query that counts as a hit.
-        beta: inverse temperature of the inverted softmax.
-        theta: minimum number of bank hits for a gallery item to be normalised.
-        log_space: return log-domain scores on the normalised rows.
-
-    Returns:
-        float32 ``[Nq, Ng]``, a tensor on ``sim``'s device when ``sim`` is a tensor.
-
-    Shapes:
-        sim: ``[Nq, Ng]``; bank: ``[Nb, Ng]``; returns ``[Nq, Ng]``.
-
-    Raises:
-        ValueError: shape mismatch, bad hyper-parameters, non-finite scores, or an overflow of
-            the normalised scores (use ``log_space=True``).
-    """
-    s = _as_float32_matrix(sim, name="sim")
-    b = _as_float32_matrix(bank, name="bank")
-    if b.shape[1] != s.shape[1]:
-        raise ValueError(
-            f"bank: expected {s.shape[1]} gallery columns like sim {s.shape}, got {b.shape}"
-        )
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= s.shape[1]:
-        raise ValueError(f"k: expected an integer in 1..{s.shape[1]} (gallery size), got {k!r}")
-    if isinstance(theta, bool) or not isinstance(theta, int | np.integer) or theta < 1:
-        raise ValueError(f"theta: expected an integer >= 1, got {theta!r}")
-    beta_f = _check_positive_finite(beta, "beta")
-    _check_finite_rows(s, 0, "qb_norm sim")
-    chunk_rows = _check_chunk_size(None, b.shape[1])
-    for lo, hi in _chunks(b.shape[0], chunk_rows):
-        _check_finite_rows(b[lo:hi], lo, "qb_norm bank")
-
-    hubs = _bank_hubs(b, int(k), int(theta), chunk_rows)  # [Ng]
-    lse = _column_logsumexp(b, beta_f, chunk_rows)  # [Ng]
-    rows = np.flatnonzero(hubs[np.argmax(s, axis=1)])  # queries whose top-1 is a hub
-    out = s.copy()
-    z = beta_f * s[rows].astype(np.float64) - lse[None, :]
-    with np.errstate(over="ignore"):  # an overflow becomes inf, reported just below
-        normalised = (z if log_space else np.exp(z)).astype(np.float32)
-    if not np.isfinite(normalised).all():
-        raise ValueError(
-            f"qb_norm: exp(beta * sim - logsumexp(beta * bank)) overflows float32 with beta="
-            f"{beta_f}; pass log_space=True or cosine-scale scores"
-        )
-    if not log_space and normalised.size and bool((normalised == 0).any()):
-        logger.warning(
-            "qb_norm: %d normalised scores underflowed to 0 in float32 (beta=%s); ties may "
-            "appear, consider log_space=True",
-            int((normalised == 0).sum()),
-            beta_f,
-        )
-    out[rows] = normalised
-    logger.info(
-        "qb_norm: %d of %d gallery items are bank hubs; %d of %d query rows normalised "
-        "(k=%d, beta=%s, theta=%d)",
-        int(hubs.sum()),
-        hubs.size,
-        rows.size,
-        s.shape[0],
-        k,
-        beta_f,
-        theta,
-    )
-    return _like(out, sim)

@@ -142,8 +142,9 @@ def prepare_tokenizer(cfg: ExperimentConfig, run_dir: Path, train_captions: list
             CLIP4Clip file, an HF folder without tokenizer files, a hub id while offline); the
             message says which file to provide and where it is usually found.
     """
+    from tvr.data.bpe_training import train_bpe_tokenizer
     from tvr.data.clip_bpe import convert_openai_bpe, is_openai_bpe_file
-    from tvr.data.tokenizer import load_tokenizer, train_bpe_tokenizer
+    from tvr.data.tokenizer import load_tokenizer
 
     own = run_dir / TOKENIZER
     if own.is_dir():

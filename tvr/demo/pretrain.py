@@ -133,11 +133,11 @@ def frame_targets(
         ValueError: a sampled frame index outside the video's frames (meta and video disagree).
     """
     from tvr.data.sources import load_split
-    from tvr.data.synthvtt import frame_states, load_meta
+    from tvr.data.synthvtt import frame_states, read_meta
     from tvr.data.video import FrameSampler
 
-    meta = load_meta(root)
-    fps = float(meta["params"]["fps"])
+    meta = read_meta(root)
+    fps = float(meta.params.fps)
     index = {k: {name: i for i, name in enumerate(v)} for k, v in _classes().items()}
     sampler = FrameSampler(num_frames, image_size, cache_dir=frame_cache or None)
     records = load_split("synthvtt", root, split)
@@ -146,7 +146,7 @@ def frame_targets(
     geometry: list[tuple[float, float, float]] = []
     for row, rec in enumerate(tqdm(records, desc=f"frames ({split})", disable=not progress,
                                    leave=False)):
-        video = meta["videos"][rec.video_id]
+        video = meta.videos[rec.video_id]
         states = frame_states(video)
         decoded = sampler.read_uint8(rec.video_path, rec.start, rec.end)
         for slot, t in enumerate(decoded.timestamps):
@@ -161,7 +161,7 @@ def frame_targets(
             labels["slot"].append(slot)
             for name in ("colour", "shape", "action"):
                 labels[name].append(index[name][st.get(name, _NONE)])
-            labels["background"].append(index["background"][video["background"]])
+            labels["background"].append(index["background"][video.background])
             geometry.append((st["x"], st["y"], st["r"]) if st else (math.nan,) * 3)
         frames.append(decoded.frames)
     return FrameTargets(
@@ -436,8 +436,9 @@ def pretrain_backbone(
     from safetensors.torch import save_file
 
     from tvr.checkpoint import state_dict_for_save
+    from tvr.data.bpe_training import train_bpe_tokenizer
     from tvr.data.sources import load_split
-    from tvr.data.tokenizer import load_tokenizer, train_bpe_tokenizer
+    from tvr.data.tokenizer import load_tokenizer
     from tvr.models.backbone import HFClipEncoder
     from tvr.models.heads import build_head
     from tvr.train import seed_everything

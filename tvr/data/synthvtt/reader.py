@@ -29,7 +29,7 @@ from tvr.data.synthvtt.meta import (
     SynthVTTMeta,
 )
 
-__all__ = ["load_meta", "parse_meta", "read_meta", "read_split_meta", "validate_meta"]
+__all__ = ["load_meta", "parse_meta", "read_meta", "read_split_meta"]
 
 _T = TypeVar("_T")
 
@@ -178,13 +178,9 @@ def read_split_meta(
 
 
 def load_meta(root: str | Path) -> dict[str, Any]:
-    """:func:`read_meta` as the plain JSON object, for code that indexes the file's dicts."""
+    """:func:`read_meta` as the plain JSON object (documented for users in docs/synthvtt.md and
+    the dataset's README; the library itself reads the typed :func:`read_meta`)."""
     return read_meta(root).to_json()
-
-
-def validate_meta(obj: Any, path: str | Path = META_FILE) -> None:
-    """Check a loaded meta object (:func:`parse_meta` without its result)."""
-    parse_meta(obj, path)
 
 
 # ---------------------------------------------------------------------------- helpers
