@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.bundle import Bundle
@@ -43,6 +42,7 @@ from analysis.projector import (
 )
 from analysis.rankings import top_k
 from app import resources
+from app.components.figures.distributions import overlay_histogram
 from app.components.figures.map_colours import (
     KIND_NAMES,
     MapColours,
@@ -90,6 +90,7 @@ MAX_GALLERY_CAPTIONS = 40
 MAX_GALLERY_VIDEOS = 12
 HOVER_TEXT_MAX_POINTS = 60_000  # above this the hover shows ids only (payload)
 QUERY_NEGATIVES = 3  # top negatives marked with the current query
+MATCHED_COLOUR, RANDOM_COLOUR = "#2ca02c", "#7f7f7f"  # modality gap histograms
 
 
 def map_key(label: str) -> str:
@@ -435,14 +436,9 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
                   help="‖mean text − mean video‖ of the L2-normalised pooled embeddings")
         m2.metric("matched cos (mean)", f"{gap.matched_mean:.3f}")
         m3.metric("random cos (mean)", f"{gap.random_mean:.3f}")
-        fig = go.Figure()
-        fig.add_trace(go.Histogram(x=gap.matched_cos, name="matched pairs", opacity=0.6,
-                                   histnorm="percent", marker_color="#2ca02c"))
-        fig.add_trace(go.Histogram(x=gap.random_cos, name="random pairs", opacity=0.6,
-                                   histnorm="percent", marker_color="#7f7f7f"))
-        fig.update_layout(barmode="overlay", height=300, xaxis_title="cosine",
-                          yaxis_title="% of pairs", margin=dict(l=10, r=10, t=20, b=10),
-                          legend=dict(orientation="h", y=1.15))
+        fig = overlay_histogram([("matched pairs", gap.matched_cos, MATCHED_COLOUR),
+                                 ("random pairs", gap.random_cos, RANDOM_COLOUR)], "cosine",
+                                y_title="% of pairs", opacity=0.6, height=300)
         st.plotly_chart(fig, key=f"emb_gap_{label}", width="stretch")
 st.caption("Cosine of each caption with its own video vs with a random other video (pooled, "
            "head-embedded features). For cross heads (not factorized) the pooled cosine is not "
