@@ -13,7 +13,10 @@ the moment the script is idle again and every plotly chart on the page is drawn:
 
 Targets (issue "The app answers why"): every interaction <= 1 s p50, a lasso <= 2 s, on 2 cores.
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/app_interactions.py [--reps 3]
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/app_interactions.py [--reps 3] [--data DIR]
+
+(``--data``: the datasets root to serve when this checkout's ``data/`` links elsewhere, which
+the app's roots check refuses.)
 """
 
 from __future__ import annotations
@@ -269,13 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="repetitions of each interaction")
     p.add_argument("--base", default="demo-base")
     p.add_argument("--drgi", default="demo-drgi")
+    p.add_argument("--data", type=Path, default=REPO / "data",
+                   help="datasets root the app serves (DRGI_LAB_DATA), e.g. a checkout's own "
+                   "data/ when this one links to it")
     add_results_args(p)
     args = p.parse_args(argv)
     if not (REPO / "checkpoints" / args.base / "analysis").is_dir():
         p.error("export the demo bundles first (make app)")
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    proc, url = start_server(REPO / "checkpoints", REPO / "data")
+    proc, url = start_server(REPO / "checkpoints", args.data.resolve())
     started = time.perf_counter() - t0
     try:
         rows = measure(url, args.base, args.drgi, args.reps)

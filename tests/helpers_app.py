@@ -84,3 +84,17 @@ def plotly_array(value) -> np.ndarray:
             arr = arr.reshape([int(s) for s in str(value["shape"]).split(",")])
         return arr
     return np.asarray(value)
+
+
+def marker_colours(trace: dict) -> list[str]:
+    """The per-point colours of a trace whose ``marker.color`` holds category codes on a
+    stepped colour scale (app.components.figures.map_colours), or plain colour strings."""
+    marker = trace["marker"]
+    if isinstance(marker["color"], list) and marker["color"] and isinstance(
+            marker["color"][0], str):
+        return list(marker["color"])
+    codes = plotly_array(marker["color"]).astype(int)
+    scale = marker["colorscale"]
+    palette = [scale[2 * i][1] for i in range(len(scale) // 2)]
+    assert marker["cmin"] == -0.5 and marker["cmax"] == len(palette) - 0.5
+    return [palette[c] for c in codes.tolist()]

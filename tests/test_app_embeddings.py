@@ -10,7 +10,14 @@ import pytest
 
 from analysis.embedding_map import map_points
 from analysis.geometry import modality_gap
-from tests.helpers_app import assert_no_errors, chart, open_page, page_bundle, plotly_array
+from tests.helpers_app import (
+    assert_no_errors,
+    chart,
+    marker_colours,
+    open_page,
+    page_bundle,
+    plotly_array,
+)
 
 EMBEDDINGS = "app_pages/embeddings.py"
 OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#9e9e9e", "loss": "#d62728"}  # the page's legend
@@ -62,7 +69,7 @@ def test_embeddings_lasso_fills_the_gallery_and_greys_the_rest(app_env):
     for key in ("emb_map_base", "emb_map_DRGI"):
         trace = chart(at, key)["data"][0]
         ids = plotly_array(trace["customdata"])
-        colours = np.asarray(trace["marker"]["color"])
+        colours = marker_colours(trace)
         lit = {int(i) for i, c in zip(ids, colours, strict=True) if not c.startswith("rgba(190")}
         video_side = np.isin(points.kind, [1, 3])  # frame and pooled video points
         expected = set(np.flatnonzero((points.caption == caption) | (
@@ -78,7 +85,7 @@ def test_embeddings_lasso_fills_the_gallery_and_greys_the_rest(app_env):
     assert_no_errors(at)
     assert not any(m.value.startswith(f"`{caption}`") for m in at.markdown)
     trace = chart(at, "emb_map_base")["data"][0]
-    assert not any(c.startswith("rgba(190") for c in trace["marker"]["color"])
+    assert not any(c.startswith("rgba(190") for c in marker_colours(trace))
 
 
 @pytest.mark.parametrize("mode", ["video", "node position", "event"])
@@ -86,45 +93,22 @@ def test_embeddings_colour_modes(app_env, mode):
     at = open_page(EMBEDDINGS, emb_colour=mode)
     assert at.selectbox(key="emb_colour").value == mode
     trace = chart(at, "emb_map_base")["data"][0]
-    assert len(set(trace["marker"]["color"])) > 1
+    assert len(set(marker_colours(trace))) > 1
 
 
-def _outcome_colours(base, drgi) -> tuple[list[str], set[str]]:
+def test_embeddings_win_loss_colours_follow_the_rank_comparison(app_env):
     from analysis.rankings import compare_rankings
 
-    outcome = compare_rankings(base.ranks.t2v, drgi.ranks.t2v)["outcome"].to_numpy()
-    return [OUTCOME_COLOURS[o] for o in outcome], set(OUTCOME_COLOURS.values())
-
-
-def _delta_rank_colours(base, drgi) -> tuple[list[str], None]:
-    from analysis.query_table import bundle_query_table
-    from app.components.projector import value_colours
-
-    delta = bundle_query_table(base, drgi)["delta_log2"].reindex(range(base.num_texts))
-    colours, _, _ = value_colours(delta.to_numpy(np.float64), "RdYlGn_r",
-                                  low_name="", high_name="")
-    return colours.tolist(), None
-
-
-@pytest.mark.parametrize(
-    ("mode", "expected"),
-    [("win / loss", _outcome_colours), ("Δ log2 rank (DRGI − base)", _delta_rank_colours)],
-    ids=["win-loss", "delta-rank"],
-)
-def test_caption_colours_follow_the_rank_comparison(app_env, mode, expected):
-    """Each caption's point has the colour of its rank change (win/loss or Δ log2 rank, as
-    the query table computes it); a win/loss map uses the legend's colours only."""
     base, drgi = page_bundle(app_env, app_env.base), page_bundle(app_env, app_env.drgi)
-    colours, palette = expected(base, drgi)
-    at = open_page(EMBEDDINGS, emb_colour=mode)
-    assert not at.warning or all("emb_colour" not in w.value for w in at.warning)
     points = map_points(base.projections, "pca", base.text_to_video)
+    outcome = compare_rankings(base.ranks.t2v, drgi.ranks.t2v)["outcome"].to_numpy()
+    at = open_page(EMBEDDINGS, emb_colour="win / loss")
     trace = chart(at, "emb_map_base")["data"][0]
     ids = plotly_array(trace["customdata"])
-    got = dict(zip(ids.tolist(), trace["marker"]["color"], strict=True))
-    assert [got[int(t)] for t in points.block("texts")] == colours
-    if palette is not None:
-        assert set(trace["marker"]["color"]) <= palette
+    colour = dict(zip(ids.tolist(), marker_colours(trace), strict=True))
+    for caption, point in enumerate(points.block("texts")):
+        assert colour[int(point)] == OUTCOME_COLOURS[outcome[caption]]
+    assert set(marker_colours(trace)) <= set(OUTCOME_COLOURS.values())
 
 
 def test_find_rings_and_centres_the_match_and_lists_full_space_neighbours(app_env):
@@ -149,20 +133,33 @@ def test_find_rings_and_centres_the_match_and_lists_full_space_neighbours(app_en
     np.testing.assert_allclose(table["cosine"], [c for _, c in expected], rtol=1e-6)
 
 
-def _page_with_selected_point(point: int):
-    """The page after a box/lasso selection of one point of the base map."""
-    at = open_page(EMBEDDINGS)
-    at.session_state["emb_map_base"] = {"selection": {
-        "points": [{"customdata": point}], "point_indices": [point], "box": [], "lasso": []}}
-    at.run()
-    return at
+def test_colour_by_delta_rank_follows_the_query_table(app_env):
+    from analysis.query_table import bundle_query_table
+    from app.components.figures.map_colours import value_colours
+
+    base, drgi = page_bundle(app_env, app_env.base), page_bundle(app_env, app_env.drgi)
+    at = open_page(EMBEDDINGS, emb_colour="Δ log2 rank (DRGI − base)")
+    assert not at.warning or all("emb_colour" not in w.value for w in at.warning)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    delta = bundle_query_table(base, drgi)["delta_log2"].reindex(range(base.num_texts))
+    trace = chart(at, "emb_map_base")["data"][0]
+    ids = plotly_array(trace["customdata"])
+    texts = points.block("texts")
+    colours, _ = value_colours(delta.to_numpy(np.float64), "RdYlGn_r",
+                               low_name="", high_name="")
+    got = dict(zip(ids.tolist(), marker_colours(trace), strict=True))
+    assert [got[int(t)] for t in texts] == colours.colours().tolist()
 
 
 def test_selection_is_kept_in_the_url_and_reopened_from_a_link(app_env):
     base = page_bundle(app_env, app_env.base)
     points = map_points(base.projections, "pca", base.text_to_video)
     text_id = int(points.block("texts")[2])
-    at = _page_with_selected_point(text_id)
+    at = open_page(EMBEDDINGS)
+    at.session_state["emb_map_base"] = {"selection": {
+        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
+        "lasso": []}}
+    at.run()
     assert at.query_params["emb_sel"] in ("c2", ["c2"])
     at = open_page(EMBEDDINGS, emb_sel="c2~v1")
     assert any(m.value.startswith("**1 caption(s) and 1 video(s) selected") for m in at.markdown)
@@ -174,7 +171,11 @@ def test_named_selections_are_saved_in_the_url_and_shown_again(app_env):
     base = page_bundle(app_env, app_env.base)
     points = map_points(base.projections, "pca", base.text_to_video)
     text_id = int(points.block("texts")[2])
-    at = _page_with_selected_point(text_id)
+    at = open_page(EMBEDDINGS)
+    at.session_state["emb_map_base"] = {"selection": {
+        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
+        "lasso": []}}
+    at.run()
     at.text_input(key="emb_save_name").set_value("two").run()
     at.button(key="emb_save").click().run()
     assert_no_errors(at)
@@ -188,3 +189,48 @@ def test_named_selections_are_saved_in_the_url_and_shown_again(app_env):
     assert_no_errors(at)
     assert any(m.value.startswith("**0 caption(s) and 2 video(s) selected") for m in at.markdown)
     assert at.query_params["emb_sel"] in ("v1.3", ["v1.3"])
+
+
+def test_point_budget_draws_a_stratified_sample_keeping_the_marked_points(app_env):
+    from analysis.embedding_map import highlight
+    from analysis.rankings import top_k
+
+    base = page_bundle(app_env, app_env.base)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    budget = 20
+    assert len(points) > 2 * budget
+    at = open_page(EMBEDDINGS, emb_budget=str(budget), q="2")
+    assert at.number_input(key="emb_budget").value == budget
+    q, gt = 2, int(base.text_to_video[2])
+    idx, _ = top_k(base.sim[q], min(4, base.num_videos))
+    negatives = [int(v) for v in idx if int(v) != gt][:3]
+    drgi = page_bundle(app_env, app_env.drgi)
+    idx_d, _ = top_k(drgi.sim[q], min(4, drgi.num_videos))
+    negatives += [int(v) for v in idx_d if int(v) != gt][:3]
+    forced = set(np.flatnonzero(highlight(points, [q], [gt, *negatives])).tolist())
+    drawn = {}
+    for key in ("emb_map_base", "emb_map_DRGI"):
+        ids = plotly_array(chart(at, key)["data"][0]["customdata"]).tolist()
+        assert forced <= set(ids)
+        assert len(ids) == max(budget, len(forced))
+        drawn[key] = sorted(ids)
+    assert drawn["emb_map_base"] == drawn["emb_map_DRGI"]  # same layout: the same sample
+    notes = [c.value for c in at.caption if c.value.startswith("Showing")]
+    assert notes and f"of {len(points):,} points (budget {budget:,}" in notes[0]
+    at.run()  # deterministic: the same points on a rerun
+    assert sorted(plotly_array(chart(at, "emb_map_base")["data"][0]["customdata"]).tolist()) \
+        == drawn["emb_map_base"]
+    assert at.query_params["emb_budget"] in (str(budget), [str(budget)])
+
+
+def test_point_budget_keeps_the_selection_and_warns_on_a_bad_link(app_env):
+    base = page_bundle(app_env, app_env.base)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    at = open_page(EMBEDDINGS, emb_budget="10", emb_sel="v1")
+    ids = set(plotly_array(chart(at, "emb_map_base")["data"][0]["customdata"]).tolist())
+    video_side = np.isin(points.kind, [1, 3])
+    assert set(np.flatnonzero(video_side & (points.item == 1)).tolist()) <= ids
+    at = open_page(EMBEDDINGS, emb_budget="3")
+    assert any("emb_budget=3" in w.value for w in at.warning)
+    assert at.number_input(key="emb_budget").value == 20_000
+    assert any(c.value.startswith(f"Showing all {len(points):,} points") for c in at.caption)

@@ -17,15 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.attention import label_nodes, normalised_entropy, self_loop_share
 from analysis.attention_view import (
-    attention_edges,
     attention_view,
-    circle_layout,
     received_attention,
     received_attention_stack,
 )
@@ -42,7 +39,14 @@ from analysis.events import (
 from analysis.labels import event_label, video_label
 from analysis.thumbnails import encode_jpeg
 from app import resources
-from app.components.palette import event_colour, run_colour
+from app.components.figures.attention import (
+    attention_heatmap,
+    attention_network,
+    node_stats_chart,
+    shade_events,
+    text_frame_bars,
+)
+from app.components.palette import run_colour
 from app.components.query import query_picker
 from app.components.synthvtt import frame_events as split_frame_events
 from app.components.synthvtt import synthvtt_split
@@ -56,8 +60,6 @@ from tvr.data.synthvtt import SplitMeta
 logger = logging.getLogger(__name__)
 
 GAT_COLOUR = "#2ca02c"  # the GAT's received attention, next to the runs' weights
-MAX_ANNOTATED = 30  # annotate heatmap cells up to 30 x 30
-MAX_EDGES = 150  # network edges drawn at most
 MEAN_HEADS = "mean over heads"
 MAX_AXIS_FRAMES = 24  # frame thumbnails under the heatmap's x axis up to this many frames
 
@@ -107,16 +109,6 @@ def node_labels(bundle: Bundle, kind: str, item: int, mask: np.ndarray) -> list[
     return label_nodes("video", mask)
 
 
-def shade_events(fig: go.Figure, runs: list[tuple[int, int, int]], labels: list[str]) -> None:
-    """Shade event runs ``(event, first, last)`` on a categorical frame axis."""
-    for event, first, last in runs:
-        fig.add_vrect(x0=first - 0.5, x1=last + 0.5, line_width=1,
-                      line_color=event_colour(event),
-                      fillcolor=event_colour(event), opacity=0.12,
-                      annotation_text=event_label(event, labels[event]),
-                      annotation_position="top left", annotation_font_size=10)
-
-
 def frames_on_axis(fig: go.Figure, roots: AppRoots, bundle: Bundle, video: int,
                    n_nodes: int) -> bool:
     """Put the video's sampled frames under the heatmap's x axis (one per frame node).
@@ -144,74 +136,6 @@ def frames_on_axis(fig: go.Figure, roots: AppRoots, bundle: Bundle, video: int,
     fig.update_xaxes(side="top", title=None)
     fig.update_layout(height=height, margin=dict(t=top, b=bottom))
     return True
-
-
-def heatmap(view: np.ndarray, labels: list[str], title: str, *, excess: bool,
-            colour_title: str | None = None) -> go.Figure:
-    n = view.shape[0]
-    kwargs: dict[str, Any] = {"zmin": 0.0, "color_continuous_scale": "Viridis"}
-    if excess:
-        bound = float(max(np.abs(view).max(), 1e-6))
-        kwargs = {"zmin": -bound, "zmax": bound, "color_continuous_scale": "RdBu_r"}
-    fig = px.imshow(view, x=labels, y=labels, aspect="auto",
-                    # significant figures, not decimals: near-uniform excesses are ~1e-4
-                    text_auto=".3~g" if n <= MAX_ANNOTATED else False,
-                    labels={"x": "attended node", "y": "attending node",
-                            "color": colour_title or (
-                                "attention − uniform" if excess else "attention")},
-                    **kwargs)
-    fig.update_layout(title=title, height=max(320, 90 + 26 * n),
-                      margin=dict(l=10, r=10, t=50, b=10))
-    fig.update_xaxes(tickangle=-45)
-    return fig
-
-
-def network(view: np.ndarray, labels: list[str], received: np.ndarray,
-            self_share: np.ndarray) -> tuple[go.Figure, int]:
-    """Nodes on a circle, edges above uniform attention with width by weight."""
-    n = view.shape[0]
-    pos = circle_layout(n)
-    edges = attention_edges(view, min_weight=1.0 / n, top=MAX_EDGES)
-    fig = go.Figure()
-    top = float(edges.weight.max()) if len(edges) else 1.0
-    for s, t, w in zip(edges.source, edges.target, edges.weight, strict=True):
-        fig.add_trace(go.Scatter(
-            x=[pos[s, 0], pos[t, 0]], y=[pos[s, 1], pos[t, 1]], mode="lines",
-            line=dict(width=0.5 + 7.5 * float(w) / top, color="rgba(70,70,160,0.45)"),
-            hoverinfo="text", text=f"{labels[s]} → {labels[t]}: {w:.3f}", showlegend=False,
-        ))
-    fig.add_trace(go.Scatter(
-        x=pos[:, 0], y=pos[:, 1], mode="markers+text", text=labels, textposition="top center",
-        marker=dict(size=10 + 30 * self_share, color=received, colorscale="Viridis",
-                    showscale=True, colorbar=dict(title="received", thickness=10),
-                    line=dict(width=1, color="#333")),
-        customdata=np.arange(n),
-        hovertemplate="%{text}<br>received %{marker.color:.3f}<extra></extra>",
-        showlegend=False,
-    ))
-    fig.update_layout(
-        height=460, margin=dict(l=10, r=10, t=40, b=10),
-        title="Network: edges above uniform attention (width ∝ weight)",
-        xaxis=dict(visible=False, range=[-1.35, 1.35]),
-        yaxis=dict(visible=False, range=[-1.35, 1.35], scaleanchor="x"),
-    )
-    return fig, len(edges)
-
-
-def node_stats_chart(labels: list[str], entropy: np.ndarray, self_share: np.ndarray) -> go.Figure:
-    n = len(labels)
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=labels, y=entropy, name="normalised entropy",
-                         marker_color="#4c78a8"))
-    fig.add_trace(go.Bar(x=labels, y=self_share, name="self-loop share", marker_color="#f58518"))
-    fig.add_hline(y=1.0, line_dash="dash", line_color="#4c78a8",
-                  annotation_text="uniform entropy = 1", annotation_position="top left")
-    fig.add_hline(y=1.0 / n, line_dash="dot", line_color="#f58518",
-                  annotation_text=f"uniform self-loop = 1/{n}", annotation_position="bottom right")
-    fig.update_layout(barmode="group", height=320, yaxis=dict(range=[0, 1.1]),
-                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
-    fig.update_xaxes(tickangle=-45)
-    return fig
 
 
 # ------------------------------------------------------------------ the page
@@ -331,7 +255,7 @@ else:
                f"DRGI nodes = {(gb.meta.get('drgi') or {}).get('nodes', '?')}. Row i is how "
                "node i spreads its attention (rows sum to 1).")
 
-    fig = heatmap(attention_view(attn, mask, head, minus_uniform=excess), labels,
+    fig = attention_heatmap(attention_view(attn, mask, head, minus_uniform=excess), labels,
                   f"GAT attention of {graph_name}", excess=excess)
     runs: list[tuple[int, int, int]] = []
     if kind == "video" and gat_tokens(gb) and meta is not None and fps is not None:
@@ -357,7 +281,7 @@ else:
         if same_nodes and (head is None or head < a_base.shape[0]):
             diff = (attention_view(a_drgi, m_drgi, head)
                     - attention_view(a_base, m_base, head))
-            st.plotly_chart(heatmap(diff, labels, f"DRGI − base: GAT attention of {graph_name}",
+            st.plotly_chart(attention_heatmap(diff, labels, f"DRGI − base: GAT attention of {graph_name}",
                                     excess=True, colour_title="DRGI − base"),
                             key="attn_heatmap_diff", width="stretch")
             st.caption(f"Largest |DRGI − base| difference: {float(np.abs(diff).max()):.3g} "
@@ -375,7 +299,7 @@ else:
             st.caption("No network diagram: the attention is uniform, so every edge would carry "
                        "the same weight.")
         else:
-            net, n_edges = network(view, labels, received, self_share)
+            net, n_edges = attention_network(view, labels, received, self_share)
             st.plotly_chart(net, key="attn_network", width="stretch")
             st.caption(f"{n_edges} edges above uniform attention (1/{len(labels)}) shown; node "
                        "size = self-loop share, colour = attention received.")
@@ -410,21 +334,10 @@ if gat_bundle is not None:
     series.append((f"GAT: {gat_bundle.run_name} (video graph, attention received)", "GAT",
                    mass[valid]))
 
-fig = go.Figure()
-for name, colour, w in series:
-    fig.add_trace(go.Bar(x=times, y=w, name=name, marker_color=GAT_COLOUR if colour == "GAT" else run_colour(colour),
-                         hovertemplate="%{x:.2f}s: %{y:.3f}<extra>" + name + "</extra>"))
-fig.add_hline(y=1.0 / max(len(times), 1), line_dash="dot", line_color="#666",
-              annotation_text="uniform", annotation_position="top right")
-if meta is not None and fps is not None:
-    for span in event_spans(meta.videos[gt].events, fps):
-        colour = event_colour(span.index)
-        fig.add_vrect(x0=span.start, x1=span.end, fillcolor=colour, opacity=0.12, line_width=1,
-                      line_color=colour, annotation_text=event_label(span.index, span.label),
-                      annotation_position="top left", annotation_font_size=10)
-fig.update_layout(barmode="group", height=360, xaxis_title="time of the sampled frame (s)",
-                  yaxis_title="weight", margin=dict(l=10, r=10, t=40, b=10),
-                  legend=dict(orientation="h", y=-0.25))
+spans = (event_spans(meta.videos[gt].events, fps) if meta is not None and fps is not None
+         else [])
+fig = text_frame_bars([(name, GAT_COLOUR if key == "GAT" else run_colour(key), w)
+                       for name, key, w in series], times, spans)
 st.plotly_chart(fig, key="attn_text_frame", width="stretch")
 rule = (base.meta.get("text_frame") or {}).get("definition", "")
 st.caption(f"Each run's weights over the frames of the caption's own video ({rule}). "

@@ -9,14 +9,13 @@ of both runs side by side (thumbnails, ground truth highlighted).
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.labels import video_label
 from analysis.rankings import largest_changes, rank_pairs, top_k, win_tie_loss
 from app import resources
 from app.components.drill import drill_buttons, failing_run
-from app.components.palette import OUTCOME_COLOURS
+from app.components.figures.compare import rank_change_figure
 from app.components.query import query_picker, selected_points, selected_rows, take_selection
 from app.components.text import escape_md
 from app.components.thumbs import clip_row, frame_strip, ranked_list
@@ -24,7 +23,6 @@ from app.context import current
 from app.urlstate import check_choice, check_index, remember
 
 MAP_KEY = "compare_map"
-MAX_TEXT_POINTS = 3000  # above this many rank pairs: WebGL points without count labels
 RANK_COLUMNS = {
     "caption": st.column_config.TextColumn("caption", width="large"),
     "rank_a": st.column_config.NumberColumn("rank (base)"),
@@ -63,37 +61,7 @@ pairs = rank_pairs(table["rank_a"].to_numpy(), table["rank_b"].to_numpy())
 group_of = np.empty(n, dtype=np.int64)  # query -> its pair's row
 for g, members in enumerate(pairs["queries"]):
     group_of[np.asarray(members, dtype=np.int64)] = g
-reps = np.asarray([m[0] for m in pairs["queries"]], dtype=np.int64)
-counts_ = pairs["count"].to_numpy()
-dl = pairs["delta_log2"].to_numpy()
-colours = np.where(dl < 0, OUTCOME_COLOURS["win"], np.where(dl > 0, OUTCOME_COLOURS["loss"],
-                                                           OUTCOME_COLOURS["tie"]))
-many = len(pairs) > MAX_TEXT_POINTS
-trace = dict(
-    x=pairs["rank_a"], y=dl, mode="markers" if many else "markers+text", name="queries",
-    text=None if many else [str(c) if c > 1 else "" for c in counts_],
-    textposition="middle center", textfont=dict(size=10, color="#111"),
-    marker=dict(size=np.minimum(7 + 5 * np.sqrt(counts_), 60), opacity=0.7, color=colours,
-                line=dict(width=0.5, color="#333")),
-    # [query shown on click, queries in the point, DRGI rank]
-    customdata=np.stack([reps, counts_, pairs["rank_b"]], axis=1),
-    hovertemplate=(f"base rank %{{x}} → DRGI rank %{{customdata[2]}}<br>%{{customdata[1]}} "
-                   f"{what}(s), e.g. {what} %{{customdata[0]}}<extra></extra>"),
-)
-fig = go.Figure(go.Scattergl(**trace) if many else go.Scatter(**trace))
-fig.add_hline(y=0, line_dash="dot", line_color="#555", layer="below")
-fig.add_annotation(x=0.01, y=0.99, xref="paper", yref="paper", showarrow=False,
-                   xanchor="left", yanchor="top", align="left",
-                   text=f"{counts['tie']} of {n} tie (grey, on 0) · {counts['win']} DRGI "
-                        f"better · {counts['loss']} worse")
-top = int(max(table["rank_a"].max(), 2))
-fig.update_layout(
-    height=520, dragmode="lasso", showlegend=False, margin=dict(l=10, r=10, t=40, b=10),
-    xaxis=dict(type="log", range=[np.log10(0.8), np.log10(top * 1.25)],
-               title=f"base rank ({base.run_name}, log scale)"),
-    yaxis=dict(title="Δ log2 rank = log2(DRGI rank / base rank)", zeroline=False),
-    title=f"Rank change per {what} (below 0: DRGI ranks the ground truth higher)",
-)
+fig = rank_change_figure(pairs, what=what, base_name=base.run_name, counts=counts, n=n)
 left, right = st.columns([3, 2])
 with left:
     event = st.plotly_chart(fig, key=MAP_KEY, on_select="rerun",

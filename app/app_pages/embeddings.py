@@ -14,10 +14,7 @@ import logging
 from typing import Any
 
 import numpy as np
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.colors import sample_colorscale
 
 from analysis.bundle import Bundle
 from analysis.embedding_map import (
@@ -30,10 +27,10 @@ from analysis.embedding_map import (
     map_points,
     selected_items,
 )
-from analysis.events import NO_EVENT
 from analysis.geometry import modality_gap
 from analysis.hard_negatives import margin_distribution
-from analysis.labels import event_label, video_label
+from analysis.labels import video_label
+from analysis.point_budget import BudgetSample, budget_sample
 from analysis.projection import align_to
 from analysis.projector import (
     CAPTION,
@@ -45,18 +42,29 @@ from analysis.projector import (
 )
 from analysis.rankings import top_k
 from app import resources
-from app.components.palette import EVENT_COLOURS, OUTCOME_COLOURS, event_colour
+from app.components.figures.distributions import overlay_histogram
+from app.components.figures.map_colours import (
+    KIND_NAMES,
+    MapColours,
+    event_colours,
+    kind_colours,
+    outcome_colours,
+    position_colours,
+    value_colours,
+    video_colours,
+)
+from app.components.figures.projection_map import map_figure, mark_query
 from app.components.projector import (
     SAVED_PARAM,
     SELECTION_PARAM,
     delete_saved,
     item_name,
+    item_points,
     mark_found,
     neighbour_table,
     save_selection,
     saved_from_link,
     selection_from_link,
-    value_colours,
 )
 from app.components.query import query_picker, selected_points
 from app.components.synthvtt import frame_events as split_frame_events
@@ -65,23 +73,16 @@ from app.components.text import escape_md
 from app.components.thumbs import frame_strip
 from app.context import BASE_LABEL, current
 from app.state import AppRoots
-from app.urlstate import check_choice, check_choices, remember
+from app.urlstate import check_choice, check_choices, check_index, remember
 
 logger = logging.getLogger(__name__)
 
-KIND_NAMES = {"words": "word tokens", "frames": "frame tokens", "texts": "captions (pooled)",
-              "videos": "videos (pooled)"}
-KIND_COLOURS = ("#9ecae1", "#fdae6b", "#08519c", "#a63603")  # in KINDS order
-KIND_SIZES = (4, 4, 9, 9)
-CATEGORICAL = px.colors.qualitative.Alphabet
-GAP_COLOUR = "#555555"  # frames between events
-NOT_A_FRAME = "#d9cbb0"  # words, captions and videos under the event colouring
-POOLED_COLOUR = "#222222"  # pooled points under the position colouring
-UNSELECTED = "rgba(190,190,190,0.3)"
 DELTA_MODE, MARGIN_MODE = "Δ log2 rank (DRGI − base)", "margin (GT − hardest other)"
 COLOUR_MODES = ("modality", "video", "node position", "event", "win / loss", DELTA_MODE,
                 MARGIN_MODE)
 PAIRED_MODES = ("win / loss", DELTA_MODE)  # need both runs on the same captions
+DEFAULT_BUDGET = 20_000  # points drawn per map (see analysis.point_budget)
+MIN_BUDGET, MAX_BUDGET = 10, 5_000_000
 NEIGHBOURS = 10
 SELECTION_KEY = "emb_selection"  # {"scope", "source", "captions", "videos"} or None
 SEEN_KEY = "_emb_seen_"  # + map label: the ids that map reported last
@@ -89,7 +90,7 @@ MAX_GALLERY_CAPTIONS = 40
 MAX_GALLERY_VIDEOS = 12
 HOVER_TEXT_MAX_POINTS = 60_000  # above this the hover shows ids only (payload)
 QUERY_NEGATIVES = 3  # top negatives marked with the current query
-QUERY_COLOUR, GT_COLOUR, NEGATIVE_COLOUR = "#000000", "#2ca02c", "#d62728"
+MATCHED_COLOUR, RANDOM_COLOUR = "#2ca02c", "#7f7f7f"  # modality gap histograms
 
 
 def map_key(label: str) -> str:
@@ -106,30 +107,52 @@ def points_of(bundle: Bundle, method: str) -> MapPoints:
     return _points(str(bundle.path), resources.bundle_stamp(bundle.path), method, bundle)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _hover(path: str, stamp: tuple, method: str, _bundle: Bundle,
-           _points_: MapPoints) -> list[str]:
+def hover_text(bundle: Bundle, points: MapPoints, ids: np.ndarray) -> np.ndarray | None:
+    """The hover text of the points ``ids`` (``[S]`` str, in their order), or None above
+    :data:`HOVER_TEXT_MAX_POINTS` points (the hover then shows ids only)."""
+    if len(ids) > HOVER_TEXT_MAX_POINTS:
+        return None
     out = []
-    for k, item, pos in zip(_points_.kind.tolist(), _points_.item.tolist(),
-                            _points_.position.tolist(), strict=True):
+    for k, item, pos in zip(points.kind[ids].tolist(), points.item[ids].tolist(),
+                            points.position[ids].tolist(), strict=True):
         if k == WORDS:
-            labels = _bundle.word_labels[item]
+            labels = bundle.word_labels[item]
             word = labels[pos] if 0 <= pos < len(labels) else f"token {pos}"
             out.append(f"word “{word}” · caption {item}")
         elif k == FRAMES:
-            out.append(f"frame {pos} · {video_label(_bundle.video_ids[item])}")
+            out.append(f"frame {pos} · {video_label(bundle.video_ids[item])}")
         elif k == TEXTS:
-            text = _bundle.captions[item]
+            text = bundle.captions[item]
             out.append(f"caption {item}: {text[:80]}{'…' if len(text) > 80 else ''}")
         else:
-            out.append(video_label(_bundle.video_ids[item]))
-    return out
+            out.append(video_label(bundle.video_ids[item]))
+    return np.asarray(out, dtype=str)
 
 
-def hover_text(bundle: Bundle, method: str, points: MapPoints) -> list[str] | None:
-    if len(points) > HOVER_TEXT_MAX_POINTS:
-        return None
-    return _hover(str(bundle.path), resources.bundle_stamp(bundle.path), method, bundle, points)
+def point_colours(points: MapPoints, mode: str, *, frame_events: np.ndarray | None,
+                  outcomes: dict[str, np.ndarray] | None) -> MapColours:
+    """The colour codes of a categorical ``mode`` (modality when the mode's data is missing)."""
+    if mode == "video":
+        return video_colours(points)
+    if mode == "node position":
+        return position_colours(points)
+    if mode == "event" and frame_events is not None:
+        return event_colours(points, frame_events)
+    if mode == "win / loss" and outcomes is not None:
+        return outcome_colours(points, outcomes["t2v"], outcomes["v2t"])
+    return kind_colours(points)
+
+
+def budget_note(sample: BudgetSample, budget: int) -> str:
+    """``showing N of M points`` with the counts per kind and what was always kept."""
+    kinds = ", ".join(f"{kept:,} of {total:,} {KIND_NAMES[k].split(' (')[0]}"
+                      for k, (kept, total) in sample.per_kind.items() if total)
+    if sample.complete:
+        return f"Showing all {sample.candidates:,} points ({kinds})."
+    return (f"Showing {len(sample.ids):,} of {sample.candidates:,} points (budget {budget:,}: "
+            f"{kinds}); a stratified sample, the same on every rerun. Always shown: the marked "
+            f"caption, its ground truth and top negatives, the selection and the found items "
+            f"({sample.forced:,} points).")
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring the modality gap…")
@@ -141,116 +164,11 @@ def gap_of(bundle: Bundle) -> Any:
     return _gap(str(bundle.path), resources.bundle_stamp(bundle.path), bundle)
 
 
-# ------------------------------------------------------------------ colours
-def point_colours(points: MapPoints, mode: str, bundle: Bundle, *,
-                  frame_events: np.ndarray | None, outcomes: dict[str, np.ndarray] | None
-                  ) -> tuple[np.ndarray, list[tuple[str, str]], str | None]:
-    """Per-point colours, legend entries ``(name, colour)`` and a colour-scale note."""
-    kind = points.kind
-    if mode == "video":
-        palette = np.asarray(CATEGORICAL, dtype=object)
-        return palette[points.video % len(palette)], [], (
-            "colour = the point's video (a caption's ground-truth video); colours repeat "
-            f"every {len(palette)} videos")
-    if mode == "node position":
-        tokens = points.position >= 0
-        top = int(points.position.max()) if tokens.any() else 0
-        palette = np.asarray(sample_colorscale("Viridis", np.linspace(0.0, 1.0, top + 1)),
-                             dtype=object)
-        colours = np.full(len(points), POOLED_COLOUR, dtype=object)
-        colours[tokens] = palette[points.position[tokens]]
-        return colours, [("first position", palette[0]), (f"position {top}", palette[-1]),
-                         ("pooled (no position)", POOLED_COLOUR)], (
-            "colour = token / frame position (Viridis, dark = first)")
-    if mode == "event" and frame_events is not None:
-        colours = np.full(len(points), NOT_A_FRAME, dtype=object)
-        frames = kind == FRAMES
-        ev = frame_events[points.item[frames], points.position[frames]]
-        palette = np.asarray(EVENT_COLOURS, dtype=object)
-        fc = np.where(ev == NO_EVENT, GAP_COLOUR, palette[np.maximum(ev, 0) % len(palette)])
-        colours[frames] = fc
-        n_events = int(frame_events.max()) + 1 if frame_events.size else 0
-        legend = [(event_label(e), event_colour(e))
-                  for e in range(n_events)]
-        legend += [("between events", GAP_COLOUR), ("not a frame", NOT_A_FRAME)]
-        return colours, legend, "frames coloured by the SynthVTT event they show (in order)"
-    if mode == "win / loss" and outcomes is not None:
-        text_side = points.caption >= 0
-        colours = np.empty(len(points), dtype=object)
-        colours[text_side] = [OUTCOME_COLOURS[o] for o in outcomes["t2v"][
-            points.caption[text_side]]]
-        colours[~text_side] = [OUTCOME_COLOURS[o] for o in outcomes["v2t"][
-            points.item[~text_side]]]
-        return colours, [(f"DRGI {o}", c) for o, c in OUTCOME_COLOURS.items()], (
-            "words and captions: the caption's t2v outcome; frames and videos: the video's "
-            "v2t outcome (DRGI vs base)")
-    palette = np.asarray(KIND_COLOURS, dtype=object)
-    return palette[kind], [(KIND_NAMES[k], c) for k, c in zip(KINDS, KIND_COLOURS,
-                                                               strict=True)], None
-
-
-def map_figure(points: MapPoints, coords: np.ndarray, shown: np.ndarray, colours: np.ndarray,
-               lit: np.ndarray | None, hover: list[str] | None,
-               legend: list[tuple[str, str]], title: str) -> go.Figure:
-    """One Scattergl trace of the ``shown`` points (ids in customdata); unselected greyed."""
-    colours = colours.copy()
-    sizes = np.asarray(KIND_SIZES)[points.kind]
-    order = shown
-    if lit is not None:
-        colours[~lit] = UNSELECTED
-        order = shown[np.argsort(lit[shown], kind="stable")]  # highlighted drawn last (on top)
-    trace: dict[str, Any] = dict(
-        x=coords[order, 0], y=coords[order, 1], mode="markers", name="points",
-        marker=dict(size=sizes[order], color=colours[order].tolist(), line=dict(width=0)),
-        # 1-D ids: a 2-D typed customdata comes back from the browser as a dict per point
-        customdata=order, showlegend=False,
-    )
-    if hover is not None:
-        trace["hovertext"] = [hover[i] for i in order.tolist()]
-        trace["hovertemplate"] = "%{hovertext}<extra></extra>"
-    else:
-        trace["hovertemplate"] = "point %{customdata}<extra></extra>"
-    fig = go.Figure(go.Scattergl(**trace))
-    for name, colour in legend:  # legend entries only: empty SVG traces, no points
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
-                                 marker=dict(size=9, color=colour), hoverinfo="skip"))
-    fig.update_layout(
-        title=title, height=560, dragmode="lasso", margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", y=-0.08), xaxis=dict(showticklabels=False),
-        yaxis=dict(showticklabels=False, scaleanchor="x"),
-    )
-    return fig
-
-
 def top_negatives(bundle: Bundle, q: int, n: int = QUERY_NEGATIVES) -> list[int]:
     """The ``n`` best-scoring videos of caption ``q`` other than its ground truth."""
     gt = int(bundle.text_to_video[q])
     idx, _ = top_k(bundle.sim[q], min(n + 1, bundle.num_videos))
     return [int(v) for v in idx if int(v) != gt][:n]
-
-
-def mark_query(fig: go.Figure, points: MapPoints, coords: np.ndarray, q: int, gt: int,
-               negatives: list[int]) -> None:
-    """Mark caption ``q`` (star), its ground-truth video (ringed diamond) and its top negative
-    videos (crosses) on top of a map, one legend entry each (three small WebGL traces after
-    the map's own, so drawn over it)."""
-    texts, videos = points.block("texts"), points.block("videos")
-    text_pt = texts[points.item[texts] == q]
-    vid_of = {int(points.item[i]): int(i) for i in videos}
-    marks = (
-        (f"caption {q}", text_pt, "star", 18, QUERY_COLOUR),
-        ("its ground truth", np.asarray([vid_of[gt]] if gt in vid_of else [], dtype=np.int64),
-         "diamond-open", 18, GT_COLOUR),
-        ("top negatives", np.asarray([vid_of[v] for v in negatives if v in vid_of],
-                                     dtype=np.int64), "x", 13, NEGATIVE_COLOUR),
-    )
-    for name, ids, symbol, size, colour in marks:
-        # WebGL too: plotly draws WebGL points above every SVG trace, which would hide these
-        fig.add_trace(go.Scattergl(
-            x=coords[ids, 0], y=coords[ids, 1], mode="markers", name=name,
-            marker=dict(symbol=symbol, size=size, color=colour,
-                        line=dict(width=2, color=colour)),
-            hovertemplate=f"{name}<extra></extra>"))
 
 
 def gallery(roots: AppRoots, bundle: Bundle, captions: list[int], videos: list[int],
@@ -295,7 +213,7 @@ meta, meta_note = synthvtt_split(roots, sel.base)
 modes = [m for m in COLOUR_MODES if (m != "event" or meta is not None)
          and (m not in PAIRED_MODES or sel.paired)
          and (m != MARGIN_MODE or sel.base.num_videos > 1)]
-c1, c2, c3 = st.columns([1, 1, 2])
+c1, c2, c4, c3 = st.columns([1, 1, 1, 2])
 check_choice("emb_method", methods, methods[0], what="2-D map of these bundles", fmt=str.upper)
 method = remember("emb_method", c1.selectbox("Map", methods, key="emb_method",
                                              bind="query-params", format_func=str.upper),
@@ -307,6 +225,15 @@ check_choices("emb_kinds", list(KINDS), what="kind of point", fmt=lambda k: KIND
 kinds = remember("emb_kinds", c3.multiselect(
     "Points", list(KINDS), default=list(KINDS), key="emb_kinds", bind="query-params",
     format_func=lambda k: KIND_NAMES[k]), lambda k: KIND_NAMES[k])
+check_index("emb_budget", MAX_BUDGET + 1, DEFAULT_BUDGET, what="point budget",
+            lo=MIN_BUDGET, container=c4)
+budget = int(remember("emb_budget", c4.number_input(
+    "Points per map", min_value=MIN_BUDGET, max_value=MAX_BUDGET, value=DEFAULT_BUDGET,
+    step=5_000, key="emb_budget", bind="query-params",
+    help="At most this many points are drawn per map: a stratified sample of each kind "
+    "(the same on every rerun), plus the marked caption, its ground truth and top negatives, "
+    "the selection and the found items, which are always drawn. Fewer points: faster "
+    "reruns and lassos.")))
 q_col, q_text = st.columns([1, 3])
 q = query_picker(sel.base.num_texts, label="caption marked on the maps", container=q_col,
                  help="Marked with its ground truth and top negatives; shared with the other "
@@ -397,12 +324,12 @@ elif mode == MARGIN_MODE:  # each run its own margins
 
 cols = st.columns(len(bundles))
 note = None
+marked = highlight(layouts[BASE_LABEL], [q], [q_gt, *{v for n in negs_of.values() for v in n}])
 for col, (label, bundle) in zip(cols, bundles, strict=True):
     points = layouts[label]
     coords = points.coords
     if align and label != BASE_LABEL:
         coords = align_to(layouts[BASE_LABEL].coords, coords)
-    shown = np.flatnonzero(np.isin(points.kind, [KINDS.index(k) for k in kinds]))
     frame_events = None
     if mode == "event":
         b_meta, _ = synthvtt_split(roots, bundle)
@@ -411,30 +338,35 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
     if label in caption_values:
         values = point_values(points, caption_values[label])
         if mode == DELTA_MODE:
-            colours, legend, _ = value_colours(values, "RdYlGn_r", low_name="DRGI better",
-                                               high_name="DRGI worse")
             note = ("colour = Δ log2 rank of the caption (DRGI − base); frames and videos: the "
                     "mean over the video's captions")
+            colours, _ = value_colours(values, "RdYlGn_r", low_name="DRGI better",
+                                       high_name="DRGI worse", note=note)
         else:
-            colours, legend, _ = value_colours(values, "RdYlGn", low_name="a negative wins",
-                                               high_name="GT wins")
             note = ("colour = the caption's margin on this run (GT score − hardest other "
                     "video); frames and videos: the mean over the video's captions")
+            colours, _ = value_colours(values, "RdYlGn", low_name="a negative wins",
+                                       high_name="GT wins", note=note)
     else:
-        colours, legend, note = point_colours(points, mode, bundle, frame_events=frame_events,
-                                              outcomes=outcomes)
+        colours = point_colours(points, mode, frame_events=frame_events, outcomes=outcomes)
+        note = colours.note
     caps, vids = lit_items(label)
     lit = highlight(points, caps, vids) if (caps or vids) else None
-    fig = map_figure(points, coords, shown, colours, lit, hover_text(bundle, method, points),
-                     legend, f"{sel.label(bundle)} · {method.upper()}")
+    forced = (marked if points is layouts[BASE_LABEL] or same_layout
+              else highlight(points, [q], [q_gt, *negs_of[label]]))
+    forced = forced | (lit if lit is not None else False)
+    forced[item_points(points, found)] = True
+    sample = budget_sample(points, budget, forced=forced,
+                           candidates=np.isin(points.kind, [KINDS.index(k) for k in kinds]))
+    fig = map_figure(points, coords, sample.ids, colours, lit,
+                     hover_text(bundle, points, sample.ids),
+                     f"{sel.label(bundle)} · {method.upper()}")
     mark_query(fig, points, coords, q, int(bundle.text_to_video[q]), negs_of[label])
     mark_found(fig, points, coords, found)
     with col:
         st.plotly_chart(fig, key=map_key(label), on_select="rerun",
                         selection_mode=("lasso", "box"), width="stretch")
-        st.caption(f"{len(shown)} points: {len(points.block('words'))} words, "
-                   f"{len(points.block('frames'))} frames, {bundle.num_texts} captions, "
-                   f"{bundle.num_videos} videos (one joint {method.upper()} map per run).")
+        st.caption(budget_note(sample, budget) + f" One joint {method.upper()} map per run.")
 if note:
     st.caption(note)
 st.caption("Lasso or box-select points: their captions and videos light up on "
@@ -504,14 +436,9 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
                   help="‖mean text − mean video‖ of the L2-normalised pooled embeddings")
         m2.metric("matched cos (mean)", f"{gap.matched_mean:.3f}")
         m3.metric("random cos (mean)", f"{gap.random_mean:.3f}")
-        fig = go.Figure()
-        fig.add_trace(go.Histogram(x=gap.matched_cos, name="matched pairs", opacity=0.6,
-                                   histnorm="percent", marker_color="#2ca02c"))
-        fig.add_trace(go.Histogram(x=gap.random_cos, name="random pairs", opacity=0.6,
-                                   histnorm="percent", marker_color="#7f7f7f"))
-        fig.update_layout(barmode="overlay", height=300, xaxis_title="cosine",
-                          yaxis_title="% of pairs", margin=dict(l=10, r=10, t=20, b=10),
-                          legend=dict(orientation="h", y=1.15))
+        fig = overlay_histogram([("matched pairs", gap.matched_cos, MATCHED_COLOUR),
+                                 ("random pairs", gap.random_cos, RANDOM_COLOUR)], "cosine",
+                                y_title="% of pairs", opacity=0.6, height=300)
         st.plotly_chart(fig, key=f"emb_gap_{label}", width="stretch")
 st.caption("Cosine of each caption with its own video vs with a random other video (pooled, "
            "head-embedded features). For cross heads (not factorized) the pooled cosine is not "

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from analysis.failures import FAILURE_TYPES
@@ -15,6 +14,7 @@ from analysis.labels import frame_label
 from analysis.rankings import top_k
 from app import resources
 from app.components.drill import drill_buttons, step_buttons
+from app.components.figures.failures import failure_type_bars, word_frame_heatmap
 from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.text import escape_md
 from app.components.thumbs import clip_player, frame_strip, ranked_list
@@ -103,10 +103,8 @@ with table_area:
     if typed and len(table):
         counts = table["failure_type"].value_counts().reindex(list(FAILURE_TYPES),
                                                               fill_value=0)
-        fig = px.bar(x=counts.index, y=counts.values,
-                     labels={"x": "failure type", "y": "queries"}, height=260)
-        fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
-        st.plotly_chart(fig, key="failures_types_chart", width="stretch")
+        st.plotly_chart(failure_type_bars(counts), key="failures_types_chart",
+                        width="stretch")
     select_query_row(TABLE_KEY, shown_ids, q)
     st.dataframe(
         shown, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
@@ -167,12 +165,9 @@ lo = float(min(m.min() for m, _, _ in mats.values()))
 hi = float(max(m.max() for m, _, _ in mats.values()))
 for name, (m, frames, v) in mats.items():
     ylabels = [f"{i}:{w}" for i, w in enumerate(words)] if len(words) == m.shape[0] else None
-    fig = px.imshow(m, x=frames, y=ylabels, zmin=lo, zmax=hi, aspect="auto",
-                    color_continuous_scale="Viridis",
-                    text_auto=".2f" if m.size <= 900 else False,
-                    labels={"x": "frame", "y": "word", "color": "cosine"})
-    fig.update_layout(title=f"{name}: {bundle.video_ids[v]} (score {float(bundle.sim[q, v]):.3f})",
-                      height=120 + 24 * m.shape[0], margin=dict(l=10, r=10, t=40, b=10))
+    fig = word_frame_heatmap(
+        m, frames, ylabels, f"{name}: {bundle.video_ids[v]} (score {float(bundle.sim[q, v]):.3f})",
+        zmin=lo, zmax=hi)
     right.plotly_chart(fig, key=f"failures_wf_{name}", width="stretch")
     frame_strip(roots, bundle, v, container=right, gt=v == gt)
     clip_player(roots, bundle, v, sel.data_root, container=right)

@@ -40,6 +40,13 @@ from analysis.labels import video_label
 from analysis.scores import discriminator_summary, margin_summary
 from app import resources
 from app.components.drill import drill_buttons, failing_run
+from app.components.figures.distributions import count_histogram, overlay_histogram
+from app.components.figures.hard_negatives import (
+    BEATS_GT,
+    GT_COLOUR,
+    query_bars,
+    training_curves_figure,
+)
 from app.components.palette import run_colour
 from app.components.query import query_picker, selected_rows, take_selection
 from app.components.synthvtt import synthvtt_split
@@ -50,9 +57,6 @@ from app.urlstate import check_index, remember
 
 logger = logging.getLogger(__name__)
 
-GT_COLOUR = "#2ca02c"
-BEATS_GT = "#d62728"
-BELOW_GT = "#9e9e9e"
 HARDEST_KEY = "hn_hardest"
 MAX_NEG = 10
 
@@ -91,46 +95,17 @@ def hubness_of(bundle: Bundle, k: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ drawing helpers
-def overlay_histogram(series: list[tuple[str, np.ndarray, str]], x_title: str,
-                      *, vline: float | None = None, height: int = 320) -> go.Figure:
-    fig = go.Figure()
-    for name, values, colour in series:
-        fig.add_trace(go.Histogram(x=values, name=name, opacity=0.55, marker_color=colour,
-                                   histnorm="percent"))
-    if vline is not None:
-        fig.add_vline(x=vline, line_dash="dash", line_color="#333")
-    fig.update_layout(barmode="overlay", height=height, xaxis_title=x_title,
-                      yaxis_title="% of queries", margin=dict(l=10, r=10, t=20, b=10),
-                      legend=dict(orientation="h", y=1.15))
-    return fig
-
-
-def query_bars(bundle: Bundle, hn: HardNegatives, q: int, k: int) -> go.Figure:
+def negative_bars(bundle: Bundle, hn: HardNegatives, q: int, k: int) -> go.Figure:
     """GT and the top-k negatives of query ``q`` as bars (red: scores >= GT)."""
     gt = int(bundle.text_to_video[q])
     ids = [int(v) for v in hn.video_ids[q, :k] if v >= 0]
     names = [f"GT {bundle.video_ids[gt]}"] + [f"#{i + 1} {bundle.video_ids[v]}"
                                               for i, v in enumerate(ids)]
     scores = [float(hn.gt_scores[q])] + [float(s) for s in hn.scores[q, : len(ids)]]
-    colours = [GT_COLOUR] + [BEATS_GT if hn.at_or_above_gt[q, i] else BELOW_GT
-                             for i in range(len(ids))]
-    patterns = [""] + (["/" if hn.same_family is not None and hn.same_family[q, i] else ""
-                        for i in range(len(ids))])
-    # scores can be negative: bars rise from just below the lowest score, not from 0
-    lo, hi = min(scores), max(scores)
-    pad = max(1e-3, 0.15 * (hi - lo))
-    floor = lo - pad
-    fig = go.Figure(go.Bar(
-        x=names, y=[s - floor for s in scores], base=floor,
-        marker=dict(color=colours, pattern=dict(shape=patterns)),
-        customdata=[[v, s] for v, s in zip([gt, *ids], scores, strict=True)],
-        hovertemplate="%{x}: score %{customdata[1]:.4f}<extra></extra>",
-    ))
-    fig.add_hline(y=scores[0], line_dash="dot", line_color=GT_COLOUR)
-    fig.update_layout(height=300, yaxis=dict(title="score", range=[floor, hi + pad]),
-                      margin=dict(l=10, r=10, t=20, b=10))
-    fig.update_xaxes(tickangle=-35)
-    return fig
+    beats = [bool(hn.at_or_above_gt[q, i]) for i in range(len(ids))]
+    family = ([bool(hn.same_family[q, i]) for i in range(len(ids))]
+              if hn.same_family is not None else None)
+    return query_bars(names, scores, beats, family, ids=[gt, *ids])
 
 
 # ------------------------------------------------------------------ the page
@@ -210,7 +185,7 @@ for col, (label, bundle) in zip(cols, per_query, strict=True):
     with col:
         st.markdown(f"**{sel.label(bundle)}** — margin {float(hn.margin[q]):+.4f}, rank "
                     f"{int(bundle.ranks.t2v[q])}")
-        st.plotly_chart(query_bars(bundle, hn, q, k), key=f"hn_query_{label}", width="stretch")
+        st.plotly_chart(negative_bars(bundle, hn, q, k), key=f"hn_query_{label}", width="stretch")
         if bundle.drgi is not None:
             tq = bundle.drgi.text_queries
             st.caption(f"DRGI discriminator on this caption: positive graphs "
@@ -279,14 +254,7 @@ for label, bundle in bundles:
         st.caption(f"{bundle.run_name}: its log.jsonl has no DRGI diagnostics (trained before "
                    "they were logged).")
         continue
-    fig = go.Figure()
-    for quantity, part in curves.groupby("quantity", sort=False):
-        fig.add_trace(go.Scatter(x=part["step"], y=part["value"], name=str(quantity),
-                                 mode="lines"))
-    fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance")
-    fig.update_layout(height=320, xaxis_title="training step", yaxis_title="value",
-                      margin=dict(l=10, r=10, t=30, b=10),
-                      title=f"DRGI during training — {sel.label(bundle)}")
+    fig = training_curves_figure(curves, f"DRGI during training — {sel.label(bundle)}")
     st.plotly_chart(fig, key=f"hn_drgi_curves_{label}", width="stretch")
 
 # ------------------------------------------------------------------ hubness
@@ -302,13 +270,8 @@ for label, bundle in bundles:
     summary_rows.append({"run": sel.label(bundle), "k": h.k, "skew": h.skew, "mean": h.mean,
                          "max": h.max, "anti-hubs (%)": 100.0 * h.antihub_share})
 st.dataframe(pd.DataFrame(summary_rows), key="hn_hub_table", hide_index=True, width="stretch")
-fig = go.Figure()
-for label, bundle in bundles:
-    fig.add_trace(go.Histogram(x=counts[label], name=sel.label(bundle), opacity=0.55,
-                               marker_color=run_colour(label), xbins=dict(size=1)))
-fig.update_layout(barmode="overlay", height=300, xaxis_title=f"N_{hub_k}: top-{hub_k} lists "
-                  "a video appears in", yaxis_title="videos", margin=dict(l=10, r=10, t=20, b=10),
-                  legend=dict(orientation="h", y=1.15))
+fig = count_histogram([(sel.label(b), counts[label], run_colour(label)) for label, b in bundles],
+                      f"N_{hub_k}: top-{hub_k} lists a video appears in", "videos")
 st.plotly_chart(fig, key="hn_hubness", width="stretch")
 st.caption("k-occurrence of each video over the captions' top-k lists (Radovanović et al., "
            "2010); a long right tail (positive skew) means a few hub videos crowd many lists.")

@@ -8,12 +8,12 @@ latency, and the query as a star on the run's embeddings map.
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.labels import video_label
 from analysis.query import query_vector
 from app import resources
+from app.components.figures.live_query import query_map
 from app.components.query import selected_rows
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip, video_file
@@ -110,25 +110,6 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
         star = placer.place(query_vector(search, text))[0]
         videos = bundle.projections.get(method, "videos")
         texts = bundle.projections.get(method, "texts")
-        hit_set = set(result.indices.tolist())
-        fig = go.Figure()
-        fig.add_trace(go.Scattergl(
-            x=np.concatenate([texts[:, 0], videos[:, 0]]),
-            y=np.concatenate([texts[:, 1], videos[:, 1]]), mode="markers", name="gallery",
-            marker=dict(size=6, color=["#9ecae1"] * len(texts) + [
-                "#d62728" if v in hit_set else "#636363" for v in range(len(videos))]),
-            customdata=np.concatenate([np.arange(len(texts)), np.arange(len(videos))]),
-            hovertext=[f"caption {i}" for i in range(len(texts))]
-            + [video_label(v) + (" (hit)" if i in hit_set else "")
-               for i, v in enumerate(bundle.video_ids)],
-            hoverinfo="text",
-        ))
-        fig.add_trace(go.Scatter(
-            x=[star[0]], y=[star[1]], mode="markers", name="query",
-            marker=dict(symbol="star", size=18, color="gold", line=dict(color="black", width=1)),
-            hovertext=[text], hoverinfo="text",
-        ))
-        fig.update_layout(height=380, showlegend=False, margin=dict(l=10, r=10, t=30, b=10),
-                          title=f"{method.upper()} map: the query (★), hits (red), other "
-                                "videos (grey), captions (blue)")
+        fig = query_map(texts, videos, star, result.indices.tolist(),
+                        [video_label(v) for v in bundle.video_ids], text, method)
         st.plotly_chart(fig, key=f"live_map_{label}", width="stretch")

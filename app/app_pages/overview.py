@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.cards import CardError
@@ -21,6 +20,7 @@ from analysis.rankings import (
 )
 from analysis.verdict import verdict
 from app import resources
+from app.components.figures.overview import rank_histogram_figure
 from app.components.palette import run_colour
 from app.context import current
 
@@ -149,19 +149,10 @@ hist_cols = st.columns(2)
 for col, (direction, n_max) in zip(
     hist_cols, (("t2v", n_videos), ("v2t", n_texts)), strict=True
 ):
-    fig = go.Figure()
-    for label, bundle in sel.bundles():
-        h = rank_histogram(ranks[id(bundle)][direction], max_rank=n_max)
-        fig.add_bar(x=h["bin"], y=h["share"], name=f"{label}: {bundle.run_name}",
-                    marker_color=run_colour(label),
-                    customdata=h["count"],
-                    hovertemplate="rank %{x}: %{customdata} queries (%{y:.1f} %)<extra></extra>")
-    fig.update_layout(
-        barmode="group", title=f"{direction}: ground-truth rank", height=320,
-        xaxis=dict(type="category", title="rank of the ground truth (log-spaced bins)"),
-        yaxis_title="% of queries",
-        margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.35),
-    )
+    fig = rank_histogram_figure(
+        [(f"{label}: {bundle.run_name}",
+          rank_histogram(ranks[id(bundle)][direction], max_rank=n_max), run_colour(label))
+         for label, bundle in sel.bundles()], direction)
     col.plotly_chart(fig, key=f"overview_hist_{direction}", width="stretch")
 
 # ------------------------------------------------------------------ model cards

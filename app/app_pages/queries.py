@@ -10,7 +10,6 @@ through the filtered list.
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from analysis.query_table import (
@@ -25,6 +24,7 @@ from analysis.query_table import (
 from analysis.rankings import OUTCOMES
 from app import resources
 from app.components.drill import drill_buttons, failing_run, step_buttons
+from app.components.figures.queries import column_histogram
 from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
@@ -186,9 +186,7 @@ picked = remember("qt_hist", st.multiselect(
 if picked and len(shown):
     cols = st.columns(min(len(picked), 3))
     for i, column in enumerate(picked):
-        fig = px.histogram(shown, x=column, height=260, labels={column: LABELS.get(column,
-                                                                                   column)})
-        fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title="queries")
+        fig = column_histogram(shown, column, LABELS.get(column, column))
         cols[i % len(cols)].plotly_chart(fig, key=f"qt_hist_{column}", width="stretch")
 elif not len(shown):
     st.info("No query passes the filters.")

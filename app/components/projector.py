@@ -1,5 +1,5 @@
-"""Projector basics drawn on the Embeddings page: colours for a continuous value, the "found"
-marks centred on the map, the nearest-neighbour table and the selection kept in the URL.
+"""Projector basics drawn on the Embeddings page: the "found" marks centred on the map, the
+nearest-neighbour table and the selection kept in the URL.
 
 The computations live in :mod:`analysis.projector`; this module turns them into plotly traces,
 tables and URL parameters.
@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.colors import sample_colorscale
 
 from analysis.bundle import Bundle
 from analysis.embedding_map import TEXTS, VIDEOS, MapPoints
@@ -28,31 +27,8 @@ from analysis.projector import (
     selection_from_url,
 )
 
-MISSING_COLOUR = "#cccccc"
 FOUND_COLOUR = "#9467bd"
 SELECTION_PARAM = "emb_sel"  # ?emb_sel=c1.2~v3: the lasso selection of the Embeddings page
-
-
-def value_colours(values: np.ndarray, scale: str, *, low_name: str, high_name: str
-                  ) -> tuple[np.ndarray, list[tuple[str, str]], float]:
-    """Colours of ``values`` on the diverging ``scale`` centred on 0 (symmetric around it, up
-    to the largest finite |value|); NaN is grey. Returns the colours, legend entries for the
-    two ends, 0 and "no value", and the bound.
-
-    Shapes:
-        values ``[P]`` -> colours ``[P]`` (``object`` array of colour strings).
-    """
-    finite = np.isfinite(values)
-    bound = float(np.abs(values[finite]).max()) if finite.any() else 0.0
-    bound = bound if bound > 0 else 1.0
-    colours = np.full(len(values), MISSING_COLOUR, dtype=object)
-    if finite.any():
-        where = 0.5 + 0.5 * np.clip(values[finite] / bound, -1.0, 1.0)
-        colours[finite] = sample_colorscale(scale, where.tolist())
-    ends = sample_colorscale(scale, [0.0, 0.5, 1.0])
-    legend = [(f"{-bound:+.3g} ({low_name})", ends[0]), ("0", ends[1]),
-              (f"{bound:+.3g} ({high_name})", ends[2]), ("no value", MISSING_COLOUR)]
-    return colours, legend, bound
 
 
 def item_points(points: MapPoints, items: Sequence[Item]) -> np.ndarray:
