@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from tvr.config import ConfigError, ExperimentConfig
 from tvr.models.features import TokenFeatures
-from tvr.objectives.drgi import DRGI, mine_negatives
+from tvr.objectives.drgi import DRGI
+from tvr.objectives.drgi_negatives import mine_negatives
 
 
 def drgi_cfg(**overrides) -> ExperimentConfig:

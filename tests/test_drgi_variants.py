@@ -21,8 +21,9 @@ from tvr.models.graph import (
     GraphInfomax,
     masked_readout,
 )
-from tvr.objectives.drgi import DRGI, mine_negatives, negatives_at, sample_negatives
+from tvr.objectives.drgi import DRGI
 from tvr.objectives.drgi_diagnostics import attention_entropy
+from tvr.objectives.drgi_negatives import mine_negatives, negatives_at, sample_negatives
 
 # ------------------------------------------------------------------ helpers
 

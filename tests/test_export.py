@@ -34,7 +34,7 @@ from tvr.evaluate import evaluate_run
 from tvr.metrics import evaluate_retrieval
 from tvr.models.features import TokenFeatures
 from tvr.models.heads.base import SimilarityHead
-from tvr.objectives.drgi import mine_negatives
+from tvr.objectives.drgi_negatives import mine_negatives
 from tvr.train import train
 
 PCA = ExportOptions(projections=("pca",))

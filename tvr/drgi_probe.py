@@ -33,13 +33,13 @@ from torch import nn
 from tqdm import tqdm
 
 from tvr.models.features import TokenFeatures
-from tvr.objectives.drgi import mine_negatives
 from tvr.objectives.drgi_diagnostics import (
     attention_entropy,
     attention_logit_range,
     mean_pairwise_cosine,
     node_mean_sigmoid,
 )
+from tvr.objectives.drgi_negatives import mine_negatives
 
 log = logging.getLogger(__name__)
 

@@ -47,6 +47,7 @@ from tvr.models.graph import (
     infomax_bce,
 )
 from tvr.objectives.base import Objective
+from tvr.objectives.drgi_config import check_drgi_config
 from tvr.objectives.drgi_diagnostics import (
     attention_entropy,
     attention_logit_range,
@@ -55,178 +56,15 @@ from tvr.objectives.drgi_diagnostics import (
     node_mean_sigmoid,
     pairwise_accuracy,
 )
+from tvr.objectives.drgi_negatives import (
+    HardNegatives,
+    mine_negatives,
+    negatives_at,
+    sample_negatives,
+)
 from tvr.registry import register
 
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------------------------
-# Hard-negative mining
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class HardNegatives:
-    """Mined hard negatives of a set of anchor pairs.
-
-    Shapes:
-        anchors: ``[A]`` row indices of the anchor pairs.
-        video: ``[A, m]`` hardest videos ``j*(i)`` for text i (hardest first).
-        text: ``[A, m]`` hardest texts ``k*(i)`` for video i.
-        valid: ``[A, m]`` bool; False where the candidate set had fewer than m members
-            (the index there is a placeholder, the anchor itself).
-    """
-
-    anchors: Tensor
-    video: Tensor
-    text: Tensor
-    valid: Tensor
-
-    @property
-    def anchor_valid(self) -> Tensor:
-        """``[A]`` bool: anchors with at least one candidate (the others are skipped)."""
-        return self.valid.any(dim=-1)
-
-    @property
-    def skipped(self) -> int:
-        """Number of anchors whose candidate set was empty."""
-        return int((~self.anchor_valid).sum())
-
-
-def _candidates(
-    sim: Tensor, video_index: Tensor, anchors: Tensor | slice | None, exclude_same_video: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Anchor rows ``[A]``, the detached float similarity ``[B, B]`` and ``Cand(i)`` ``[A, B]``
-    (bool: another video, or with ``exclude_same_video=False`` any other pair)."""
-    b = sim.shape[0]
-    all_rows = torch.arange(b, device=sim.device)
-    anchor_idx = all_rows if anchors is None else all_rows[anchors]  # [A]
-    vid = video_index.to(sim.device)
-    if exclude_same_video:
-        cand = vid[None, :] != vid[anchor_idx][:, None]  # [A, B]
-    else:
-        cand = all_rows[None, :] != anchor_idx[:, None]
-    return anchor_idx, sim.detach().float(), cand
-
-
-def mine_negatives(
-    sim: Tensor,
-    video_index: Tensor,
-    topm: int = 1,
-    anchors: Tensor | slice | None = None,
-    exclude_same_video: bool = True,
-) -> HardNegatives:
-    """Hardest negatives per anchor pair on a detached square similarity (methods.md §9.3).
-
-    ``Cand(i) = {j : vid(j) != vid(i)}`` (or ``{j != i}`` without ``exclude_same_video``);
-    ``j*(i)`` are the top-m of row ``S[i, Cand]`` (videos for text i) and ``k*(i)`` the top-m of
-    column ``S[Cand, i]`` (texts for video i).
-
-    Args:
-        sim: ``[B, B]`` scores of pair-aligned texts (rows) and videos (columns); detached here.
-        video_index: ``[B]`` video id of each pair.
-        topm: negatives per anchor and direction (>= 1).
-        anchors: rows to mine for (index tensor or slice); all rows by default.
-        exclude_same_video: False only for ablations (then only ``j == i`` is excluded).
-
-    Returns:
-        :class:`HardNegatives` whose indices point into the B pairs.
-    """
-    if sim.dim() != 2 or sim.shape[0] != sim.shape[1]:
-        raise ValueError(
-            f"mine_negatives needs a square [B, B] similarity of aligned pairs, got "
-            f"{tuple(sim.shape)}"
-        )
-    b = sim.shape[0]
-    if video_index.shape != (b,):
-        raise ValueError(
-            f"mine_negatives: video_index has shape {tuple(video_index.shape)}, expected ({b},)"
-        )
-    if topm < 1:
-        raise ValueError(f"drgi.neg_topm={topm}: expected at least 1")
-    if bool(torch.isnan(sim).any()):
-        raise ValueError("mine_negatives: the similarity matrix holds NaN scores")
-    device = sim.device
-    anchor_idx, s, cand = _candidates(sim, video_index, anchors, exclude_same_video)
-    k = min(topm, b)
-    neg_inf = float("-inf")
-    rows = s[anchor_idx].masked_fill(~cand, neg_inf)  # [A, B]: text i vs videos
-    cols = s[:, anchor_idx].T.masked_fill(~cand, neg_inf)  # [A, B]: video i vs texts
-    row_idx = rows.topk(k, dim=-1).indices
-    col_idx = cols.topk(k, dim=-1).indices
-    # Both directions share Cand(i): entry r is a real candidate iff r < |Cand(i)|.
-    valid = torch.arange(k, device=device)[None, :] < cand.sum(-1, keepdim=True)  # [A, k]
-    placeholder = anchor_idx[:, None].expand(-1, k)
-    return HardNegatives(
-        anchors=anchor_idx,
-        video=torch.where(valid, row_idx, placeholder),
-        text=torch.where(valid, col_idx, placeholder),
-        valid=valid,
-    )
-
-
-def sample_negatives(
-    sim: Tensor,
-    video_index: Tensor,
-    mode: str,
-    anchors: Tensor | slice | None = None,
-    exclude_same_video: bool = True,
-    semihard_k: int = 8,
-) -> HardNegatives:
-    """One negative per anchor and direction, drawn from ``Cand(i)`` (methods.md §9.9).
-
-    ``mode="random"``: uniform over the candidates; ``"semihard"``: uniform over the
-    ``semihard_k`` highest-scoring candidates; ``"hardest"``: :func:`mine_negatives` with m = 1.
-    Uses torch's global generator (:meth:`DRGI.forward` runs it on DRGI's own stream).
-
-    Shapes:
-        sim ``[B, B]``, video_index ``[B]`` -> :class:`HardNegatives` with m = 1
-    """
-    if mode == "hardest":
-        return mine_negatives(sim, video_index, 1, anchors, exclude_same_video)
-    if mode not in ("random", "semihard"):
-        raise ValueError(f"sample_negatives: mode={mode!r}, expected hardest, random or semihard")
-    if semihard_k < 1:
-        raise ValueError(f"drgi.semihard_k={semihard_k}: expected at least 1")
-    b = sim.shape[0]
-    device = sim.device
-    anchor_idx, s, cand = _candidates(sim, video_index, anchors, exclude_same_video)
-
-    def draw(scores: Tensor) -> Tensor:  # scores [A, B] -> one candidate per row [A]
-        allowed = cand
-        if mode == "semihard":
-            k = min(semihard_k, b)
-            top = scores.masked_fill(~cand, float("-inf")).topk(k, dim=-1).indices
-            allowed = cand & torch.zeros_like(cand).scatter_(-1, top, True)
-        noise = torch.rand(allowed.shape, device=device)
-        return noise.masked_fill(~allowed, -1.0).argmax(dim=-1)
-
-    valid = cand.any(dim=-1, keepdim=True)  # [A, 1]
-    placeholder = anchor_idx[:, None]
-    return HardNegatives(
-        anchors=anchor_idx,
-        video=torch.where(valid, draw(s[anchor_idx])[:, None], placeholder),
-        text=torch.where(valid, draw(s[:, anchor_idx].T)[:, None], placeholder),
-        valid=valid,
-    )
-
-
-def negatives_at(mode: str, step: int, curriculum: tuple[int, int]) -> str:
-    """The negative mode in force at ``step``: ``curriculum`` runs random -> semihard -> hardest.
-
-    Args:
-        mode: ``drgi.negatives``.
-        step: optimiser steps done so far.
-        curriculum: ``(a, b)``: random before step a, semihard before step b, hardest after.
-    """
-    if mode != "curriculum":
-        return mode
-    a, b = curriculum
-    if step < a:
-        return "random"
-    if step < b:
-        return "semihard"
-    return "hardest"
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,97 +153,6 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(
-            f"config key {key!r}: got {value!r}, expected one of {', '.join(choices)}"
-        )
-
-
-def _check_config(d: Any) -> None:
-    """Validate the ``drgi`` section; the error names the key."""
-    _check_choice("drgi.mode", d.mode, ("cross", "intra"))
-    _check_choice("drgi.nodes", d.nodes, ("tokens", "factors"))
-    _check_choice("drgi.activation", d.activation, ("elu", "prelu"))
-    _check_choice("drgi.factor_video", d.factor_video, ("mean", "text_conditioned"))
-    _check_choice("drgi.attention", d.attention, ("gat", "gatv2"))
-    _check_choice("drgi.root", d.root, ("none", "free", "weight"))
-    _check_choice("drgi.readout", d.readout, ("mean", "attention"))
-    _check_choice("drgi.score", d.score, ("summary", "tokens"))
-    _check_choice("drgi.summary", d.summary, ("readout", "pooled"))
-    _check_choice("drgi.negatives", d.negatives, ("hardest", "random", "semihard", "curriculum"))
-    checks = (
-        ("drgi.hidden", d.hidden, d.hidden >= 1, ">= 1"),
-        ("drgi.heads", d.heads, d.heads >= 0, ">= 0"),
-        ("drgi.neg_topm", d.neg_topm, d.neg_topm >= 1, ">= 1"),
-        ("drgi.attn_dropout", d.attn_dropout, 0.0 <= d.attn_dropout < 1.0, "in [0, 1)"),
-        ("drgi.attn_temperature", d.attn_temperature, d.attn_temperature > 0, "> 0"),
-        ("drgi.graph_topk", d.graph_topk, d.graph_topk >= 0, ">= 0 (0 = complete graph)"),
-        ("drgi.semihard_k", d.semihard_k, d.semihard_k >= 1, ">= 1"),
-        ("drgi.weight_warmup", d.weight_warmup, d.weight_warmup >= 0, ">= 0"),
-        ("drgi.lr", d.lr, d.lr >= 0, ">= 0 (0 = train.lr)"),
-        ("drgi.clip", d.clip, d.clip >= 0 or d.clip == -1, "-1, 0 or a positive norm"),
-        ("drgi.curriculum", list(d.curriculum),
-         0 <= d.curriculum[0] <= d.curriculum[1], "[a, b] with 0 <= a <= b"),
-    )
-    for key, value, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"config key {key!r}: got {value}, expected {expected}")
-    if d.score == "tokens" and d.mode != "cross":
-        raise ConfigError("config key 'drgi.score': 'tokens' scores one modality's nodes "
-                          "against the other's, so it needs drgi.mode=cross")
-    if d.nodes == "factors" and (d.global_node or d.summary == "pooled" or d.score == "tokens"):
-        raise ConfigError("drgi.nodes=factors already builds its nodes from the pooled vector: "
-                          "drgi.global_node, drgi.summary=pooled and drgi.score=tokens need "
-                          "drgi.nodes=tokens")
-    if d.readout == "attention" and (d.summary == "pooled" or d.score == "tokens"):
-        raise ConfigError("config key 'drgi.readout': 'attention' would train nothing here: "
-                          "with drgi.summary=pooled or drgi.score=tokens no summary is read out")
-    if d.summary == "pooled" and d.score == "tokens":
-        raise ConfigError("config key 'drgi.summary': 'pooled' has no effect with "
-                          "drgi.score=tokens (nodes are scored against nodes, not a summary)")
-    if d.negatives != "hardest" and d.neg_topm != 1:
-        raise ConfigError(f"config key 'drgi.neg_topm': got {d.neg_topm}; drgi.negatives="
-                          f"{d.negatives} draws one negative per anchor, so it must be 1")
-
-
-@register("section", "drgi")
-@dataclass
-class DRGIConfig:
-    mode: str = "cross"  # cross | intra
-    nodes: str = "tokens"  # tokens | factors
-    hidden: int = 64  # GAT output width
-    heads: int = 0  # GAT heads (0 = 1 for tokens, 8 for factors)
-    factor_k: int = 8  # chunks per global vector in factor mode
-    factor_video: str = "mean"  # mean | text_conditioned
-    l2norm_inputs: bool = True  # L2-normalise node features before the GAT
-    activation: str = "elu"  # elu | prelu
-    attn_dropout: float = 0.0  # dropout on attention coefficients
-    neg_topm: int = 1  # hardest negatives per anchor used as corrupted graphs
-    exclude_same_video: bool = True  # never mine a negative from the anchor's own video
-    weight: float = 0.1  # lambda_drgi
-    # --- variants (methods.md §9.9); the defaults are the §9.3 definition ---
-    attention: str = "gat"  # gat | gatv2 (dynamic attention, W shared)
-    root: str = "none"  # none | free (h_i = act(z_i + sum_j a_ij z_j)) | weight (own W_r)
-    attn_temperature: float = 1.0  # attention logits are divided by this before the softmax
-    learn_temperature: bool = False  # learn log(tau), starting at attn_temperature
-    graph_topk: int = 0  # 0 = complete graph; k: each node attends to its k most similar + itself
-    readout: str = "mean"  # mean | attention (learned query pooling, +hidden params)
-    score: str = "summary"  # summary (h^T U s) | tokens (max over the other modality's nodes)
-    global_node: bool = False  # the pooled retrieval embedding joins each graph as a node
-    summary: str = "readout"  # readout | pooled (the projected pooled embedding is the summary)
-    negatives: str = "hardest"  # hardest | random | semihard | curriculum
-    semihard_k: int = 8  # semihard: a random one of the k hardest candidates
-    curriculum: tuple[int, int] = (0, 0)  # steps: random before [0], semihard before [1], then hardest
-    shuffle_corruption: bool = False  # extra negative: the anchor's graph with nodes drawn from the batch
-    weight_warmup: int = 0  # lambda ramps linearly from 0 over this many steps
-    lr: float = 0.0  # learning rate of DRGI's own parameter group (0 = train.lr)
-    clip: float = -1.0  # -1: under the global train.grad_clip; 0: exempt, unclipped; >0: own clip norm
-    # sanity mode: DRGI reads detached features, so only its own parameters learn (can the
-    # discriminator separate the hard negatives at all, on features it cannot change?)
-    detach_inputs: bool = False
-
-
 @register("objective", "drgi")
 class DRGI(Objective):
     """The DRGI loss ``weight * L_DRGI``; see the module docstring and methods.md §9.
@@ -427,7 +174,7 @@ class DRGI(Objective):
 
     def __init__(self, cfg: ExperimentConfig, width: int) -> None:
         super().__init__()
-        _check_config(cfg.drgi)
+        check_drgi_config(cfg.drgi)
         # DRGI draws from its own random stream, here and in forward: the base model's random
         # draws (dropout masks of TC-MGC, GARE, ...) stay those of the same-seed run without
         # DRGI, so a paired base / DRGI difference measures DRGI's gradient only.
