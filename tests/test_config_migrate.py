@@ -1,4 +1,4 @@
-"""tvr/config_migrate.py: old-shape configs and old override keys become head / objectives."""
+"""tvr/config/migrate.py: old-shape configs and old override keys become head / objectives."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tvr.config import ConfigError, from_dict, load_config, to_dict
-from tvr.config_migrate import alias_override, apply_canonical_overrides, is_old_shape, migrate
+from tvr.config.migrate import alias_override, apply_canonical_overrides, is_old_shape, migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ["demo-base", "demo-drgi"]

@@ -29,17 +29,16 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from tvr.config import (
+from tvr.config.coerce import ConfigError
+from tvr.config.files import merge_dicts, parse_override
+from tvr.config.schema import (
     HEAD_KEY,
     OBJECTIVE_DEFAULTS_KEY,
     OBJECTIVES_KEY,
-    ConfigError,
-    _merge,
     head_section,
     module_section_names,
     objective_section,
     objective_spec,
-    parse_override,
     section_class,
 )
 from tvr.registry import get, names
@@ -217,7 +216,7 @@ def _nest(parts: list[str], value: Any) -> Any:
     return value
 
 
-def _registered(kind: str, name: str, text: str) -> None:
+def is_registered(kind: str, name: str, text: str) -> None:
     if name not in names(kind):
         raise ConfigError(f"{text}: unknown {kind} {name!r}; registered: "
                           f"{', '.join(names(kind))}")
@@ -249,7 +248,7 @@ def apply_canonical_overrides(data: Mapping[str, Any], overrides: list[str]) -> 
                 continue  # another head's setting: no effect, as before
             key = key[2:]
         if key[0] not in (HEAD_KEY, OBJECTIVES_KEY):
-            out = _merge(out, _nest(key, value))
+            out = merge_dicts(out, _nest(key, value))
             continue
         head = dict(out.get(HEAD_KEY) or {"name": _OLD_DEFAULTS["model"]["head"]})
         objectives = [_entry(e, text) for e in out.get(OBJECTIVES_KEY, ["infonce"])]
@@ -258,7 +257,7 @@ def apply_canonical_overrides(data: Mapping[str, Any], overrides: list[str]) -> 
         if key == [HEAD_KEY, "name"]:
             if not isinstance(value, str):
                 raise ConfigError(f"{text}: expected a string, got {value!r}")
-            _registered("head", value, text)
+            is_registered("head", value, text)
             if value != head.get("name"):
                 head = {"name": value}
                 objectives = [e for e in objectives
@@ -266,13 +265,13 @@ def apply_canonical_overrides(data: Mapping[str, Any], overrides: list[str]) -> 
                 for name in get("head", value).with_objectives:
                     _add(objectives, held, name)
         elif key[0] == HEAD_KEY:
-            head = _merge(head, _nest(key[1:], value))
+            head = merge_dicts(head, _nest(key[1:], value))
         elif key == [OBJECTIVES_KEY]:
             if not isinstance(value, list):
                 raise ConfigError(f"{text}: expected a list of objectives, got {value!r}")
             objectives = [_entry(v, text) for v in value]
         elif len(key) == 2:
-            _registered("objective", key[1], text)
+            is_registered("objective", key[1], text)
             if value is True:
                 _add(objectives, held, key[1])
             elif value is False:
@@ -281,13 +280,13 @@ def apply_canonical_overrides(data: Mapping[str, Any], overrides: list[str]) -> 
                 raise ConfigError(f"{text}: expected true (add the objective) or false "
                                   f"(remove it), got {value!r}")
         else:
-            _registered("objective", key[1], text)
+            is_registered("objective", key[1], text)
             entry = next((e for e in objectives if e["name"] == key[1]), None)
             if entry is not None:
-                entry.update(_merge(entry, _nest(key[2:], value)))
+                entry.update(merge_dicts(entry, _nest(key[2:], value)))
             else:
                 listed = False  # held for when it is added: the list is unchanged
-                held[key[1]] = _merge(held.get(key[1], {}), _nest(key[2:], value))
+                held[key[1]] = merge_dicts(held.get(key[1], {}), _nest(key[2:], value))
                 objective_spec(key[1], held[key[1]], OBJECTIVES_KEY, text.split(" in ", 1)[1])
         if key[0] == HEAD_KEY or HEAD_KEY in out:  # no head written into a layer lacking one
             out[HEAD_KEY] = head
