@@ -102,7 +102,7 @@ class Selection:
         st.info(
             f"{what.capitalize()} needs a run trained with DRGI (its GAT and discriminator "
             f"are exported with the bundle); {picked} has none. Pick a DRGI run in the "
-            "sidebar (config `drgi.enable=true`)."
+            "sidebar (config `objectives.drgi=true`)."
         )
         st.stop()
         raise AssertionError("unreachable")  # st.stop raises

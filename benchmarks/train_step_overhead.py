@@ -76,7 +76,7 @@ def build_pair(setting: str, batch: int) -> tuple[dict, dict]:
     base_over = [f"train.batch_size={batch}", *SETTINGS[setting]]
     cfgs = {
         "base": load_config(RECIPE, base_over),
-        "drgi": load_config(RECIPE, [*base_over, "drgi.enable=true"]),
+        "drgi": load_config(RECIPE, [*base_over, "objectives.drgi=true"]),
     }
     c = cfgs["base"]
     torch.manual_seed(0)

@@ -191,7 +191,7 @@ graph_bundles = sel.drgi_bundles()
 if not graph_bundles:
     picked = ", ".join(f"{b.run_name}" for _, b in sel.bundles())
     st.info(
-        f"The GAT attention needs a run trained with DRGI (config `drgi.enable=true`); "
+        f"The GAT attention needs a run trained with DRGI (config `objectives.drgi=true`); "
         f"{picked} has none. Pick a DRGI run in the sidebar. The token-interaction weights "
         "below are shown for every run."
     )

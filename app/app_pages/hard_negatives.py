@@ -227,7 +227,7 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
         st.markdown(f"**{sel.label(bundle)}**")
         if bundle.drgi is None:
             st.info(f"{bundle.run_name} was trained without DRGI, so it has no discriminator "
-                    "scores. Pick a run trained with `drgi.enable=true`.")
+                    "scores. Pick a run trained with DRGI (`objectives.drgi=true`).")
             continue
         diag = diagnostics_of(bundle)
         if diag is not None:
