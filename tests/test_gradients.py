@@ -217,6 +217,24 @@ def test_term_grad_norms_match_manual_autograd():
     assert model.encoder.weight.grad is not None
 
 
+def test_term_grad_norms_count_the_elements_drgi_dominates():
+    """Adam steps each element on its own: the share of shared elements where DRGI's gradient
+    is the larger one, however small its norm ratio."""
+
+    class Split(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Linear(3, 2)  # row 0 read by the base loss, row 1 by DRGI only
+            self.objectives = nn.ModuleDict({"drgi": nn.Linear(1, 1)})
+
+    model = Split()
+    out = model.encoder(torch.ones(1, 3))[0]
+    terms = {"infonce_loss": 1e3 * out[0], "drgi_loss": 1e-6 * out[1]}
+    got = term_grad_norms(model, terms)
+    assert got["grad_shared_ratio"] < 1e-8
+    assert got["grad_shared_dominant"] == pytest.approx(4 / 8)  # row 1 (3) + bias[1], of 8
+
+
 def test_term_grad_norms_sum_every_other_term_and_skip_non_shared():
     model = ToyModel()
     terms = model.terms()

@@ -94,7 +94,11 @@ def term_grad_norms(model: nn.Module, terms: dict[str, Tensor]) -> dict[str, flo
     the step's own ``backward``).
 
     Returns:
-        ``grad_shared_drgi``, ``grad_shared_base`` and their ratio ``grad_shared_ratio``.
+        ``grad_shared_drgi``, ``grad_shared_base`` and their ratio ``grad_shared_ratio``, and
+        ``grad_shared_dominant``: the share of the shared parameters' elements where DRGI's
+        gradient is larger in magnitude than the base loss's. Adam normalises each element's
+        step, so on those elements DRGI steers the update however small its norm ratio is
+        (e.g. embedding rows of tokens the base loss hardly reads).
     """
     shared = [p for n, p in model.named_parameters()
               if p.requires_grad and n.startswith(SHARED_PREFIXES)]
@@ -106,8 +110,18 @@ def term_grad_norms(model: nn.Module, terms: dict[str, Tensor]) -> dict[str, flo
     g_drgi = torch.autograd.grad(drgi, shared, retain_graph=True, allow_unused=True)
     g_base = torch.autograd.grad(base, shared, retain_graph=True, allow_unused=True)
     n_drgi, n_base = _norm(list(g_drgi)), _norm(list(g_base))
+    dominant = sum(
+        int((_abs(gd, p) > _abs(gb, p)).sum()) for gd, gb, p in zip(g_drgi, g_base, shared,
+                                                                    strict=True)
+    )
     return {
         "grad_shared_drgi": n_drgi,
         "grad_shared_base": n_base,
         "grad_shared_ratio": n_drgi / n_base if n_base > 0 else math.nan,
+        "grad_shared_dominant": dominant / sum(p.numel() for p in shared),
     }
+
+
+def _abs(grad: Tensor | None, param: nn.Parameter) -> Tensor:
+    """``|grad|`` (zeros shaped like ``param`` when the term does not reach it)."""
+    return torch.zeros_like(param) if grad is None else grad.detach().abs()
