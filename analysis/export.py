@@ -24,8 +24,8 @@ files are written by :class:`analysis.bundle.BundleWriter` with a typed
 - :mod:`analysis.drgi_arrays`: DRGI attention and discriminator scores (runs with DRGI).
 - :func:`analysis.projection.joint_projections`: for each method one joint 2-D map of all
   valid word tokens, all valid frame tokens, the pooled texts and the pooled videos.
-- :mod:`analysis.thumbnails`: the frames the sampler picks (same segment centres as the model
-  input) at ``thumb_size`` px, side by side in one JPEG per video.
+- :mod:`analysis.thumbnails`: the model input's frames (taken from the embedding pass, so
+  each video is decoded once) at ``thumb_size`` px, side by side in one JPEG per video.
 
 The bundle is built in a hidden sibling folder and renamed into place; an exception leaves no
 bundle behind (and an older bundle untouched). A kill cannot clean up, so every export first
@@ -300,10 +300,7 @@ def _build(
     step("drgi")
 
     writer.write_thumbnails([jpeg for jpeg, _, _ in thumbs])
-    counts = [n for _, _, n in thumbs]
-    if counts != [int(f) for f in video.mask.sum(1).tolist()]:
-        logger.warning("thumbnail frame counts differ from the model's valid frames for some "
-                       "videos (the sampler picks differently at %d px)", opts.thumb_size)
+    counts = [n for _, _, n in thumbs]  # the model's valid frames (the same decode)
     step("thumbnails")
 
     projection_meta = ProjectionsMeta(methods={})

@@ -465,3 +465,39 @@ def test_export_removes_work_folders_of_killed_exports(runs, tmp_path):
     assert not export_bundle(run, options=PCA, progress=False).written  # fresh: kept
     left = sorted(p.name for p in analysis.iterdir())
     assert left == sorted(["synthvtt-test", made["live"], made["legacy_new"]])
+
+
+def test_each_video_is_decoded_once_and_thumbnails_are_the_model_frames(runs, tmp_path,
+                                                                      monkeypatch):
+    """Thumbnails come from the embedding pass's decode: one read_frames per video, and the
+    strip holds exactly the frames (and times) the sampler picked for the model."""
+    import tvr.data.video as video_module
+    from analysis.bundle import Bundle
+    from analysis.thumbnails import encode_jpeg
+
+    run = copy_run(runs["base"], tmp_path / "base")
+    real_read = video_module.read_frames
+    calls: list[str] = []
+
+    def counting(path, *args, **kwargs):
+        calls.append(str(path))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(video_module, "read_frames", counting)
+    opts = ExportOptions(projections=(), thumb_size=32)  # the tiny model's image_size
+    assert export_bundle(run, split="test", options=opts, progress=False).written
+    monkeypatch.undo()
+
+    b = Bundle.load(bundle(run))
+    root = Path(b.info.data_root_abs)
+    paths = [str(root / p) for p in b.video_paths]
+    assert sorted(calls) == sorted(paths) and b.num_videos == 8  # once per video, no more
+    cfg = load_pretrained(run)[2]
+    for v, path in enumerate(paths):
+        decoded = real_read(path, cfg.data.num_frames, 32)
+        jpeg = (bundle(run) / "thumbs" / f"{v}.jpg").read_bytes()
+        assert jpeg == encode_jpeg(np.concatenate(list(decoded.frames), axis=1), 85)
+        n = decoded.frames.shape[0]
+        assert int(b.thumb_counts[v]) == n
+        np.testing.assert_array_equal(b.frame_timestamps[v, :n], decoded.timestamps)
+        assert np.isnan(b.frame_timestamps[v, n:]).all()
