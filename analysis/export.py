@@ -3,7 +3,7 @@
 ::
 
     python -m analysis.export --run DIR [--dataset NAME --root PATH] --split test
-                              [--projection umap,pca] [--force]
+                              [--projection umap,pca] [--projection-budget N] [--force]
     python -m analysis.export --demo     # checkpoints/demo-{base,drgi} on data/synthvtt test
     torchrun --nproc_per_node N -m analysis.export --run-dir DIR ...
 
@@ -23,7 +23,9 @@ files are written by :class:`analysis.bundle.BundleWriter` with a typed
 - :mod:`analysis.text_frame`: each caption's weights over the frames of its video.
 - :mod:`analysis.drgi_arrays`: DRGI attention and discriminator scores (runs with DRGI).
 - :func:`analysis.projection.joint_projections`: for each method one joint 2-D map of all
-  valid word tokens, all valid frame tokens, the pooled texts and the pooled videos.
+  valid word tokens, all valid frame tokens, the pooled texts and the pooled videos; above
+  ``projection_budget`` points it is fitted on a deterministic stratified sample (every
+  caption and video when they fit, tokens in proportion) and the rest is placed on it.
 - :mod:`analysis.thumbnails`: the model input's frames (taken from the embedding pass, so
   each video is decoded once) at ``thumb_size`` px, side by side in one JPEG per video.
 
@@ -76,7 +78,7 @@ from analysis.bundle import (
 )
 from analysis.drgi_arrays import drgi_arrays, drgi_meta, trained_drgi
 from analysis.export_shards import assemble_shards, embed_shard
-from analysis.projection import joint_projections
+from analysis.projection import DEFAULT_POINT_BUDGET, joint_projections
 from analysis.text_frame import text_frame_meta, text_frame_weights
 from tvr.models.features import TokenFeatures
 from tvr.precision import AMP_CHOICES
@@ -93,9 +95,10 @@ DEMO_DATASET = "synthvtt"
 DEMO_ROOT = "data/synthvtt"
 DEMO_SPLIT = "test"
 # export parameters that change a bundle's content: a fresh bundle made with others is redone
-CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed", "amp")
+CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed", "amp",
+                                   "projection_budget")
 # What a bundle written before a content parameter existed was exported with.
-_PARAM_BEFORE: dict[str, Any] = {"amp": "off"}
+_PARAM_BEFORE: dict[str, Any] = {"amp": "off", "projection_budget": 0}
 
 
 class ExportError(RuntimeError):
@@ -126,6 +129,7 @@ class ExportOptions:
     seed: int = 0
     device: str = "auto"
     amp: str = "off"
+    projection_budget: int = DEFAULT_POINT_BUDGET
 
     def __post_init__(self) -> None:
         bad = [m for m in self.projections if m not in PROJECTION_METHODS]
@@ -139,6 +143,9 @@ class ExportOptions:
                 raise ExportError(f"{key}={getattr(self, key)!r}: expected a positive integer")
         if self.amp not in AMP_CHOICES:
             raise ExportError(f"amp={self.amp!r}: expected one of {', '.join(AMP_CHOICES)}")
+        if int(self.projection_budget) < 0:
+            raise ExportError(f"projection_budget={self.projection_budget!r}: expected a "
+                              "number of points >= 0 (0 = fit every point)")
         if not 1 <= int(self.jpeg_quality) <= 95:
             raise ExportError(f"jpeg_quality={self.jpeg_quality!r}: expected 1..95")
 
@@ -306,7 +313,8 @@ def _build(
     projection_meta = ProjectionsMeta(methods={})
     if opts.projections:
         arrays, projection_meta = joint_projections(text, video, opts.projections,
-                                                    seed=opts.seed, progress=progress)
+                                                    seed=opts.seed, budget=opts.projection_budget,
+                                                    progress=progress)
         writer.write_projections(arrays)
     step("projections")
 
@@ -498,6 +506,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder of the demo runs (--demo)")
     p.add_argument("--projection", default="umap,pca",
                    help="comma-separated map methods: umap, pca, or none")
+    p.add_argument("--projection-budget", type=int, default=DEFAULT_POINT_BUDGET,
+                   help="most points a 2-D map is fitted on: above it the maps are fitted on a "
+                   "stratified sample (every caption and video when they fit) and the other "
+                   f"points placed on them; 0 = fit every point (default {DEFAULT_POINT_BUDGET})")
     p.add_argument("--force", action="store_true", help="rebuild even when the bundle is fresh")
     p.add_argument("--batch-size", type=int, default=16, help="videos per embedding batch")
     p.add_argument("--graph-batch", type=int, default=64, help="pairs per DRGI batch")
@@ -529,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = ExportOptions(
             projections=parse_projections(args.projection), batch_size=args.batch_size,
             graph_batch=args.graph_batch, thumb_size=args.thumb_size, seed=args.seed,
-            device=args.device, amp=args.amp,
+            device=args.device, amp=args.amp, projection_budget=args.projection_budget,
         )
         if args.demo:
             jobs = []

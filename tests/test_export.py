@@ -501,3 +501,27 @@ def test_each_video_is_decoded_once_and_thumbnails_are_the_model_frames(runs, tm
         assert int(b.thumb_counts[v]) == n
         np.testing.assert_array_equal(b.frame_timestamps[v, :n], decoded.timestamps)
         assert np.isnan(b.frame_timestamps[v, n:]).all()
+
+
+def test_projection_budget_fits_a_recorded_sample_and_places_the_rest(runs, tmp_path):
+    from analysis.bundle import Bundle
+
+    run = copy_run(runs["base"], tmp_path / "base")
+    opts = ExportOptions(projections=("pca",), projection_budget=40)
+    assert export_bundle(run, split="test", options=opts, progress=False).written
+    b = Bundle.load(bundle(run))
+    pm = b.info.projections
+    assert pm.budget == 40 and pm.sampled and sum(pm.fitted.values()) == 40
+    assert pm.fitted["texts"] == b.num_texts and pm.fitted["videos"] == b.num_videos
+    assert b.info.export_params.projection_budget == 40
+    proj = b.projections
+    for kind, n in pm.kinds.items():
+        assert len(proj.fitted_rows[kind]) == pm.fitted[kind]
+        assert proj.get("pca", kind).shape == (n, 2)
+    # a bigger budget is another content parameter: the bundle is redone, fitted on all
+    opts = ExportOptions(projections=("pca",), projection_budget=0)
+    assert export_bundle(run, split="test", options=opts, progress=False).written
+    b = Bundle.load(bundle(run))
+    assert b.projections.fitted_rows is None and not b.info.projections.sampled
+    with pytest.raises(ExportError, match="projection_budget=-1"):
+        ExportOptions(projection_budget=-1)

@@ -33,6 +33,7 @@ Files (N_t captions, N_v videos, L words, T frames, D feature width; ``[..]`` ar
     text_frame.npy          [Nt,T] float32 text-to-frame weights over each caption's own video
     drgi.safetensors        runs with DRGI only: GAT attention and discriminator scores
     projections.npz         2-D maps: "<method>_<kind>" [N_kind,2] and word_ids / frame_ids
+                            (+ fit_<kind> rows fitted, when a point budget sampled them)
     thumbs/<v>.jpg          one horizontal JPEG strip of the sampled frames of video v
 
 **Freshness** (:mod:`~analysis.bundle.freshness`): a changed checkpoint or dataset makes a

@@ -385,7 +385,10 @@ class Bundle:
             return Projections((), {}, read_only(empty), read_only(empty.copy()), {})
         d = self._npz(PROJECTIONS)
         coords = {(m, k): d[f"{m}_{k}"] for m in methods for k in PROJECTION_KINDS}
-        return Projections(methods, coords, d["word_ids"], d["frame_ids"], dict(fitted))
+        rows = None
+        if self.info.projections.fitted is not None:
+            rows = {k: d[f"fit_{k}"] for k in PROJECTION_KINDS}
+        return Projections(methods, coords, d["word_ids"], d["frame_ids"], dict(fitted), rows)
 
     # ------------------------------------------------------------------ words and thumbnails
     def words(self, caption: int) -> list[str]:
