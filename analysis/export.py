@@ -96,9 +96,10 @@ DEMO_ROOT = "data/synthvtt"
 DEMO_SPLIT = "test"
 # export parameters that change a bundle's content: a fresh bundle made with others is redone
 CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed", "amp",
-                                   "projection_budget")
+                                   "projection_budget", "token_dtype")
 # What a bundle written before a content parameter existed was exported with.
-_PARAM_BEFORE: dict[str, Any] = {"amp": "off", "projection_budget": 0}
+_PARAM_BEFORE: dict[str, Any] = {"amp": "off", "projection_budget": 0, "token_dtype": "float32"}
+TOKEN_DTYPES: tuple[str, ...] = ("float16", "float32")
 
 
 class ExportError(RuntimeError):
@@ -130,6 +131,7 @@ class ExportOptions:
     device: str = "auto"
     amp: str = "off"
     projection_budget: int = DEFAULT_POINT_BUDGET
+    token_dtype: str = "float16"
 
     def __post_init__(self) -> None:
         bad = [m for m in self.projections if m not in PROJECTION_METHODS]
@@ -143,6 +145,9 @@ class ExportOptions:
                 raise ExportError(f"{key}={getattr(self, key)!r}: expected a positive integer")
         if self.amp not in AMP_CHOICES:
             raise ExportError(f"amp={self.amp!r}: expected one of {', '.join(AMP_CHOICES)}")
+        if self.token_dtype not in TOKEN_DTYPES:
+            raise ExportError(f"token_dtype={self.token_dtype!r}: expected one of "
+                              f"{', '.join(TOKEN_DTYPES)}")
         if int(self.projection_budget) < 0:
             raise ExportError(f"projection_budget={self.projection_budget!r}: expected a "
                               "number of points >= 0 (0 = fit every point)")
@@ -222,14 +227,16 @@ def _ranks(sim: np.ndarray, text_to_video: np.ndarray) -> tuple[Any, dict[str, n
 
 
 def _embedding_arrays(
-    text: TokenFeatures, video: TokenFeatures, text_ids: torch.Tensor
+    text: TokenFeatures, video: TokenFeatures, text_ids: torch.Tensor, token_dtype: str
 ) -> dict[str, np.ndarray | None]:
     """The tensors of ``embeddings.safetensors``: the head-embedded features
-    (``Retriever.encode_*``); None where the head attaches no token weights."""
+    (``Retriever.encode_*``), token features in ``token_dtype``; None where the head attaches
+    no token weights."""
+    tokens = np.dtype(token_dtype)
     return {
         "text_pooled": _np(text.pooled, np.float32), "video_pooled": _np(video.pooled, np.float32),
-        "text_tokens": _np(text.tokens, np.float32), "text_mask": _np(text.mask, bool),
-        "text_ids": _np(text_ids, np.int64), "video_tokens": _np(video.tokens, np.float32),
+        "text_tokens": _np(text.tokens, tokens), "text_mask": _np(text.mask, bool),
+        "text_ids": _np(text_ids, np.int64), "video_tokens": _np(video.tokens, tokens),
         "video_mask": _np(video.mask, bool), "text_weights": _np(text.weights, np.float32),
         "video_weights": _np(video.weights, np.float32),
     }
@@ -276,7 +283,7 @@ def _build(
     step("ranks")
 
     text_ids = _caption_ids(tokenizer, emb.captions, cfg.data.max_words, text)
-    writer.write_embeddings(_embedding_arrays(text, video, text_ids))
+    writer.write_embeddings(_embedding_arrays(text, video, text_ids, opts.token_dtype))
     step("embeddings")
 
     kept = [split_gt.videos[int(r)] for r in emb.video_rows]
@@ -510,6 +517,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="most points a 2-D map is fitted on: above it the maps are fitted on a "
                    "stratified sample (every caption and video when they fit) and the other "
                    f"points placed on them; 0 = fit every point (default {DEFAULT_POINT_BUDGET})")
+    p.add_argument("--token-dtype", choices=TOKEN_DTYPES, default="float16",
+                   help="storage of the bundle's token features (text_tokens, video_tokens); "
+                   "default float16: half the bytes, read back as float32")
     p.add_argument("--force", action="store_true", help="rebuild even when the bundle is fresh")
     p.add_argument("--batch-size", type=int, default=16, help="videos per embedding batch")
     p.add_argument("--graph-batch", type=int, default=64, help="pairs per DRGI batch")
@@ -542,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
             projections=parse_projections(args.projection), batch_size=args.batch_size,
             graph_batch=args.graph_batch, thumb_size=args.thumb_size, seed=args.seed,
             device=args.device, amp=args.amp, projection_budget=args.projection_budget,
+            token_dtype=args.token_dtype,
         )
         if args.demo:
             jobs = []

@@ -26,7 +26,9 @@ Files (N_t captions, N_v videos, L words, T frames, D feature width; ``[..]`` ar
                             text_pooled [Nt,D], video_pooled [Nv,D], text_tokens [Nt,L,D],
                             text_mask [Nt,L] bool, text_ids [Nt,L] int64, video_tokens [Nv,T,D],
                             video_mask [Nv,T] bool, text_weights [Nt,L] / video_weights [Nv,T]
-                            (only when the head attaches token weights, e.g. WTI)
+                            (only when the head attaches token weights, e.g. WTI); the token
+                            features are float16 by default (export_params.token_dtype; absent
+                            in older bundles: float32), the rest float32
     similarity.npy          [Nt,Nv] float32, cosine scale (the head's ``score``)
     ranks.npz               t2v [Nt], v2t [Nv], text_to_video [Nt], t2v_tied [Nt], v2t_tied [Nv]
                             (+ v2t_any, v2t_any_tied [Nv] when a video has several captions)

@@ -288,7 +288,8 @@ class ExportParams:
     """The export's options (``analysis.export.ExportOptions``) and its world size.
 
     ``amp`` is None in bundles exported before the option existed (they ran in float32);
-    ``projection_budget`` likewise (their maps were fitted on every point; 0 means the same).
+    ``projection_budget`` likewise (their maps were fitted on every point; 0 means the same),
+    and ``token_dtype`` (their token features are float32).
     """
 
     projections: list[str]
@@ -301,6 +302,7 @@ class ExportParams:
     world_size: int
     amp: str | None = None
     projection_budget: int | None = None
+    token_dtype: str | None = None
 
     @classmethod
     def parse(cls, f: _Fields) -> ExportParams:
@@ -309,7 +311,8 @@ class ExportParams:
         return cls(list(projections), f.int("batch_size"), f.int("graph_batch"),
                    f.int("thumb_size"), f.int("jpeg_quality"), f.int("seed"), f.str("device"),
                    f.int("world_size"), f.str("amp", optional=True),
-                   f.int("projection_budget", optional=True))
+                   f.int("projection_budget", optional=True),
+                   f.str("token_dtype", optional=True))
 
     def to_json(self) -> JSON:
         out: JSON = {"projections": self.projections, "batch_size": self.batch_size,
@@ -317,6 +320,7 @@ class ExportParams:
                      "jpeg_quality": self.jpeg_quality, "seed": self.seed, "device": self.device}
         _put(out, "amp", self.amp)
         _put(out, "projection_budget", self.projection_budget)
+        _put(out, "token_dtype", self.token_dtype)
         out["world_size"] = self.world_size
         return out
 

@@ -82,8 +82,10 @@ class Bundle:
     Lazy attributes:
         sim: ``[Nt, Nv]`` float32 similarity (cosine scale), memory-mapped.
         ranks: :class:`Ranks`.
-        text_pooled ``[Nt, D]``, video_pooled ``[Nv, D]``, text_tokens ``[Nt, L, D]``,
-        video_tokens ``[Nv, T, D]`` (float32); text_mask ``[Nt, L]``, video_mask ``[Nv, T]``
+        text_pooled ``[Nt, D]``, video_pooled ``[Nv, D]`` (float32), text_tokens ``[Nt, L, D]``,
+        video_tokens ``[Nv, T, D]`` (float16 or float32 as exported:
+        ``info.export_params.token_dtype``; :meth:`text_features` and
+        :meth:`video_features` return float32); text_mask ``[Nt, L]``, video_mask ``[Nv, T]``
         (bool); text_ids ``[Nt, L]`` int64; text_weights ``[Nt, L]`` / video_weights
         ``[Nv, T]`` float32 or None (heads with token weights, e.g. WTI).
         text_frame_weights: ``[Nt, T]`` float32, each caption's weights over its own video's
@@ -271,7 +273,8 @@ class Bundle:
 
     @cached_property
     def text_tokens(self) -> np.ndarray:
-        """``[Nt, L, D]`` float32 word features (padding included)."""
+        """``[Nt, L, D]`` word features (padding included), float16 or float32 as stored;
+        cast the rows you compute with (``np.asarray(rows, np.float32)``)."""
         return self._tensor(EMBEDDINGS, "text_tokens")  # type: ignore[return-value]
 
     @cached_property
@@ -286,7 +289,7 @@ class Bundle:
 
     @cached_property
     def video_tokens(self) -> np.ndarray:
-        """``[Nv, T, D]`` float32 frame features (padding included)."""
+        """``[Nv, T, D]`` frame features (padding included), float16 or float32 as stored."""
         return self._tensor(EMBEDDINGS, "video_tokens")  # type: ignore[return-value]
 
     @cached_property
@@ -330,7 +333,10 @@ class Bundle:
         sel = slice(None) if index is None else index
 
         def t(arr: np.ndarray | None) -> torch.Tensor | None:
-            return None if arr is None else torch.tensor(np.asarray(arr)[sel])
+            if arr is None:
+                return None
+            rows = np.asarray(arr)[sel]
+            return torch.tensor(rows.astype(np.float32) if rows.dtype == np.float16 else rows)
 
         return TokenFeatures(
             tokens=t(getattr(self, f"{side}_tokens")),
