@@ -397,6 +397,14 @@ class Bundle:
         return Projections(methods, coords, d["word_ids"], d["frame_ids"], dict(fitted), rows)
 
     # ------------------------------------------------------------------ words and thumbnails
+    def resident_bytes(self) -> int:
+        """Bytes of process memory this bundle holds now: what was read into memory (captions,
+        ranks, maps, ...; grows as lazy attributes load); memory-mapped tensors count nothing
+        (:func:`analysis.bundle.memory.resident_bytes`)."""
+        from analysis.bundle.memory import resident_bytes
+
+        return resident_bytes(vars(self))
+
     def words(self, caption: int) -> list[str]:
         """Readable labels of the valid tokens of caption ``caption`` (``[SOT] ... [EOT]``)."""
         return list(self.word_labels[self._check_index(caption, self.num_texts, "caption")])
