@@ -232,7 +232,8 @@ class ProjectionsMeta:
     points of each kind the maps were fitted on (a deterministic stratified sample whose rows
     are ``fit_<kind>`` of ``projections.npz``); the other points were placed on the fitted map
     as each method's ``placement`` says (``"transform"``: PCA's own projection; ``"knn"``:
-    :class:`analysis.projection.PointPlacer`).
+    :class:`analysis.projection.PointPlacer`; ``"fit"``: every point was fitted; absent in
+    older bundles, which fitted every point).
     """
 
     methods: dict[str, Any]

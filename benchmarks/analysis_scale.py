@@ -1,0 +1,144 @@
+"""The analysis export at growing split sizes: time, peak memory and bundle size.
+
+For each size N a SynthVTT dataset with an N-video test split (one caption per video; 64 px,
+the demo's shape) is generated once under ``--data`` (``data/synthvtt-scale-<N>``), and the
+demo run (``checkpoints/demo-base``, copied without its bundles into a temporary folder so the
+committed run is never touched) is exported on it in a fresh process:
+``python -m analysis.export --run COPY --root DATA --split test --projection umap,pca --force``
+with the default ``--projection-budget`` and ``--token-dtype``. The table gives the export's
+wall time (model forward included), the process's peak RSS (``wait4``), the bundle's size and
+its largest files, and how many map points were fitted vs placed.
+
+Prints the table and writes the ``## Analysis export at scale`` section of
+``benchmarks/RESULTS.md``.
+
+Usage:
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/analysis_scale.py [--sizes 500,5000] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import add_results_args, command_line, load_note, publish  # noqa: E402
+
+SECTION = "## Analysis export at scale"
+RUN_FILES = ("config.json", "model.safetensors", "encoder.json", "tokenizer")
+
+
+def dataset(data: Path, n_test: int, workers: int) -> Path:
+    """``data/synthvtt-scale-<N>``: SynthVTT with an ``n_test``-video test split (generated
+    once; the train and val splits are the smallest the generator makes)."""
+    from tvr.data.synthvtt import generate
+
+    out = data / f"synthvtt-scale-{n_test}"
+    generate(out, seed=0, n_train=8, n_val=8, n_test=n_test, workers=workers, progress=False)
+    return out
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """The run's model files (no bundles, no train state) in ``dest``."""
+    dest.mkdir(parents=True)
+    for name in RUN_FILES:
+        src = run / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def export(run: Path, root: Path, threads: int) -> dict[str, float | int]:
+    """Export ``run`` on ``root``'s test split in a child process; time, peak RSS, bundle."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "analysis.export", "--run", str(run), "--dataset", "synthvtt",
+           "--root", str(root), "--split", "test", "--projection", "umap,pca", "--force",
+           "--quiet", "--device", "cpu"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    log = proc.stdout.read().decode() if proc.stdout else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"export failed ({' '.join(cmd)}):\n{log[-3000:]}")
+    bundle = run / "analysis" / "synthvtt-test"
+    meta = json.loads((bundle / "meta.json").read_text())
+    files = {k: v for k, v in meta["files"].items() if k != "thumbs"}
+    thumbs = sum(p.stat().st_size for p in (bundle / "thumbs").iterdir())
+    proj = meta["projections"]
+    points = sum(proj["kinds"].values())
+    fitted = sum(proj["fitted"].values()) if proj.get("fitted") else points
+    return {
+        "videos": meta["num_videos"], "captions": meta["num_texts"], "seconds": seconds,
+        "rss_gb": usage.ru_maxrss / 1e6,  # KiB on Linux
+        "bundle_mb": (sum(files.values()) + thumbs) / 1e6,
+        "sim_mb": files["similarity.npy"] / 1e6, "emb_mb": files["embeddings.safetensors"] / 1e6,
+        "points": points, "fitted": fitted,
+        "map_s": sum(m.get("seconds", 0.0) for m in proj["methods"].values()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="500,5000", help="test split sizes (videos)")
+    parser.add_argument("--run", type=Path, default=ROOT / "checkpoints" / "demo-base")
+    parser.add_argument("--data", type=Path, default=ROOT / "data",
+                        help="where the datasets are generated (once)")
+    parser.add_argument("--threads", type=int, default=2, help="OMP threads of the export")
+    parser.add_argument("--workers", type=int, default=2, help="generation processes")
+    add_results_args(parser)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    load_start = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="analysis-scale-") as tmp:
+        for n in sizes:
+            root = dataset(args.data, n, args.workers)
+            run = copy_run(args.run, Path(tmp) / f"{args.run.name}-{n}")
+            rows.append(export(run, root, args.threads))
+            print(rows[-1], flush=True)
+    lines = [
+        "| test videos | captions | export s | of which maps s | peak RSS GB | bundle MB | "
+        "similarity.npy MB | embeddings MB | map points fitted / all |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['videos']:,} | {r['captions']:,} | {r['seconds']:.0f} | {r['map_s']:.0f} | "
+            f"{r['rss_gb']:.2f} | {r['bundle_mb']:.0f} | {r['sim_mb']:.0f} | {r['emb_mb']:.0f} | "
+            f"{r['fitted']:,} / {r['points']:,} |"
+        )
+    body = "\n".join([
+        f"`{command_line('benchmarks/analysis_scale.py', argv)}`",
+        "",
+        f"`python -m analysis.export` of `{args.run.name}` (UMAP and PCA maps, default point "
+        "budget and float16 token features) on SynthVTT test splits of each size, one "
+        f"caption per video, in a fresh process with {args.threads} OMP threads; the export "
+        "time includes the model's forward pass and the single decode of each video.",
+        "",
+        *lines,
+        "",
+        "The MSR-VTT-full shape (2,990 videos x 20 captions) is not measured here yet: SynthVTT "
+        "generates one caption per test video.",
+        "",
+        load_note(load_start, os.getloadavg()[0]),
+    ])
+    publish(args, SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
