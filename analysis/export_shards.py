@@ -2,9 +2,9 @@
 
 Each rank embeds its videos (with their captions) through :func:`tvr.evaluate.embed_split`,
 the evaluator's own code path, and makes their thumbnails from the frames that pass decoded
-(:class:`analysis.thumbnails.ThumbnailCollector`: one decode per video); rank 0 concatenates the gathered
-shards in video order (:func:`assemble_shards`) and, with several ranks, rescores the full
-similarity matrix with the head.
+(:class:`analysis.thumbnails.ThumbnailCollector`: one decode per video); rank 0 concatenates
+the gathered shards in video order (:func:`assemble_shards`) and, with several ranks, rescores
+the full similarity matrix with the head.
 """
 
 from __future__ import annotations

@@ -348,7 +348,9 @@ def _proportional(sizes: dict[str, int], budget: int) -> dict[str, int]:
     return out
 
 
-def stratified_sample(sizes: dict[str, int], budget: int, *, seed: int = 0) -> dict[str, np.ndarray]:
+def stratified_sample(
+    sizes: dict[str, int], budget: int, *, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Deterministic rows of each kind of point to fit a map on, at most ``budget`` in all.
 
     Every pooled item (``texts``, ``videos``) is kept when they fit in the budget, and the rest

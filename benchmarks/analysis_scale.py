@@ -1,7 +1,8 @@
 """The analysis export at growing split sizes: time, peak memory and bundle size.
 
-For each size N a SynthVTT dataset with an N-video test split (one caption per video; 64 px,
-the demo's shape) is generated once under ``--data`` (``data/synthvtt-scale-<N>``), and the
+For each size N (or NxK: K captions per test video, ``--test-captions``; ``2990x20`` is the
+MSR-VTT full shape) a SynthVTT dataset with an N-video test split (64 px, the demo's shape) is
+generated once under ``--data`` (``data/synthvtt-scale-<N>[x<K>]``), and the
 demo run (``checkpoints/demo-base``, copied without its bundles into a temporary folder so the
 committed run is never touched) is exported on it in a fresh process:
 ``python -m analysis.export --run COPY --root DATA --split test --projection umap,pca --force``
@@ -13,7 +14,8 @@ Prints the table and writes the ``## Analysis export at scale`` section of
 ``benchmarks/RESULTS.md``.
 
 Usage:
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/analysis_scale.py [--sizes 500,5000] [--no-write]
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/analysis_scale.py [--sizes 500,5000,2990x20]
+        [--no-write]
 """
 
 from __future__ import annotations
@@ -38,13 +40,20 @@ SECTION = "## Analysis export at scale"
 RUN_FILES = ("config.json", "model.safetensors", "encoder.json", "tokenizer")
 
 
-def dataset(data: Path, n_test: int, workers: int) -> Path:
-    """``data/synthvtt-scale-<N>``: SynthVTT with an ``n_test``-video test split (generated
-    once; the train and val splits are the smallest the generator makes)."""
+def parse_size(text: str) -> tuple[int, int]:
+    """``"500"`` -> (500, 1); ``"2990x20"`` -> (2990, 20)."""
+    videos, _, per = text.strip().partition("x")
+    return int(videos), int(per or 1)
+
+
+def dataset(data: Path, n_test: int, per_video: int, workers: int) -> Path:
+    """``data/synthvtt-scale-<N>[x<K>]``: SynthVTT with an ``n_test``-video test split of
+    ``per_video`` captions each (generated once; train and val are tiny)."""
     from tvr.data.synthvtt import generate
 
-    out = data / f"synthvtt-scale-{n_test}"
-    generate(out, seed=0, n_train=8, n_val=8, n_test=n_test, workers=workers, progress=False)
+    out = data / (f"synthvtt-scale-{n_test}" + (f"x{per_video}" if per_video > 1 else ""))
+    generate(out, seed=0, n_train=8, n_val=8, n_test=n_test, test_captions=per_video,
+             workers=workers, progress=False)
     return out
 
 
@@ -101,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="generation processes")
     add_results_args(parser)
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     load_start = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="analysis-scale-") as tmp:
-        for n in sizes:
-            root = dataset(args.data, n, args.workers)
-            run = copy_run(args.run, Path(tmp) / f"{args.run.name}-{n}")
+        for n, per_video in sizes:
+            root = dataset(args.data, n, per_video, args.workers)
+            run = copy_run(args.run, Path(tmp) / f"{args.run.name}-{n}x{per_video}")
             rows.append(export(run, root, args.threads))
             print(rows[-1], flush=True)
     lines = [
@@ -125,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         f"`{command_line('benchmarks/analysis_scale.py', argv)}`",
         "",
         f"`python -m analysis.export` of `{args.run.name}` (UMAP and PCA maps, default point "
-        "budget and float16 token features) on SynthVTT test splits of each size, one "
-        f"caption per video, in a fresh process with {args.threads} OMP threads; the export "
+        "budget and float16 token features) on SynthVTT test splits of each size, "
+        f"in a fresh process with {args.threads} OMP threads; the export "
         "time includes the model's forward pass and the single decode of each video.",
         "",
         *lines,
