@@ -140,9 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *lines,
         "",
-        "The MSR-VTT-full shape (2,990 videos x 20 captions) is not measured here yet: SynthVTT "
-        "generates one caption per test video.",
-        "",
         load_note(load_start, os.getloadavg()[0]),
     ])
     publish(args, SECTION, body)
