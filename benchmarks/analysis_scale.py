@@ -21,7 +21,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -83,20 +82,20 @@ def export(run: Path, root: Path, threads: int) -> dict[str, float | int]:
     log = proc.stdout.read().decode() if proc.stdout else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"export failed ({' '.join(cmd)}):\n{log[-3000:]}")
-    bundle = run / "analysis" / "synthvtt-test"
-    meta = json.loads((bundle / "meta.json").read_text())
-    files = {k: v for k, v in meta["files"].items() if k != "thumbs"}
-    thumbs = sum(p.stat().st_size for p in (bundle / "thumbs").iterdir())
-    proj = meta["projections"]
-    points = sum(proj["kinds"].values())
-    fitted = sum(proj["fitted"].values()) if proj.get("fitted") else points
+    from analysis.bundle import Bundle, bundle_dir_for
+
+    b = Bundle.load(bundle_dir_for(run, "synthvtt", "test"), check=False)
+    disk = b.disk_bytes()
+    proj = b.info.projections
+    points = sum(proj.kinds.values())
+    fitted = sum(proj.fitted.values()) if proj.fitted else points
     return {
-        "videos": meta["num_videos"], "captions": meta["num_texts"], "seconds": seconds,
+        "videos": b.num_videos, "captions": b.num_texts, "seconds": seconds,
         "rss_gb": usage.ru_maxrss / 1e6,  # KiB on Linux
-        "bundle_mb": (sum(files.values()) + thumbs) / 1e6,
-        "sim_mb": files["similarity.npy"] / 1e6, "emb_mb": files["embeddings.safetensors"] / 1e6,
+        "bundle_mb": disk["total"] / 1e6,
+        "sim_mb": disk["similarity"] / 1e6, "emb_mb": disk["embeddings"] / 1e6,
         "points": points, "fitted": fitted,
-        "map_s": sum(m.get("seconds", 0.0) for m in proj["methods"].values()),
+        "map_s": sum(m.get("seconds", 0.0) for m in proj.methods.values()),
     }
 
 

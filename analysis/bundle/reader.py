@@ -28,6 +28,7 @@ from analysis.bundle.files import (
     RANKS,
     SIMILARITY,
     TEXT_FRAME,
+    THUMBS,
     thumb_name,
 )
 from analysis.bundle.freshness import (
@@ -397,6 +398,14 @@ class Bundle:
         return Projections(methods, coords, d["word_ids"], d["frame_ids"], dict(fitted), rows)
 
     # ------------------------------------------------------------------ words and thumbnails
+    def disk_bytes(self) -> dict[str, int]:
+        """Bytes on disk: ``{"total", "similarity", "embeddings", "thumbs"}`` (the sizes
+        ``meta.json`` records, plus the thumbnail strips)."""
+        sizes = {k: int(v) for k, v in self.info.files.items() if k != THUMBS}
+        thumbs = sum(self.thumbnail_path(v).stat().st_size for v in range(self.num_videos))
+        return {"total": sum(sizes.values()) + thumbs, "similarity": sizes.get(SIMILARITY, 0),
+                "embeddings": sizes.get(EMBEDDINGS, 0), "thumbs": thumbs}
+
     def resident_bytes(self) -> int:
         """Bytes of process memory this bundle holds now: what was read into memory (captions,
         ranks, maps, ...; grows as lazy attributes load); memory-mapped tensors count nothing
