@@ -3,7 +3,7 @@
 ::
 
     python -m analysis.export --run DIR [--dataset NAME --root PATH] --split test
-                              [--projection umap,pca] [--force]
+                              [--projection umap,pca] [--projection-budget N] [--force]
     python -m analysis.export --demo     # checkpoints/demo-{base,drgi} on data/synthvtt test
     torchrun --nproc_per_node N -m analysis.export --run-dir DIR ...
 
@@ -23,9 +23,11 @@ files are written by :class:`analysis.bundle.BundleWriter` with a typed
 - :mod:`analysis.text_frame`: each caption's weights over the frames of its video.
 - :mod:`analysis.drgi_arrays`: DRGI attention and discriminator scores (runs with DRGI).
 - :func:`analysis.projection.joint_projections`: for each method one joint 2-D map of all
-  valid word tokens, all valid frame tokens, the pooled texts and the pooled videos.
-- :mod:`analysis.thumbnails`: the frames the sampler picks (same segment centres as the model
-  input) at ``thumb_size`` px, side by side in one JPEG per video.
+  valid word tokens, all valid frame tokens, the pooled texts and the pooled videos; above
+  ``projection_budget`` points it is fitted on a deterministic stratified sample (every
+  caption and video when they fit, tokens in proportion) and the rest is placed on it.
+- :mod:`analysis.thumbnails`: the model input's frames (taken from the embedding pass, so
+  each video is decoded once) at ``thumb_size`` px, side by side in one JPEG per video.
 
 The bundle is built in a hidden sibling folder and renamed into place; an exception leaves no
 bundle behind (and an older bundle untouched). A kill cannot clean up, so every export first
@@ -76,7 +78,7 @@ from analysis.bundle import (
 )
 from analysis.drgi_arrays import drgi_arrays, drgi_meta, trained_drgi
 from analysis.export_shards import assemble_shards, embed_shard
-from analysis.projection import joint_projections
+from analysis.projection import DEFAULT_POINT_BUDGET, joint_projections
 from analysis.text_frame import text_frame_meta, text_frame_weights
 from tvr.models.features import TokenFeatures
 from tvr.precision import AMP_CHOICES
@@ -93,9 +95,11 @@ DEMO_DATASET = "synthvtt"
 DEMO_ROOT = "data/synthvtt"
 DEMO_SPLIT = "test"
 # export parameters that change a bundle's content: a fresh bundle made with others is redone
-CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed", "amp")
+CONTENT_PARAMS: tuple[str, ...] = ("projections", "thumb_size", "jpeg_quality", "seed", "amp",
+                                   "projection_budget", "token_dtype")
 # What a bundle written before a content parameter existed was exported with.
-_PARAM_BEFORE: dict[str, Any] = {"amp": "off"}
+_PARAM_BEFORE: dict[str, Any] = {"amp": "off", "projection_budget": 0, "token_dtype": "float32"}
+TOKEN_DTYPES: tuple[str, ...] = ("float16", "float32")
 
 
 class ExportError(RuntimeError):
@@ -126,6 +130,8 @@ class ExportOptions:
     seed: int = 0
     device: str = "auto"
     amp: str = "off"
+    projection_budget: int = DEFAULT_POINT_BUDGET
+    token_dtype: str = "float16"
 
     def __post_init__(self) -> None:
         bad = [m for m in self.projections if m not in PROJECTION_METHODS]
@@ -139,6 +145,12 @@ class ExportOptions:
                 raise ExportError(f"{key}={getattr(self, key)!r}: expected a positive integer")
         if self.amp not in AMP_CHOICES:
             raise ExportError(f"amp={self.amp!r}: expected one of {', '.join(AMP_CHOICES)}")
+        if self.token_dtype not in TOKEN_DTYPES:
+            raise ExportError(f"token_dtype={self.token_dtype!r}: expected one of "
+                              f"{', '.join(TOKEN_DTYPES)}")
+        if int(self.projection_budget) < 0:
+            raise ExportError(f"projection_budget={self.projection_budget!r}: expected a "
+                              "number of points >= 0 (0 = fit every point)")
         if not 1 <= int(self.jpeg_quality) <= 95:
             raise ExportError(f"jpeg_quality={self.jpeg_quality!r}: expected 1..95")
 
@@ -215,14 +227,16 @@ def _ranks(sim: np.ndarray, text_to_video: np.ndarray) -> tuple[Any, dict[str, n
 
 
 def _embedding_arrays(
-    text: TokenFeatures, video: TokenFeatures, text_ids: torch.Tensor
+    text: TokenFeatures, video: TokenFeatures, text_ids: torch.Tensor, token_dtype: str
 ) -> dict[str, np.ndarray | None]:
     """The tensors of ``embeddings.safetensors``: the head-embedded features
-    (``Retriever.encode_*``); None where the head attaches no token weights."""
+    (``Retriever.encode_*``), token features in ``token_dtype``; None where the head attaches
+    no token weights."""
+    tokens = np.dtype(token_dtype)
     return {
         "text_pooled": _np(text.pooled, np.float32), "video_pooled": _np(video.pooled, np.float32),
-        "text_tokens": _np(text.tokens, np.float32), "text_mask": _np(text.mask, bool),
-        "text_ids": _np(text_ids, np.int64), "video_tokens": _np(video.tokens, np.float32),
+        "text_tokens": _np(text.tokens, tokens), "text_mask": _np(text.mask, bool),
+        "text_ids": _np(text_ids, np.int64), "video_tokens": _np(video.tokens, tokens),
         "video_mask": _np(video.mask, bool), "text_weights": _np(text.weights, np.float32),
         "video_weights": _np(video.weights, np.float32),
     }
@@ -269,7 +283,7 @@ def _build(
     step("ranks")
 
     text_ids = _caption_ids(tokenizer, emb.captions, cfg.data.max_words, text)
-    writer.write_embeddings(_embedding_arrays(text, video, text_ids))
+    writer.write_embeddings(_embedding_arrays(text, video, text_ids, opts.token_dtype))
     step("embeddings")
 
     kept = [split_gt.videos[int(r)] for r in emb.video_rows]
@@ -300,16 +314,14 @@ def _build(
     step("drgi")
 
     writer.write_thumbnails([jpeg for jpeg, _, _ in thumbs])
-    counts = [n for _, _, n in thumbs]
-    if counts != [int(f) for f in video.mask.sum(1).tolist()]:
-        logger.warning("thumbnail frame counts differ from the model's valid frames for some "
-                       "videos (the sampler picks differently at %d px)", opts.thumb_size)
+    counts = [n for _, _, n in thumbs]  # the model's valid frames (the same decode)
     step("thumbnails")
 
     projection_meta = ProjectionsMeta(methods={})
     if opts.projections:
         arrays, projection_meta = joint_projections(text, video, opts.projections,
-                                                    seed=opts.seed, progress=progress)
+                                                    seed=opts.seed, budget=opts.projection_budget,
+                                                    progress=progress)
         writer.write_projections(arrays)
     step("projections")
 
@@ -501,6 +513,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder of the demo runs (--demo)")
     p.add_argument("--projection", default="umap,pca",
                    help="comma-separated map methods: umap, pca, or none")
+    p.add_argument("--projection-budget", type=int, default=DEFAULT_POINT_BUDGET,
+                   help="most points a 2-D map is fitted on: above it the maps are fitted on a "
+                   "stratified sample (every caption and video when they fit) and the other "
+                   f"points placed on them; 0 = fit every point (default {DEFAULT_POINT_BUDGET})")
+    p.add_argument("--token-dtype", choices=TOKEN_DTYPES, default="float16",
+                   help="storage of the bundle's token features (text_tokens, video_tokens); "
+                   "default float16: half the bytes, read back as float32")
     p.add_argument("--force", action="store_true", help="rebuild even when the bundle is fresh")
     p.add_argument("--batch-size", type=int, default=16, help="videos per embedding batch")
     p.add_argument("--graph-batch", type=int, default=64, help="pairs per DRGI batch")
@@ -532,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         opts = ExportOptions(
             projections=parse_projections(args.projection), batch_size=args.batch_size,
             graph_batch=args.graph_batch, thumb_size=args.thumb_size, seed=args.seed,
-            device=args.device, amp=args.amp,
+            device=args.device, amp=args.amp, projection_budget=args.projection_budget,
+            token_dtype=args.token_dtype,
         )
         if args.demo:
             jobs = []

@@ -1,9 +1,10 @@
 """Embedding a split for the export, one contiguous shard of videos per torchrun rank.
 
 Each rank embeds its videos (with their captions) through :func:`tvr.evaluate.embed_split`,
-the evaluator's own code path, and renders their thumbnails; rank 0 concatenates the gathered
-shards in video order (:func:`assemble_shards`) and, with several ranks, rescores the full
-similarity matrix with the head.
+the evaluator's own code path, and makes their thumbnails from the frames that pass decoded
+(:class:`analysis.thumbnails.ThumbnailCollector`: one decode per video); rank 0 concatenates
+the gathered shards in video order (:func:`assemble_shards`) and, with several ranks, rescores
+the full similarity matrix with the head.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from analysis.bundle import BundleError
-from analysis.thumbnails import render_thumbnail
+from analysis.thumbnails import ThumbnailCollector
 from tvr.models.features import TokenFeatures
 
 
@@ -30,7 +30,8 @@ def embed_shard(
     model: nn.Module, tokenizer: Any, split_gt: Any, cfg: Any, opts: Any,
     device: torch.device, rank: int, world: int, progress: bool,
 ) -> dict[str, Any]:
-    """Embed this rank's videos (one merged record per video) and render their thumbnails.
+    """Embed this rank's videos (one merged record per video) and their thumbnails, made
+    from the frames the embedding pass decoded.
 
     Args:
         model, tokenizer: the run's model and tokenizer.
@@ -50,12 +51,11 @@ def embed_shard(
     records = split_gt.videos[start:stop]
     if not records:
         return {"start": start, "emb": None, "thumbs": []}
+    collector = ThumbnailCollector(opts.thumb_size, opts.jpeg_quality)
     emb = embed_split(model, tokenizer, records, EmbedOptions.from_data(
-        cfg.data, batch_size=opts.batch_size, device=device, progress=progress, amp=opts.amp))
-    thumbs = [
-        render_thumbnail(records[int(r)], cfg.data.num_frames, opts.thumb_size, opts.jpeg_quality)
-        for r in tqdm(emb.video_rows, desc="thumbnails", disable=not progress, leave=False)
-    ]
+        cfg.data, batch_size=opts.batch_size, device=device, progress=progress, amp=opts.amp,
+        on_video_batch=collector))
+    thumbs = [collector.thumbs[int(r)] for r in emb.video_rows]
     skipped = skipped_video_reasons(records, emb.skipped_videos, cfg.data.num_frames,
                                     cfg.data.image_size)
     if world > 1:

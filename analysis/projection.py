@@ -328,28 +328,126 @@ def place_points(query: Any, X: Any, coords: Any, k: int = 10, power: float = 4.
     return PointPlacer(X, coords, k=k, power=power).place(query)
 
 
+DEFAULT_POINT_BUDGET = 20_000
+"""Points a joint map is fitted on by default (UMAP costs ~1.2 ms per point, single-threaded)."""
+
+_POOLED_KINDS = ("texts", "videos")
+_TOKEN_KINDS = ("words", "frames")
+
+
+def _proportional(sizes: dict[str, int], budget: int) -> dict[str, int]:
+    """Split ``budget`` over ``sizes`` in proportion (largest remainder; ties by order)."""
+    total = sum(sizes.values())
+    if total <= budget:
+        return dict(sizes)
+    exact = {k: budget * n / total for k, n in sizes.items()}
+    out = {k: int(np.floor(v)) for k, v in exact.items()}
+    order = sorted(sizes, key=lambda k: (-(exact[k] - out[k]), list(sizes).index(k)))
+    for k in order[: budget - sum(out.values())]:
+        out[k] += 1
+    return out
+
+
+def stratified_sample(
+    sizes: dict[str, int], budget: int, *, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Deterministic rows of each kind of point to fit a map on, at most ``budget`` in all.
+
+    Every pooled item (``texts``, ``videos``) is kept when they fit in the budget, and the rest
+    of it is shared by the token kinds (``words``, ``frames``) in proportion to their sizes;
+    when the pooled items alone exceed the budget, all kinds share it in proportion. Within a
+    kind the rows are drawn uniformly without replacement with ``numpy``'s generator seeded
+    by ``seed`` (the same sizes, budget and seed give the same rows).
+
+    Args:
+        sizes: kind -> number of points.
+        budget: points in all (>= 1).
+        seed: random seed.
+
+    Returns:
+        kind -> sorted int64 row indices ``[n_kind]``.
+    """
+    if int(budget) < 1:
+        raise ValueError(f"budget={budget!r}: expected a positive number of points")
+    budget = int(budget)
+    pooled = {k: n for k, n in sizes.items() if k in _POOLED_KINDS}
+    if sum(pooled.values()) <= budget:
+        counts = dict(pooled)
+        counts.update(_proportional({k: n for k, n in sizes.items() if k not in _POOLED_KINDS},
+                                    budget - sum(pooled.values())))
+    else:
+        counts = _proportional(dict(sizes), budget)
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for kind, n in sizes.items():  # one draw per kind, in the order given
+        if counts[kind] >= n:
+            out[kind] = np.arange(n, dtype=np.int64)
+        else:
+            out[kind] = np.sort(rng.choice(n, size=counts[kind], replace=False)).astype(np.int64)
+    return out
+
+
+def fit_and_place(x: np.ndarray, fit_rows: np.ndarray, method: str, *,
+                  seed: int = 0) -> tuple[Projection, str]:
+    """A map of every row of ``x`` fitted on ``x[fit_rows]`` only.
+
+    PCA projects the other rows with the fitted axes (``"transform"``, the same map); UMAP
+    places them with :class:`PointPlacer` (``"knn"``: cosine k-nearest-neighbour
+    interpolation among the fitted points, as the app places live queries).
+
+    Shapes:
+        x ``[N, D]``, fit_rows ``[n]`` -> coords ``[N, 2]`` float32.
+
+    Returns:
+        (the :class:`Projection` of all rows, the placement used).
+    """
+    if len(fit_rows) == x.shape[0]:
+        return project(x, method, seed=seed), "fit"
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        prepared = _pca_prepare(x, "cosine").astype(np.float64)
+        pca = PCA(n_components=2, random_state=seed).fit(prepared[fit_rows])
+        params = {"metric": "cosine", "seed": int(seed), "explained_variance_ratio":
+                  [float(v) for v in pca.explained_variance_ratio_]}
+        coords = pca.transform(prepared).astype(np.float32)
+        return Projection(coords, "pca", params, _versions()), "transform"
+    fitted = project(x[fit_rows], method, seed=seed)  # type: ignore[arg-type]
+    rest = np.ones(x.shape[0], dtype=bool)
+    rest[fit_rows] = False
+    coords = np.empty((x.shape[0], 2), dtype=np.float32)
+    coords[fit_rows] = fitted.coords
+    coords[rest] = PointPlacer(x[fit_rows], fitted.coords).place(x[rest])
+    return Projection(coords, fitted.method, fitted.params, fitted.versions), "knn"
+
+
 def joint_projections(
     text: Any,
     video: Any,
     methods: tuple[str, ...],
     *,
     seed: int = 0,
+    budget: int | None = DEFAULT_POINT_BUDGET,
     progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], ProjectionsMeta]:
     """One joint 2-D map per method of valid words, valid frames, pooled texts and videos.
 
     Every point of a method shares axes (one fit on all four kinds together), so a bundle's
-    map can draw words, frames, captions and videos together.
+    map can draw words, frames, captions and videos together. Above ``budget`` points the
+    maps are fitted on a :func:`stratified_sample` (every caption and video when they fit,
+    tokens in proportion) and the other points are placed on them (:func:`fit_and_place`).
 
     Args:
         text, video: head-embedded :class:`tvr.models.features.TokenFeatures` of a split.
         methods: e.g. ``("umap", "pca")``.
-        seed: random seed of every fit.
+        seed: random seed of every fit and of the sample.
+        budget: most points a map is fitted on (None or 0: every point).
 
     Returns:
         (arrays for ``projections.npz``: ``"<method>_<kind>"`` ``[N_kind, 2]`` float32,
-        ``word_ids`` ``[Nw, 2]`` and ``frame_ids`` ``[Nf, 2]`` int64 (item, position);
-        the ``meta.json`` entry, :class:`analysis.bundle.ProjectionsMeta`).
+        ``word_ids`` ``[Nw, 2]`` and ``frame_ids`` ``[Nf, 2]`` int64 (item, position), and
+        with a sample ``fit_<kind>`` int64 rows fitted; the ``meta.json`` entry,
+        :class:`analysis.bundle.ProjectionsMeta`).
 
     Shapes:
         text tokens ``[Nt, L, D]``, video tokens ``[Nv, T, D]`` -> ``[N_kind, 2]`` per kind
@@ -367,24 +465,39 @@ def joint_projections(
         "texts": text.pooled,
         "videos": video.pooled,
     }
-    sizes = {k: int(v.shape[0]) for k, v in blocks.items()}
+    sizes = {k: int(blocks[k].shape[0]) for k in PROJECTION_KINDS}
     x = torch.cat([blocks[k].float() for k in PROJECTION_KINDS]).numpy()
     arrays: dict[str, np.ndarray] = {
         "word_ids": words.nonzero().numpy().astype(np.int64),
         "frame_ids": frames.nonzero().numpy().astype(np.int64),
     }
+    budget = int(budget) if budget else None
+    fitted_counts: dict[str, int] | None = None
+    if budget is not None and sum(sizes.values()) > budget:
+        rows = stratified_sample(sizes, budget, seed=seed)
+        offsets = np.cumsum([0] + [sizes[k] for k in PROJECTION_KINDS])
+        fit_rows = np.concatenate([rows[k] + offsets[i] for i, k in enumerate(PROJECTION_KINDS)])
+        arrays.update({f"fit_{k}": rows[k] for k in PROJECTION_KINDS})
+        fitted_counts = {k: int(len(rows[k])) for k in PROJECTION_KINDS}
+        logger.info("projections fitted on %d of %d points (budget %d): %s", len(fit_rows),
+                    x.shape[0], budget, fitted_counts)
+    else:
+        fit_rows = np.arange(x.shape[0])
     fitted: dict[str, Any] = {}
     for method in tqdm(methods, desc="projections", disable=not progress, leave=False):
         start = time.perf_counter()
-        proj = project(x, method, seed=seed)
+        proj, placement = fit_and_place(x, fit_rows, method, seed=seed)
         offset = 0
         for kind in PROJECTION_KINDS:
             arrays[f"{method}_{kind}"] = proj.coords[offset : offset + sizes[kind]]
             offset += sizes[kind]
-        fitted[method] = dict(proj.meta(), seconds=round(time.perf_counter() - start, 3))
+        fitted[method] = dict(proj.meta(), seconds=round(time.perf_counter() - start, 3),
+                              placement=placement)
     meta = ProjectionsMeta(
         layout="one joint map per method of words, frames, texts and videos",
         kinds=sizes,
         methods=fitted,
+        budget=budget,
+        fitted=fitted_counts,
     )
     return arrays, meta

@@ -3,8 +3,10 @@
 Keys are stable ids (path strings plus a file stamp: ``st_mtime_ns`` and size), never big
 arrays, so a changed file is a new cache entry and an unchanged one is a hit.
 
-- :func:`load_bundle` -> :class:`analysis.bundle.Bundle` (``st.cache_resource``; the arrays are
-  read-only and memory-mapped, shared by every session).
+- :func:`load_bundle` -> :class:`analysis.bundle.Bundle` (one process-wide
+  :class:`app.bundle_cache.ByteBoundedCache`: at most :data:`BUNDLE_CACHE_ENTRIES` bundles
+  holding :data:`BUNDLE_CACHE_BYTES` of memory together, least recently used dropped first;
+  the tensors are read-only memory maps, shared by every session, and count nothing).
 - :func:`live_search` -> :class:`analysis.query.LiveSearch` for a run and its bundle (the run's
   text tower and the bundle's gallery; ``st.cache_resource``).
 - :func:`point_placer` -> :class:`analysis.projection.PointPlacer` for a bundle's pooled texts
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,11 +31,16 @@ import streamlit as st
 
 from analysis.bundle import Bundle, BundleInfo, bundle_status, find_bundles, meta_dict
 from analysis.bundle import bundle_stamp as _bundle_stamp
+from app.bundle_cache import ByteBoundedCache
 from app.state import AppRoots
 
 logger = logging.getLogger(__name__)
 
 SCAN_TTL_S = 30  # seconds a bundle scan (with its freshness checks) is reused
+BUNDLE_CACHE_ENTRIES = 8  # bundles kept loaded at most
+# bytes the loaded bundles may hold in memory together (memory-mapped tensors count nothing);
+# DRGI_LAB_BUNDLE_CACHE_MB overrides it
+BUNDLE_CACHE_BYTES = int(float(os.environ.get("DRGI_LAB_BUNDLE_CACHE_MB", "1024")) * 1e6)
 
 
 def file_stamp(path: str | Path) -> tuple[int, int]:
@@ -50,9 +58,19 @@ def bundle_stamp(bundle_dir: str | Path) -> tuple[tuple[int, int], ...]:
     return _bundle_stamp(bundle_dir)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the analysis bundle…")
+@st.cache_resource(show_spinner=False)
+def bundle_cache() -> ByteBoundedCache:
+    """The process-wide bundle cache (one per server, shared by every session)."""
+    return ByteBoundedCache(BUNDLE_CACHE_BYTES, BUNDLE_CACHE_ENTRIES,
+                            lambda b: b.resident_bytes())
+
+
 def _bundle(path: str, stamp: tuple, allow_stale: bool, data_root: str | None) -> Bundle:
-    return Bundle.load(path, check=True, allow_stale=allow_stale, data_root=data_root)
+    def load() -> Bundle:
+        with st.spinner("Loading the analysis bundle…"):
+            return Bundle.load(path, check=True, allow_stale=allow_stale, data_root=data_root)
+
+    return bundle_cache().get((path, stamp, allow_stale, data_root), load)
 
 
 def load_bundle(

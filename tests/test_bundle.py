@@ -282,3 +282,23 @@ def test_corrupt_bundle_file_read_error_names_the_file(runs, tmp_path, name, att
     with pytest.raises(BundleError) as exc:
         getattr(b, attr)
     assert str(target) in str(exc.value)
+
+
+def test_resident_bytes_grow_with_loaded_arrays_not_with_memory_maps(runs):
+    """What the app's byte-bounded bundle cache charges a bundle."""
+    b = Bundle.load(bdir(runs, "drgi"))
+    start = b.resident_bytes()
+    assert start > sum(len(c) for c in b.captions)  # captions, labels, ids are in memory
+    _ = b.sim[0, :3], b.text_tokens[1], b.video_tokens[2]  # memory maps: nothing more
+    assert b.resident_bytes() - start < 1000  # only the cached attribute names
+    ranks = b.ranks  # read from ranks.npz into memory
+    assert b.resident_bytes() - start >= ranks.t2v.nbytes + ranks.v2t.nbytes
+
+
+def test_disk_bytes_add_up_the_files_and_strips(runs):
+    b = Bundle.load(bdir(runs, "base"))
+    disk = b.disk_bytes()
+    on_disk = sum(p.stat().st_size for p in b.path.rglob("*") if p.is_file())
+    meta_size = (b.path / "meta.json").stat().st_size  # meta.json does not list itself
+    assert disk["total"] == on_disk - meta_size
+    assert disk["similarity"] == b.sim.nbytes + 128 and disk["thumbs"] > 0

@@ -128,8 +128,8 @@ def test_malformed_meta_makes_the_bundle_missing(tiny_run_pair, tmp_path):
 
 
 def test_older_format_2_meta_still_loads(tiny_run_pair, tmp_path):
-    """Keys added within format 2 (skipped reasons, split sizes, amp) are optional on read
-    and stay absent on write."""
+    """Keys added within format 2 (skipped reasons, split sizes, amp, the projection point
+    budget) are optional on read and stay absent on write."""
     run = shutil.copytree(tiny_run_pair.base, tmp_path / "base")
     bundle = bundle_dir_for(run, tiny_run_pair.dataset, tiny_run_pair.split)
     raw = _raw(bundle)
@@ -137,11 +137,14 @@ def test_older_format_2_meta_still_loads(tiny_run_pair, tmp_path):
         raw.pop(key)
     raw["skipped_videos"] = ["video9"]
     raw["export_params"].pop("amp")
+    raw["export_params"].pop("projection_budget")
+    raw["projections"].pop("budget")
     _write(bundle, raw)
     meta = read_meta(bundle)
     assert meta.to_json() == raw
     assert meta.skipped is None and meta.export_params is not None
-    assert meta.export_params.amp is None
+    assert meta.export_params.amp is None and meta.export_params.projection_budget is None
+    assert meta.projections.budget is None and not meta.projections.sampled
     (skipped,) = meta.skipped_list
     assert skipped.video_id == "video9" and skipped.num_captions == -1
     assert "not recorded" in skipped.reason

@@ -37,7 +37,9 @@ from tvr.models.heads.base import SimilarityHead
 from tvr.objectives.drgi_negatives import mine_negatives
 from tvr.train import train
 
-PCA = ExportOptions(projections=("pca",))
+# float32 token features, so the known-answer tests recompute from exactly what the export used
+# (float16 storage, the default, is compared with it in test_float16_tokens_change_no_number)
+PCA = ExportOptions(projections=("pca",), token_dtype="float32")
 # the DRGI run uses the cross (non-factorized) WTI head, the base run the factorized meanP head
 RUNS = {
     "drgi": ["model.head=wti", "drgi.enable=true"],
@@ -395,7 +397,8 @@ def _worker(rank: int, world: int, port: int, argv: list[str]) -> None:
 
 def test_two_rank_export_equals_single_process(runs, tmp_path):
     run = copy_run(runs["drgi"], tmp_path / "ddp")
-    argv = ["--run", str(run), "--projection", "pca", "--quiet", "--device", "cpu"]
+    argv = ["--run", str(run), "--projection", "pca", "--quiet", "--device", "cpu",
+            "--token-dtype", "float32"]
     mp.start_processes(_worker, args=(2, _free_port(), argv), nprocs=2, join=True,
                        start_method="spawn")
     a, b = bundle(runs["drgi"]), bundle(run)
@@ -465,3 +468,108 @@ def test_export_removes_work_folders_of_killed_exports(runs, tmp_path):
     assert not export_bundle(run, options=PCA, progress=False).written  # fresh: kept
     left = sorted(p.name for p in analysis.iterdir())
     assert left == sorted(["synthvtt-test", made["live"], made["legacy_new"]])
+
+
+def test_each_video_is_decoded_once_and_thumbnails_are_the_model_frames(runs, tmp_path,
+                                                                      monkeypatch):
+    """Thumbnails come from the embedding pass's decode: one read_frames per video, and the
+    strip holds exactly the frames (and times) the sampler picked for the model."""
+    import tvr.data.video as video_module
+    from analysis.bundle import Bundle
+    from analysis.thumbnails import encode_jpeg
+
+    run = copy_run(runs["base"], tmp_path / "base")
+    real_read = video_module.read_frames
+    calls: list[str] = []
+
+    def counting(path, *args, **kwargs):
+        calls.append(str(path))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(video_module, "read_frames", counting)
+    opts = ExportOptions(projections=(), thumb_size=32)  # the tiny model's image_size
+    assert export_bundle(run, split="test", options=opts, progress=False).written
+    monkeypatch.undo()
+
+    b = Bundle.load(bundle(run))
+    root = Path(b.info.data_root_abs)
+    paths = [str(root / p) for p in b.video_paths]
+    assert sorted(calls) == sorted(paths) and b.num_videos == 8  # once per video, no more
+    cfg = load_pretrained(run)[2]
+    for v, path in enumerate(paths):
+        decoded = real_read(path, cfg.data.num_frames, 32)
+        jpeg = (bundle(run) / "thumbs" / f"{v}.jpg").read_bytes()
+        assert jpeg == encode_jpeg(np.concatenate(list(decoded.frames), axis=1), 85)
+        n = decoded.frames.shape[0]
+        assert int(b.thumb_counts[v]) == n
+        np.testing.assert_array_equal(b.frame_timestamps[v, :n], decoded.timestamps)
+        assert np.isnan(b.frame_timestamps[v, n:]).all()
+
+
+def test_projection_budget_fits_a_recorded_sample_and_places_the_rest(runs, tmp_path):
+    from analysis.bundle import Bundle
+
+    run = copy_run(runs["base"], tmp_path / "base")
+    opts = ExportOptions(projections=("pca",), projection_budget=40)
+    assert export_bundle(run, split="test", options=opts, progress=False).written
+    b = Bundle.load(bundle(run))
+    pm = b.info.projections
+    assert pm.budget == 40 and pm.sampled and sum(pm.fitted.values()) == 40
+    assert pm.fitted["texts"] == b.num_texts and pm.fitted["videos"] == b.num_videos
+    assert b.info.export_params.projection_budget == 40
+    proj = b.projections
+    for kind, n in pm.kinds.items():
+        assert len(proj.fitted_rows[kind]) == pm.fitted[kind]
+        assert proj.get("pca", kind).shape == (n, 2)
+    # a bigger budget is another content parameter: the bundle is redone, fitted on all
+    opts = ExportOptions(projections=("pca",), projection_budget=0)
+    assert export_bundle(run, split="test", options=opts, progress=False).written
+    b = Bundle.load(bundle(run))
+    assert b.projections.fitted_rows is None and not b.info.projections.sampled
+    with pytest.raises(ExportError, match="projection_budget=-1"):
+        ExportOptions(projection_budget=-1)
+
+
+
+def test_float16_tokens_change_no_number_the_export_computes(runs, tmp_path):
+    """Default float16 token storage: the token tensors are the float32 ones rounded, every
+    other array is byte-identical, and the reader hands computations float32."""
+    from analysis.bundle import Bundle
+
+    run = copy_run(runs["drgi"], tmp_path / "drgi")
+    half = ExportOptions(projections=("pca",))
+    assert half.token_dtype == "float16"
+    assert export_bundle(run, split="test", options=half, progress=False).written
+    b16, b32 = bundle(run), bundle(runs["drgi"])
+    e16 = load_file(str(b16 / "embeddings.safetensors"))
+    e32 = load_file(str(b32 / "embeddings.safetensors"))
+    assert set(e16) == set(e32)
+    for key in e32:
+        if key in ("text_tokens", "video_tokens"):
+            assert e16[key].dtype == np.float16
+            np.testing.assert_array_equal(e16[key], e32[key].astype(np.float16))
+        else:
+            np.testing.assert_array_equal(e16[key], e32[key])
+            assert e16[key].dtype == e32[key].dtype
+    for name in ("similarity.npy", "text_frame.npy"):
+        assert (b16 / name).read_bytes() == (b32 / name).read_bytes(), name
+    for name in ("ranks.npz", "projections.npz"):
+        with np.load(b16 / name) as x, np.load(b32 / name) as y:
+            assert sorted(x.files) == sorted(y.files)
+            for k in x.files:
+                np.testing.assert_array_equal(x[k], y[k])
+    a16, a32 = load_file(str(b16 / "drgi.safetensors")), load_file(str(b32 / "drgi.safetensors"))
+    assert all(np.array_equal(a16[k], a32[k]) for k in a32)
+    assert (json.loads((b16 / "meta.json").read_text())["metrics"]
+            == json.loads((b32 / "meta.json").read_text())["metrics"])
+
+    b = Bundle.load(b16)
+    assert b.info.export_params.token_dtype == "float16"
+    text, video = b.text_features(), b.video_features([0, 2])
+    assert text.tokens.dtype == video.tokens.dtype == torch.float32
+    model, _, _ = load_pretrained(run)
+    with torch.no_grad():  # live search: stored features rescored with the run's head
+        sim = model.score(text, video).numpy()
+    np.testing.assert_allclose(sim, b.sim[:, [0, 2]], atol=2e-3)
+    with pytest.raises(ExportError, match="token_dtype='bfloat16'"):
+        ExportOptions(token_dtype="bfloat16")

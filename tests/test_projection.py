@@ -14,9 +14,12 @@ from analysis.projection import (
     PointPlacer,
     Projection,
     align_to,
+    fit_and_place,
     fit_shared_pca,
+    joint_projections,
     place_points,
     project,
+    stratified_sample,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,3 +159,93 @@ def test_umap_tiny_map_separates_clusters():
     # every point is nearer its own cluster's centre than any other centre
     nearest = np.linalg.norm(c[:, None] - centres[None], axis=-1).argmin(1)
     assert (nearest == labels).all()
+
+
+# ------------------------------------------------------------------------------ point budget
+
+
+def test_stratified_sample_keeps_pooled_items_and_shares_the_rest_by_size():
+    sizes = {"words": 9000, "frames": 3000, "texts": 500, "videos": 100}
+    rows = stratified_sample(sizes, 2000, seed=0)
+    counts = {k: len(v) for k, v in rows.items()}
+    assert sum(counts.values()) == 2000
+    assert counts["texts"] == 500 and counts["videos"] == 100  # every pooled item kept
+    np.testing.assert_array_equal(rows["videos"], np.arange(100))
+    assert counts == {"words": 1050, "frames": 350, "texts": 500, "videos": 100}  # 1400 as 3:1
+    for kind, r in rows.items():
+        assert r.dtype == np.int64 and np.all(np.diff(r) > 0) and r.max() < sizes[kind]
+    again = stratified_sample(sizes, 2000, seed=0)
+    assert all(np.array_equal(rows[k], again[k]) for k in sizes)  # deterministic
+    other = stratified_sample(sizes, 2000, seed=1)
+    assert not np.array_equal(rows["words"], other["words"])
+
+
+def test_stratified_sample_when_pooled_items_exceed_the_budget_or_all_fit():
+    sizes = {"words": 600, "frames": 200, "texts": 150, "videos": 50}
+    counts = {k: len(v) for k, v in stratified_sample(sizes, 100, seed=0).items()}
+    assert counts == {"words": 60, "frames": 20, "texts": 15, "videos": 5}
+    counts = {k: len(v) for k, v in stratified_sample(sizes, 101, seed=0).items()}
+    assert sum(counts.values()) == 101 and counts["words"] == 61  # largest remainder
+    everything = stratified_sample(sizes, 5000, seed=0)
+    assert all(np.array_equal(everything[k], np.arange(n)) for k, n in sizes.items())
+    with pytest.raises(ValueError, match="budget=0"):
+        stratified_sample(sizes, 0)
+
+
+def test_fit_and_place_pca_is_the_fitted_maps_transform_and_knn_places_the_rest():
+    x, labels = _clusters(n_per=40)
+    fit_rows = np.arange(0, 120, 3)
+    proj, how = fit_and_place(x, fit_rows, "pca", seed=0)
+    assert how == "transform" and proj.coords.shape == (120, 2)
+    on_sample = project(x[fit_rows], "pca", seed=0).coords
+    scale = np.abs(on_sample).max()
+    np.testing.assert_allclose(np.abs(proj.coords[fit_rows]), np.abs(on_sample),
+                               atol=1e-4 * scale)  # same axes up to sign
+    full, how = fit_and_place(x, np.arange(120), "pca", seed=0)
+    assert how == "fit"
+    np.testing.assert_array_equal(full.coords, project(x, "pca", seed=0).coords)
+    # placed points land with their own cluster (kNN placement, as used for UMAP maps)
+    placed = PointPlacer(x[fit_rows], on_sample).place(x)
+    for c in range(3):
+        centre = on_sample[labels[fit_rows] == c].mean(axis=0)
+        others = [on_sample[labels[fit_rows] == o].mean(axis=0) for o in range(3) if o != c]
+        mine = placed[labels == c]
+        assert all(np.linalg.norm(mine - centre, axis=1).max() < np.linalg.norm(centre - o) / 2
+                   for o in others)
+
+
+def _features(nt: int, nv: int, L: int, T: int, D: int, seed: int = 0):
+    import torch
+
+    from tvr.models.features import TokenFeatures
+
+    g = torch.Generator().manual_seed(seed)
+    tmask = torch.zeros(nt, L, dtype=torch.long)
+    for i in range(nt):
+        tmask[i, : 2 + i % (L - 1)] = 1
+    vmask = torch.ones(nv, T, dtype=torch.long)
+    vmask[::3, T - 1] = 0
+    text = TokenFeatures(torch.randn(nt, L, D, generator=g), tmask, torch.randn(nt, D, generator=g))
+    video = TokenFeatures(torch.randn(nv, T, D, generator=g), vmask, torch.randn(nv, D, generator=g))
+    return text, video
+
+
+def test_joint_projections_respect_the_budget_and_record_the_sample():
+    text, video = _features(nt=60, nv=30, L=8, T=4, D=6)
+    arrays, meta = joint_projections(text, video, ("pca",), seed=0, budget=200)
+    sizes = meta.kinds
+    assert sizes["texts"] == 60 and sizes["videos"] == 30 and sum(sizes.values()) > 200
+    assert meta.budget == 200 and meta.sampled
+    assert sum(meta.fitted.values()) == 200
+    assert meta.fitted["texts"] == 60 and meta.fitted["videos"] == 30
+    for kind in ("words", "frames", "texts", "videos"):
+        assert len(arrays[f"fit_{kind}"]) == meta.fitted[kind]
+        assert arrays[f"pca_{kind}"].shape == (sizes[kind], 2)  # every point is on the map
+    share = {k: meta.fitted[k] / sizes[k] for k in ("words", "frames")}
+    assert abs(share["words"] - share["frames"]) < 0.02  # tokens sampled in proportion
+    assert meta.methods["pca"]["placement"] == "transform"
+    again, _ = joint_projections(text, video, ("pca",), seed=0, budget=200)
+    assert all(np.array_equal(arrays[k], again[k]) for k in arrays)
+    full, full_meta = joint_projections(text, video, ("pca",), seed=0, budget=None)
+    assert full_meta.fitted is None and not full_meta.sampled and "fit_words" not in full
+    assert full_meta.methods["pca"]["placement"] == "fit"

@@ -480,3 +480,37 @@ def test_cli_family_size(tmp_path: Path) -> None:
     argv += ["--workers", "1", "--quiet", "--family-size", "6", "8"]
     assert sv.main(argv) == 0
     assert sv.load_meta(out)["params"]["family_size"] == [6, 8]
+
+
+def test_test_captions_give_the_msrvtt_full_shape(tmp_path: Path) -> None:
+    """K captions per test video (val keeps one), each identifying its video within the split;
+    the default stays byte-identical (nothing recorded, the same draws)."""
+    from tvr.data.dataset import EvalSplit
+    from tvr.data.sources import load_split
+
+    args = dict(seed=0, n_train=10, n_val=8, n_test=12, size=32)
+    default = sv.plan(**args)
+    assert sv.plan(**args, test_captions=1) == default
+    assert "test_captions" not in json.loads(default[sv.META_FILE])["params"]
+    texts = sv.plan(**args, test_captions=4)
+    meta = json.loads(texts[sv.META_FILE])
+    assert meta["params"]["test_captions"] == 4 and "--test-captions 4" in texts[sv.README_FILE]
+    assert meta["videos"] == json.loads(default[sv.META_FILE])["videos"]  # same videos
+    per_video: dict[str, list[dict]] = defaultdict(list)
+    for c in meta["captions"].values():
+        per_video[c["video_id"]].append(c)
+    for vid, v in meta["videos"].items():
+        caps = per_video[vid]
+        assert len(caps) == {"train": 5, "val": 1, "test": 4}[v["split"]]
+        if v["split"] != "train":
+            assert all(c["relevant"] == [vid] for c in caps)  # unique within the split
+
+    out = tmp_path / "k4"
+    _gen(out, n_train=8, n_val=6, n_test=6, test_captions=4)
+    split = EvalSplit.from_records(load_split("synthvtt", out, "test"))
+    assert split.num_videos == 6 and split.num_texts == 24
+    assert all(len(t) == 4 for t in split.video_to_texts)
+    assert sv.load_meta(out)["params"]["test_captions"] == 4
+    with pytest.raises(ValueError, match="test_captions"):
+        _gen(tmp_path / "bad", test_captions=0)
+    assert not (tmp_path / "bad").exists()

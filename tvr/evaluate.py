@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,12 @@ def embed_videos(
     num_workers: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    on_batch: Callable[[dict[str, torch.Tensor]], None] | None = None,
 ) -> tuple[TokenFeatures, np.ndarray]:
     """Head-embedded video features of every decodable video, on CPU.
+
+    ``on_batch``, when given, sees every decoded batch (CPU tensors, before embedding), so a
+    caller can use the sampled frames without decoding the videos again.
 
     Returns:
         (features ``[Nv', T, D]``, the dataset indices they belong to ``[Nv']``); videos the
@@ -89,6 +94,8 @@ def embed_videos(
     for batch in tqdm(loader, desc="embed videos", disable=not progress, leave=False):
         if batch is None or len(batch["video_index"]) == 0:
             continue
+        if on_batch is not None:
+            on_batch(batch)
         f = model.encode_video(batch["video"].to(device), batch["video_mask"].to(device))
         feats.append(f.to("cpu"))
         index.append(batch["video_index"].cpu().numpy())
@@ -167,6 +174,9 @@ class EmbedOptions:
     device: torch.device | str = "cpu"
     progress: bool = True  # tqdm bars
     amp: str = "off"  # autocast of the towers (tvr.precision); scores stay float32
+    # sees each decoded video batch (video, video_mask, video_index, video_times) before it is
+    # embedded, e.g. the export's thumbnails; None = batches carry no video_times
+    on_video_batch: Callable[[dict[str, torch.Tensor]], None] | None = None
 
     @classmethod
     def from_data(cls, data: Any, **overrides: Any) -> EmbedOptions:
@@ -202,7 +212,8 @@ def _video_dataset(records: list, opts: EmbedOptions) -> tuple[Any, Any]:
     method, thread_type = sampling_options(opts.frame_sampling, opts.decode_threads)
     sampler = FrameSampler(opts.num_frames, opts.image_size, method=method,
                            cache_dir=opts.frame_cache or None, thread_type=thread_type)
-    return split, VideoDataset(split, sampler, on_decode_error=opts.on_decode_error)
+    return split, VideoDataset(split, sampler, on_decode_error=opts.on_decode_error,
+                               with_times=opts.on_video_batch is not None)
 
 
 def embed_split(
@@ -229,7 +240,7 @@ def embed_split(
     with inference_autocast(amp, device):
         video, kept_videos = embed_videos(model, vds, batch_size=batch_size,
                                           num_workers=opts.num_workers, device=device,
-                                          progress=progress)
+                                          progress=progress, on_batch=opts.on_video_batch)
     video = _float32(video)
     kept_set = {int(v): col for col, v in enumerate(kept_videos)}
     t2v_full = np.asarray(split.text_to_video)

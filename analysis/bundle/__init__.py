@@ -26,13 +26,16 @@ Files (N_t captions, N_v videos, L words, T frames, D feature width; ``[..]`` ar
                             text_pooled [Nt,D], video_pooled [Nv,D], text_tokens [Nt,L,D],
                             text_mask [Nt,L] bool, text_ids [Nt,L] int64, video_tokens [Nv,T,D],
                             video_mask [Nv,T] bool, text_weights [Nt,L] / video_weights [Nv,T]
-                            (only when the head attaches token weights, e.g. WTI)
+                            (only when the head attaches token weights, e.g. WTI); the token
+                            features are float16 by default (export_params.token_dtype; absent
+                            in older bundles: float32), the rest float32
     similarity.npy          [Nt,Nv] float32, cosine scale (the head's ``score``)
     ranks.npz               t2v [Nt], v2t [Nv], text_to_video [Nt], t2v_tied [Nt], v2t_tied [Nv]
                             (+ v2t_any, v2t_any_tied [Nv] when a video has several captions)
     text_frame.npy          [Nt,T] float32 text-to-frame weights over each caption's own video
     drgi.safetensors        runs with DRGI only: GAT attention and discriminator scores
     projections.npz         2-D maps: "<method>_<kind>" [N_kind,2] and word_ids / frame_ids
+                            (+ fit_<kind> rows fitted, when a point budget sampled them)
     thumbs/<v>.jpg          one horizontal JPEG strip of the sampled frames of video v
 
 **Freshness** (:mod:`~analysis.bundle.freshness`): a changed checkpoint or dataset makes a

@@ -119,6 +119,8 @@ class Projections:
         word_ids: ``[Nw, 2]`` int64 (caption index, token position) of each word point.
         frame_ids: ``[Nf, 2]`` int64 (video index, frame position) of each frame point.
         params: ``{method: {"method", "params", "versions"}}`` as fitted.
+        fitted_rows: ``{kind: [n_kind] int64}`` rows of each kind the maps were fitted on
+            (the others were placed on them), or None when every point was fitted.
     """
 
     methods: tuple[str, ...]
@@ -126,6 +128,7 @@ class Projections:
     word_ids: np.ndarray
     frame_ids: np.ndarray
     params: dict[str, Any]
+    fitted_rows: dict[str, np.ndarray] | None = None
 
     def get(self, method: str, kind: str) -> np.ndarray:
         """Coordinates ``[N_kind, 2]`` of ``kind`` in the map of ``method``."""

@@ -224,23 +224,41 @@ class ThumbIndex:
 
 @dataclass(frozen=True)
 class ProjectionsMeta:
-    """The 2-D maps: ``methods`` ``{method: {"method", "params", "versions", "seconds"}}``
-    (empty without maps), and with maps the ``layout`` in words and the point count of
-    each kind (``kinds``)."""
+    """The 2-D maps: ``methods`` ``{method: {"method", "params", "versions", "seconds",
+    "placement"}}`` (empty without maps), and with maps the ``layout`` in words and the point
+    count of each kind (``kinds``).
+
+    With a point budget (``budget``, None: every point was fitted), ``fitted`` is the number of
+    points of each kind the maps were fitted on (a deterministic stratified sample whose rows
+    are ``fit_<kind>`` of ``projections.npz``); the other points were placed on the fitted map
+    as each method's ``placement`` says (``"transform"``: PCA's own projection; ``"knn"``:
+    :class:`analysis.projection.PointPlacer`; ``"fit"``: every point was fitted; absent in
+    older bundles, which fitted every point).
+    """
 
     methods: dict[str, Any]
     layout: str | None = None
     kinds: dict[str, int] | None = None
+    budget: int | None = None
+    fitted: dict[str, int] | None = None
 
     @classmethod
     def parse(cls, f: _Fields) -> ProjectionsMeta:
         return cls(f.dict("methods"), f.str("layout", optional=True),
-                   f.dict("kinds", optional=True))
+                   f.dict("kinds", optional=True), f.int("budget", optional=True),
+                   f.dict("fitted", optional=True))
+
+    @property
+    def sampled(self) -> bool:
+        """True when some points were placed rather than fitted."""
+        return self.fitted is not None and self.kinds is not None and self.fitted != self.kinds
 
     def to_json(self) -> JSON:
         out: JSON = {}
         _put(out, "layout", self.layout)
         _put(out, "kinds", self.kinds)
+        _put(out, "budget", self.budget)
+        _put(out, "fitted", self.fitted)
         out["methods"] = self.methods
         return out
 
@@ -270,7 +288,9 @@ class DatasetHash:
 class ExportParams:
     """The export's options (``analysis.export.ExportOptions``) and its world size.
 
-    ``amp`` is None in bundles exported before the option existed (they ran in float32).
+    ``amp`` is None in bundles exported before the option existed (they ran in float32);
+    ``projection_budget`` likewise (their maps were fitted on every point; 0 means the same),
+    and ``token_dtype`` (their token features are float32).
     """
 
     projections: list[str]
@@ -282,6 +302,8 @@ class ExportParams:
     device: str
     world_size: int
     amp: str | None = None
+    projection_budget: int | None = None
+    token_dtype: str | None = None
 
     @classmethod
     def parse(cls, f: _Fields) -> ExportParams:
@@ -289,13 +311,17 @@ class ExportParams:
                             and all(isinstance(x, str) for x in v), "a list of strings")
         return cls(list(projections), f.int("batch_size"), f.int("graph_batch"),
                    f.int("thumb_size"), f.int("jpeg_quality"), f.int("seed"), f.str("device"),
-                   f.int("world_size"), f.str("amp", optional=True))
+                   f.int("world_size"), f.str("amp", optional=True),
+                   f.int("projection_budget", optional=True),
+                   f.str("token_dtype", optional=True))
 
     def to_json(self) -> JSON:
         out: JSON = {"projections": self.projections, "batch_size": self.batch_size,
                      "graph_batch": self.graph_batch, "thumb_size": self.thumb_size,
                      "jpeg_quality": self.jpeg_quality, "seed": self.seed, "device": self.device}
         _put(out, "amp", self.amp)
+        _put(out, "projection_budget", self.projection_budget)
+        _put(out, "token_dtype", self.token_dtype)
         out["world_size"] = self.world_size
         return out
 

@@ -28,6 +28,7 @@ from analysis.bundle.files import (
     RANKS,
     SIMILARITY,
     TEXT_FRAME,
+    THUMBS,
     thumb_name,
 )
 from analysis.bundle.freshness import (
@@ -82,8 +83,10 @@ class Bundle:
     Lazy attributes:
         sim: ``[Nt, Nv]`` float32 similarity (cosine scale), memory-mapped.
         ranks: :class:`Ranks`.
-        text_pooled ``[Nt, D]``, video_pooled ``[Nv, D]``, text_tokens ``[Nt, L, D]``,
-        video_tokens ``[Nv, T, D]`` (float32); text_mask ``[Nt, L]``, video_mask ``[Nv, T]``
+        text_pooled ``[Nt, D]``, video_pooled ``[Nv, D]`` (float32), text_tokens ``[Nt, L, D]``,
+        video_tokens ``[Nv, T, D]`` (float16 or float32 as exported:
+        ``info.export_params.token_dtype``; :meth:`text_features` and
+        :meth:`video_features` return float32); text_mask ``[Nt, L]``, video_mask ``[Nv, T]``
         (bool); text_ids ``[Nt, L]`` int64; text_weights ``[Nt, L]`` / video_weights
         ``[Nv, T]`` float32 or None (heads with token weights, e.g. WTI).
         text_frame_weights: ``[Nt, T]`` float32, each caption's weights over its own video's
@@ -271,7 +274,8 @@ class Bundle:
 
     @cached_property
     def text_tokens(self) -> np.ndarray:
-        """``[Nt, L, D]`` float32 word features (padding included)."""
+        """``[Nt, L, D]`` word features (padding included), float16 or float32 as stored;
+        cast the rows you compute with (``np.asarray(rows, np.float32)``)."""
         return self._tensor(EMBEDDINGS, "text_tokens")  # type: ignore[return-value]
 
     @cached_property
@@ -286,7 +290,7 @@ class Bundle:
 
     @cached_property
     def video_tokens(self) -> np.ndarray:
-        """``[Nv, T, D]`` float32 frame features (padding included)."""
+        """``[Nv, T, D]`` frame features (padding included), float16 or float32 as stored."""
         return self._tensor(EMBEDDINGS, "video_tokens")  # type: ignore[return-value]
 
     @cached_property
@@ -330,7 +334,10 @@ class Bundle:
         sel = slice(None) if index is None else index
 
         def t(arr: np.ndarray | None) -> torch.Tensor | None:
-            return None if arr is None else torch.tensor(np.asarray(arr)[sel])
+            if arr is None:
+                return None
+            rows = np.asarray(arr)[sel]
+            return torch.tensor(rows.astype(np.float32) if rows.dtype == np.float16 else rows)
 
         return TokenFeatures(
             tokens=t(getattr(self, f"{side}_tokens")),
@@ -385,9 +392,28 @@ class Bundle:
             return Projections((), {}, read_only(empty), read_only(empty.copy()), {})
         d = self._npz(PROJECTIONS)
         coords = {(m, k): d[f"{m}_{k}"] for m in methods for k in PROJECTION_KINDS}
-        return Projections(methods, coords, d["word_ids"], d["frame_ids"], dict(fitted))
+        rows = None
+        if self.info.projections.fitted is not None:
+            rows = {k: d[f"fit_{k}"] for k in PROJECTION_KINDS}
+        return Projections(methods, coords, d["word_ids"], d["frame_ids"], dict(fitted), rows)
 
     # ------------------------------------------------------------------ words and thumbnails
+    def disk_bytes(self) -> dict[str, int]:
+        """Bytes on disk: ``{"total", "similarity", "embeddings", "thumbs"}`` (the sizes
+        ``meta.json`` records, plus the thumbnail strips)."""
+        sizes = {k: int(v) for k, v in self.info.files.items() if k != THUMBS}
+        thumbs = sum(self.thumbnail_path(v).stat().st_size for v in range(self.num_videos))
+        return {"total": sum(sizes.values()) + thumbs, "similarity": sizes.get(SIMILARITY, 0),
+                "embeddings": sizes.get(EMBEDDINGS, 0), "thumbs": thumbs}
+
+    def resident_bytes(self) -> int:
+        """Bytes of process memory this bundle holds now: what was read into memory (captions,
+        ranks, maps, ...; grows as lazy attributes load); memory-mapped tensors count nothing
+        (:func:`analysis.bundle.memory.resident_bytes`)."""
+        from analysis.bundle.memory import resident_bytes
+
+        return resident_bytes(vars(self))
+
     def words(self, caption: int) -> list[str]:
         """Readable labels of the valid tokens of caption ``caption`` (``[SOT] ... [EOT]``)."""
         return list(self.word_labels[self._check_index(caption, self.num_texts, "caption")])

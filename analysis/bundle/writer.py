@@ -170,7 +170,8 @@ class BundleWriter:
         save_file(dict(arrays), str(self.path / DRGI_FILE))
 
     def write_projections(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """``projections.npz``: ``"<method>_<kind>"`` ``[N_kind, 2]``, word_ids, frame_ids."""
+        """``projections.npz``: ``"<method>_<kind>"`` ``[N_kind, 2]``, word_ids, frame_ids, and
+        ``fit_<kind>`` (rows fitted) when the maps were fitted on a sample."""
         with open(self.path / PROJECTIONS, "wb") as fh:
             np.savez(fh, **arrays)
 

@@ -84,14 +84,14 @@ class _SkipPolicy:
 
     def _load_video(
         self, sampler: ClipSampler, index: int, record: VideoTextRecord
-    ) -> tuple[torch.Tensor, torch.Tensor] | SkippedItem:
+    ) -> tuple[torch.Tensor, torch.Tensor, Any] | SkippedItem:
         path = str(record.video_path)
         if path in self._bad:
             self.num_skipped += 1
             logger.debug("skipping item %d: %s already failed (%s)", index, path, self._bad[path])
             return SkippedItem(index, path, self._bad[path])
         try:
-            video, mask, _ = sampler(record.video_path, record.start, record.end)
+            video, mask, times = sampler(record.video_path, record.start, record.end)
         except VideoDecodeError as exc:
             if self.on_decode_error == "raise":
                 raise
@@ -102,7 +102,7 @@ class _SkipPolicy:
             return SkippedItem(index, path, exc.reason)
         if int(mask.sum()) < 1:  # a sampler contract violation, never hidden
             raise VideoDecodeError(record.video_path, "the sampler returned no real frame")
-        return video, mask
+        return video, mask, times
 
     def _append_log(self, index: int, path: str, reason: str) -> None:
         if self.skip_log is None:
@@ -220,7 +220,7 @@ class PairDataset(Dataset, _SkipPolicy):
         loaded = self._load_video(self.sampler, index, self.records[r])
         if isinstance(loaded, SkippedItem):
             return loaded
-        video, video_mask = loaded
+        video, video_mask, _ = loaded
         return {"video": video, "video_mask": video_mask, **item}
 
     def use_cached_videos(self, unavailable: dict[int, str]) -> None:
@@ -365,8 +365,12 @@ class VideoDataset(Dataset, _SkipPolicy):
     With ``on_decode_error="skip"`` a failed video is dropped from its batch; the evaluator
     sees which ``video_index`` values are missing and must report the N it evaluated.
 
+    With ``with_times=True`` items also carry ``video_times``: the presentation time of each
+    sampled frame in seconds (``NaN`` on padding), e.g. for thumbnails of the same frames.
+
     Shapes:
-        item: video ``[T, 3, S, S]`` float32, video_mask ``[T]`` int64, video_index int.
+        item: video ``[T, 3, S, S]`` float32, video_mask ``[T]`` int64, video_index int,
+        video_times ``[T]`` float64 (``with_times`` only).
     """
 
     def __init__(
@@ -375,10 +379,12 @@ class VideoDataset(Dataset, _SkipPolicy):
         sampler: ClipSampler,
         on_decode_error: OnDecodeError = "raise",
         skip_log: str | Path | None = None,
+        with_times: bool = False,
     ) -> None:
         _SkipPolicy.__init__(self, on_decode_error, skip_log)
         self.split = split if isinstance(split, EvalSplit) else EvalSplit.from_records(split)
         self.sampler = sampler
+        self.with_times = with_times
 
     def __len__(self) -> int:
         return self.split.num_videos
@@ -388,8 +394,11 @@ class VideoDataset(Dataset, _SkipPolicy):
         loaded = self._load_video(self.sampler, index, self.split.videos[index])
         if isinstance(loaded, SkippedItem):
             return loaded
-        video, video_mask = loaded
-        return {"video": video, "video_mask": video_mask, "video_index": index}
+        video, video_mask, times = loaded
+        item = {"video": video, "video_mask": video_mask, "video_index": index}
+        if self.with_times:
+            item["video_times"] = torch.as_tensor(np.asarray(times, dtype=np.float64))
+        return item
 
     def collate(
         self, items: Sequence[dict[str, Any] | SkippedItem]

@@ -136,14 +136,19 @@ def read_listed_videos(
     return records
 
 
-def read_query_csv(csv_path: Path, locator: VideoLocator) -> list[VideoTextRecord]:
+def read_query_csv(
+    csv_path: Path, locator: VideoLocator, *, several_per_video: bool = False
+) -> list[VideoTextRecord]:
     """One record per row of a JSFusion-format CSV (``key,vid_key,video_id,sentence``).
 
     Rows keep file order, so row i is query i and gallery video i (diagonal ground truth).
+    With ``several_per_video`` (SynthVTT's multi-caption test splits) a video's rows must be
+    consecutive and make one record with their captions in file order.
 
     Raises:
         SourceError: missing file, a missing ``video_id``/``sentence`` column, a wrong field
-            count, an empty sentence, or a video listed twice.
+            count, an empty sentence, or a video listed twice (listed again after other videos
+            with ``several_per_video``).
     """
     rows = read_csv_rows(csv_path, ("video_id", "sentence"), "MSR-VTT query CSV")
     records: list[VideoTextRecord] = []
@@ -155,12 +160,17 @@ def read_query_csv(csv_path: Path, locator: VideoLocator) -> list[VideoTextRecor
             raise SourceError(csv_path, f"line {line}", "empty video_id")
         if not sentence:
             raise SourceError(csv_path, f"line {line}", f"empty sentence for video {vid!r}")
+        if several_per_video and records and records[-1].video_id == vid:
+            last = records[-1]
+            records[-1] = VideoTextRecord(vid, last.video_path, (*last.captions, sentence))
+            continue
         if vid in first_line:
             raise SourceError(
                 csv_path,
                 f"line {line}",
-                f"duplicate video id {vid!r} (first on line {first_line[vid]}); this split "
-                "has one caption per video",
+                f"duplicate video id {vid!r} (first on line {first_line[vid]}); "
+                + ("a video's rows must be consecutive" if several_per_video
+                   else "this split has one caption per video"),
             )
         first_line[vid] = line
         records.append(VideoTextRecord(vid, locator.path(vid), (sentence,)))

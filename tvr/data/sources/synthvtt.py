@@ -1,9 +1,10 @@
 """SynthVTT (synthvtt.md): the generated benchmark, read with the MSR-VTT parsers.
 
 The generator writes the MSR-VTT layout: ``videos/video{N}.mp4``, ``MSRVTT_data.json``,
-``MSRVTT_train.9k.csv`` (train ids), ``MSRVTT_JSFUSION_test.csv`` (test, one caption per video)
-and ``val.csv`` (same columns as the test CSV). ``train`` holds every caption of every listed
-video (5 per video by default); ``val`` and ``test`` hold one caption per video in file order.
+``MSRVTT_train.9k.csv`` (train ids), ``MSRVTT_JSFUSION_test.csv`` (test: one caption per
+video, or ``--test-captions K`` consecutive rows per video) and ``val.csv`` (same columns as the
+test CSV). ``train`` holds every caption of every listed video (5 per video by default); ``val``
+and ``test`` hold one record per video in file order with its captions (one by default).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def load(root: str | Path, split: str, **options: Any) -> list[VideoTextRecord]:
         **options: ``video_dir``, ``check_videos``, ``skip_missing_videos``.
 
     Returns:
-        One record per video; train records carry all their captions, val/test records one.
+        One record per video with all its captions (val/test: one unless the dataset was
+        generated with ``--test-captions``).
 
     Raises:
         SourceOptionError: unknown split or option.
@@ -47,5 +49,5 @@ def load(root: str | Path, split: str, **options: Any) -> list[VideoTextRecord]:
         records = msrvtt.read_listed_videos(annotation, root / msrvtt.DATA_JSON, locator)
     else:
         annotation = root / QUERY_CSVS[split]
-        records = msrvtt.read_query_csv(annotation, locator)
+        records = msrvtt.read_query_csv(annotation, locator, several_per_video=True)
     return finish(NAME, split, records, opts, annotation)

@@ -113,9 +113,11 @@ def make_captions(
     videos: Sequence[MetaVideo],
     first_sen_id: int,
     background_captions: bool,
+    test_captions: int = 1,
 ) -> list[PlannedCaption]:
-    """Captions of a split's videos (five per train video, one per held-out video), with
-    sen_ids from ``first_sen_id`` on and relevance sets over ``videos``."""
+    """Captions of a split's videos (five per train video, one per val video,
+    ``test_captions`` per test video, each drawn as the single one is), with sen_ids from
+    ``first_sen_id`` on and relevance sets over ``videos``."""
     index = SplitIndex()
     for v in videos:
         index.add(v.event_types, v.background)
@@ -129,7 +131,8 @@ def make_captions(
                 k = int(rng.integers(1, n + 1))
                 subsets.append(tuple(sorted(int(i) for i in rng.choice(n, size=k, replace=False))))
         else:
-            subsets = [_heldout_subset(rng, v, own, index)]
+            count = test_captions if v.split == "test" else 1
+            subsets = [_heldout_subset(rng, v, own, index) for _ in range(count)]
         for sub in subsets:
             name_bg = background_captions and rng.random() < _P_BACKGROUND
             mentioned = [types[i] for i in sub]

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"videos per family, one edit apart (default: {FAMILY_SIZE[0]} {FAMILY_SIZE[1]}; "
         "larger is harder)",
     )
+    p.add_argument(
+        "--test-captions",
+        type=int,
+        default=1,
+        metavar="K",
+        help="captions per test video (default: 1, MSR-VTT 1k-A style; 20: MSR-VTT full)",
+    )
     p.add_argument("--workers", type=int, default=2, help="encoding processes (default: 2)")
     p.add_argument(
         "--force",
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             fps=args.fps,
             background_captions=args.background_captions,
             family_size=tuple(args.family_size),
+            test_captions=args.test_captions,
             workers=args.workers,
             force=args.force,
             progress=not args.quiet,

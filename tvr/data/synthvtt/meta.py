@@ -64,6 +64,7 @@ ANNOTATION_FILES: tuple[str, ...] = (
 )
 
 # Generation parameters: (lowest, highest) accepted value of each integer parameter.
+TEST_CAPTIONS_MAX = 100  # captions per test video (MSR-VTT full has 20)
 PARAM_RANGES: dict[str, tuple[int, int]] = {
     "seed": (0, 2**63 - 1),
     "n_train": (1, 10**6),
@@ -147,10 +148,13 @@ class GenerationParams:
         family_size: ``(lo, hi)`` videos per family when it differs from the default
             ``FAMILY_SIZE`` (recorded only then, so default datasets stay byte-identical);
             None for the default.
+        test_captions: captions per test video when more than one (MSR-VTT full: 20;
+            recorded only then); None for one.
 
     Raises:
         MetaFieldError: a value outside :data:`PARAM_RANGES`, an odd ``size``, a non-boolean
-            ``background_captions`` or a bad ``family_size`` (the field names it).
+            ``background_captions``, a bad ``family_size`` or ``test_captions`` (the field
+            names it).
     """
 
     seed: int
@@ -161,6 +165,7 @@ class GenerationParams:
     fps: int
     background_captions: bool
     family_size: tuple[int, int] | None = None
+    test_captions: int | None = None
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in PARAM_RANGES.items():
@@ -186,6 +191,18 @@ class GenerationParams:
             except ValueError as e:
                 raise MetaFieldError("family_size", str(e)) from None
             object.__setattr__(self, "family_size", bounds)
+        if self.test_captions is not None:
+            _need(
+                is_int(self.test_captions) and 2 <= self.test_captions <= TEST_CAPTIONS_MAX,
+                "test_captions",
+                f"expected an integer in [2, {TEST_CAPTIONS_MAX}] (None for one caption), "
+                f"got {self.test_captions!r}",
+            )
+
+    @property
+    def captions_per_test_video(self) -> int:
+        """Captions of each test video (1 unless ``test_captions`` was recorded)."""
+        return self.test_captions or 1
 
     @property
     def families(self) -> tuple[int, int]:
@@ -209,6 +226,8 @@ class GenerationParams:
         }
         if self.family_size is not None:
             out["family_size"] = list(self.family_size)
+        if self.test_captions is not None:
+            out["test_captions"] = self.test_captions
         return out
 
 

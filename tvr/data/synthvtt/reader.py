@@ -204,7 +204,8 @@ def _build(path: Path, where: str, obj: Any, keys: Sequence[str], make: Callable
 
 
 def _params(d: dict) -> GenerationParams:
-    return GenerationParams(**{k: d[k] for k in _PARAM_KEYS}, family_size=d.get("family_size"))
+    return GenerationParams(**{k: d[k] for k in _PARAM_KEYS}, family_size=d.get("family_size"),
+                            test_captions=d.get("test_captions"))
 
 
 def _as_tuple(value: Any, name: str) -> tuple[Any, ...]:

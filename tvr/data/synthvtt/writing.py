@@ -95,6 +95,7 @@ def _params(
     fps: int,
     background_captions: bool,
     family_size: Sequence[int] = FAMILY_SIZE,
+    test_captions: int = 1,
 ) -> GenerationParams:
     fam = family_bounds(family_size)
     try:
@@ -108,6 +109,7 @@ def _params(
             background_captions,
             # recorded only when it differs: default datasets stay byte-identical
             family_size=fam if fam != FAMILY_SIZE else None,
+            test_captions=None if test_captions == 1 else test_captions,
         )
     except MetaFieldError as e:
         raise ValueError(f"SynthVTT {e}") from None
@@ -189,6 +191,8 @@ def _readme(meta: SynthVTTMeta) -> str:
     fam = params.families
     if params.family_size is not None:
         bg += f" --family-size {fam[0]} {fam[1]}"
+    if params.test_captions is not None:
+        bg += f" --test-captions {params.test_captions}"
     return f"""# SynthVTT
 
 A procedurally generated text-video retrieval benchmark, written by `tvr.data.synthvtt`
@@ -314,6 +318,7 @@ def _plan(params: GenerationParams) -> tuple[SynthVTTMeta, dict[str, str]]:
             split_videos,
             len(captions),
             params.background_captions,
+            params.captions_per_test_video,
         )
         videos += split_videos
     meta = SynthVTTMeta(
@@ -357,13 +362,15 @@ def plan(
     fps: int = 8,
     background_captions: bool = False,
     family_size: Sequence[int] = FAMILY_SIZE,
+    test_captions: int = 1,
 ) -> dict[str, str]:
     """Draw the whole dataset except the video files; returns ``{file name: text}``.
 
     Pure and deterministic: the same arguments give byte-identical texts. The videos are
     rendered from the returned ``synthvtt_meta.json`` (see :func:`render_video`).
     """
-    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size)
+    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size,
+                     test_captions)
     return _plan(params)[1]
 
 
@@ -378,6 +385,7 @@ def generate(
     fps: int = 8,
     background_captions: bool = False,
     family_size: Sequence[int] = FAMILY_SIZE,
+    test_captions: int = 1,
     workers: int = 2,
     force: bool = False,
     progress: bool = True,
@@ -398,6 +406,8 @@ def generate(
         background_captions: let captions name the background (half of them).
         family_size: ``(lo, hi)`` videos per family (one edit apart), default ``(3, 5)``;
             larger families put more one-edit siblings beside each true video (harder).
+        test_captions: captions per test video (default 1, MSR-VTT 1k-A style; 20 gives the
+            MSR-VTT full shape), each identifying its video uniquely within the split.
         workers: encoding processes (1 = in this process).
         force: replace an existing SynthVTT dataset with other parameters.
         progress: show a tqdm bar over videos.
@@ -409,7 +419,8 @@ def generate(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size)
+    params = _params(seed, n_train, n_val, n_test, size, fps, background_captions, family_size,
+                     test_captions)
     if not is_int(workers) or workers < 1:
         raise ValueError(f"SynthVTT workers: expected a positive integer, got {workers!r}")
     if _is_complete(out, params):

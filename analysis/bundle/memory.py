@@ -1,0 +1,73 @@
+"""How many bytes of process memory a loaded bundle holds (for byte-bounded caches).
+
+Arrays memory-mapped from the bundle's files count nothing: their pages live in the page
+cache, shared by every process and session and dropped under memory pressure. Arrays read into
+memory (``.npz`` files, JSON lists, anything derived and cached) count their bytes; strings
+count ``sys.getsizeof``. A buffer shared by several views counts once.
+"""
+
+from __future__ import annotations
+
+import mmap
+import sys
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+import numpy as np
+
+
+def _mapped(arr: np.ndarray) -> bool:
+    """True when ``arr``'s data lies in a memory-mapped file."""
+    a: Any = arr
+    while a is not None:
+        if isinstance(a, np.memmap | mmap.mmap):
+            return True
+        a = getattr(a, "base", None)
+    return False
+
+
+def _owner(arr: np.ndarray) -> Any:
+    a = arr
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def resident_bytes(obj: Any) -> int:
+    """Bytes of process memory held by ``obj`` and what it refers to (see the module doc).
+
+    Walks numpy arrays, torch tensors, strings, bytes, dicts, lists, tuples, sets, dataclasses
+    and objects' ``__dict__``; memory-mapped arrays count 0.
+    """
+    seen: set[int] = set()
+    total = 0
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if x is None or isinstance(x, bool | int | float | complex):
+            continue
+        if isinstance(x, np.ndarray):
+            if _mapped(x):
+                continue
+            owner = _owner(x)
+            if id(owner) not in seen:
+                seen.add(id(owner))
+                total += int(owner.nbytes)
+            continue
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, str | bytes | bytearray):
+            total += sys.getsizeof(x)
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list | tuple | set | frozenset):
+            stack.extend(x)
+        elif type(x).__module__.startswith("torch") and hasattr(x, "untyped_storage"):
+            total += int(x.untyped_storage().nbytes())
+        elif is_dataclass(x) and not isinstance(x, type):
+            stack.extend(getattr(x, f.name) for f in fields(x))
+        elif hasattr(x, "__dict__") and not isinstance(x, type):
+            stack.extend(vars(x).values())
+    return total

@@ -1,0 +1,115 @@
+"""The byte-bounded bundle cache of the app (app/bundle_cache.py, app/resources.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from analysis.bundle.memory import resident_bytes
+from app.bundle_cache import ByteBoundedCache
+
+
+class Item:
+    """A value whose size can grow after it is cached (as a bundle's lazy arrays do)."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name, self.size = name, size
+
+
+def cache(max_bytes: int, max_entries: int = 8) -> tuple[ByteBoundedCache, list[str]]:
+    loads: list[str] = []
+    return ByteBoundedCache(max_bytes, max_entries, lambda v: v.size), loads
+
+
+def get(c: ByteBoundedCache, loads: list[str], name: str, size: int) -> Item:
+    def load() -> Item:
+        loads.append(name)
+        return Item(name, size)
+
+    return c.get(name, load)
+
+
+def test_hits_do_not_reload_and_the_byte_bound_drops_least_recently_used():
+    c, loads = cache(100)
+    a = get(c, loads, "a", 40)
+    get(c, loads, "b", 40)
+    assert get(c, loads, "a", 40) is a and loads == ["a", "b"]  # a hit, now most recent
+    get(c, loads, "c", 40)  # 120 > 100: b (least recently used) goes, a stays
+    assert c.cached_keys() == ["a", "c"] and c.total_bytes() == 80
+    get(c, loads, "b", 40)
+    assert loads == ["a", "b", "c", "b"] and c.cached_keys() == ["c", "b"]
+
+
+def test_growth_is_measured_on_each_hit_and_the_requested_value_is_kept():
+    c, loads = cache(100)
+    a = get(c, loads, "a", 10)
+    get(c, loads, "b", 10)
+    a.size = 95  # lazy arrays loaded since
+    get(c, loads, "a", 10)
+    assert c.cached_keys() == ["a"] and c.total_bytes() == 95
+    big = get(c, loads, "huge", 500)  # alone above the bound: kept, everything else dropped
+    assert c.cached_keys() == ["huge"] and big.size == 500
+
+
+def test_entry_bound_and_bad_bounds():
+    c, loads = cache(10**9, max_entries=2)
+    for name in "abc":
+        get(c, loads, name, 1)
+    assert c.cached_keys() == ["b", "c"]
+    with pytest.raises(ValueError, match="max_bytes=0"):
+        ByteBoundedCache(0, 1, len)
+
+
+def test_concurrent_requests_load_once():
+    c, loads = cache(100)
+    threads = [threading.Thread(target=get, args=(c, loads, "a", 1)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loads == ["a"]
+
+
+def test_resident_bytes_counts_loaded_arrays_not_memory_maps(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((1000, 100), dtype=np.float32))
+    mapped = np.load(path, mmap_mode="r")
+    loaded = np.ones((100, 100), dtype=np.float64)
+
+    class Holder:
+        def __init__(self) -> None:
+            self.mapped = mapped
+            self.rows = np.asarray(mapped[:10])  # a view of the map: still mapped
+            self.loaded = loaded
+            self.view = loaded[:50]  # the same buffer: counted once
+            self.nested = [loaded, (np.arange(10, dtype=np.int64), None, 3)]
+
+    assert resident_bytes(Holder()) == 80_000 + 80
+    assert resident_bytes({"a": "x" * 1000}) > 1000  # strings count
+
+
+def test_the_apps_bundle_loader_goes_through_the_byte_bound(tiny_run_pair, monkeypatch):
+    import streamlit as st
+
+    from analysis.bundle import bundle_dir_for
+    from app import resources
+    from app.state import AppRoots
+
+    roots = AppRoots(tiny_run_pair.checkpoints.resolve(), tiny_run_pair.data.resolve())
+    base, drgi = (bundle_dir_for(r, tiny_run_pair.dataset, tiny_run_pair.split)
+                  for r in (tiny_run_pair.base, tiny_run_pair.drgi))
+    st.cache_resource.clear()
+    try:
+        first = resources.load_bundle(roots, base)
+        assert resources.load_bundle(roots, base) is first  # a hit
+        cache = resources.bundle_cache()
+        assert len(cache.cached_keys()) == 1 and cache.total_bytes() == first.resident_bytes() > 0
+        cache.max_bytes = first.resident_bytes() + 1  # room for one bundle only
+        second = resources.load_bundle(roots, drgi)
+        assert [k[0] for k in cache.cached_keys()] == [str(drgi.resolve())]
+        assert resources.load_bundle(roots, base) is not first  # dropped, loaded again
+        assert second.path != first.path
+    finally:
+        st.cache_resource.clear()
