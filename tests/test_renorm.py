@@ -9,20 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_metrics import (
+    TIED,  # the tie matrix of the rank tests (a row with a NaN names its query)
+)
 from tvr.metrics import t2v_ranks
 from tvr.renorm import QB_NORM_PRESETS, dual_softmax, qb_norm
-
-# The tie matrix of tests/test_metrics.py (a row with a NaN names its query).
-TIED = np.array(
-    [
-        [0.9, 0.1, 0.2, 0.3],  # gt 0: best, no tie              -> rank 1
-        [0.5, 0.5, 0.7, 0.1],  # gt 1: 0.7 above, tie with col 0 -> rank 3 (optimistic 2), tied
-        [0.4, 0.4, 0.4, 0.4],  # gt 2: all equal                  -> rank 4 (optimistic 1), tied
-        [0.8, 0.6, 0.9, 0.2],  # gt 3: three above                -> rank 4
-    ],
-    dtype=np.float32,
-)
-
 
 # --------------------------------------------------------------------------------------------
 # Dual softmax
