@@ -474,7 +474,7 @@ def test_each_video_is_decoded_once_and_thumbnails_are_the_model_frames(runs, tm
                                                                       monkeypatch):
     """Thumbnails come from the embedding pass's decode: one read_frames per video, and the
     strip holds exactly the frames (and times) the sampler picked for the model."""
-    import tvr.data.video as video_module
+    import tvr.data.video.sampler as video_module  # where FrameSampler looks read_frames up
     from analysis.bundle import Bundle
     from analysis.thumbnails import encode_jpeg
 
