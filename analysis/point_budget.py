@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.apportion import largest_remainder
 from analysis.embedding_map import KINDS, MapPoints
 
 
@@ -44,24 +45,6 @@ class BudgetSample:
     def complete(self) -> bool:
         """Whether every candidate is drawn."""
         return len(self.ids) == self.candidates
-
-
-def _shares(sizes: np.ndarray, total: int) -> np.ndarray:
-    """Split ``total`` over groups in proportion to ``sizes`` (largest remainders), never
-    giving a group more than its size.
-
-    Shapes:
-        sizes ``[G]`` -> ``[G]`` int64 summing to ``min(total, sizes.sum())``.
-    """
-    n = int(sizes.sum())
-    if total >= n:
-        return sizes.astype(np.int64)
-    exact = sizes * (total / n) if n else np.zeros(len(sizes))
-    share = np.floor(exact).astype(np.int64)
-    left = total - int(share.sum())
-    order = np.argsort(-(exact - share), kind="stable")  # largest remainder first
-    share[order[:left]] += 1
-    return np.minimum(share, sizes)
 
 
 def budget_sample(points: MapPoints, budget: int, *, candidates: np.ndarray | None = None,
@@ -99,7 +82,7 @@ def budget_sample(points: MapPoints, budget: int, *, candidates: np.ndarray | No
     free = cand & ~keep
     free_by_kind = np.bincount(points.kind[free], minlength=len(KINDS))
     room = max(int(budget) - int(keep.sum()), 0)
-    shares = _shares(free_by_kind, room)
+    shares = largest_remainder(free_by_kind, room)
     priority = np.random.default_rng(seed).random(n)
     for k, share in enumerate(shares.tolist()):
         if share == 0:

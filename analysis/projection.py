@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from analysis.apportion import largest_remainder
 from analysis.bundle import PROJECTION_KINDS, ProjectionsMeta
 
 logger = logging.getLogger(__name__)
@@ -336,16 +337,9 @@ _TOKEN_KINDS = ("words", "frames")
 
 
 def _proportional(sizes: dict[str, int], budget: int) -> dict[str, int]:
-    """Split ``budget`` over ``sizes`` in proportion (largest remainder; ties by order)."""
-    total = sum(sizes.values())
-    if total <= budget:
-        return dict(sizes)
-    exact = {k: budget * n / total for k, n in sizes.items()}
-    out = {k: int(np.floor(v)) for k, v in exact.items()}
-    order = sorted(sizes, key=lambda k: (-(exact[k] - out[k]), list(sizes).index(k)))
-    for k in order[: budget - sum(out.values())]:
-        out[k] += 1
-    return out
+    """Split ``budget`` over ``sizes`` in proportion (:func:`largest_remainder`, ties by order)."""
+    shares = largest_remainder(np.array(list(sizes.values()), dtype=np.int64), budget)
+    return {k: int(v) for k, v in zip(sizes, shares.tolist(), strict=True)}
 
 
 def stratified_sample(
