@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from analysis.bundle import DRGIMeta
-from tvr.drgi_probe import drgi_query_outputs, information_report, mine_split_negatives
+from tvr.drgi_probe import information_report, split_query_outputs
 from tvr.models.features import TokenFeatures
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,9 @@ def drgi_arrays(
     """
     t2v = np.asarray(text_to_video, dtype=np.int64)
     nt, nv = sim.shape
-    negs = mine_split_negatives(sim, t2v)
+    negs, cap, vid = split_query_outputs(drgi, text, video, sim, t2v, batch=batch, device=device,
+                                         progress=progress)
+    results = {"text": cap, "video": vid}
     queries = {
         "text_queries": (np.arange(nt), t2v, negs.text_neg_text, negs.text_neg_video,
                          negs.text_valid, "text"),
@@ -83,11 +85,8 @@ def drgi_arrays(
                           negs.video_neg_video, negs.video_valid, "video"),
     }
     out: dict[str, np.ndarray] = {}
-    results: dict[str, dict[str, np.ndarray]] = {}
     for prefix, (a_t, a_v, n_t, n_v, valid, keep) in queries.items():
-        res = drgi_query_outputs(drgi, text, video, a_t, a_v, n_t, n_v, valid, keep=keep,
-                                 batch=batch, device=device, progress=progress)
-        results[keep] = res
+        res = results[keep]
         out[f"{keep}_attention"] = res["attention"]
         out[f"{keep}_node_mask"] = res["node_mask"]
         fields = {

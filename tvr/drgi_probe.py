@@ -293,13 +293,39 @@ def information_test(
         ``entropy_*`` / ``logit_range_*`` (attention), ``node_cos_*`` / ``input_cos_*``
         (mean pairwise cosine of GAT outputs / inputs within a graph).
     """
+    sim = np.asarray(sim, dtype=np.float32)
+    t2v = np.asarray(text_to_video, dtype=np.int64)
+    negs, cap, vid = split_query_outputs(drgi, text, video, sim, t2v, batch=batch, device=device,
+                                         progress=progress)
+    return information_report(cap, vid, negs, sim, t2v)
+
+
+@torch.no_grad()
+def split_query_outputs(
+    drgi: nn.Module,
+    text: TokenFeatures,
+    video: TokenFeatures,
+    sim: np.ndarray,
+    text_to_video: np.ndarray,
+    *,
+    batch: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> tuple[SplitNegatives, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The split's hardest negatives and DRGI's outputs for every caption query (anchor: the
+    caption and its video) and every video query (anchor: the video and its representative
+    caption), in eval mode; what :func:`information_test` and the bundle export both read.
+
+    Shapes:
+        sim ``[Nt, Nv]``, text_to_video ``[Nt]`` -> (negatives, caption-query outputs ``[Nt, ...]``,
+        video-query outputs ``[Nv, ...]``) as :func:`drgi_query_outputs` returns them.
+    """
+    t2v = np.asarray(text_to_video, dtype=np.int64)
+    nt, nv = np.shape(sim)
+    negs = mine_split_negatives(np.asarray(sim, dtype=np.float32), t2v)
     was_training = drgi.training
     drgi.eval()
     try:
-        sim = np.asarray(sim, dtype=np.float32)
-        t2v = np.asarray(text_to_video, dtype=np.int64)
-        nt, nv = sim.shape
-        negs = mine_split_negatives(sim, t2v)
         cap = drgi_query_outputs(drgi, text, video, np.arange(nt), t2v, negs.text_neg_text,
                                  negs.text_neg_video, negs.text_valid, keep="text", batch=batch,
                                  device=device, progress=progress)
@@ -308,7 +334,7 @@ def information_test(
                                  keep="video", batch=batch, device=device, progress=progress)
     finally:
         drgi.train(was_training)
-    return information_report(cap, vid, negs, sim, t2v)
+    return negs, cap, vid
 
 
 def flatten_info(info: dict[str, Any], prefix: str = "drgi_info") -> dict[str, float]:
