@@ -71,6 +71,16 @@ def _last_epoch_diagnostics(log_path: Path) -> dict[str, float]:
     return out
 
 
+def code_revision() -> str:
+    """The commit the runs are trained from (``+dirty`` when the tracked tree has changes), so
+    a record says which code made it."""
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                         text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True).stdout.strip()
+    return rev + ("+dirty" if dirty else "")
+
+
 def run_setting(study: str, setting: Setting, seed: int, out: Path, *, test: bool = False,
                 retrain: bool = False) -> Path:
     """Train one (setting, seed) in a subprocess (1 thread) unless its record exists; returns
@@ -87,6 +97,7 @@ def run_setting(study: str, setting: Setting, seed: int, out: Path, *, test: boo
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "tvr.train", "--config",
            str(REPO / "configs" / "synthvtt" / f"{setting.method}.yaml"), *overrides]
+    code = code_revision()  # before training: the tree may change while it runs
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -94,7 +105,7 @@ def run_setting(study: str, setting: Setting, seed: int, out: Path, *, test: boo
     metrics = json.loads((run / "metrics.json").read_text())
     record = {
         "study": study, "setting": setting.label, "method": setting.method, "seed": seed,
-        "overrides": list(setting.overrides), "protocol": PROTOCOL,
+        "overrides": list(setting.overrides), "protocol": PROTOCOL, "code": code,
         "wall_s": round(time.perf_counter() - t0, 1), "metrics": metrics,
         "train_diagnostics": _last_epoch_diagnostics(run / "log.jsonl"),
     }
