@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from app.components.figures.failures import (
+    MARK_COLOUR,
     MAX_ANNOTATED_CELLS,
     failure_type_bars,
     word_frame_heatmap,
@@ -33,3 +34,16 @@ def test_word_frame_heatmap_uses_the_shared_scale_and_labels():
     big = word_frame_heatmap(np.zeros((31, 30)), [str(i) for i in range(30)], None, "t",
                              zmin=0, zmax=1)
     assert MAX_ANNOTATED_CELLS < 31 * 30 and not big.data[0].texttemplate
+
+
+def test_word_frame_heatmap_outlines_the_played_frame_column_only():
+    m = np.zeros((2, 4))
+    assert not word_frame_heatmap(m, list("abcd"), None, "t", zmin=0, zmax=1).layout.shapes
+    fig = word_frame_heatmap(m, list("abcd"), None, "t", zmin=0, zmax=1, marked_frame=2)
+    (rect,) = fig.layout.shapes
+    assert (rect.type, rect.x0, rect.x1, rect.yref, rect.y0, rect.y1) == (
+        "rect", 1.5, 2.5, "paper", 0, 1)
+    assert rect.line.color == MARK_COLOUR
+    # a stale pick beyond this video's frames outlines nothing
+    assert not word_frame_heatmap(m, list("abcd"), None, "t", zmin=0, zmax=1,
+                                  marked_frame=4).layout.shapes

@@ -154,11 +154,14 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
                       "**✓ ground truth**" for t in missing]
         panel.markdown("  \n".join(lines))
 
-st.markdown("**Clips** (the frame times under each player label the heatmaps' frame columns)")
+st.markdown("**Clips** (\"play from frame\" under each player starts it at one of its sampled "
+            "frames, labelled as the heatmaps' frame columns)")
 if direction == "t2v":
     gt = int(base.text_to_video[q])
     clip_row(roots, base, [(f"ground truth {base.video_ids[gt]}", gt)] + [
         (f"{label}'s top-1 {b.video_ids[int(top_k(b.sim[q], 1)[0][0])]}",
-         int(top_k(b.sim[q], 1)[0][0])) for label, b in sel.bundles()], sel.data_root)
+         int(top_k(b.sim[q], 1)[0][0])) for label, b in sel.bundles()], sel.data_root,
+        key="compare_play")
 else:
-    clip_row(roots, base, [(f"query {video_label(base.video_ids[q])}", q)], sel.data_root)
+    clip_row(roots, base, [(f"query {video_label(base.video_ids[q])}", q)], sel.data_root,
+             key="compare_play")

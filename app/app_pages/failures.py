@@ -17,7 +17,7 @@ from app.components.drill import drill_buttons, step_buttons
 from app.components.figures.failures import failure_type_bars, word_frame_heatmap
 from app.components.query import query_picker, select_query_row, take_row_click
 from app.components.text import escape_md
-from app.components.thumbs import clip_player, frame_strip, ranked_list
+from app.components.thumbs import clip_player, frame_strip, played_frame, ranked_list
 from app.context import current
 from app.urlstate import check_choice, check_choices, check_index, remember
 
@@ -165,12 +165,13 @@ lo = float(min(m.min() for m, _, _ in mats.values()))
 hi = float(max(m.max() for m, _, _ in mats.values()))
 for name, (m, frames, v) in mats.items():
     ylabels = [f"{i}:{w}" for i, w in enumerate(words)] if len(words) == m.shape[0] else None
+    play_key = f"failures_play_{name.replace(' ', '_')}_{v}"
     fig = word_frame_heatmap(
         m, frames, ylabels, f"{name}: {bundle.video_ids[v]} (score {float(bundle.sim[q, v]):.3f})",
-        zmin=lo, zmax=hi)
+        zmin=lo, zmax=hi, marked_frame=played_frame(play_key))
     right.plotly_chart(fig, key=f"failures_wf_{name}", width="stretch")
     frame_strip(roots, bundle, v, container=right, gt=v == gt)
-    clip_player(roots, bundle, v, sel.data_root, container=right)
+    clip_player(roots, bundle, v, sel.data_root, container=right, key=play_key)
 right.caption("Cosine of each word token with each frame token of the head-embedded features "
               "(shared colour scale). A generic view: factorized heads score the pooled vectors "
               "only.")

@@ -202,7 +202,7 @@ for col, (label, bundle) in zip(cols, per_query, strict=True):
 clip_row(roots, base, [(f"ground truth {base.video_ids[gt]}", gt)] + [
     (f"{label}'s hardest negative {b.video_ids[int(negs[label].video_ids[q, 0])]}",
      int(negs[label].video_ids[q, 0])) for label, b in per_query
-    if int(negs[label].video_ids[q, 0]) >= 0], sel.data_root)
+    if int(negs[label].video_ids[q, 0]) >= 0], sel.data_root, key="hardneg_play")
 st.caption("Green: ground truth; red: a negative scoring at or above it; grey: below. "
            + ("Hatched: a sibling from the ground truth's SynthVTT family."
               if family is not None else ""))

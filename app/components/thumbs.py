@@ -4,6 +4,8 @@
   title, score and ground-truth highlight.
 - :func:`frame_images` returns the frames as ``[n, S, S, 3]`` uint8 arrays (for figure axes).
 - :func:`video_file` resolves a bundle video's file inside the data root (for ``st.video``).
+- :func:`clip_player` plays a clip, from one of its sampled frames when picked
+  (:func:`played_frame`).
 - :func:`ranked_list` draws a top-k list as a column of strips.
 
 Every file is checked with :meth:`app.state.AppRoots.check` before it is read.
@@ -104,12 +106,24 @@ def video_file(roots: AppRoots, bundle: Bundle, video: int, data_root: Path | No
 CLIP_WIDTH = 320  # px
 
 
+def played_frame(key: str) -> int | None:
+    """The frame column picked under the clip player drawn with ``key`` (index among the
+    video's sampled frames, as on the heatmaps), None when none is picked; read before the
+    player is drawn so a heatmap above it can mark that column."""
+    value = st.session_state.get(key)
+    return None if value is None else int(value)
+
+
 def clip_player(roots: AppRoots, bundle: Bundle, video: int, data_root: Path | None, *,
-                container: Any = None, frame_times: bool = True) -> bool:
+                container: Any = None, frame_times: bool = True,
+                key: str | None = None) -> bool:
     """Play video ``video``'s clip (its window of the file, looped, muted) from the data root,
     with the times of its sampled frames, labelled as on the heatmaps' frame columns
-    (``f3 @ 1.25s``), so the player's position can be matched to a column. Says so when the
-    file is not there. Returns whether a player was drawn.
+    (``f3 @ 1.25s``). With ``key``, a "play from frame" control lists those columns: picking
+    one starts the player at that frame (the player seeks in whole seconds, so it starts at
+    the second that holds the frame) and shows the sampled frame itself, the exact image the
+    column scores; :func:`played_frame` reads the pick. Says so when the file is not there.
+    Returns whether a player was drawn.
     """
     where = container if container is not None else st
     try:
@@ -122,22 +136,43 @@ def clip_player(roots: AppRoots, bundle: Bundle, video: int, data_root: Path | N
                       "is not under the data root (thumbnails only).")
         return False
     start, end = bundle.video_windows[int(video)]
-    where.video(str(clip), start_time=int(start or 0),
-                end_time=None if end is None else int(np.ceil(end)), loop=True, muted=True,
+    times = np.asarray(bundle.frame_timestamps[int(video)], dtype=np.float64)
+    valid = np.asarray(bundle.video_mask[int(video)], dtype=bool)[: len(times)]
+    times = times[valid]
+    labels = [frame_label(j, t) for j, t in enumerate(times)]
+    picked = None
+    control = key is not None and bool(labels) and bool(np.isfinite(times).all())
+    if control:
+        picked = where.segmented_control(
+            "Play from frame", list(range(len(labels))), format_func=lambda j: labels[j],
+            key=key, help="The heatmap's frame columns: start the clip at one of them")
+    begin = float(start or 0) if picked is None else float(times[int(picked)])
+    last = None if end is None else int(np.ceil(end))
+    if last is not None and int(begin) >= last:  # a frame in the window's last second
+        last = None
+    where.video(str(clip), start_time=int(begin), end_time=last, loop=True, muted=True,
                 width=CLIP_WIDTH)
-    if frame_times:
-        times = np.asarray(bundle.frame_timestamps[int(video)], dtype=np.float64)
-        valid = np.asarray(bundle.video_mask[int(video)], dtype=bool)[: len(times)]
-        labels = [frame_label(j, t) for j, t in enumerate(times[valid])]
-        if labels:
-            where.caption("Sampled frames (the heatmap's columns): " + ", ".join(labels))
+    if picked is not None:
+        j = int(picked)
+        where.caption(f"From {labels[j]}: the player starts at {int(begin)} s (it seeks in "
+                      "whole seconds); the sampled frame itself:")
+        try:
+            frames = frame_images(roots, bundle, video)
+        except (BundleError, PathOutsideRootsError, IndexError) as exc:
+            where.caption(f"(no thumbnail: {exc})")
+        else:
+            if j < len(frames):
+                where.image(frames[j], caption=labels[j], width=160)
+    elif frame_times and labels and not control:
+        where.caption("Sampled frames (the heatmap's columns): " + ", ".join(labels))
     return True
 
 
 def clip_row(roots: AppRoots, bundle: Bundle, clips: Sequence[tuple[str, int]],
-             data_root: Path | None, *, container: Any = None) -> None:
+             data_root: Path | None, *, container: Any = None, key: str | None = None) -> None:
     """Players side by side for ``clips`` (``(title, video)`` pairs, a video once even when
-    listed twice; see :func:`clip_player`)."""
+    listed twice; see :func:`clip_player`; with ``key``, each player's "play from frame"
+    control is keyed ``{key}_{video}``)."""
     where = container if container is not None else st
     seen: set[int] = set()
     unique = [(t, int(v)) for t, v in clips if not (int(v) in seen or seen.add(int(v)))]
@@ -145,4 +180,5 @@ def clip_row(roots: AppRoots, bundle: Bundle, clips: Sequence[tuple[str, int]],
         return
     for col, (title, v) in zip(where.columns(len(unique)), unique, strict=True):
         col.markdown(f"**{title}**")
-        clip_player(roots, bundle, v, data_root, container=col)
+        clip_player(roots, bundle, v, data_root, container=col,
+                    key=None if key is None else f"{key}_{v}")
