@@ -27,30 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.rank_inputs import as_ranks, metric_values, paired_ranks
-from analysis.stats import TestResult, bootstrap_ci, paired_summary, paired_test
-
-# Re-exported: the app and older callers import these from here (their home: analysis.stats,
-# analysis.rank_inputs).
-__all__ = [
-    "LOWER_IS_BETTER",
-    "METRIC_KEYS",
-    "OUTCOMES",
-    "TestResult",
-    "bootstrap_ci",
-    "compare_rankings",
-    "largest_changes",
-    "metric_values",
-    "metrics_table",
-    "paired_summary",
-    "paired_test",
-    "rank_bins",
-    "rank_histogram",
-    "rank_pairs",
-    "tie_notes",
-    "top_k",
-    "win_tie_loss",
-]
+from analysis.rank_inputs import as_ranks, paired_ranks
 
 OUTCOMES = ("win", "tie", "loss")
 

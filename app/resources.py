@@ -217,13 +217,13 @@ def _bundle_key(bundle: Bundle) -> tuple[str, tuple[tuple[int, int], ...]]:
 
 @st.cache_data(max_entries=16, show_spinner="Running the paired significance tests…")
 def _paired(key: tuple, _pairs: dict[str, tuple[Any, Any]]) -> Any:
-    from analysis.rankings import paired_summary
+    from analysis.stats import paired_summary
 
     return paired_summary(_pairs)
 
 
 def paired_stats(base: Bundle, drgi: Bundle) -> Any:
-    """:func:`analysis.rankings.paired_summary` of DRGI vs base on t2v and v2t (cached per
+    """:func:`analysis.stats.paired_summary` of DRGI vs base on t2v and v2t (cached per
     bundle pair and version)."""
     pairs = {"t2v": (base.ranks.t2v, drgi.ranks.t2v), "v2t": (base.ranks.v2t, drgi.ranks.v2t)}
     return _paired((_bundle_key(base), _bundle_key(drgi)), pairs)
