@@ -52,6 +52,7 @@ _NO_CONTEXT = "missing ScriptRunContext"
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _report: dict[str, float | str] = {}
+_t0 = time.perf_counter()  # when this module was imported (the launcher imports it first)
 # Imports never run in the warm-up thread and a script run at once: two threads importing
 # packages that import each other (pandas and pyarrow) can each be handed the other's
 # half-initialised module ("partially initialized module 'pandas' has no attribute ...").
@@ -195,6 +196,11 @@ def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
         _import_all(modules)
     _import_all(LIVE_SEARCH_MODULES)
     gc.freeze()
+    steps = {k: v for k, v in _report.items() if k.startswith("first session") or
+             k in LIVE_SEARCH_MODULES}
+    logger.info("warm-up done %.1f s after the app started: %s", time.perf_counter() - _t0,
+                ", ".join(f"{k} {v:.2f} s" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in steps.items()))
 
 
 def _default_warm() -> Iterator[tuple[str, float]]:

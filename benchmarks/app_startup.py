@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,6 @@ from benchmarks.results import add_results_args, command_line, load_note, publis
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-PORT = 8501  # make app serves the default port
 SECTION = "## App start-up and demo export"
 DEMO_RUNS = ("demo-base", "demo-drgi")
 # the app element's script state changes, with the time each was seen (epoch ms)
@@ -66,11 +66,33 @@ PHASES = (
 )
 
 
-def _env(data: Path | None = None) -> dict[str, str]:
+def _env(data: Path | None = None, port: int | None = None) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     if data is not None:
         env["DRGI_LAB_DATA"] = str(data)
+    if port is not None:  # Streamlit reads its options from STREAMLIT_* variables too
+        env["STREAMLIT_SERVER_PORT"] = str(port)
     return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop ``make`` and everything it started (its process group), and wait for all of it."""
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(proc.pid, 9)
 
 
 def time_export(repo: Path, force: bool) -> float:
@@ -82,12 +104,12 @@ def time_export(repo: Path, force: bool) -> float:
     return time.perf_counter() - t0
 
 
-def _wait_healthy(proc: subprocess.Popen, log: Path) -> None:
+def _wait_healthy(proc: subprocess.Popen, log: Path, port: int) -> None:
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"make app exited with {proc.returncode}; see {log}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/_stcore/health",
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
                                         timeout=1) as r:
                 if r.read().decode().strip() == "ok":
                     return
@@ -109,13 +131,14 @@ def time_make_app(repo: Path, log: Path, browser=None, *, install: bool = True,
     from playwright.sync_api import sync_playwright
 
     cmd = ["make", *([] if install else ["-o", ".venv/.installed"]), "app"]
+    port = _free_port()  # not make app's 8501, which another app on this machine may hold
     t0 = time.time()
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=repo, env=_env(data), stdout=out,
+        proc = subprocess.Popen(cmd, cwd=repo, env=_env(data, port), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     out: dict[str, float] = {}
     try:
-        _wait_healthy(proc, log)
+        _wait_healthy(proc, log, port)
         out["healthy"] = time.time() - t0
         with (sync_playwright() if browser is None else _nothing()) as p:
             own = None
@@ -125,7 +148,7 @@ def time_make_app(repo: Path, log: Path, browser=None, *, install: bool = True,
             page = browser.new_page()
             page.add_init_script(f"({WATCH_STATE})()")
             out["requested"] = time.time() - t0
-            page.goto(f"http://127.0.0.1:{PORT}/")
+            page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("[data-testid=stPlotlyChart] .main-svg", timeout=600_000)
             page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]",
                                    timeout=600_000)
@@ -141,8 +164,7 @@ def time_make_app(repo: Path, log: Path, browser=None, *, install: bool = True,
             if own is not None:
                 own.close()
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        _stop(proc)
     return out
 
 
