@@ -1,12 +1,12 @@
 """The first session's work, computed before anyone asks: for the Overview the bundle scan,
 the bundles the sidebar opens on, the paired tests and the model cards; then what the next
 pages share (the split's SynthVTT ground truth, whose parse takes seconds, and the joined
-per-query table of the Queries page).
+per-query table of the Queries page); last the live search's text towers and map placers.
 
 :func:`app.warmup.start_server_warm_up` runs the steps of :func:`warm_first_session` in a
 background thread when ``python -m app`` starts, so the first browser session finds these in
 the app's caches (the same cached loaders the pages call, with the same keys) instead of
-computing them while the user waits. What the sidebar opens on comes from the sidebar's own
+computing them while the user waits (:func:`warm_live_search` after the live search's imports). What the sidebar opens on comes from the sidebar's own
 default functions, so the two cannot disagree.
 """
 
@@ -40,20 +40,11 @@ def _timed(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tupl
     return name, time.perf_counter() - t0, out
 
 
-def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
-    """Fill the caches a new session reads with the sidebar's default choice, one step per
-    ``next()`` (the caller may let a session run between two steps).
-
-    Yields:
-        ``(step, seconds)``: ``scan``, ``bundle <run>``, ``paired tests``, ``card <run>``,
-        ``SynthVTT ground truth``, ``query table``; steps that do not apply (no runs, no
-        bundle, a single run, another dataset) are left out.
-    """
+def _default_bundles(roots: AppRoots, infos: list) -> Iterator[tuple[str, float, Any]]:
+    """Load the bundles the sidebar opens on: ``(step, seconds, bundle)`` per bundle there."""
     runs = list_runs(roots.checkpoints)
     if not runs:
         return
-    name, seconds, infos = _timed("scan", resources.scan_bundles, roots)
-    yield name, seconds
     base_name = default_base(roots, runs)
     drgi_name = default_drgi(roots, runs, base_name)
     base_run = roots.check(roots.checkpoints / base_name)
@@ -63,14 +54,30 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
         return
     dataset, _, split = splits[index].rpartition("-")
     data_root = split_data_root(roots, infos, dataset, split)
-    bundles = []
     for run in (base_run, drgi_run):
         path = bundle_dir_for(run, dataset, split) if run is not None else None
         info = next((i for i in infos if i.path == path), None)
         if info is None or info.status is None or info.status.state == "missing":
             continue  # the sidebar offers an export here; nothing to load
-        name, seconds, bundle = _timed(f"bundle {run.name}", resources.load_bundle, roots,
-                                       path, allow_stale=True, data_root=data_root)
+        yield _timed(f"bundle {run.name}", resources.load_bundle, roots, path,
+                     allow_stale=True, data_root=data_root)
+
+
+def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
+    """Fill the caches a new session reads with the sidebar's default choice, one step per
+    ``next()`` (the caller may let a session run between two steps).
+
+    Yields:
+        ``(step, seconds)``: ``scan``, ``bundle <run>``, ``paired tests``, ``card <run>``,
+        ``SynthVTT ground truth``, ``query table``; steps that do not apply (no runs, no
+        bundle, a single run, another dataset) are left out.
+    """
+    if not list_runs(roots.checkpoints):
+        return
+    name, seconds, infos = _timed("scan", resources.scan_bundles, roots)
+    yield name, seconds
+    bundles = []
+    for name, seconds, bundle in _default_bundles(roots, infos):
         bundles.append(bundle)
         yield name, seconds
     pair = len(bundles) == 2 and same_queries(*bundles)
@@ -92,3 +99,23 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
         yield name, seconds
     if pair:  # the Queries page opens at "fails when rank > 1"
         yield _timed("query table", resources.query_table, *bundles, k=1, synthvtt=meta)[:2]
+
+
+def warm_live_search(roots: AppRoots) -> Iterator[tuple[str, float]]:
+    """Load the text tower of each default bundle's run and the placer that puts a query on
+    its map (what the first live query needs), one step per ``next()``.
+
+    Yields:
+        ``(step, seconds)``: ``text tower <run>``, ``map placer <run>`` per default bundle
+        (a bundle without projections has no placer).
+    """
+    if not list_runs(roots.checkpoints):
+        return
+    bundles = [b for *_, b in _default_bundles(roots, resources.scan_bundles(roots))]
+    for bundle in bundles:
+        yield _timed(f"text tower {bundle.run_name}", resources.live_search, roots, bundle)[:2]
+        methods = bundle.projections.methods
+        if methods:  # the Live query page draws the star on UMAP when there is one
+            method = "umap" if "umap" in methods else methods[0]
+            yield _timed(f"map placer {bundle.run_name}", resources.point_placer, bundle,
+                         method)[:2]

@@ -6,19 +6,22 @@ Two entry points, one thread per process:
   Streamlit server starts. While the server starts and the first browser loads Streamlit's
   JavaScript, a daemon thread imports what the Overview page imports (pandas, scipy's
   statistics, the analysis modules: seconds on 2 cores), then, once Streamlit's runtime exists
-  (so the app's caches are the server's), computes what the first session's Overview reads
-  (:func:`app.first_session.warm_first_session`: the bundle scan, the default bundles, the paired
-  tests, the model cards), then imports every other page's modules and the live search's
-  (``torch``, ``transformers``' CLIP), and finally moves everything it loaded out of the
-  garbage collector's reach (``gc.freeze``), so the collection Streamlit runs after every
-  script run (``runner.postScriptGC``) no longer walks all of torch and pandas each time.
+  (so the app's caches are the server's), computes what the first session reads
+  (:func:`app.first_session.warm_first_session`: the bundle scan, the default bundles, the
+  paired tests, the model cards, then the SynthVTT ground truth and the Queries table), imports
+  every other page's modules and the live search's (``torch``, ``transformers``' CLIP), loads
+  the default runs' text towers (:func:`app.first_session.warm_live_search`), and finally
+  moves everything it loaded out of the garbage collector's reach (``gc.freeze``), so the
+  collection Streamlit runs after every script run (``runner.postScriptGC``) no longer walks
+  all of torch and pandas each time (0.25 s a rerun on 2 cores before).
 - :func:`start_warm_up`, called by ``app/main.py`` on every script run: returns that thread
   when the launcher started one, else (``streamlit run app/main.py``) starts one that imports
   only the live search's modules; the first live query used to wait ~10 s for them.
 
-Python's import locks make a page that imports the same module meanwhile wait for the thread
-rather than import it twice, and Streamlit's per-key compute locks make a page that asks for a
-value being computed wait for it rather than compute it again.
+The thread and the script runs take turns (:func:`script_turn`): a script run waits for the
+thread's current step (one import, or one cached computation) and the thread starts no step
+while a script runs, so a module is never imported in two threads at once and a page never
+computes what the thread is computing.
 """
 
 from __future__ import annotations
@@ -162,7 +165,8 @@ def _runtime_ready(timeout: float) -> bool:
     return True
 
 
-def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]]) -> None:
+def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]],
+                  prefix: str = "first session") -> None:
     quiet = _QuietNoContext()
     target = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
     target.addFilter(quiet)
@@ -174,20 +178,22 @@ def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]]) -> None:
                 step = next(steps, None)
             if step is None:
                 break
-            _report[f"first session: {step[0]}"] = step[1]
+            _report[f"{prefix}: {step[0]}"] = step[1]
     except Exception as exc:  # the session computes it then, and says what is wrong
-        _report["first session"] = f"failed: {exc}"
-        logger.warning("warm-up of the first session failed: %s", exc)
+        _report[prefix] = f"failed: {exc}"
+        logger.warning("warm-up of the %s failed: %s", prefix, exc)
     finally:
         target.removeFilter(quiet)
 
 
 def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
+                    warm_live: Callable[[], Iterable[tuple[str, float]]],
                     runtime_wait: float) -> None:
     pages = _pages_imports()
     # the app's own modules declare st caches, which bind to the runtime: import them after
     _import_all(m for m in pages[0] if m.split(".")[0] != "app")
-    if _runtime_ready(runtime_wait):
+    ready = _runtime_ready(runtime_wait)
+    if ready:
         _warm_session(warm)
     else:
         logger.warning("warm-up: Streamlit's runtime did not start within %.0f s; the first "
@@ -195,9 +201,11 @@ def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
     for modules in pages:
         _import_all(modules)
     _import_all(LIVE_SEARCH_MODULES)
+    if ready:
+        _warm_session(warm_live, "live search")
     gc.freeze()
-    steps = {k: v for k, v in _report.items() if k.startswith("first session") or
-             k in LIVE_SEARCH_MODULES}
+    steps = {k: v for k, v in _report.items() if k.startswith(("first session", "live search"))
+             or k in LIVE_SEARCH_MODULES}
     logger.info("warm-up done %.1f s after the app started: %s", time.perf_counter() - _t0,
                 ", ".join(f"{k} {v:.2f} s" if isinstance(v, float) else f"{k} {v}"
                           for k, v in steps.items()))
@@ -210,9 +218,17 @@ def _default_warm() -> Iterator[tuple[str, float]]:
     return warm_first_session(AppRoots.from_env())
 
 
+def _default_warm_live() -> Iterator[tuple[str, float]]:
+    from app.first_session import warm_live_search
+    from app.state import AppRoots
+
+    return warm_live_search(AppRoots.from_env())
+
+
 def start_server_warm_up(
     warm: Callable[[], Iterable[tuple[str, float]]] = _default_warm,
     runtime_wait: float = RUNTIME_WAIT_S,
+    warm_live: Callable[[], Iterable[tuple[str, float]]] = _default_warm_live,
 ) -> threading.Thread:
     """Start the server's warm-up thread (see the module docstring), once per process;
     returns it (calling again, or :func:`start_warm_up` after it, returns the same thread).
@@ -222,8 +238,10 @@ def start_server_warm_up(
             it yields, ``(step, seconds)`` (default :func:`app.first_session.warm_first_session`
             on the app's roots); a session may run between two steps.
         runtime_wait: seconds to wait for Streamlit's runtime before skipping ``warm``.
+        warm_live: the same, after the live search's imports (default
+            :func:`app.first_session.warm_live_search`: text towers and map placers).
     """
-    return _start(_server_warm_up, (warm, runtime_wait))
+    return _start(_server_warm_up, (warm, warm_live, runtime_wait))
 
 
 def start_warm_up(modules: Sequence[str] = LIVE_SEARCH_MODULES) -> threading.Thread:

@@ -77,19 +77,22 @@ def test_server_warm_up_imports_the_overview_then_warms_the_session_then_the_res
                          "app.components.figures.projection_map" in sys.modules))
             yield "paired tests", 0.5
         runtime.exists = lambda: True  # as in the server, once Streamlit's runtime is up
-        t = warmup.start_server_warm_up(warm, runtime_wait=5)
+        def warm_live():
+            seen.append(all(m in sys.modules for m in warmup.LIVE_SEARCH_MODULES))
+            yield "text tower", 0.25
+        t = warmup.start_server_warm_up(warm, runtime_wait=5, warm_live=warm_live)
         assert warmup.start_warm_up() is t  # app/main.py gets the launcher's thread
         t.join(240)
         r = warmup.warm_up_report()
         warmup._warm_session(lambda: 1 / 0)  # a failing warm-up is reported, not raised
-        print(seen, r["first session: paired tests"],
+        print(seen, r["first session: paired tests"], r["live search: text tower"],
               all(m in sys.modules for m in warmup.LIVE_SEARCH_MODULES),
               "app.components.figures.projection_map" in sys.modules,
               gc.get_freeze_count() > 0, warmup.warm_up_report()["first session"])
     """)
     # the Overview's modules before the session's values; other pages' modules after
-    assert out.split() == ["[(True,", "False)]", "0.5", "True", "True", "True", "failed:",
-                           "division", "by", "zero"]
+    assert out.split() == ["[(True,", "False),", "True]", "0.5", "0.25", "True", "True", "True",
+                           "failed:", "division", "by", "zero"]
 
 
 def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch) -> None:
@@ -99,7 +102,7 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
     import analysis.query_table
     import analysis.rankings
     from analysis.bundle import Bundle
-    from app.first_session import warm_first_session
+    from app.first_session import warm_first_session, warm_live_search
     from app.state import AppRoots
     from tests.helpers_app import app_test, assert_no_errors
 
@@ -130,6 +133,19 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
     assert_no_errors(at)
     assert tables_with(at, "rank_base", "rank_drgi")
     assert calls == warmed  # none computed again
+
+    from analysis import query
+
+    monkeypatch.setattr(query, "live_search_for_bundle",
+                        counted("tower", query.live_search_for_bundle))
+    done = dict(warm_live_search(AppRoots.from_env()))
+    assert list(done) == ["text tower base", "map placer base", "text tower drgi",
+                          "map placer drgi"]
+    at.switch_page("app_pages/live_query.py").run()
+    at.text_input(key="text").input("a red circle moves left").run()
+    assert_no_errors(at)
+    assert len(at.get("plotly_chart")) >= 2  # both runs searched and drew their map
+    assert calls["tower"] == 2  # the towers were loaded once, by the warm-up
 
 
 def test_warm_up_steps_and_script_runs_take_turns() -> None:
