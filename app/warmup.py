@@ -20,8 +20,9 @@ Two entry points, one thread per process:
 
 The thread and the script runs take turns (:func:`script_turn`): a script run waits for the
 thread's current step (one import, or one cached computation) and the thread starts no step
-while a script runs, so a module is never imported in two threads at once and a page never
-computes what the thread is computing.
+while a script runs, nor within :data:`QUIET_S` of one, so a module is never imported in two
+threads at once, a page never computes what the thread is computing, and someone clicking
+through the pages is rarely kept waiting by the warm-up.
 """
 
 from __future__ import annotations
@@ -42,12 +43,19 @@ logger = logging.getLogger(__name__)
 
 APP_DIR = Path(__file__).resolve().parent
 
-# what analysis.query.live_search_for_bundle imports on its first call
+# what analysis.query.live_search_for_bundle imports on its first call; transformers' CLIP in
+# parts (each import is one step a click may have to wait for: ~1 s each instead of ~4 s)
 LIVE_SEARCH_MODULES: tuple[str, ...] = (
     "analysis.query",
     "tvr.checkpoint",
+    "transformers.models.clip",
+    "transformers.activations",
+    "transformers.modeling_layers",
     "transformers.models.clip.modeling_clip",
 )
+# what the Overview imports on first use beyond its page's imports (the model cards build the
+# run's config: tvr.config, which registers the heads, imports torch)
+OVERVIEW_LAZY_MODULES: tuple[str, ...] = ("tvr.config",)
 RUNTIME_WAIT_S = 120.0  # how long the thread waits for Streamlit's runtime before giving up
 # Streamlit logs this for every st.* call (a cached function's spinner) outside a session
 _NO_CONTEXT = "missing ScriptRunContext"
@@ -63,14 +71,19 @@ _t0 = time.perf_counter()  # when this module was imported (the launcher imports
 _turns = threading.Condition()
 _scripts = 0  # script runs in progress (or waiting for their turn)
 _warming = False  # the warm-up thread is inside a step
+_last_run = -float("inf")  # time.monotonic() when the last script run ended
+# A step starts only after this many seconds without a script run: while someone clicks
+# through the pages (reruns a second or two apart) the warm-up keeps out of their way, and
+# a click rarely lands in a step it would have to wait for.
+QUIET_S = 1.0
 
 
 @contextmanager
 def script_turn() -> Iterator[None]:
     """Around a script run (``app/main.py``): waits while the warm-up thread is inside a
     step (an import, or computing the first session's values), and keeps it from starting
-    one until the run ends."""
-    global _scripts
+    one until the run ends (and :data:`QUIET_S` after)."""
+    global _scripts, _last_run
     with _turns:
         _scripts += 1
         _turns.wait_for(lambda: not _warming)
@@ -79,15 +92,22 @@ def script_turn() -> Iterator[None]:
     finally:
         with _turns:
             _scripts -= 1
+            _last_run = time.monotonic()
             _turns.notify_all()
 
 
 @contextmanager
 def _warm_step() -> Iterator[None]:
-    """Around one step of the warm-up thread: starts when no script run is in progress."""
+    """Around one step of the warm-up thread: starts when no script run is in progress and
+    none ended in the last :data:`QUIET_S` seconds."""
     global _warming
     with _turns:
-        _turns.wait_for(lambda: _scripts == 0)
+        while True:
+            _turns.wait_for(lambda: _scripts == 0)
+            idle = time.monotonic() - _last_run
+            if idle >= QUIET_S:
+                break
+            _turns.wait(QUIET_S - idle)
         _warming = True
     try:
         yield
@@ -192,6 +212,7 @@ def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
     pages = _pages_imports()
     # the app's own modules declare st caches, which bind to the runtime: import them after
     _import_all(m for m in pages[0] if m.split(".")[0] != "app")
+    _import_all(OVERVIEW_LAZY_MODULES)
     ready = _runtime_ready(runtime_wait)
     if ready:
         _warm_session(warm)

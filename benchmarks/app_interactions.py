@@ -192,7 +192,7 @@ def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[f
     """Rows ``(interaction, seconds per repetition, target)``."""
     from playwright.sync_api import sync_playwright
 
-    from app.main import PAGES
+    from app.pages import PAGES
 
     rows: list[tuple[str, list[float], float]] = []
     with sync_playwright() as p:

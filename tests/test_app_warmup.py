@@ -171,6 +171,8 @@ def test_warm_up_steps_and_script_runs_take_turns() -> None:
         t.join(0.3)
         assert t.is_alive()  # waiting for the script run to end
         events.append("script")
+    t.join(0.3)
+    assert t.is_alive() and warmup.QUIET_S >= 0.5  # and for a quiet second after it
     t.join(30)
     inside, release = threading.Event(), threading.Event()
     t = threading.Thread(target=step, args=("long step", inside, release))
