@@ -69,7 +69,7 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
 
     Yields:
         ``(step, seconds)``: ``scan``, ``bundle <run>``, ``paired tests``, ``card <run>``,
-        ``SynthVTT ground truth``, ``query table``; steps that do not apply (no runs, no
+        ``SynthVTT ground truth <run>``, ``query table``; steps that do not apply (no runs, no
         bundle, a single run, another dataset) are left out.
     """
     if not list_runs(roots.checkpoints):
@@ -93,9 +93,13 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
         yield _timed(f"card {bundle.run_name}", resources.model_card, roots, bundle.run_dir)[:2]
     if not bundles:
         return
-    name, seconds, (meta, _) = _timed("SynthVTT ground truth", synthvtt_split, roots,
-                                      bundles[0])
-    if meta is not None:
+    meta = None
+    for bundle in bundles:  # Attention reads each run's (aligned with its bundle's videos)
+        name, seconds, (split_meta, _) = _timed(f"SynthVTT ground truth {bundle.run_name}",
+                                                synthvtt_split, roots, bundle)
+        if split_meta is None:
+            break  # not SynthVTT, or its dataset is not there
+        meta = meta or split_meta
         yield name, seconds
     if pair:  # the Queries page opens at "fails when rank > 1"
         yield _timed("query table", resources.query_table, *bundles, k=1, synthvtt=meta)[:2]

@@ -53,9 +53,16 @@ LIVE_SEARCH_MODULES: tuple[str, ...] = (
     "transformers.modeling_layers",
     "transformers.models.clip.modeling_clip",
 )
-# what the Overview imports on first use beyond its page's imports (the model cards build the
-# run's config: tvr.config, which registers the heads, imports torch)
-OVERVIEW_LAZY_MODULES: tuple[str, ...] = ("tvr.config",)
+# what the Overview imports on first use beyond its page's imports: the model cards build the
+# run's config, whose check loads the registry's built-in sections (tvr.registry._PROVIDERS)
+OVERVIEW_LAZY_MODULES: tuple[str, ...] = (
+    "torch",
+    "tvr.config",
+    "tvr.models.temporal",
+    "tvr.models.heads",
+    "tvr.objectives",
+    "tvr.models.backbone",
+)
 RUNTIME_WAIT_S = 120.0  # how long the thread waits for Streamlit's runtime before giving up
 # Streamlit logs this for every st.* call (a cached function's spinner) outside a session
 _NO_CONTEXT = "missing ScriptRunContext"

@@ -120,11 +120,15 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
                         counted("query table", analysis.query_table.bundle_query_table))
     load = Bundle.__dict__["load"].__func__
     monkeypatch.setattr(Bundle, "load", classmethod(counted("load", load)))
+    monkeypatch.setattr(Bundle, "synthvtt_meta", counted("meta", Bundle.synthvtt_meta))
 
     done = dict(warm_first_session(AppRoots.from_env()))
     assert list(done) == ["scan", "bundle base", "bundle drgi", "paired tests", "card base",
-                          "card drgi", "SynthVTT ground truth", "query table"]
-    warmed = {"paired": 1, "card": 2, "load": 2, "query table": 1}
+                          "card drgi", "SynthVTT ground truth base",
+                          "SynthVTT ground truth drgi", "query table"]
+    # each run's SynthVTT ground truth parsed once (the failure tables behind the Queries
+    # table reuse it)
+    warmed = {"paired": 1, "card": 2, "load": 2, "meta": 2, "query table": 1}
     assert calls == warmed
     at = app_test().run()  # a new session on the Overview
     assert_no_errors(at)
@@ -132,7 +136,12 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
     at.switch_page("app_pages/queries.py").run()  # then the per-query table
     assert_no_errors(at)
     assert tables_with(at, "rank_base", "rank_drgi")
-    assert calls == warmed  # none computed again
+    at.switch_page("app_pages/attention.py").run()  # reads both runs' SynthVTT ground truth
+    assert_no_errors(at)
+    at.switch_page("app_pages/failures.py").run()
+    at.number_input(key="failures_k").set_value(3).run()  # a new threshold: a new table
+    assert_no_errors(at)
+    assert calls == warmed  # none computed again, the ground truth not parsed again
 
     from analysis import query
 
