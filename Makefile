@@ -41,9 +41,10 @@ demo: install
 
 # OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads must not spin against the server on 2 cores.
 # `python -m app` binds 127.0.0.1 whatever the current folder (app/__main__.py).
-app: demo
-	HF_HUB_OFFLINE=1 $(PY) -m analysis.export --demo
-	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m app
+# --demo: first what `make demo` and `python -m analysis.export --demo` do (only what is missing or
+# stale), in the server's own process (app/__main__.py).
+app: install
+	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m app --demo
 
 bench: install
 	$(PY) benchmarks/frame_sampling.py

@@ -392,7 +392,7 @@ def failure_type_counts(table: pd.DataFrame) -> pd.Series:
 # ============================================================================ bundles
 
 
-def bundle_failures(bundle: Any, k: int = 1, top: int = 5) -> pd.DataFrame:
+def bundle_failures(bundle: Any, k: int = 1, top: int = 5, split: Any = None) -> pd.DataFrame:
     """The failure table of an analysis bundle's text queries, typed on SynthVTT.
 
     Uses :func:`synthvtt_failures` when the bundle is a SynthVTT split whose meta file is
@@ -401,6 +401,8 @@ def bundle_failures(bundle: Any, k: int = 1, top: int = 5) -> pd.DataFrame:
     Args:
         bundle: an :class:`analysis.bundle.Bundle`.
         k, top: as :func:`failures`.
+        split: the bundle's SynthVTT ground truth (``bundle.synthvtt_meta()``) when the
+            caller already holds it (its parse takes about a second on 2 cores); None reads it.
 
     Returns:
         The failure table plus a ``caption`` column (the query text) after ``query``; on
@@ -416,7 +418,7 @@ def bundle_failures(bundle: Any, k: int = 1, top: int = 5) -> pd.DataFrame:
             note = "SynthVTT root not found, so failures are not typed"
         else:
             try:
-                split = bundle.synthvtt_meta()
+                split = bundle.synthvtt_meta() if split is None else split
                 table = synthvtt_failures(bundle.sim, bundle.text_to_video, split, k, top)
             except (FileNotFoundError, ValueError) as exc:
                 note = f"failures not typed: {exc}"

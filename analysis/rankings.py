@@ -132,7 +132,7 @@ def tie_notes(metrics: Mapping[str, Any], run: str) -> list[str]:
         metrics: a ``tvr.metrics`` dict (a bundle's or a ``metrics.json`` entry).
         run: the run's name.
     """
-    from tvr.metrics import tie_warning, tied_directions
+    from tvr.metric_ties import tie_warning, tied_directions
 
     return [tie_warning(metrics, d, run=run) for d in tied_directions(metrics)]
 

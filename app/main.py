@@ -19,12 +19,15 @@ APP_DIR = Path(__file__).resolve().parent
 if str(APP_DIR.parent) not in sys.path:  # `streamlit run app/main.py` puts app/ on the path
     sys.path.insert(0, str(APP_DIR.parent))
 
-from app.components.drill import apply_pending  # noqa: E402
-from app.components.sidebar import render_sidebar  # noqa: E402
-from app.context import set_current  # noqa: E402
-from app.state import AppRoots  # noqa: E402
-from app.urlstate import attach_link, start_page  # noqa: E402
-from app.warmup import start_warm_up  # noqa: E402
+from app.warmup import script_turn, start_warm_up  # noqa: E402  (imports no Streamlit)
+
+with script_turn():  # never import beside the launcher's warm-up thread (app/warmup.py)
+    from app.components.drill import apply_pending
+    from app.components.sidebar import render_sidebar
+    from app.context import set_current
+    from app.pages import PAGES
+    from app.state import AppRoots
+    from app.urlstate import attach_link, start_page
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +35,7 @@ logger = logging.getLogger(__name__)
 # fonts.gstatic.com, and the app makes no request to any host but its own.
 FAVICON = APP_DIR / "assets" / "favicon.svg"
 
-# (file relative to app/, title, icon, url_path); the first page is the default
-PAGES: list[tuple[str, str, str, str]] = [
-    ("app_pages/overview.py", "Overview", ":material/dashboard:", "overview"),
-    ("app_pages/queries.py", "Queries", ":material/table_rows:", "queries"),
-    ("app_pages/compare.py", "Compare rankings", ":material/compare_arrows:", "compare"),
-    ("app_pages/failures.py", "Failures", ":material/error:", "failures"),
-    ("app_pages/attention.py", "Attention graphs", ":material/hub:", "attention"),
-    ("app_pages/embeddings.py", "Embeddings", ":material/scatter_plot:", "embeddings"),
-    ("app_pages/hard_negatives.py", "Hard negatives", ":material/balance:", "hard-negatives"),
-    ("app_pages/live_query.py", "Live query", ":material/search:", "live-query"),
-]
+__all__ = ["PAGES", "build_pages", "main"]
 
 
 def build_pages() -> list[st.Page]:
@@ -58,7 +51,7 @@ def build_pages() -> list[st.Page]:
 
 
 def main() -> None:
-    start_warm_up()  # the live search's torch/transformers imports, in the background
+    start_warm_up()  # the launcher's warm-up, else the live search's imports (app/warmup.py)
     if not FAVICON.is_file():
         logger.error("favicon %s is missing; the app shows Streamlit's own", FAVICON)
     st.set_page_config(page_title="DRGI Lab", layout="wide",
@@ -73,4 +66,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # streamlit runs this file as __main__; tests import PAGES
-    main()
+    with script_turn():
+        main()

@@ -270,15 +270,17 @@ def comparison(base: Bundle, drgi: Bundle, direction: str) -> Any:
 
 
 @st.cache_data(max_entries=16, show_spinner="Listing failed queries…")
-def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle) -> Any:
+def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle, _split: Any) -> Any:
     from analysis.failures import bundle_failures
 
-    return bundle_failures(_bundle_obj, k=k, top=top)
+    return bundle_failures(_bundle_obj, k=k, top=top, split=_split)
 
 
-def failure_table(bundle: Bundle, k: int = 1, top: int = 5) -> Any:
-    """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top)."""
-    return _failures(_bundle_key(bundle), int(k), int(top), bundle)
+def failure_table(bundle: Bundle, k: int = 1, top: int = 5, split: Any = None) -> Any:
+    """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top;
+    ``split``: the bundle's SynthVTT ground truth when the caller holds it, so a new threshold
+    does not parse the dataset's meta again)."""
+    return _failures(_bundle_key(bundle), int(k), int(top), bundle, split)
 
 
 @st.cache_data(max_entries=16, show_spinner="Joining the per-query table…")
@@ -298,7 +300,12 @@ def query_table(base: Bundle, drgi: Bundle, k: int = 1, synthvtt: Any = None) ->
     Raises:
         ValueError: the bundles hold different captions or videos.
     """
+    from app.selection import same_queries
+
     k = int(k)
+    # base's ground truth fits the DRGI bundle only when both hold the same queries (else
+    # bundle_query_table refuses the pair, and DRGI's failure table reads its own)
+    drgi_split = synthvtt if same_queries(base, drgi) else None
     return _query_table((_bundle_key(base), _bundle_key(drgi), synthvtt is not None), k,
-                        base, drgi, failure_table(base, k=k), failure_table(drgi, k=k),
-                        synthvtt)
+                        base, drgi, failure_table(base, k=k, split=synthvtt),
+                        failure_table(drgi, k=k, split=drgi_split), synthvtt)

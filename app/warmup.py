@@ -1,64 +1,299 @@
-"""Background warm-up: the live search's heavy imports start when the app starts.
+"""Background warm-up: the work of the first session starts when the app starts.
 
-The first live query used to wait ~10 s (2 cores) for ``import torch`` and ``transformers``'
-CLIP modules before its text tower could even be built; the pages themselves need neither. At
-start the app imports them in a daemon thread, once per process, while the user reads the
-Overview, so the first query pays only for building the tower (well under a second on the demo).
-Python's import locks make a page that imports the same module meanwhile wait for the thread
-rather than import it twice.
+Two entry points, one thread per process:
+
+- :func:`start_server_warm_up`, called by ``python -m app`` (:mod:`app.__main__`) before the
+  Streamlit server starts. While the server starts and the first browser loads Streamlit's
+  JavaScript, a daemon thread imports what the Overview page imports (pandas, scipy's
+  statistics, the analysis modules: seconds on 2 cores), then, once Streamlit's runtime exists
+  (so the app's caches are the server's), computes what the first session reads
+  (:func:`app.first_session.warm_first_session`: the bundle scan, the default bundles, the
+  paired tests, the model cards, then the SynthVTT ground truth and the Queries table), imports
+  every other page's modules and the live search's (``torch``, ``transformers``' CLIP), loads
+  the default runs' text towers (:func:`app.first_session.warm_live_search`), and finally
+  moves everything it loaded out of the garbage collector's reach (``gc.freeze``), so the
+  collection Streamlit runs after every script run (``runner.postScriptGC``) no longer walks
+  all of torch and pandas each time (0.25 s a rerun on 2 cores before).
+- :func:`start_warm_up`, called by ``app/main.py`` on every script run: returns that thread
+  when the launcher started one, else (``streamlit run app/main.py``) starts one that imports
+  only the live search's modules; the first live query used to wait ~10 s for them.
+
+The thread and the script runs take turns (:func:`script_turn`): a script run waits for the
+thread's current step (one import, or one cached computation) and the thread starts no step
+while a script runs, nor within :data:`QUIET_S` of one, so a module is never imported in two
+threads at once, a page never computes what the thread is computing, and someone clicking
+through the pages is rarely kept waiting by the warm-up.
 """
 
 from __future__ import annotations
 
+import ast
+import gc
 import importlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from app.pages import PAGES
 
 logger = logging.getLogger(__name__)
 
-# what analysis.query.live_search_for_bundle imports on its first call
+APP_DIR = Path(__file__).resolve().parent
+
+# what analysis.query.live_search_for_bundle imports on its first call; transformers' CLIP in
+# parts (each import is one step a click may have to wait for: ~1 s each instead of ~4 s)
 LIVE_SEARCH_MODULES: tuple[str, ...] = (
     "analysis.query",
     "tvr.checkpoint",
+    "transformers.models.clip",
+    "transformers.activations",
+    "transformers.modeling_layers",
     "transformers.models.clip.modeling_clip",
 )
+# what the Overview imports on first use beyond its page's imports: the model cards build the
+# run's config, whose check loads the registry's built-in sections (tvr.registry._PROVIDERS)
+OVERVIEW_LAZY_MODULES: tuple[str, ...] = (
+    "torch",
+    "tvr.config",
+    "tvr.models.temporal",
+    "tvr.models.heads",
+    "tvr.objectives",
+    "tvr.models.backbone",
+)
+RUNTIME_WAIT_S = 120.0  # how long the thread waits for Streamlit's runtime before giving up
+# Streamlit logs this for every st.* call (a cached function's spinner) outside a session
+_NO_CONTEXT = "missing ScriptRunContext"
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _report: dict[str, float | str] = {}
+_t0 = time.perf_counter()  # when this module was imported (the launcher imports it first)
+# Imports never run in the warm-up thread and a script run at once: two threads importing
+# packages that import each other (pandas and pyarrow) can each be handed the other's
+# half-initialised module ("partially initialized module 'pandas' has no attribute ...").
+# A script run waits for the warm-up's current step; the warm-up waits for script runs.
+_turns = threading.Condition()
+_scripts = 0  # script runs in progress (or waiting for their turn)
+_warming = False  # the warm-up thread is inside a step
+_last_run = -float("inf")  # time.monotonic() when the last script run ended
+# A step starts only after this many seconds without a script run: while someone clicks
+# through the pages (reruns a second or two apart) the warm-up keeps out of their way, and
+# a click rarely lands in a step it would have to wait for.
+QUIET_S = 1.0
 
 
-def _import_all(modules: Sequence[str]) -> None:
+@contextmanager
+def script_turn() -> Iterator[None]:
+    """Around a script run (``app/main.py``): waits while the warm-up thread is inside a
+    step (an import, or computing the first session's values), and keeps it from starting
+    one until the run ends (and :data:`QUIET_S` after)."""
+    global _scripts, _last_run
+    with _turns:
+        _scripts += 1
+        _turns.wait_for(lambda: not _warming)
+    try:
+        yield
+    finally:
+        with _turns:
+            _scripts -= 1
+            _last_run = time.monotonic()
+            _turns.notify_all()
+
+
+@contextmanager
+def _warm_step() -> Iterator[None]:
+    """Around one step of the warm-up thread: starts when no script run is in progress and
+    none ended in the last :data:`QUIET_S` seconds."""
+    global _warming
+    with _turns:
+        while True:
+            _turns.wait_for(lambda: _scripts == 0)
+            idle = time.monotonic() - _last_run
+            if idle >= QUIET_S:
+                break
+            _turns.wait(QUIET_S - idle)
+        _warming = True
+    try:
+        yield
+    finally:
+        with _turns:
+            _warming = False
+            _turns.notify_all()
+
+
+def _import_all(modules: Iterable[str]) -> None:
     for name in modules:
-        t0 = time.perf_counter()
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # a missing optional module must not break the app
-            _report[name] = f"failed: {exc}"
-            logger.warning("warm-up import of %s failed: %s", name, exc)
+        if name in _report:
+            continue
+        with _warm_step():
+            t0 = time.perf_counter()
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # a missing optional module must not break the app
+                _report[name] = f"failed: {exc}"
+                logger.warning("warm-up import of %s failed: %s", name, exc)
+            else:
+                _report[name] = time.perf_counter() - t0
+
+
+def page_imports(page: str | Path) -> list[str]:
+    """The modules a page script imports at its top level, in order (``import a.b`` gives
+    ``a.b``; ``from a.b import c`` gives ``a.b``; relative imports are left out).
+
+    Raises:
+        OSError: the page cannot be read.
+        SyntaxError: the page is not valid Python (naming the file).
+    """
+    tree = ast.parse(Path(page).read_text(encoding="utf-8"), filename=str(page))
+    out: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
         else:
-            _report[name] = time.perf_counter() - t0
+            continue
+        out += [n for n in names if n != "__future__" and n not in out]
+    return out
+
+
+def _pages_imports() -> list[list[str]]:
+    """Every page's top-level imports, page by page (the first page, the Overview, first)."""
+    out: list[list[str]] = []
+    for file, *_ in PAGES:
+        try:
+            out.append(page_imports(APP_DIR / file))
+        except (OSError, SyntaxError) as exc:
+            logger.warning("warm-up: cannot read the imports of %s: %s", file, exc)
+            out.append([])
+    return out
+
+
+class _QuietNoContext(logging.Filter):
+    """Drops Streamlit's "missing ScriptRunContext" warning when the warm-up thread is the one
+    calling a cached function (it has no session, by design)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (threading.current_thread() is _thread and _NO_CONTEXT in record.getMessage())
+
+
+def _runtime_ready(timeout: float) -> bool:
+    """Wait until Streamlit's runtime exists (the server's caches are then the app's)."""
+    from streamlit import runtime
+
+    deadline = time.monotonic() + timeout
+    while not runtime.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]],
+                  prefix: str = "first session") -> None:
+    quiet = _QuietNoContext()
+    target = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    target.addFilter(quiet)
+    try:
+        with _warm_step():
+            steps = iter(warm())
+        while True:
+            with _warm_step():  # a session may run between two steps
+                step = next(steps, None)
+            if step is None:
+                break
+            _report[f"{prefix}: {step[0]}"] = step[1]
+    except Exception as exc:  # the session computes it then, and says what is wrong
+        _report[prefix] = f"failed: {exc}"
+        logger.warning("warm-up of the %s failed: %s", prefix, exc)
+    finally:
+        target.removeFilter(quiet)
+
+
+def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
+                    warm_live: Callable[[], Iterable[tuple[str, float]]],
+                    runtime_wait: float) -> None:
+    pages = _pages_imports()
+    # the app's own modules declare st caches, which bind to the runtime: import them after
+    _import_all(m for m in pages[0] if m.split(".")[0] != "app")
+    _import_all(OVERVIEW_LAZY_MODULES)
+    ready = _runtime_ready(runtime_wait)
+    if ready:
+        _warm_session(warm)
+    else:
+        logger.warning("warm-up: Streamlit's runtime did not start within %.0f s; the first "
+                       "session computes its own Overview", runtime_wait)
+    for modules in pages:
+        _import_all(modules)
+    _import_all(LIVE_SEARCH_MODULES)
+    if ready:
+        _warm_session(warm_live, "live search")
+    gc.freeze()
+    steps = {k: v for k, v in _report.items() if k.startswith(("first session", "live search"))
+             or k in LIVE_SEARCH_MODULES}
+    logger.info("warm-up done %.1f s after the app started: %s", time.perf_counter() - _t0,
+                ", ".join(f"{k} {v:.2f} s" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in steps.items()))
+
+
+def _default_warm() -> Iterator[tuple[str, float]]:
+    from app.first_session import warm_first_session
+    from app.state import AppRoots
+
+    return warm_first_session(AppRoots.from_env())
+
+
+def _default_warm_live() -> Iterator[tuple[str, float]]:
+    from app.first_session import warm_live_search
+    from app.state import AppRoots
+
+    return warm_live_search(AppRoots.from_env())
+
+
+def start_server_warm_up(
+    warm: Callable[[], Iterable[tuple[str, float]]] = _default_warm,
+    runtime_wait: float = RUNTIME_WAIT_S,
+    warm_live: Callable[[], Iterable[tuple[str, float]]] = _default_warm_live,
+) -> threading.Thread:
+    """Start the server's warm-up thread (see the module docstring), once per process;
+    returns it (calling again, or :func:`start_warm_up` after it, returns the same thread).
+
+    Args:
+        warm: computes the first session's values once the runtime exists, one step per item
+            it yields, ``(step, seconds)`` (default :func:`app.first_session.warm_first_session`
+            on the app's roots); a session may run between two steps.
+        runtime_wait: seconds to wait for Streamlit's runtime before skipping ``warm``.
+        warm_live: the same, after the live search's imports (default
+            :func:`app.first_session.warm_live_search`: text towers and map placers).
+    """
+    return _start(_server_warm_up, (warm, warm_live, runtime_wait))
 
 
 def start_warm_up(modules: Sequence[str] = LIVE_SEARCH_MODULES) -> threading.Thread:
     """Import ``modules`` in a daemon thread, started once per process; returns that thread
-    (calling again returns the same one, started or finished)."""
+    (calling again returns the same one, started or finished, whichever warm-up it runs)."""
+    return _start(_import_all, (tuple(modules),))
+
+
+def _start(target: Callable[..., None], args: tuple) -> threading.Thread:
     global _thread
     with _lock:
         if _thread is None:
-            _thread = threading.Thread(target=_import_all, args=(tuple(modules),),
-                                       name="drgi-lab-warm-up", daemon=True)
+            _thread = threading.Thread(target=target, args=args, name="drgi-lab-warm-up",
+                                       daemon=True)
             _thread.start()
         return _thread
 
 
 def warm_up_started() -> bool:
-    """Whether :func:`start_warm_up` ran in this process."""
+    """Whether :func:`start_warm_up` or :func:`start_server_warm_up` ran in this process."""
     return _thread is not None
 
 
 def warm_up_report() -> dict[str, float | str]:
-    """Seconds each warm-up import took (or why it failed), for the ones done so far."""
+    """Seconds each warm-up import or first-session step took (or why it failed), for the
+    ones done so far."""
     return dict(_report)

@@ -11,9 +11,14 @@ the moment the script is idle again and every plotly chart on the page is drawn:
 - the first and the following live queries (the text tower's imports warm up in the
   background from app start, see ``app.warmup``).
 
+With ``--baseline REF`` the app of that git ref is measured first (a temporary worktree sharing
+this checkout's ``.venv`` and demo bundles), then this checkout's, and the table puts both p50
+side by side.
+
 Targets (issue "The app answers why"): every interaction <= 1 s p50, a lasso <= 2 s, on 2 cores.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/app_interactions.py [--reps 3] [--data DIR]
+                                                                  [--baseline REF]
 
 (``--data``: the datasets root to serve when this checkout's ``data/`` links elsewhere, which
 the app's roots check refuses.)
@@ -53,12 +58,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(checkpoints: Path, data: Path) -> tuple[subprocess.Popen, str]:
-    """``python -m app`` on a free loopback port, serving ``checkpoints`` and ``data``."""
+def start_server(checkpoints: Path, data: Path, repo: Path = REPO) -> tuple[subprocess.Popen, str]:
+    """``python -m app`` of the checkout ``repo`` on a free loopback port, serving
+    ``checkpoints`` and ``data``."""
     port = _free_port()
     env = dict(os.environ, DRGI_LAB_CHECKPOINTS=str(checkpoints), DRGI_LAB_DATA=str(data),
                OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+               PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])))
     log = open(Path(tempfile.gettempdir()) / "drgi_app_interactions.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "app", "--server.port", str(port)],
                             cwd=tempfile.gettempdir(), env=env, stdout=log,
@@ -186,7 +192,7 @@ def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[f
     """Rows ``(interaction, seconds per repetition, target)``."""
     from playwright.sync_api import sync_playwright
 
-    from app.main import PAGES
+    from app.pages import PAGES
 
     rows: list[tuple[str, list[float], float]] = []
     with sync_playwright() as p:
@@ -246,6 +252,31 @@ def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[f
     return rows
 
 
+def render_pair(before: list[tuple[str, list[float], float]],
+                after: list[tuple[str, list[float], float]], ref: str, command: str,
+                load0: float, load1: float) -> str:
+    """The table of ``--baseline``: p50 of the baseline and of this checkout per interaction."""
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "Seconds from the action in headless chromium until the script is idle and every chart "
+        "on the page is drawn; the demo runs (SynthVTT test, 500 x 500), each checkout served by "
+        f"its own `python -m app`, the baseline ({ref}) first, then this checkout, in one run. "
+        f"On {time.strftime('%Y-%m-%d')}.",
+        "",
+        f"| interaction | n | p50 s {ref} | p50 s now | max s now | target s | met now |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    old = {label: times for label, times, _ in before}
+    for label, times, target in after:
+        p50 = statistics.median(times)
+        was = f"{statistics.median(old[label]):.2f}" if label in old else "—"
+        lines.append(f"| {label} | {len(times)} | {was} | {p50:.2f} | {max(times):.2f} | "
+                     f"{target:.0f} | {'yes' if p50 <= target else 'no'} |")
+    lines += ["", load_note(load0, load1)]
+    return "\n".join(lines)
+
+
 def render(rows: list[tuple[str, list[float], float]], command: str, load0: float,
            load1: float, started: float) -> str:
     lines = [
@@ -275,11 +306,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=REPO / "data",
                    help="datasets root the app serves (DRGI_LAB_DATA), e.g. a checkout's own "
                    "data/ when this one links to it")
+    p.add_argument("--baseline", metavar="REF",
+                   help="first measure the app of this git ref (a temporary worktree sharing "
+                   "this checkout's .venv and demo bundles), then this checkout's")
     add_results_args(p)
     args = p.parse_args(argv)
     if not (REPO / "checkpoints" / args.base / "analysis").is_dir():
         p.error("export the demo bundles first (make app)")
     load0 = os.getloadavg()[0]
+    if args.baseline:
+        from benchmarks.app_startup import baseline_checkout
+
+        with baseline_checkout(args.baseline) as tree:
+            before = _measure_checkout(tree, args)
+        after = _measure_checkout(REPO, args)
+        publish(args, SECTION, render_pair(before, after, args.baseline, command_line(
+            "benchmarks/app_interactions.py", argv), load0, os.getloadavg()[0]))
+        return 0
     t0 = time.perf_counter()
     proc, url = start_server(REPO / "checkpoints", args.data.resolve())
     started = time.perf_counter() - t0
@@ -292,6 +335,15 @@ def main(argv: list[str] | None = None) -> int:
                   os.getloadavg()[0], started)
     publish(args, SECTION, body)
     return 0
+
+
+def _measure_checkout(repo: Path, args: argparse.Namespace) -> list[tuple[str, list[float], float]]:
+    proc, url = start_server(repo / "checkpoints", args.data.resolve(), repo)
+    try:
+        return measure(url, args.base, args.drgi, args.reps)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,34 @@ def test_app_started_from_another_folder_listens_on_loopback_only(tmp_path):
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+def test_demo_flag_prepares_the_demo_before_serving_and_stops_on_failure(monkeypatch):
+    """`make app` runs `python -m app --demo`: the demo runs and bundles first (what `python -m
+    tvr.demo` and `python -m analysis.export --demo` do), then the warm-up and the server,
+    which never sees the flag."""
+    from streamlit.web import cli as stcli
+
+    import analysis.export
+    import app.warmup
+    import tvr.demo.__main__
+    from app import __main__ as launcher
+
+    calls: list = []
+    status = {"export": 0}
+    monkeypatch.setattr(tvr.demo.__main__, "main", lambda argv: calls.append(("demo", argv)) or 0)
+    monkeypatch.setattr(analysis.export, "main",
+                        lambda argv: calls.append(("export", argv)) or status["export"])
+    monkeypatch.setattr(app.warmup, "start_server_warm_up", lambda: calls.append(("warm-up",)))
+    monkeypatch.setattr(stcli, "main", lambda args, **kw: calls.append(("serve", args)))
+    assert launcher.main(["--demo", "--server.port", "8599"]) == 0
+    assert [c[0] for c in calls] == ["demo", "export", "warm-up", "serve"]
+    assert calls[0][1] == [] and calls[1][1] == ["--demo"]
+    assert "--demo" not in calls[3][1] and calls[3][1][-2:] == ["--server.port", "8599"]
+    calls.clear()
+    status["export"] = 1  # e.g. a demo run is missing: no server
+    assert launcher.main(["--demo"]) == 1
+    assert [c[0] for c in calls] == ["demo", "export"]
+    calls.clear()
+    assert launcher.main([]) == 0  # plain `python -m app` serves what is there
+    assert [c[0] for c in calls] == ["warm-up", "serve"]

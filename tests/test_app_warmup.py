@@ -1,11 +1,19 @@
-"""app.warmup: the live search's heavy imports run once, in the background."""
+"""app.warmup and app.first_session: the first session's work and the live search's heavy
+imports run once, in the background, from the app's start."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import threading
+from collections import Counter
 from pathlib import Path
+
+import pytest
+
+from app import warmup
+from tests.helpers_app import tables_with
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +52,146 @@ def test_app_start_warms_the_live_search_modules() -> None:
               sorted(warmup.warm_up_report()) == sorted(warmup.LIVE_SEARCH_MODULES))
     """)
     assert out.split()[-3:] == ["True", "True", "True"]
+
+
+def test_page_imports_lists_a_pages_top_level_imports(tmp_path) -> None:
+    page = tmp_path / "page.py"
+    page.write_text("from __future__ import annotations\nimport math, json as j\n"
+                    "from analysis.rankings import top_k\nfrom . import sibling\n"
+                    "import math\n\ndef f():\n    import wave\n")
+    assert warmup.page_imports(page) == ["math", "json", "analysis.rankings"]
+    page.write_text("import (\n")
+    with pytest.raises(SyntaxError):
+        warmup.page_imports(page)
+
+
+def test_server_warm_up_imports_the_overview_then_warms_the_session_then_the_rest() -> None:
+    out = _run("""
+        import gc, sys
+        from streamlit import runtime
+        from app import warmup
+        assert not warmup._runtime_ready(0.1)  # no server in this process
+        seen = []
+        def warm():
+            seen.append(("analysis.rankings" in sys.modules,
+                         "app.components.figures.projection_map" in sys.modules))
+            yield "paired tests", 0.5
+        runtime.exists = lambda: True  # as in the server, once Streamlit's runtime is up
+        def warm_live():
+            seen.append(all(m in sys.modules for m in warmup.LIVE_SEARCH_MODULES))
+            yield "text tower", 0.25
+        t = warmup.start_server_warm_up(warm, runtime_wait=5, warm_live=warm_live)
+        assert warmup.start_warm_up() is t  # app/main.py gets the launcher's thread
+        t.join(240)
+        r = warmup.warm_up_report()
+        warmup._warm_session(lambda: 1 / 0)  # a failing warm-up is reported, not raised
+        print(seen, r["first session: paired tests"], r["live search: text tower"],
+              all(m in sys.modules for m in warmup.LIVE_SEARCH_MODULES),
+              "app.components.figures.projection_map" in sys.modules,
+              gc.get_freeze_count() > 0, warmup.warm_up_report()["first session"])
+    """)
+    # the Overview's modules before the session's values; other pages' modules after
+    assert out.split() == ["[(True,", "False),", "True]", "0.5", "0.25", "True", "True", "True",
+                           "failed:", "division", "by", "zero"]
+
+
+def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch) -> None:
+    import streamlit as st
+
+    import analysis.cards
+    import analysis.query_table
+    import analysis.rankings
+    from analysis.bundle import Bundle
+    from app.first_session import warm_first_session, warm_live_search
+    from app.state import AppRoots
+    from tests.helpers_app import app_test, assert_no_errors
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    calls: Counter[str] = Counter()
+
+    def counted(name, fn):
+        return lambda *a, **k: (calls.update([name]), fn(*a, **k))[1]
+
+    monkeypatch.setattr(analysis.rankings, "paired_summary",
+                        counted("paired", analysis.rankings.paired_summary))
+    monkeypatch.setattr(analysis.cards, "model_card", counted("card", analysis.cards.model_card))
+    monkeypatch.setattr(analysis.query_table, "bundle_query_table",
+                        counted("query table", analysis.query_table.bundle_query_table))
+    load = Bundle.__dict__["load"].__func__
+    monkeypatch.setattr(Bundle, "load", classmethod(counted("load", load)))
+    monkeypatch.setattr(Bundle, "synthvtt_meta", counted("meta", Bundle.synthvtt_meta))
+
+    done = dict(warm_first_session(AppRoots.from_env()))
+    assert list(done) == ["scan", "bundle base", "bundle drgi", "paired tests", "card base",
+                          "card drgi", "SynthVTT ground truth base",
+                          "SynthVTT ground truth drgi", "query table"]
+    # each run's SynthVTT ground truth parsed once (the failure tables behind the Queries
+    # table reuse it)
+    warmed = {"paired": 1, "card": 2, "load": 2, "meta": 2, "query table": 1}
+    assert calls == warmed
+    at = app_test().run()  # a new session on the Overview
+    assert_no_errors(at)
+    assert tables_with(at, "p_value", "ci_low") and len(tables_with(at, "field", "value")) == 2
+    at.switch_page("app_pages/queries.py").run()  # then the per-query table
+    assert_no_errors(at)
+    assert tables_with(at, "rank_base", "rank_drgi")
+    at.switch_page("app_pages/attention.py").run()  # reads both runs' SynthVTT ground truth
+    assert_no_errors(at)
+    at.switch_page("app_pages/failures.py").run()
+    at.number_input(key="failures_k").set_value(3).run()  # a new threshold: a new table
+    assert_no_errors(at)
+    assert calls == warmed  # none computed again, the ground truth not parsed again
+
+    from analysis import query
+
+    monkeypatch.setattr(query, "live_search_for_bundle",
+                        counted("tower", query.live_search_for_bundle))
+    done = dict(warm_live_search(AppRoots.from_env()))
+    assert list(done) == ["text tower base", "map placer base", "text tower drgi",
+                          "map placer drgi"]
+    at.switch_page("app_pages/live_query.py").run()
+    at.text_input(key="text").input("a red circle moves left").run()
+    assert_no_errors(at)
+    assert len(at.get("plotly_chart")) >= 2  # both runs searched and drew their map
+    assert calls["tower"] == 2  # the towers were loaded once, by the warm-up
+
+
+def test_warm_up_steps_and_script_runs_take_turns() -> None:
+    """Never an import in both threads at once: a step waits for script runs, a script run
+    waits for the step in progress."""
+    events: list[str] = []
+
+    def step(name: str, inside: threading.Event | None = None,
+             release: threading.Event | None = None) -> None:
+        with warmup._warm_step():
+            if inside is not None:
+                inside.set()
+                release.wait(30)
+            events.append(name)
+
+    def script(name: str) -> None:
+        with warmup.script_turn():
+            events.append(name)
+
+    with warmup.script_turn():
+        t = threading.Thread(target=step, args=("step",))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive()  # waiting for the script run to end
+        events.append("script")
+    t.join(0.3)
+    assert t.is_alive() and warmup.QUIET_S >= 0.5  # and for a quiet second after it
+    t.join(30)
+    inside, release = threading.Event(), threading.Event()
+    t = threading.Thread(target=step, args=("long step", inside, release))
+    t.start()
+    assert inside.wait(30)
+    s = threading.Thread(target=script, args=("next script",))
+    s.start()
+    s.join(0.3)
+    assert s.is_alive()  # waiting for the step to end
+    release.set()
+    t.join(30)
+    s.join(30)
+    assert events == ["script", "step", "long step", "next script"]

@@ -4,6 +4,9 @@ metrics. DSL and QB-Norm: tests/test_renorm.py."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,6 +254,22 @@ def test_ties_warn_with_both_figures(caplog):
     assert tied_directions(m) == {"t2v": 2}
     assert tied_directions({**m, "dsl/v2t/ties": 3.0, "v2t/ties": 1.0}) == {"t2v": 2, "v2t": 1}
     assert tie_warning(m, "t2v", run="demo").startswith("demo: t2v: 2 of 4 queries tie")
+
+
+def test_reading_a_tie_report_imports_no_torch():
+    """The app's bundle freshness check and Overview read tie reports of saved metrics: that
+    must not cost them torch's import (seconds on 2 cores)."""
+    code = (
+        "import sys\n"
+        "from analysis.bundle.freshness import _old_tie_rule_reason\n"
+        "from analysis.rankings import tie_notes\n"
+        "m = {'t2v/ties': 2, 't2v/N': 4, 't2v/R@1': 25.0}\n"
+        "assert 'old tie rule' in _old_tie_rule_reason(m) and len(tie_notes(m, 'r')) == 1\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.split() == ["False"]
 
 
 # 5 captions, 3 videos: caps(v0) = {c0, c3}, caps(v1) = {c2}, caps(v2) = {c1, c4}

@@ -437,6 +437,18 @@ def test_cli_generates_then_skips(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert sv.main([*argv, "--size", "17"]) == 1
 
 
+def test_present_dataset_reads_its_meta_once(ds: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make app` on a present dataset: the meta (most of the check's time) is parsed once."""
+    from tvr.data.synthvtt import writing
+
+    reads = []
+    real = writing.read_meta
+    monkeypatch.setattr(writing, "read_meta", lambda root: reads.append(root) or real(root))
+    summary = _gen(ds)
+    assert summary.skipped and len(reads) == 1
+    assert sum(summary.videos.values()) == 24
+
+
 def test_family_size_makes_larger_families_and_is_recorded() -> None:
     default = json.loads(sv.plan(seed=0, n_train=40, n_val=30, n_test=30, size=32)[sv.META_FILE])
     assert "family_size" not in default["params"]  # default datasets stay byte-identical

@@ -30,13 +30,14 @@ chunking of score matrices, shared with it, in :mod:`tvr.score_matrix`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from tvr.metric_ties import OPTIMISTIC_SUFFIX, tie_warning, tied_directions  # noqa: F401 (re-exported)
 from tvr.score_matrix import (
     ArrayLike,
     as_float32_matrix,
@@ -50,7 +51,6 @@ logger = logging.getLogger(__name__)
 Direction = Literal["t2v", "v2t", "v2t_any"]
 
 DEFAULT_RECALL_KS: tuple[int, ...] = (1, 5, 10, 50)
-OPTIMISTIC_SUFFIX = "_optimistic"  # metric keys of the ties-favour-the-model figures
 RANK_RULE = "1 + #{j != g : S_qj >= S_qg} (ties count against the model)"
 RSUM_KS: tuple[int, ...] = (1, 5, 10)
 
@@ -423,51 +423,6 @@ def rank_metrics(
         out[f"{p}ties"] = float(np.count_nonzero(t))
     out[f"{p}N"] = float(r.size)
     return out
-
-
-def tied_directions(metrics: Mapping[str, Any]) -> dict[str, int]:
-    """``{direction: number of tied queries}`` for every direction of ``metrics`` with ties.
-
-    Reads the ``"<direction>/ties"`` keys of a metric dict (e.g. a ``metrics.json`` entry);
-    directions without ties, and dicts from before the key existed, give nothing.
-    """
-    out: dict[str, int] = {}
-    for key, value in metrics.items():
-        if not key.endswith("/ties") or "/" in key[: -len("/ties")]:
-            continue  # "dsl/t2v/ties" etc. belong to re-normalised figures
-        try:
-            n = int(float(value))
-        except (TypeError, ValueError):
-            continue
-        if n > 0:
-            out[key[: -len("/ties")]] = n
-    return out
-
-
-def tie_warning(metrics: Mapping[str, Any], direction: str, run: str | None = None) -> str:
-    """One sentence on a direction's ties: the count and the optimistic R@1 beside the project's.
-
-    Args:
-        metrics: a flat metric dict holding ``"<direction>/ties"`` and ``"<direction>/N"``.
-        direction: ``"t2v"``, ``"v2t"`` or ``"v2t_any"``.
-        run: a run name to open the sentence with.
-    """
-    n_tied = int(float(metrics.get(f"{direction}/ties", 0)))
-    n = metrics.get(f"{direction}/N")
-    of = f" of {int(float(n))}" if n is not None else ""
-    r1 = metrics.get(f"{direction}/R@1")
-    r1_opt = metrics.get(f"{direction}/R@1{OPTIMISTIC_SUFFIX}")
-    figures = ""
-    if r1 is not None and r1_opt is not None:
-        figures = (
-            f"; R@1 {float(r1):.1f} with ties against the model, {float(r1_opt):.1f} if ties "
-            "favoured it"
-        )
-    who = f"{run}: " if run else ""
-    return (
-        f"{who}{direction}: {n_tied}{of} queries tie with another item at their ground-truth "
-        f"score (ranks count ties against the model){figures}"
-    )
 
 
 def evaluate_retrieval(

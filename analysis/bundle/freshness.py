@@ -153,7 +153,7 @@ def _old_tie_rule_reason(metrics: Any) -> str | None:
     ``*_optimistic`` keys; an export with tied queries but no such key ranked ties in the
     model's favour, so its ranks and metrics are out of date. Untied bundles are unaffected.
     """
-    from tvr.metrics import OPTIMISTIC_SUFFIX, tied_directions
+    from tvr.metric_ties import OPTIMISTIC_SUFFIX, tied_directions
 
     if not isinstance(metrics, Mapping):
         return None

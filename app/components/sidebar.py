@@ -67,6 +67,49 @@ def _default_index(options: list[str], preferred: list[str]) -> int:
     return 0
 
 
+def default_base(roots: AppRoots, runs: list[str]) -> str:
+    """The base run the sidebar opens on: the first named "…base…", else the first without
+    DRGI, else the first (``runs`` not empty)."""
+    preferred = [r for r in runs if "base" in r] + [
+        r for r in runs if not _has_drgi(roots.checkpoints / r)]
+    return runs[_default_index(runs, preferred)]
+
+
+def default_drgi(roots: AppRoots, runs: list[str], base_name: str) -> str:
+    """The second run the sidebar opens on beside ``base_name``: the first other run with
+    DRGI, else the first other run, else :data:`NO_RUN`."""
+    options = [NO_RUN, *runs]
+    preferred = [r for r in runs if r != base_name and _has_drgi(roots.checkpoints / r)]
+    preferred += [r for r in runs if r != base_name]
+    return options[_default_index(options, preferred)]
+
+
+def split_choices(infos: list[BundleInfo], base_run: Path,
+                  drgi_run: Path | None) -> tuple[list[str], int]:
+    """The ``<dataset>-<split>`` names offered for the picked runs and the index of the one
+    the sidebar opens on (a test split both runs have, else any split both have)."""
+    picked = {base_run.name} | ({drgi_run.name} if drgi_run else set())
+    splits = sorted({f"{i.dataset}-{i.split}" for i in infos if i.run in picked})
+    for run in (base_run, drgi_run):
+        own = _own_split(run) if run is not None else None
+        if own and own not in splits:
+            splits.append(own)
+    both = [s for s in splits if sum(
+        1 for i in infos if f"{i.dataset}-{i.split}" == s and i.run in picked) == len(picked)]
+    return splits, _default_index(splits, [s for s in both if s.endswith("-test")] + both)
+
+
+def split_data_root(roots: AppRoots, infos: list[BundleInfo], dataset: str,
+                    split: str) -> Path | None:
+    """The dataset root the bundles of ``dataset``-``split`` are loaded with (None when it is
+    not found inside the roots)."""
+    meta_infos = [i for i in infos if i.dataset == dataset and i.split == split]
+    if not meta_infos:
+        return None
+    data_root = resources.dataset_root(roots, resources.read_meta(meta_infos[0].path))
+    return data_root if data_root.is_dir() else None
+
+
 def _own_split(run_dir: Path) -> str | None:
     data = run_config(run_dir).get("data", {})
     if not isinstance(data, dict) or not data.get("dataset"):
@@ -158,9 +201,7 @@ def render_sidebar(roots: AppRoots, notices: Any = None) -> Selection | str:
         )
     infos = resources.scan_bundles(roots)
     with sb:
-        base_default = [r for r in runs if "base" in r] + [
-            r for r in runs if not _has_drgi(roots.checkpoints / r)]
-        base_index = _default_index(runs, base_default)
+        base_index = runs.index(default_base(roots, runs))
         check_choice(KEY_BASE_RUN, runs, runs[base_index],
                      what=f"run under {roots.checkpoints}", container=notices)
         base_name = remember(KEY_BASE_RUN, st.selectbox(
@@ -168,9 +209,7 @@ def render_sidebar(roots: AppRoots, notices: Any = None) -> Selection | str:
             bind="query-params", help="The reference model (e.g. seqTransf trained without DRGI).",
         ))
         drgi_options = [NO_RUN, *runs]
-        drgi_default = [r for r in runs if r != base_name and _has_drgi(roots.checkpoints / r)]
-        drgi_default += [r for r in runs if r != base_name]
-        drgi_index = _default_index(drgi_options, drgi_default)
+        drgi_index = drgi_options.index(default_drgi(roots, runs, str(base_name)))
         check_choice(KEY_DRGI_RUN, drgi_options, drgi_options[drgi_index],
                      what=f"run under {roots.checkpoints} (or {NO_RUN})", container=notices)
         drgi_name = remember(KEY_DRGI_RUN, st.selectbox(
@@ -188,17 +227,9 @@ def render_sidebar(roots: AppRoots, notices: Any = None) -> Selection | str:
         drgi_run = None if drgi_name in (None, NO_RUN) else _checked_run(
             roots, str(drgi_name), "DRGI")
 
-        picked = {base_run.name} | ({drgi_run.name} if drgi_run else set())
-        splits = sorted({f"{i.dataset}-{i.split}" for i in infos if i.run in picked})
-        for run in (base_run, drgi_run):
-            own = _own_split(run) if run is not None else None
-            if own and own not in splits:
-                splits.append(own)
+        splits, split_index = split_choices(infos, base_run, drgi_run)
         if not splits:
             return f"Run {base_run.name} has no readable config.json and no bundle."
-        both = [s for s in splits if sum(
-            1 for i in infos if f"{i.dataset}-{i.split}" == s and i.run in picked) == len(picked)]
-        split_index = _default_index(splits, [s for s in both if s.endswith("-test")] + both)
         check_choice(KEY_SPLIT, splits, splits[split_index],
                      what="dataset split exported for the picked runs", container=notices)
         split_name = remember(KEY_SPLIT, st.selectbox(
@@ -206,12 +237,7 @@ def render_sidebar(roots: AppRoots, notices: Any = None) -> Selection | str:
             key=KEY_SPLIT, bind="query-params", help="Bundles are exported per dataset split.",
         ))
         dataset, _, split = str(split_name).rpartition("-")
-        meta_infos = [i for i in infos if i.dataset == dataset and i.split == split]
-        data_root = None
-        if meta_infos:
-            data_root = resources.dataset_root(roots, resources.read_meta(meta_infos[0].path))
-            if not data_root.is_dir():
-                data_root = None
+        data_root = split_data_root(roots, infos, dataset, split)
         base = _bundle_panel(roots, "base", base_run, dataset, split, infos, data_root)
         drgi = None
         if drgi_run is not None:

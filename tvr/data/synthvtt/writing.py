@@ -235,16 +235,20 @@ def _encode_job(job: tuple[dict[str, Any], int, int, str]) -> int:
     return int(frames.shape[0])
 
 
-def _is_complete(out: Path, params: GenerationParams) -> bool:
+def _complete_meta(out: Path, params: GenerationParams) -> SynthVTTMeta | None:
+    """The meta of the complete dataset with ``params`` in ``out``, None when there is none
+    (read once: parsing the meta is most of the time a present dataset costs)."""
     try:
         meta = read_meta(out)
     except (FileNotFoundError, SourceError):
-        return False
+        return None
     if meta.version != GENERATOR_VERSION or meta.params != params:
-        return False
+        return None
     if not all((out / name).is_file() for name in ANNOTATION_FILES):
-        return False
-    return all((out / VIDEO_DIR / f"{vid}.mp4").is_file() for vid in meta.videos)
+        return None
+    if not all((out / VIDEO_DIR / f"{vid}.mp4").is_file() for vid in meta.videos):
+        return None
+    return meta
 
 
 def _replace_folder(out: Path, force: bool, tmp: Path | None = None) -> None:
@@ -423,11 +427,12 @@ def generate(
                      test_captions)
     if not is_int(workers) or workers < 1:
         raise ValueError(f"SynthVTT workers: expected a positive integer, got {workers!r}")
-    if _is_complete(out, params):
+    present = _complete_meta(out, params)
+    if present is not None:
         logger.info(
             "%s already holds a complete SynthVTT dataset with these parameters; nothing to do", out
         )
-        return _summary(out, read_meta(out), time.perf_counter() - t0, skipped=True)
+        return _summary(out, present, time.perf_counter() - t0, skipped=True)
     _replace_folder(out, force)
 
     meta, texts = _plan(params)
