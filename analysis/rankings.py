@@ -125,7 +125,7 @@ def tie_notes(metrics: Mapping[str, Any], run: str) -> list[str]:
     """One warning sentence per direction of ``metrics`` whose queries tie their ground truth.
 
     Each names ``run``, the number of tied queries and, when stored, the optimistic R@1 beside
-    the project's (ties count against the model; :func:`tvr.metrics.tie_warning`). Empty when
+    the project's (ties count against the model; :func:`tvr.metric_ties.tie_warning`). Empty when
     nothing is tied.
 
     Args:

@@ -100,7 +100,7 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
 
     import analysis.cards
     import analysis.query_table
-    import analysis.rankings
+    import analysis.stats
     from analysis.bundle import Bundle
     from app.first_session import warm_first_session, warm_live_search
     from app.state import AppRoots
@@ -113,8 +113,8 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
     def counted(name, fn):
         return lambda *a, **k: (calls.update([name]), fn(*a, **k))[1]
 
-    monkeypatch.setattr(analysis.rankings, "paired_summary",
-                        counted("paired", analysis.rankings.paired_summary))
+    monkeypatch.setattr(analysis.stats, "paired_summary",
+                        counted("paired", analysis.stats.paired_summary))
     monkeypatch.setattr(analysis.cards, "model_card", counted("card", analysis.cards.model_card))
     monkeypatch.setattr(analysis.query_table, "bundle_query_table",
                         counted("query table", analysis.query_table.bundle_query_table))

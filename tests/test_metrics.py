@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from tvr.metric_ties import tie_warning, tied_directions
 from tvr.metrics import (
     PROTOCOL_V2T_ANY,
     PROTOCOL_V2T_MSVD,
@@ -21,8 +22,6 @@ from tvr.metrics import (
     rank_metrics,
     retrieval_metrics,
     t2v_ranks,
-    tie_warning,
-    tied_directions,
     v2t_any_ranks,
     v2t_ranks,
 )

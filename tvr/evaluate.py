@@ -462,7 +462,7 @@ def format_metrics(metrics: dict[str, Any], run: str | None = None) -> str:
     follows it and a ``WARNING`` line (naming ``run`` when given) ends the summary. With
     QB-Norm figures (``qbnorm/...``) a ``(QB-Norm)`` line follows each direction.
     """
-    from tvr.metrics import OPTIMISTIC_SUFFIX, tie_warning, tied_directions
+    from tvr.metric_ties import OPTIMISTIC_SUFFIX, tie_warning, tied_directions
 
     keys = ["R@1", "R@5", "R@10", "R@50", "MdR", "MnR"]
 

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tvr.metric_ties import OPTIMISTIC_SUFFIX, tie_warning, tied_directions  # noqa: F401 (re-exported)
+from tvr.metric_ties import OPTIMISTIC_SUFFIX, tie_warning
 from tvr.score_matrix import (
     ArrayLike,
     as_float32_matrix,
