@@ -295,6 +295,37 @@ def test_resident_bytes_grow_with_loaded_arrays_not_with_memory_maps(runs):
     assert b.resident_bytes() - start >= ranks.t2v.nbytes + ranks.v2t.nbytes
 
 
+def test_resident_bytes_are_measured_once_per_part_not_per_call(runs, monkeypatch):
+    """The app's cache asks on every rerun: the bundle walks its eager attributes once, at
+    load, and each lazy attribute once, when it loads; asking again walks nothing."""
+    from analysis.bundle import memory
+
+    walked: list[type] = []
+    walk = memory.resident_bytes
+
+    def counting(obj):
+        walked.append(type(obj))
+        return walk(obj)
+
+    monkeypatch.setattr(memory, "resident_bytes", counting)
+    b = Bundle.load(bdir(runs, "drgi"))
+    assert walked == [dict]  # the eager attributes
+    eager = b.resident_bytes()
+    for _ in range(3):
+        assert b.resident_bytes() == eager
+    assert walked == [dict]
+    ranks = b.ranks
+    assert walked == [dict, type(ranks)]  # only the part that loaded
+    assert b.resident_bytes() == eager + walk(ranks)
+    _ = b.ranks, b.resident_bytes()
+    assert len(walked) == 2
+    monkeypatch.setattr(memory, "resident_bytes", walk)
+    fresh = Bundle.load(bdir(runs, "drgi"))  # the ledger agrees with one walk of everything
+    _ = fresh.ranks, fresh.projections, fresh.sim
+    ledger = fresh.__dict__.pop(memory.LEDGER)
+    assert abs(sum(ledger.values()) - walk(vars(fresh))) < 1000
+
+
 def test_disk_bytes_add_up_the_files_and_strips(runs):
     b = Bundle.load(bdir(runs, "base"))
     disk = b.disk_bytes()

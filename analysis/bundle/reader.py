@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import zipfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,7 @@ from analysis.bundle.freshness import (
     missing_reasons,
     resolve_data_root,
 )
+from analysis.bundle.memory import charge, ledger_bytes, measured_property
 from analysis.bundle.meta import BundleMeta, SkippedVideo, read_json, read_meta
 from analysis.tensor_file import TensorFileError, memmap_tensor
 
@@ -157,6 +157,7 @@ class Bundle:
                 f"bundle {path}: {CAPTIONS} lists {len(self.captions)} captions and "
                 f"{len(self.video_ids)} videos, {META} says {self.num_texts} and {self.num_videos}"
             )
+        charge(self, "eager", dict(vars(self)))  # lazy attributes charge their own share
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -236,7 +237,7 @@ class Bundle:
             raise _unreadable(path, exc) from None
 
     # ------------------------------------------------------------------ similarity and ranks
-    @cached_property
+    @measured_property
     def sim(self) -> np.ndarray:
         """``[Nt, Nv]`` float32 cosine-scale similarity (read-only memory map)."""
         path = self._file(SIMILARITY)
@@ -251,7 +252,7 @@ class Bundle:
             )
         return arr
 
-    @cached_property
+    @measured_property
     def ranks(self) -> Ranks:
         """Per-query ranks of both directions (:class:`Ranks`)."""
         d = self._npz(RANKS)
@@ -262,48 +263,48 @@ class Bundle:
         )
 
     # ------------------------------------------------------------------ embeddings
-    @cached_property
+    @measured_property
     def text_pooled(self) -> np.ndarray:
         """``[Nt, D]`` float32 pooled text features."""
         return self._tensor(EMBEDDINGS, "text_pooled")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def video_pooled(self) -> np.ndarray:
         """``[Nv, D]`` float32 pooled video features."""
         return self._tensor(EMBEDDINGS, "video_pooled")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def text_tokens(self) -> np.ndarray:
         """``[Nt, L, D]`` word features (padding included), float16 or float32 as stored;
         cast the rows you compute with (``np.asarray(rows, np.float32)``)."""
         return self._tensor(EMBEDDINGS, "text_tokens")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def text_mask(self) -> np.ndarray:
         """``[Nt, L]`` bool, True on SOT..EOT."""
         return self._tensor(EMBEDDINGS, "text_mask")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def text_ids(self) -> np.ndarray:
         """``[Nt, L]`` int64 token ids (pad id on padding)."""
         return self._tensor(EMBEDDINGS, "text_ids")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def video_tokens(self) -> np.ndarray:
         """``[Nv, T, D]`` frame features (padding included), float16 or float32 as stored."""
         return self._tensor(EMBEDDINGS, "video_tokens")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def video_mask(self) -> np.ndarray:
         """``[Nv, T]`` bool, True on real frames."""
         return self._tensor(EMBEDDINGS, "video_mask")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def text_weights(self) -> np.ndarray | None:
         """``[Nt, L]`` float32 token weights of the head (WTI), or None."""
         return self._tensor(EMBEDDINGS, "text_weights", optional=True)
 
-    @cached_property
+    @measured_property
     def video_weights(self) -> np.ndarray | None:
         """``[Nv, T]`` float32 frame weights of the head (WTI), or None."""
         return self._tensor(EMBEDDINGS, "video_weights", optional=True)
@@ -347,7 +348,7 @@ class Bundle:
         )
 
     # ------------------------------------------------------------------ interactions
-    @cached_property
+    @measured_property
     def text_frame_weights(self) -> np.ndarray:
         """``[Nt, T]`` float32 text-to-frame weights over each caption's ground-truth video."""
         path = self._file(TEXT_FRAME)
@@ -356,7 +357,7 @@ class Bundle:
         except (ValueError, OSError, EOFError) as exc:
             raise _unreadable(path, exc) from None
 
-    @cached_property
+    @measured_property
     def drgi(self) -> DRGIArrays | None:
         """DRGI attention and discriminator scores (:class:`DRGIArrays`), None without DRGI."""
         if not self.has_drgi:
@@ -382,7 +383,7 @@ class Bundle:
             video_queries=scores("video_queries"),
         )
 
-    @cached_property
+    @measured_property
     def projections(self) -> Projections:
         """The 2-D maps (:class:`Projections`)."""
         fitted = self.info.projections.methods if self.info.projections else {}
@@ -408,11 +409,12 @@ class Bundle:
 
     def resident_bytes(self) -> int:
         """Bytes of process memory this bundle holds now: what was read into memory (captions,
-        ranks, maps, ...; grows as lazy attributes load); memory-mapped tensors count nothing
-        (:func:`analysis.bundle.memory.resident_bytes`)."""
-        from analysis.bundle.memory import resident_bytes
+        ranks, maps, ...; grows as lazy attributes load); memory-mapped tensors count nothing.
 
-        return resident_bytes(vars(self))
+        Measured once per part (:func:`analysis.bundle.memory.resident_bytes`): the eager
+        attributes by :meth:`load`, each lazy attribute when it first loads; this call only
+        adds the recorded figures, so a cache may ask on every hit."""
+        return ledger_bytes(self)
 
     def words(self, caption: int) -> list[str]:
         """Readable labels of the valid tokens of caption ``caption`` (``[SOT] ... [EOT]``)."""
