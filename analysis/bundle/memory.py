@@ -3,7 +3,8 @@
 Arrays memory-mapped from the bundle's files count nothing: their pages live in the page
 cache, shared by every process and session and dropped under memory pressure. Arrays read into
 memory (``.npz`` files, JSON lists, anything derived and cached) count their bytes; strings
-count ``sys.getsizeof``. A buffer shared by several views counts once.
+count ``sys.getsizeof``. A buffer shared by several views counts once (a string listed twice in
+a list of strings counts twice).
 
 :func:`resident_bytes` walks an object graph (seconds for the word labels of 59,800 captions),
 so a bundle does it once per part: its eager attributes when it is loaded, and each lazy
@@ -73,7 +74,10 @@ def resident_bytes(obj: Any) -> int:
             stack.extend(x.keys())
             stack.extend(x.values())
         elif isinstance(x, list | tuple | set | frozenset):
-            stack.extend(x)
+            if x and all(type(e) is str for e in x):  # fast path: captions, word labels
+                total += sum(map(sys.getsizeof, x))  # per occurrence, not deduplicated
+            else:
+                stack.extend(x)
         elif type(x).__module__.startswith("torch") and hasattr(x, "untyped_storage"):
             total += int(x.untyped_storage().nbytes())
         elif is_dataclass(x) and not isinstance(x, type):
