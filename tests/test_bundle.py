@@ -129,6 +129,23 @@ def test_drgi_arrays_and_projections(runs):
         p.get("umap", "texts")
 
 
+def test_synthvtt_meta_is_read_once_per_bundle_and_charged(runs, tiny_synthvtt, monkeypatch):
+    """The failure table, the Queries and Attention pages each ask for it (~4 s a read at
+    59,800 captions): the bundle reads it once and counts it in its resident bytes."""
+    import tvr.data.synthvtt as synthvtt
+
+    reads: list[str] = []
+    real = synthvtt.read_split_meta
+    monkeypatch.setattr(synthvtt, "read_split_meta",
+                        lambda *a, **k: reads.append(a[1]) or real(*a, **k))
+    b = Bundle.load(bdir(runs, "base"))
+    before = b.resident_bytes()
+    first = b.synthvtt_meta()
+    assert b.synthvtt_meta() is first and reads == ["test"]
+    assert b.resident_bytes() > before
+    assert Bundle.load(bdir(runs, "base")).synthvtt_meta() is not first  # per bundle object
+
+
 def test_synthvtt_meta_is_aligned(runs, tiny_synthvtt):
     b = Bundle.load(bdir(runs, "base"))
     gt = b.synthvtt_meta()
