@@ -119,6 +119,14 @@ def test_drgi_arrays_and_projections(runs):
     np.testing.assert_allclose(tq.pos, 0.5 * (tq.pos_video + tq.pos_text))
     assert tq.neg.shape == (8,) and not tq.neg_video_index.flags.writeable
     assert d.projections.methods == () and d.projections.word_ids.shape == (0, 2)
+    # memory maps, read by row (the caption attention is ~190 MB at 59,800 captions)
+    from analysis.bundle.memory import _mapped
+
+    assert _mapped(g.text_attention) and _mapped(g.video_attention) and _mapped(tq.pos_video)
+    fresh = Bundle.load(bdir(runs, "drgi"))
+    before = fresh.resident_bytes()
+    _ = fresh.drgi
+    assert fresh.resident_bytes() - before < 1000
 
     p = Bundle.load(bdir(runs, "base")).projections
     assert p.methods == ("pca",)

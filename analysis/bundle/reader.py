@@ -38,7 +38,7 @@ from analysis.bundle.freshness import (
 )
 from analysis.bundle.memory import charge, ledger_bytes, measured_property
 from analysis.bundle.meta import BundleMeta, SkippedVideo, read_json, read_meta
-from analysis.tensor_file import TensorFileError, memmap_tensor
+from analysis.tensor_file import TensorFileError, memmap_tensor, read_header
 
 if TYPE_CHECKING:
     from tvr.data.synthvtt import SplitMeta
@@ -361,17 +361,18 @@ class Bundle:
 
     @measured_property
     def drgi(self) -> DRGIArrays | None:
-        """DRGI attention and discriminator scores (:class:`DRGIArrays`), None without DRGI."""
+        """DRGI attention and discriminator scores (:class:`DRGIArrays`), None without DRGI.
+
+        Every array is a read-only memory map (the caption attention ``[Nt, H, L, L]`` is
+        ~190 MB at 59,800 captions; a page reads one caption's rows)."""
         if not self.has_drgi:
             return None
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         path = self._file(DRGI_FILE)
         try:
-            d = {k: read_only(v) for k, v in load_file(str(path)).items()}
-        except (SafetensorError, OSError) as exc:
+            _, header = read_header(path)
+        except (TensorFileError, OSError) as exc:
             raise _unreadable(path, exc) from None
+        d = {k: self._tensor(DRGI_FILE, k) for k in header}
 
         def scores(prefix: str) -> DRGIScores:
             return DRGIScores(**{f: d[f"{prefix}_{f}"] for f in DRGIScores.__dataclass_fields__})
