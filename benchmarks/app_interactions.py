@@ -53,13 +53,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(checkpoints: Path, data: Path) -> tuple[subprocess.Popen, str]:
-    """``python -m app`` on a free loopback port, serving ``checkpoints`` and ``data``."""
+def start_server(checkpoints: Path, data: Path, log_name: str = "drgi_app_interactions.log",
+                 repo: Path = REPO) -> tuple[subprocess.Popen, str]:
+    """``python -m app`` of the checkout ``repo`` on a free loopback port, serving
+    ``checkpoints`` and ``data``; its output goes to ``log_name`` in the temporary folder."""
     port = _free_port()
     env = dict(os.environ, DRGI_LAB_CHECKPOINTS=str(checkpoints), DRGI_LAB_DATA=str(data),
                OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    log = open(Path(tempfile.gettempdir()) / "drgi_app_interactions.log", "w")  # noqa: SIM115
+               PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])))
+    log = open(Path(tempfile.gettempdir()) / log_name, "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "app", "--server.port", str(port)],
                             cwd=tempfile.gettempdir(), env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -114,7 +116,7 @@ def settle(page, before: int | None = None, timeout_ms: int = 120_000) -> bool:
     return ran
 
 
-def timed(page, action: Callable[[], None], what: str = "") -> float:
+def timed(page, action: Callable[[], None], what: str = "", timeout_ms: int = 120_000) -> float:
     """Seconds from the start of ``action`` until :func:`settle` returns.
 
     ``what`` (a widget interaction) must start a script run: otherwise it changed nothing (a
@@ -124,7 +126,7 @@ def timed(page, action: Callable[[], None], what: str = "") -> float:
     before = runs(page)
     t0 = time.perf_counter()
     action()
-    if not settle(page, before) and what:
+    if not settle(page, before, timeout_ms) and what:
         raise RuntimeError(f"{what} started no script run")
     return time.perf_counter() - t0
 
