@@ -22,6 +22,7 @@ if str(APP_DIR.parent) not in sys.path:  # `streamlit run app/main.py` puts app/
 from app.components.drill import apply_pending  # noqa: E402
 from app.components.sidebar import render_sidebar  # noqa: E402
 from app.context import set_current  # noqa: E402
+from app.selection import Selection  # noqa: E402
 from app.state import AppRoots  # noqa: E402
 from app.urlstate import attach_link, start_page  # noqa: E402
 from app.warmup import start_warm_up  # noqa: E402
@@ -67,9 +68,17 @@ def main() -> None:
     st.sidebar.title("DRGI Lab")
     apply_pending()  # page settings left by a drill-down from another page
     start_page(pg.url_path)
-    set_current(render_sidebar(AppRoots.from_env(), notices=st.container()))
+    selection = render_sidebar(AppRoots.from_env(), notices=st.container())
+    set_current(selection)
     attach_link(st.sidebar.empty())  # every bound widget of the page writes itself into it
-    pg.run()
+    try:
+        pg.run()
+    finally:  # st.stop and st.rerun end a run by raising
+        if isinstance(selection, Selection):
+            # a page's first visit may scan a whole [Nt, Nv] similarity (715 MB at MSR-VTT
+            # full size): keep none of it mapped between reruns (it stays in the page cache)
+            for _, bundle in selection.bundles():
+                bundle.release_mapped_pages()
 
 
 if __name__ == "__main__":  # streamlit runs this file as __main__; tests import PAGES

@@ -166,9 +166,12 @@ def set_number(page, key: str, value: int) -> None:
 def lasso(page) -> None:
     """A lasso over the middle of the first map on the page."""
     chart = page.locator("[data-testid=stPlotlyChart]").first
+    chart.scroll_into_view_if_needed()  # a button below (Clear selection) may have scrolled
     chart.hover()
     chart.locator("[data-attr=dragmode][data-val=lasso]").first.click()
-    box = chart.locator(".nsewdrag").first.bounding_box()
+    drag = chart.locator(".nsewdrag").first
+    drag.wait_for(state="visible")
+    box = drag.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     rx, ry = box["width"] / 5, box["height"] / 5
     page.mouse.move(cx - rx, cy - ry)

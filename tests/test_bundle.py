@@ -358,3 +358,14 @@ def test_disk_bytes_add_up_the_files_and_strips(runs):
     meta_size = (b.path / "meta.json").stat().st_size  # meta.json does not list itself
     assert disk["total"] == on_disk - meta_size
     assert disk["similarity"] == b.sim.nbytes + 128 and disk["thumbs"] > 0
+
+
+def test_release_mapped_pages_unmaps_what_was_read_and_keeps_the_data(runs):
+    b = Bundle.load(bdir(runs, "drgi"))
+    assert b.release_mapped_pages() == 0  # nothing mapped yet
+    sim = np.asarray(b.sim).copy()
+    row = np.asarray(b.text_tokens[1]).copy()
+    _ = b.drgi.text_attention[0]
+    assert b.release_mapped_pages() >= 3  # sim, text_tokens, the DRGI attention
+    np.testing.assert_array_equal(np.asarray(b.sim), sim)  # read again from the page cache
+    np.testing.assert_array_equal(np.asarray(b.text_tokens[1]), row)

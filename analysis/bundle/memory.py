@@ -112,3 +112,35 @@ class measured_property(cached_property):  # noqa: N801 - used like cached_prope
         if self.attrname not in instance.__dict__.get(LEDGER, {}):
             charge(instance, self.attrname, value)
         return value
+
+
+def mapping_of(arr: Any) -> mmap.mmap | None:
+    """The ``mmap`` under a memory-mapped numpy array (or a view of one), None otherwise."""
+    a: Any = arr
+    while a is not None:
+        if isinstance(a, mmap.mmap):
+            return a
+        found = getattr(a, "_mmap", None)  # numpy.memmap keeps its mmap here
+        if isinstance(found, mmap.mmap):
+            return found
+        a = getattr(a, "base", None)
+    return None
+
+
+def release_pages(arrays: Any) -> int:
+    """Unmap the resident pages of the memory-mapped arrays among ``arrays`` from this process
+    (``madvise(MADV_DONTNEED)``; their files stay in the page cache, and the next read of a row
+    maps it again); returns how many mappings were released. Read-only mappings only, so no
+    data is lost; a no-op where ``madvise`` is missing."""
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    done: set[int] = set()
+    for arr in arrays:
+        m = mapping_of(arr) if isinstance(arr, np.ndarray) else None
+        if m is None or id(m) in done or advice is None:
+            continue
+        try:
+            m.madvise(advice)
+        except (OSError, ValueError):  # closed, or refused by the OS: nothing to release
+            continue
+        done.add(id(m))
+    return len(done)
