@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-repo", type=Path,
                         help="a checkout of an earlier commit (its own app code, this "
                         "checkout's harness and bundles): also measured at the largest size, "
-                        "first, for a before/after table")
+                        "after this checkout, for a before/after table")
     add_results_args(parser)
     args = parser.parse_args(argv)
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
@@ -307,15 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.export_only:
         return 0
     load_start = os.getloadavg()[0]
-    before = None
-    if args.baseline_repo is not None:
-        repo = args.baseline_repo.resolve()
-        print(f"serving {prepared[-1][0]} from {repo}", flush=True)
-        before = measure_size(prepared[-1][0], data, args.reps, repo=repo)
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        before["repo"] = commit or repo.name
-        print(json.dumps(before), flush=True)
     rows = []
     for work, stats in prepared:
         print(f"serving {work}", flush=True)
@@ -327,6 +318,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         (work / "app.json").write_text(json.dumps(row))  # the raw figures, for the record
         print(json.dumps(row), flush=True)
+    before = None
+    if args.baseline_repo is not None:
+        repo = args.baseline_repo.resolve()
+        print(f"serving {prepared[-1][0]} from {repo}", flush=True)
+        before = measure_size(prepared[-1][0], data, args.reps, repo=repo)
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        before["repo"] = commit or repo.name
+        print(json.dumps(before), flush=True)
     load_end = os.getloadavg()[0]
     body = "\n".join([
         f"`{command_line('benchmarks/app_scale.py', argv)}`",
@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *([] if before is None else [
             f"Before and after this change at {rows[-1]['captions']:,} captions, the same "
-            "bundles served by the baseline checkout's app first, then by this one's:",
+            "bundles served by this checkout's app, then by the baseline checkout's, in the "
+            "same run:",
             "",
             *before_after_lines(before, rows[-1], f"{rows[-1]['captions']:,} captions"),
             ""]),
