@@ -246,16 +246,40 @@ def alignment_table(
         raise ValueError(
             f"captions: expected {w.shape[0]} entries (one per caption), got {len(captions)}"
         )
-    rows = []
-    for q in range(w.shape[0]):
-        v = int(t2v[q])
-        row: dict[str, Any] = {"caption": q, "video": v, "share": np.nan, "chance": np.nan,
-                               "lift": np.nan, "n_mentioned": 0}
-        meta = captions[q]
-        valid = mask[v]
-        if meta is not None and valid.any() and w[q, valid].sum() > 0:
-            a = caption_alignment(w[q, valid], ev[v, valid], list(meta.events))
-            row.update(share=a.share, chance=a.chance, lift=a.lift, n_mentioned=len(a.mentioned))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["caption", "video", "share", "chance", "lift",
-                                       "n_mentioned"])
+    n_text = w.shape[0]
+    # the mentioned events of each caption as a bit set; rows without meta stay empty
+    has_meta = np.array([c is not None for c in captions], dtype=bool)
+    mentioned = [sorted({int(e) for e in c.events}) if c is not None else [] for c in captions]
+    n_mentioned = np.array([len(m) for m in mentioned], dtype=np.int64)
+    valid = mask[t2v]  # [Nt, T] each caption's video's real frames
+    w_valid = np.where(valid, w, 0.0)
+    total = w_valid.sum(axis=1)  # NaN stays NaN: such a row is left out
+    use = has_meta & valid.any(axis=1) & (total > 0)  # as caption_alignment would be called
+    bad = use & ~(np.isfinite(w_valid).all(axis=1) & (w_valid >= 0).all(axis=1))
+    if bad.any():
+        raise ValueError(
+            f"weights[{int(np.flatnonzero(bad)[0])}]: expected finite non-negative attention "
+            "mass (apply a softmax to raw similarities first)")
+    empty = use & (n_mentioned == 0)
+    if empty.any():
+        raise ValueError(f"captions[{int(np.flatnonzero(empty)[0])}] mentions no event; a "
+                         "caption mentions at least one event")
+    ev_rows = ev[t2v]  # [Nt, T]
+    ids = [e for m in mentioned for e in m]
+    if all(0 <= e < 62 for e in ids) and int(ev.max(initial=-1)) < 62:  # bit sets: one pass
+        bits = np.array([sum(1 << e for e in m) for m in mentioned], dtype=np.int64)
+        on = ((bits[:, None] >> np.clip(ev_rows, 0, None)) & 1).astype(bool) & (ev_rows >= 0)
+    else:  # many events per video: one row at a time
+        on = np.zeros(ev_rows.shape, dtype=bool)
+        for q in np.flatnonzero(use):
+            on[q] = np.isin(ev_rows[q], mentioned[q])
+    on &= valid
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(use, (w_valid * on).sum(axis=1) / total, np.nan)
+        chance = np.where(use, on.sum(axis=1) / valid.sum(axis=1), np.nan)
+    return pd.DataFrame({
+        "caption": np.arange(n_text, dtype=np.int64),
+        "video": t2v.astype(np.int64),
+        "share": share, "chance": chance, "lift": share - chance,
+        "n_mentioned": np.where(use, n_mentioned, 0),
+    })

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.hard_negatives import top_k_stable
 from tvr.data.synthvtt import (
     EventType,
     MetaCaption,
@@ -118,18 +119,25 @@ def _top_stable(block: np.ndarray, n: int, gt: np.ndarray | None = None) -> np.n
     column of equal score, as the rank rule counts ties against the model: the ground truth then
     sits at position ``rank`` of the list.
 
+    A partial selection (:func:`analysis.hard_negatives.top_k_stable`), not a sort of whole
+    rows: the ground truth is moved to an extra last column (its own place set to -inf), so
+    the lower-index tie rule puts it after the columns tied with it.
+
     Shapes:
         block ``[b, Nv]``, gt ``[b]`` -> ``[b, min(n, Nv)]`` int64
     """
-    key = -block.astype(np.float64)
+    n = min(int(n), block.shape[1])
     if gt is None:
-        order = np.argsort(key, axis=1, kind="stable")
-    else:
-        cols = np.arange(block.shape[1])
-        is_gt = cols[None, :] == np.asarray(gt)[:, None]  # [b, Nv]
-        idx = np.broadcast_to(cols, block.shape)
-        order = np.lexsort((idx, is_gt, key), axis=1)  # last key is primary
-    return order[:, :n].astype(np.int64)
+        return top_k_stable(block, n)
+    b, n_video = block.shape
+    gt = np.asarray(gt, dtype=np.int64)
+    rows = np.arange(b)
+    moved = np.empty((b, n_video + 1), dtype=np.float64)
+    moved[:, :n_video] = block
+    moved[:, n_video] = moved[rows, gt]
+    moved[rows, gt] = -np.inf  # scores are finite (checked): never among the n <= Nv best
+    top = top_k_stable(moved, n)
+    return np.where(top == n_video, gt[:, None], top)
 
 
 def failures(

@@ -64,8 +64,23 @@ def _negatives_block(sim: np.ndarray, t2v: np.ndarray, start: int, stop: int) ->
     return block
 
 
-def _topk_stable(block: np.ndarray, k: int) -> np.ndarray:
+def _tied_selection(block: np.ndarray, k: int) -> np.ndarray:
+    """The exact selection of :func:`top_k_stable` (columns in ascending order): every score
+    above the k-th best, then the lowest columns among those tied with it."""
+    n_rows = block.shape[0]
+    kth = -np.partition(-block, k - 1, axis=1)[:, k - 1 : k]  # [b, 1] k-th best score
+    above = block > kth
+    need = k - above.sum(axis=1, keepdims=True)  # slots left for scores tied with the k-th
+    tied = block == kth
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))
+    return np.nonzero(chosen)[1].reshape(n_rows, k)  # exactly k per row, index ascending
+
+
+def top_k_stable(block: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the ``k`` best scores per row, by score descending then index ascending.
+
+    An ``argpartition`` picks k best columns per row; only rows where a column left out ties
+    the k-th best score (so the index rule decides) are selected again exactly.
 
     Shapes:
         block ``[b, n]`` -> ``[b, k]`` int64 (requires ``1 <= k <= n``).
@@ -74,13 +89,14 @@ def _topk_stable(block: np.ndarray, k: int) -> np.ndarray:
     if k >= n_cols:
         sel = np.broadcast_to(np.arange(n_cols), block.shape)
     else:
-        kth = -np.partition(-block, k - 1, axis=1)[:, k - 1 : k]  # [b, 1] k-th best score
-        above = block > kth
-        need = k - above.sum(axis=1, keepdims=True)  # slots left for scores tied with the k-th
-        tied = block == kth
-        chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))
-        sel = np.nonzero(chosen)[1].reshape(n_rows, k)  # exactly k per row, index ascending
-    order = np.argsort(-np.take_along_axis(block, sel, axis=1), axis=1, kind="stable")
+        sel = np.argpartition(-block, k - 1, axis=1)[:, :k]  # [b, k], ties at the k-th: any
+        vals = np.take_along_axis(block, sel, axis=1)
+        kth = vals.min(axis=1, keepdims=True)
+        undecided = np.flatnonzero((block == kth).sum(axis=1) > (vals == kth).sum(axis=1))
+        if undecided.size:
+            sel[undecided] = _tied_selection(block[undecided], k)
+    scores = np.take_along_axis(block, sel, axis=1)
+    order = np.lexsort((sel, -scores), axis=1)  # score descending, then index ascending
     return np.take_along_axis(sel, order, axis=1).astype(np.int64)
 
 
@@ -173,7 +189,7 @@ def hard_negatives(
         block = _negatives_block(sim, t2v, start, stop)  # [b, Nv] float64, GT = -inf
         gt_block = gt[start:stop, None]  # [b, 1]
         n_ge[start:stop] = np.count_nonzero(block >= gt_block, axis=1)
-        top = _topk_stable(block, kk)  # [b, kk]
+        top = top_k_stable(block, kk)  # [b, kk]
         top_scores = np.take_along_axis(block, top, axis=1)  # [b, kk] float64
         ids[start:stop, :kk] = top
         scores[start:stop, :kk] = top_scores
@@ -266,7 +282,7 @@ def hubness(sim: Any, k: int = 10, *, direction: Literal["t2v", "v2t"] = "t2v") 
     counts = np.zeros(n_gallery, dtype=np.int64)
     for start in range(0, n_query, _BLOCK_ROWS):
         block = np.asarray(sim[start : start + _BLOCK_ROWS], dtype=np.float64)
-        top = _topk_stable(block, k)  # [b, k]
+        top = top_k_stable(block, k)  # [b, k]
         counts += np.bincount(np.asarray(top).ravel(), minlength=n_gallery)
     return counts
 

@@ -3,9 +3,10 @@
 ``st.cache_resource`` bounds a cache by its number of entries only, and a bundle's cost varies
 by orders of magnitude (500 one-caption videos against MSR-VTT full). This cache charges each
 bundle :meth:`analysis.bundle.Bundle.resident_bytes` (memory-mapped tensors count nothing,
-arrays read into memory count their bytes), measured again on every hit because lazy
-attributes grow a bundle as pages use it, and drops the least recently used bundles while the
-total exceeds ``max_bytes``. The bundle just requested is never dropped, even alone above the
+arrays read into memory count their bytes), read again on every hit because lazy attributes
+grow a bundle as pages use it (the bundle keeps that figure up to date as each part loads, so
+reading it costs nothing), and drops the least recently used bundles while the total exceeds
+``max_bytes``. The bundle just requested is never dropped, even alone above the
 bound. Thread-safe (Streamlit runs sessions in threads).
 """
 
@@ -26,7 +27,8 @@ class ByteBoundedCache:
     Args:
         max_bytes: the most bytes the cached values may hold together (> 0).
         max_entries: the most values kept (> 0).
-        size_of: bytes a value holds now (called on insert and on every hit).
+        size_of: bytes a value holds now (called on insert and on every hit, so it must be
+            cheap: a recorded figure, not a walk of the value).
     """
 
     def __init__(self, max_bytes: int, max_entries: int, size_of: Callable[[Any], int]) -> None:

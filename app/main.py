@@ -26,6 +26,7 @@ with script_turn():  # never import beside the launcher's warm-up thread (app/wa
     from app.components.sidebar import render_sidebar
     from app.context import set_current
     from app.pages import PAGES
+    from app.selection import Selection
     from app.state import AppRoots
     from app.urlstate import attach_link, start_page
 
@@ -60,9 +61,17 @@ def main() -> None:
     st.sidebar.title("DRGI Lab")
     apply_pending()  # page settings left by a drill-down from another page
     start_page(pg.url_path)
-    set_current(render_sidebar(AppRoots.from_env(), notices=st.container()))
+    selection = render_sidebar(AppRoots.from_env(), notices=st.container())
+    set_current(selection)
     attach_link(st.sidebar.empty())  # every bound widget of the page writes itself into it
-    pg.run()
+    try:
+        pg.run()
+    finally:  # st.stop and st.rerun end a run by raising
+        if isinstance(selection, Selection):
+            # a page's first visit may scan a whole [Nt, Nv] similarity (715 MB at MSR-VTT
+            # full size): keep none of it mapped between reruns (it stays in the page cache)
+            for _, bundle in selection.bundles():
+                bundle.release_mapped_pages()
 
 
 if __name__ == "__main__":  # streamlit runs this file as __main__; tests import PAGES

@@ -269,7 +269,9 @@ def comparison(base: Bundle, drgi: Bundle, direction: str) -> Any:
                        getattr(base.ranks, direction), getattr(drgi.ranks, direction), names)
 
 
-@st.cache_data(max_entries=16, show_spinner="Listing failed queries…")
+# a resource, not data: st.cache_data would unpickle a fresh copy on every call (~1 s per
+# table at 59,800 captions, and the Failures and Queries pages ask for two per rerun)
+@st.cache_resource(max_entries=16, show_spinner="Listing failed queries…")
 def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle, _split: Any) -> Any:
     from analysis.failures import bundle_failures
 
@@ -278,8 +280,10 @@ def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle, _split: Any) ->
 
 def failure_table(bundle: Bundle, k: int = 1, top: int = 5, split: Any = None) -> Any:
     """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top;
-    ``split``: the bundle's SynthVTT ground truth when the caller holds it, so a new threshold
-    does not parse the dataset's meta again)."""
+    ``split``: the bundle's SynthVTT ground truth when the caller holds it).
+
+    The one cached table itself, shared by every rerun and session: read it, or ``.copy()``
+    it before changing it."""
     return _failures(_bundle_key(bundle), int(k), int(top), bundle, split)
 
 

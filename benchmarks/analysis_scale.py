@@ -56,10 +56,11 @@ def dataset(data: Path, n_test: int, per_video: int, workers: int) -> Path:
     return out
 
 
-def copy_run(run: Path, dest: Path) -> Path:
-    """The run's model files (no bundles, no train state) in ``dest``."""
+def copy_run(run: Path, dest: Path, names: tuple[str, ...] = RUN_FILES) -> Path:
+    """The run's files ``names`` (default: the model's; never bundles or train state) in
+    ``dest``."""
     dest.mkdir(parents=True)
-    for name in RUN_FILES:
+    for name in names:
         src = run / name
         if src.is_dir():
             shutil.copytree(src, dest / name)

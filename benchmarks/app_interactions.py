@@ -58,14 +58,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(checkpoints: Path, data: Path, repo: Path = REPO) -> tuple[subprocess.Popen, str]:
+def start_server(checkpoints: Path, data: Path, log_name: str = "drgi_app_interactions.log",
+                 repo: Path = REPO) -> tuple[subprocess.Popen, str]:
     """``python -m app`` of the checkout ``repo`` on a free loopback port, serving
-    ``checkpoints`` and ``data``."""
+    ``checkpoints`` and ``data``; its output goes to ``log_name`` in the temporary folder."""
     port = _free_port()
     env = dict(os.environ, DRGI_LAB_CHECKPOINTS=str(checkpoints), DRGI_LAB_DATA=str(data),
                OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])))
-    log = open(Path(tempfile.gettempdir()) / "drgi_app_interactions.log", "w")  # noqa: SIM115
+    log = open(Path(tempfile.gettempdir()) / log_name, "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "app", "--server.port", str(port)],
                             cwd=tempfile.gettempdir(), env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -120,7 +121,7 @@ def settle(page, before: int | None = None, timeout_ms: int = 120_000) -> bool:
     return ran
 
 
-def timed(page, action: Callable[[], None], what: str = "") -> float:
+def timed(page, action: Callable[[], None], what: str = "", timeout_ms: int = 120_000) -> float:
     """Seconds from the start of ``action`` until :func:`settle` returns.
 
     ``what`` (a widget interaction) must start a script run: otherwise it changed nothing (a
@@ -130,7 +131,7 @@ def timed(page, action: Callable[[], None], what: str = "") -> float:
     before = runs(page)
     t0 = time.perf_counter()
     action()
-    if not settle(page, before) and what:
+    if not settle(page, before, timeout_ms) and what:
         raise RuntimeError(f"{what} started no script run")
     return time.perf_counter() - t0
 
@@ -170,9 +171,12 @@ def set_number(page, key: str, value: int) -> None:
 def lasso(page) -> None:
     """A lasso over the middle of the first map on the page."""
     chart = page.locator("[data-testid=stPlotlyChart]").first
+    chart.scroll_into_view_if_needed()  # a button below (Clear selection) may have scrolled
     chart.hover()
     chart.locator("[data-attr=dragmode][data-val=lasso]").first.click()
-    box = chart.locator(".nsewdrag").first.bounding_box()
+    drag = chart.locator(".nsewdrag").first
+    drag.wait_for(state="visible")
+    box = drag.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     rx, ry = box["width"] / 5, box["height"] / 5
     page.mouse.move(cx - rx, cy - ry)
@@ -338,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure_checkout(repo: Path, args: argparse.Namespace) -> list[tuple[str, list[float], float]]:
-    proc, url = start_server(repo / "checkpoints", args.data.resolve(), repo)
+    proc, url = start_server(repo / "checkpoints", args.data.resolve(), repo=repo)
     try:
         return measure(url, args.base, args.drgi, args.reps)
     finally:

@@ -342,3 +342,18 @@ def test_run_folder_linked_outside_the_roots_is_an_error_message(tiny_run_pair, 
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+def test_a_page_run_ends_by_unmapping_the_selected_bundles_pages(app_env, monkeypatch):
+    """A first visit may scan a whole [Nt, Nv] similarity (715 MB at MSR-VTT full size): the
+    run ends by releasing both bundles' mapped pages, also when the page stops early."""
+    released: list[str] = []
+    real = Bundle.release_mapped_pages
+
+    def record(self):
+        released.append(self.run_name)
+        return real(self)
+
+    monkeypatch.setattr(Bundle, "release_mapped_pages", record)
+    open_page("app_pages/hard_negatives.py")
+    assert sorted(released[-2:]) == sorted([app_env.base.name, app_env.drgi.name])

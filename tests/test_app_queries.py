@@ -283,3 +283,34 @@ def test_drill_down_from_hard_negatives_failures_and_compare(app_env):
     assert at.title[0].value == "Embeddings"
     assert any(f"Marked: caption {q}**" in m.value and base.captions[q] in m.value
                for m in at.markdown)
+
+
+def test_a_rerun_makes_no_export_bytes_and_reads_the_shared_failure_tables(app_env,
+                                                                            monkeypatch):
+    """At 59,800 captions the CSV and Parquet bytes took ~1.4 s per rerun and each failure
+    table ~1 s to unpickle from st.cache_data: the bytes are now made when a button is
+    clicked, and the failure tables are one shared object per bundle, left unchanged by the
+    pages that extend them (Failures adds the other run's rank to its own copy)."""
+    import analysis.query_table as query_table
+    from analysis.bundle import bundle_dir_for
+    from app import resources
+    from app.state import AppRoots
+
+    made: list[str] = []
+    real = query_table.table_bytes
+    monkeypatch.setattr(query_table, "table_bytes",
+                        lambda table, fmt: made.append(fmt) or real(table, fmt))
+    at = open_page(PAGE)
+    at.run()
+    assert_no_errors(at)
+    assert made == []
+    buttons = {b.proto.label: b.proto for b in at.get("download_button")}
+    assert all(buttons[label].HasField("deferred_file_id") for label in ("CSV", "Parquet"))
+
+    at.switch_page("app_pages/failures.py").run()  # paired: other_rank and rank_change
+    assert_no_errors(at)
+    roots = AppRoots(app_env.checkpoints.resolve(), app_env.data.resolve())
+    bundle = resources.load_bundle(roots, bundle_dir_for(app_env.base, "synthvtt", "test"))
+    table = resources.failure_table(bundle, k=1, top=5)
+    assert resources.failure_table(bundle, k=1, top=5) is table
+    assert "other_rank" not in table.columns and "rank_change" not in table.columns

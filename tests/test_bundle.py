@@ -119,6 +119,14 @@ def test_drgi_arrays_and_projections(runs):
     np.testing.assert_allclose(tq.pos, 0.5 * (tq.pos_video + tq.pos_text))
     assert tq.neg.shape == (8,) and not tq.neg_video_index.flags.writeable
     assert d.projections.methods == () and d.projections.word_ids.shape == (0, 2)
+    # memory maps, read by row (the caption attention is ~190 MB at 59,800 captions)
+    from analysis.bundle.memory import _mapped
+
+    assert _mapped(g.text_attention) and _mapped(g.video_attention) and _mapped(tq.pos_video)
+    fresh = Bundle.load(bdir(runs, "drgi"))
+    before = fresh.resident_bytes()
+    _ = fresh.drgi
+    assert fresh.resident_bytes() - before < 1000
 
     p = Bundle.load(bdir(runs, "base")).projections
     assert p.methods == ("pca",)
@@ -127,6 +135,23 @@ def test_drgi_arrays_and_projections(runs):
     assert p.params["pca"]["method"] == "pca"
     with pytest.raises(KeyError, match="umap"):
         p.get("umap", "texts")
+
+
+def test_synthvtt_meta_is_read_once_per_bundle_and_charged(runs, tiny_synthvtt, monkeypatch):
+    """The failure table, the Queries and Attention pages each ask for it (~4 s a read at
+    59,800 captions): the bundle reads it once and counts it in its resident bytes."""
+    import tvr.data.synthvtt as synthvtt
+
+    reads: list[str] = []
+    real = synthvtt.read_split_meta
+    monkeypatch.setattr(synthvtt, "read_split_meta",
+                        lambda *a, **k: reads.append(a[1]) or real(*a, **k))
+    b = Bundle.load(bdir(runs, "base"))
+    before = b.resident_bytes()
+    first = b.synthvtt_meta()
+    assert b.synthvtt_meta() is first and reads == ["test"]
+    assert b.resident_bytes() > before
+    assert Bundle.load(bdir(runs, "base")).synthvtt_meta() is not first  # per bundle object
 
 
 def test_synthvtt_meta_is_aligned(runs, tiny_synthvtt):
@@ -295,6 +320,37 @@ def test_resident_bytes_grow_with_loaded_arrays_not_with_memory_maps(runs):
     assert b.resident_bytes() - start >= ranks.t2v.nbytes + ranks.v2t.nbytes
 
 
+def test_resident_bytes_are_measured_once_per_part_not_per_call(runs, monkeypatch):
+    """The app's cache asks on every rerun: the bundle walks its eager attributes once, at
+    load, and each lazy attribute once, when it loads; asking again walks nothing."""
+    from analysis.bundle import memory
+
+    walked: list[type] = []
+    walk = memory.resident_bytes
+
+    def counting(obj):
+        walked.append(type(obj))
+        return walk(obj)
+
+    monkeypatch.setattr(memory, "resident_bytes", counting)
+    b = Bundle.load(bdir(runs, "drgi"))
+    assert walked == [dict]  # the eager attributes
+    eager = b.resident_bytes()
+    for _ in range(3):
+        assert b.resident_bytes() == eager
+    assert walked == [dict]
+    ranks = b.ranks
+    assert walked == [dict, type(ranks)]  # only the part that loaded
+    assert b.resident_bytes() == eager + walk(ranks)
+    _ = b.ranks, b.resident_bytes()
+    assert len(walked) == 2
+    monkeypatch.setattr(memory, "resident_bytes", walk)
+    fresh = Bundle.load(bdir(runs, "drgi"))  # the ledger agrees with one walk of everything
+    _ = fresh.ranks, fresh.projections, fresh.sim
+    ledger = fresh.__dict__.pop(memory.LEDGER)
+    assert abs(sum(ledger.values()) - walk(vars(fresh))) < 1000
+
+
 def test_disk_bytes_add_up_the_files_and_strips(runs):
     b = Bundle.load(bdir(runs, "base"))
     disk = b.disk_bytes()
@@ -302,3 +358,14 @@ def test_disk_bytes_add_up_the_files_and_strips(runs):
     meta_size = (b.path / "meta.json").stat().st_size  # meta.json does not list itself
     assert disk["total"] == on_disk - meta_size
     assert disk["similarity"] == b.sim.nbytes + 128 and disk["thumbs"] > 0
+
+
+def test_release_mapped_pages_unmaps_what_was_read_and_keeps_the_data(runs):
+    b = Bundle.load(bdir(runs, "drgi"))
+    assert b.release_mapped_pages() == 0  # nothing mapped yet
+    sim = np.asarray(b.sim).copy()
+    row = np.asarray(b.text_tokens[1]).copy()
+    _ = b.drgi.text_attention[0]
+    assert b.release_mapped_pages() >= 3  # sim, text_tokens, the DRGI attention
+    np.testing.assert_array_equal(np.asarray(b.sim), sim)  # read again from the page cache
+    np.testing.assert_array_equal(np.asarray(b.text_tokens[1]), row)

@@ -42,7 +42,8 @@ def test_hits_do_not_reload_and_the_byte_bound_drops_least_recently_used():
     assert loads == ["a", "b", "c", "b"] and c.cached_keys() == ["c", "b"]
 
 
-def test_growth_is_measured_on_each_hit_and_the_requested_value_is_kept():
+def test_growth_is_read_on_each_hit_and_the_requested_value_is_kept():
+    # size_of is read on every hit (a bundle's is its ledger, kept as lazy arrays load)
     c, loads = cache(100)
     a = get(c, loads, "a", 10)
     get(c, loads, "b", 10)

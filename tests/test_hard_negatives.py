@@ -179,3 +179,16 @@ def test_word_frame_matrix_errors():
         word_frame_matrix(np.ones((2, 2)), [1, 1], np.ones((2, 2)), [0, 0])
     with pytest.raises(ValueError, match=r"text_mask: expected shape \(2,\)"):
         word_frame_matrix(np.ones((2, 2)), [1], np.ones((2, 2)), [1, 1])
+
+
+def test_top_k_stable_orders_by_score_then_column_with_and_without_ties():
+    from analysis.hard_negatives import top_k_stable
+
+    rng = np.random.default_rng(1)
+    cols = np.arange(30)
+    for block in (rng.normal(size=(200, 30)),  # no ties: the argpartition alone decides
+                  rng.integers(0, 4, size=(200, 30)).astype(np.float64)):  # ties at the k-th
+        for k in (1, 3, 29, 30):
+            got = top_k_stable(block, k)
+            assert all(got[r].tolist() == sorted(cols, key=lambda c, r=r: (-block[r, c], c))[:k]
+                       for r in range(200))

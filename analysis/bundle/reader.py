@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import zipfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +36,16 @@ from analysis.bundle.freshness import (
     missing_reasons,
     resolve_data_root,
 )
+from analysis.bundle.memory import charge, ledger_bytes, measured_property
 from analysis.bundle.meta import BundleMeta, SkippedVideo, read_json, read_meta
-from analysis.tensor_file import TensorFileError, memmap_tensor
+from analysis.tensor_file import TensorFileError, memmap_tensor, read_header
 
 if TYPE_CHECKING:
     from tvr.data.synthvtt import SplitMeta
 
 logger = logging.getLogger(__name__)
+
+_SPLIT_META = "_synthvtt_split_meta"  # instance attribute: (data root, SplitMeta)
 
 
 def _unreadable(path: Path, exc: BaseException) -> BundleError:
@@ -157,6 +159,7 @@ class Bundle:
                 f"bundle {path}: {CAPTIONS} lists {len(self.captions)} captions and "
                 f"{len(self.video_ids)} videos, {META} says {self.num_texts} and {self.num_videos}"
             )
+        charge(self, "eager", dict(vars(self)))  # lazy attributes charge their own share
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -236,7 +239,7 @@ class Bundle:
             raise _unreadable(path, exc) from None
 
     # ------------------------------------------------------------------ similarity and ranks
-    @cached_property
+    @measured_property
     def sim(self) -> np.ndarray:
         """``[Nt, Nv]`` float32 cosine-scale similarity (read-only memory map)."""
         path = self._file(SIMILARITY)
@@ -251,7 +254,7 @@ class Bundle:
             )
         return arr
 
-    @cached_property
+    @measured_property
     def ranks(self) -> Ranks:
         """Per-query ranks of both directions (:class:`Ranks`)."""
         d = self._npz(RANKS)
@@ -262,48 +265,48 @@ class Bundle:
         )
 
     # ------------------------------------------------------------------ embeddings
-    @cached_property
+    @measured_property
     def text_pooled(self) -> np.ndarray:
         """``[Nt, D]`` float32 pooled text features."""
         return self._tensor(EMBEDDINGS, "text_pooled")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def video_pooled(self) -> np.ndarray:
         """``[Nv, D]`` float32 pooled video features."""
         return self._tensor(EMBEDDINGS, "video_pooled")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def text_tokens(self) -> np.ndarray:
         """``[Nt, L, D]`` word features (padding included), float16 or float32 as stored;
         cast the rows you compute with (``np.asarray(rows, np.float32)``)."""
         return self._tensor(EMBEDDINGS, "text_tokens")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def text_mask(self) -> np.ndarray:
         """``[Nt, L]`` bool, True on SOT..EOT."""
         return self._tensor(EMBEDDINGS, "text_mask")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def text_ids(self) -> np.ndarray:
         """``[Nt, L]`` int64 token ids (pad id on padding)."""
         return self._tensor(EMBEDDINGS, "text_ids")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def video_tokens(self) -> np.ndarray:
         """``[Nv, T, D]`` frame features (padding included), float16 or float32 as stored."""
         return self._tensor(EMBEDDINGS, "video_tokens")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def video_mask(self) -> np.ndarray:
         """``[Nv, T]`` bool, True on real frames."""
         return self._tensor(EMBEDDINGS, "video_mask")  # type: ignore[return-value]
 
-    @cached_property
+    @measured_property
     def text_weights(self) -> np.ndarray | None:
         """``[Nt, L]`` float32 token weights of the head (WTI), or None."""
         return self._tensor(EMBEDDINGS, "text_weights", optional=True)
 
-    @cached_property
+    @measured_property
     def video_weights(self) -> np.ndarray | None:
         """``[Nv, T]`` float32 frame weights of the head (WTI), or None."""
         return self._tensor(EMBEDDINGS, "video_weights", optional=True)
@@ -347,7 +350,7 @@ class Bundle:
         )
 
     # ------------------------------------------------------------------ interactions
-    @cached_property
+    @measured_property
     def text_frame_weights(self) -> np.ndarray:
         """``[Nt, T]`` float32 text-to-frame weights over each caption's ground-truth video."""
         path = self._file(TEXT_FRAME)
@@ -356,19 +359,20 @@ class Bundle:
         except (ValueError, OSError, EOFError) as exc:
             raise _unreadable(path, exc) from None
 
-    @cached_property
+    @measured_property
     def drgi(self) -> DRGIArrays | None:
-        """DRGI attention and discriminator scores (:class:`DRGIArrays`), None without DRGI."""
+        """DRGI attention and discriminator scores (:class:`DRGIArrays`), None without DRGI.
+
+        Every array is a read-only memory map (the caption attention ``[Nt, H, L, L]`` is
+        ~190 MB at 59,800 captions; a page reads one caption's rows)."""
         if not self.has_drgi:
             return None
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         path = self._file(DRGI_FILE)
         try:
-            d = {k: read_only(v) for k, v in load_file(str(path)).items()}
-        except (SafetensorError, OSError) as exc:
+            _, header = read_header(path)
+        except (TensorFileError, OSError) as exc:
             raise _unreadable(path, exc) from None
+        d = {k: self._tensor(DRGI_FILE, k) for k in header}
 
         def scores(prefix: str) -> DRGIScores:
             return DRGIScores(**{f: d[f"{prefix}_{f}"] for f in DRGIScores.__dataclass_fields__})
@@ -382,7 +386,7 @@ class Bundle:
             video_queries=scores("video_queries"),
         )
 
-    @cached_property
+    @measured_property
     def projections(self) -> Projections:
         """The 2-D maps (:class:`Projections`)."""
         fitted = self.info.projections.methods if self.info.projections else {}
@@ -408,11 +412,30 @@ class Bundle:
 
     def resident_bytes(self) -> int:
         """Bytes of process memory this bundle holds now: what was read into memory (captions,
-        ranks, maps, ...; grows as lazy attributes load); memory-mapped tensors count nothing
-        (:func:`analysis.bundle.memory.resident_bytes`)."""
-        from analysis.bundle.memory import resident_bytes
+        ranks, maps, ...; grows as lazy attributes load); memory-mapped tensors count nothing.
 
-        return resident_bytes(vars(self))
+        Measured once per part (:func:`analysis.bundle.memory.resident_bytes`): the eager
+        attributes by :meth:`load`, each lazy attribute when it first loads; this call only
+        adds the recorded figures, so a cache may ask on every hit."""
+        return ledger_bytes(self)
+
+    def release_mapped_pages(self) -> int:
+        """Drop the pages of the bundle's memory-mapped files from this process's resident set
+        (:func:`analysis.bundle.memory.release_pages`): a scan of the whole ``[Nt, Nv]``
+        similarity (715 MB at 59,800 x 2,990) leaves every page mapped otherwise. The files
+        stay in the page cache; later reads map the rows they touch again. Returns how many
+        mappings were released (those loaded so far)."""
+        from analysis.bundle.memory import release_pages
+
+        loaded = [self.__dict__.get(name) for name in ("sim", "text_pooled", "video_pooled",
+                                                         "text_tokens", "text_mask", "text_ids",
+                                                         "video_tokens", "video_mask",
+                                                         "text_weights", "video_weights")]
+        drgi = self.__dict__.get("drgi")
+        if drgi is not None:
+            loaded += [drgi.text_attention, drgi.video_attention, drgi.text_node_mask,
+                       drgi.video_node_mask]
+        return release_pages(loaded)
 
     def words(self, caption: int) -> list[str]:
         """Readable labels of the valid tokens of caption ``caption`` (``[SOT] ... [EOT]``)."""
@@ -456,7 +479,8 @@ class Bundle:
 
     def synthvtt_meta(self) -> SplitMeta | None:
         """SynthVTT ground truth aligned with this bundle's captions and videos
-        (:func:`tvr.data.synthvtt.read_split_meta`, the one reader of the format).
+        (:func:`tvr.data.synthvtt.read_split_meta`, the one reader of the format), read once
+        per bundle (~4 s at 59,800 captions) and charged to its resident bytes.
 
         Returns None when the dataset is not SynthVTT.
 
@@ -473,7 +497,14 @@ class Bundle:
                 f"SynthVTT root {self.info.data_root} not found; pass data_root to "
                 f"Bundle.load"
             )
+        cached = self.__dict__.get(_SPLIT_META)
+        if cached is not None and cached[0] == root:
+            return cached[1]
         from tvr.data.synthvtt import read_split_meta
 
-        return read_split_meta(root, self.split, self.video_ids, self.captions,
+        meta = read_split_meta(root, self.split, self.video_ids, self.captions,
                                self.text_to_video)
+        if cached is None:  # the data root cannot change under a loaded bundle: read once
+            self.__dict__[_SPLIT_META] = (root, meta)
+            charge(self, _SPLIT_META, meta)
+        return meta
