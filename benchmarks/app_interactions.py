@@ -170,10 +170,19 @@ def set_number(page, key: str, value: int) -> None:
 
 def lasso(page) -> None:
     """A lasso over the middle of the first map on the page."""
+    from playwright.sync_api import Error as PlaywrightError
+
     chart = page.locator("[data-testid=stPlotlyChart]").first
-    chart.scroll_into_view_if_needed()  # a button below (Clear selection) may have scrolled
-    chart.hover()
-    chart.locator("[data-attr=dragmode][data-val=lasso]").first.click()
+    for attempt in range(3):  # a rerun still drawing may replace the chart under the locator
+        try:
+            chart.scroll_into_view_if_needed()  # a button below (Clear selection) may scroll
+            chart.hover()
+            chart.locator("[data-attr=dragmode][data-val=lasso]").first.click()
+            break
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == 2:
+                raise
+            page.wait_for_timeout(500)
     drag = chart.locator(".nsewdrag").first
     drag.wait_for(state="visible")
     box = drag.bounding_box()
