@@ -427,14 +427,10 @@ class Bundle:
         mappings were released (those loaded so far)."""
         from analysis.bundle.memory import release_pages
 
-        loaded = [self.__dict__.get(name) for name in ("sim", "text_pooled", "video_pooled",
-                                                         "text_tokens", "text_mask", "text_ids",
-                                                         "video_tokens", "video_mask",
-                                                         "text_weights", "video_weights")]
+        loaded = [v for v in self.__dict__.values() if isinstance(v, np.ndarray)]
         drgi = self.__dict__.get("drgi")
         if drgi is not None:
-            loaded += [drgi.text_attention, drgi.video_attention, drgi.text_node_mask,
-                       drgi.video_node_mask]
+            loaded += [v for v in vars(drgi).values() if isinstance(v, np.ndarray)]
         return release_pages(loaded)
 
     def words(self, caption: int) -> list[str]:
