@@ -72,11 +72,12 @@ def test_paired_test_clear_difference_is_significant():
     n = 300
     a = np.where(rng.random(n) < 0.2, 1, rng.integers(2, 50, n))
     b = np.where(rng.random(n) < 0.8, 1, rng.integers(2, 50, n))
-    for metric in ("R@1", "MnR", "rr"):
+    for metric in ("MnR", "rr"):
         res = paired_test(a, b, metric=metric, n_resamples=2000)
         assert res.method == "randomization"
         assert res.p_value == pytest.approx(1 / 2001)  # no random pattern reaches the observed
-        assert res.p_value < 0.001
+    r1 = paired_test(a, b, metric="R@1", n_resamples=2000)  # binomial tail, far below 1/2001
+    assert r1.method == "randomization-exact" and r1.p_value < 1e-20
     assert paired_test(a, b, metric="MnR").statistic == pytest.approx(b.mean() - a.mean())
     assert paired_test(a, b, metric="R@1", method="sign").p_value < 1e-10
 
@@ -92,16 +93,43 @@ def test_paired_test_null_cases():
     assert res.p_value == 1.0
 
 
-def test_randomization_matches_binomial_for_equal_magnitudes():
-    # with +-100 differences, the sign-flip distribution of the sum is binomial, so the
-    # Monte Carlo p-value must approach the exact two-sided binomial p-value
+def test_randomization_is_the_exact_binomial_for_equal_magnitudes():
+    # with +-100 differences the sign-flip distribution of the sum is binomial: the p-value is
+    # the exact two-sided binomial tail at any number of non-zero differences (no sampling)
     a = np.array([2] * 18 + [1] * 8 + [1] * 10)  # 18 B wins, 8 B losses, 10 ties
     b = np.array([1] * 18 + [2] * 8 + [1] * 10)
     exact = stats.binomtest(18, 26, 0.5).pvalue
     res = paired_test(a, b, metric="R@1", n_resamples=20000, seed=3)
-    assert res.method == "randomization"
-    assert res.p_value == pytest.approx(exact, abs=0.01)
+    assert (res.method, res.n_resamples) == ("randomization-exact", 0)
+    assert res.p_value == pytest.approx(exact, rel=1e-12)
     assert paired_test(a, b, metric="R@1", method="sign").p_value == pytest.approx(exact)
+    # ... and it is the enumeration's p-value (11 wins, 4 losses: 2**15 patterns enumerated)
+    a, b = [2] * 11 + [1] * 4 + [1] * 3, [1] * 11 + [2] * 4 + [1] * 3
+    enumerated = paired_test(a, b, metric="MnR", n_resamples=1 << 15)
+    assert enumerated.method == "randomization-exact" and enumerated.n_resamples == 1 << 15
+    closed = paired_test(a, b, metric="R@1", n_resamples=1 << 15)
+    assert closed.p_value == pytest.approx(enumerated.p_value, rel=1e-9)
+    # an observed sum of 0 (wins == losses) -> p = 1
+    assert paired_test([1, 2] * 40, [2, 1] * 40, metric="R@5").p_value == 1.0
+
+
+def test_randomization_monte_carlo_matches_index_free_definition():
+    # unequal magnitudes, m far above 2**m enumeration: the grouped sampler must give the
+    # p-value of the sign-flip null (checked against independent signs drawn per query)
+    rng = np.random.default_rng(11)
+    n = 4000
+    a = rng.integers(1, 60, n)
+    b = np.clip(a + rng.integers(-4, 5, n) - (rng.random(n) < 0.03), 1, None)
+    d = b.astype(float) - a
+    nz = d[d != 0]
+    signs = np.where(np.random.default_rng(2).random((20000, nz.size)) < 0.5, -1.0, 1.0)
+    reference = np.mean(np.abs(signs @ nz) >= abs(nz.sum()))
+    res = paired_test(a, b, metric="MnR", n_resamples=20000, seed=4)
+    assert res.method == "randomization" and res.n_resamples == 20000
+    se = np.sqrt(reference * (1 - reference) / 20000) + 1e-4
+    assert abs(res.p_value - reference) < 5 * se
+    assert 0.001 < reference < 0.999  # the check says something
+    assert paired_test(a, b, metric="MnR", n_resamples=20000, seed=4) == res  # seeded
 
 
 def test_paired_test_rejects_bad_arguments():
@@ -136,20 +164,36 @@ def test_bootstrap_ci_two_queries_by_hand():
     assert bootstrap_ci([1, 2], [1, 1], n_boot=2000, alpha=0.6)[1:] == (50.0, 50.0)
 
 
-def test_bootstrap_ci_equals_the_paired_percentile_bootstrap():
-    # the interval is the percentile bootstrap of the mean difference over resampled query
-    # indices drawn as rng.integers(0, n, (n_boot, n)) from default_rng(seed): written out here
+def test_bootstrap_ci_equals_the_multinomial_resampling_written_out():
+    # a resample is drawn as the copies of each distinct difference it holds:
+    # Multinomial(n, counts / n) from default_rng(seed), its mean counts @ values / n
     rng = np.random.default_rng(5)
     a, b = rng.integers(1, 30, 400), rng.integers(1, 30, 400)
     for metric in ("R@1", "MnR", "rr"):
         va, _ = metric_values(a, metric)
         vb, _ = metric_values(b, metric)
         d = vb - va
-        idx = np.random.default_rng(7).integers(0, d.size, (1500, d.size))
-        low, high = np.quantile(d[idx].mean(axis=1), [0.05, 0.95])
+        values, counts = np.unique(d, return_counts=True)
+        drawn = np.random.default_rng(7).multinomial(d.size, counts / d.size, size=1500)
+        low, high = np.quantile(drawn @ values / d.size, [0.05, 0.95])
         diff, got_low, got_high = bootstrap_ci(a, b, metric=metric, n_boot=1500, alpha=0.1, seed=7)
         assert diff == pytest.approx(d.mean())
         assert (got_low, got_high) == pytest.approx((low, high), rel=1e-12, abs=1e-12)
+
+
+def test_bootstrap_ci_has_the_distribution_of_index_resampling():
+    # the same interval (within Monte Carlo error) as resampling query indices uniformly
+    rng = np.random.default_rng(8)
+    a, b = rng.integers(1, 40, 2000), rng.integers(1, 40, 2000)
+    for metric in ("R@1", "MnR"):
+        va, _ = metric_values(a, metric)
+        vb, _ = metric_values(b, metric)
+        d = vb - va
+        idx = np.random.default_rng(9).integers(0, d.size, (4000, d.size))
+        low, high = np.quantile(d[idx].mean(axis=1), [0.025, 0.975])
+        _, got_low, got_high = bootstrap_ci(a, b, metric=metric, n_boot=4000, seed=1)
+        width = high - low
+        assert abs(got_low - low) < 0.05 * width and abs(got_high - high) < 0.05 * width
 
 
 def test_bootstrap_ci_degenerate_and_bad_alpha():
