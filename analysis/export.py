@@ -20,6 +20,8 @@ files are written by :class:`analysis.bundle.BundleWriter` with a typed
   split's videos (with their captions) and renders their thumbnails; rank 0 gathers the shards
   (``all_gather_object`` of CPU tensors), scores the full similarity matrix with the head,
   computes the rest and writes.
+- :mod:`analysis.ranked_negatives`: each caption's hardest negatives, ranked once (the app's
+  hard negatives, margins, failure lists and hubness read them instead of the matrix).
 - :mod:`analysis.text_frame`: each caption's weights over the frames of its video.
 - :mod:`analysis.drgi_arrays`: DRGI attention and discriminator scores (runs with DRGI).
 - :func:`analysis.projection.joint_projections`: for each method one joint 2-D map of all
@@ -79,6 +81,7 @@ from analysis.bundle import (
 from analysis.drgi_arrays import drgi_arrays, drgi_meta, trained_drgi
 from analysis.export_shards import assemble_shards, embed_shard
 from analysis.projection import DEFAULT_POINT_BUDGET, joint_projections
+from analysis.ranked_negatives import ranked_negatives
 from analysis.text_frame import text_frame_meta, text_frame_weights
 from tvr.models.features import TokenFeatures
 from tvr.precision import AMP_CHOICES
@@ -280,6 +283,8 @@ def _build(
     writer.write_similarity(sim)
     result, ranks = _ranks(sim, emb.text_to_video)
     writer.write_ranks(ranks)
+    if sim.shape[1] >= 2:  # a one-video split has no negatives
+        writer.write_negatives(ranked_negatives(sim, emb.text_to_video).arrays())
     step("ranks")
 
     text_ids = _caption_ids(tokenizer, emb.captions, cfg.data.max_words, text)
@@ -386,6 +391,8 @@ def _keep_existing(
             return False, f"export parameter {key} was {was!r}, now {current[key]!r}"
     if meta.source_options != source_options:
         return False, "source options changed"
+    if meta.num_videos >= 2 and not meta.has_negatives:
+        return False, "the bundle predates the stored ranked negatives of each caption"
     return True, "fresh"
 
 

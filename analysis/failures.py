@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.hard_negatives import top_k_stable
+from analysis.ranked_negatives import RankedNegatives, bundle_negatives, ranked_negatives
 from tvr.data.synthvtt import (
     EventType,
     MetaCaption,
@@ -55,7 +55,6 @@ from tvr.data.synthvtt import (
     caption_matches,
     is_subsequence,
 )
-from tvr.metrics import t2v_ranks
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +87,6 @@ OPPOSITE_ACTIONS: frozenset[frozenset[str]] = frozenset(
 )
 _SUBSTITUTION_ORDER = (COLOUR_SWAP, SHAPE_SWAP, DIRECTION_FLIP, ACTION_SWAP)
 _ATTRIBUTES = ("colour", "shape", "action")  # the order of an EventType
-_ROW_BLOCK = 1024  # failing rows sorted at once
 
 FAILURE_COLUMNS: tuple[str, ...] = (
     "query",
@@ -110,34 +108,6 @@ def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < 1:
         raise ValueError(f"{name}={value!r}: expected a positive integer")
     return int(value)
-
-
-def _top_stable(block: np.ndarray, n: int, gt: np.ndarray | None = None) -> np.ndarray:
-    """Column indices of the ``n`` best scores per row, ties by lower index.
-
-    With ``gt`` (the ground-truth column per row), the ground truth goes after every other
-    column of equal score, as the rank rule counts ties against the model: the ground truth then
-    sits at position ``rank`` of the list.
-
-    A partial selection (:func:`analysis.hard_negatives.top_k_stable`), not a sort of whole
-    rows: the ground truth is moved to an extra last column (its own place set to -inf), so
-    the lower-index tie rule puts it after the columns tied with it.
-
-    Shapes:
-        block ``[b, Nv]``, gt ``[b]`` -> ``[b, min(n, Nv)]`` int64
-    """
-    n = min(int(n), block.shape[1])
-    if gt is None:
-        return top_k_stable(block, n)
-    b, n_video = block.shape
-    gt = np.asarray(gt, dtype=np.int64)
-    rows = np.arange(b)
-    moved = np.empty((b, n_video + 1), dtype=np.float64)
-    moved[:, :n_video] = block
-    moved[:, n_video] = moved[rows, gt]
-    moved[rows, gt] = -np.inf  # scores are finite (checked): never among the n <= Nv best
-    top = top_k_stable(moved, n)
-    return np.where(top == n_video, gt[:, None], top)
 
 
 def failures(
@@ -178,24 +148,38 @@ def failures(
     """
     k = _positive_int(k, "k")
     top = _positive_int(top, "top")
-    arr = np.asarray(sim)
-    ranks = t2v_ranks(arr, text_to_video)  # validates sim and the mapping
-    t2v = np.asarray(text_to_video).astype(np.int64)
-    n_text, n_video = arr.shape
+    return failure_rows(ranked_negatives(sim, text_to_video, top), k, top, query_ids=query_ids,
+                        video_ids=video_ids)
+
+
+def failure_rows(
+    negatives: RankedNegatives,
+    k: int = 1,
+    top: int = 5,
+    *,
+    query_ids: Sequence[str] | None = None,
+    video_ids: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """:func:`failures` read from captions' ranked negatives (a bundle stores them, so no
+    pass over the similarity is needed); ``negatives`` must keep at least ``top`` per caption
+    (or every negative).
+
+    Raises:
+        ValueError: non-positive ``k``/``top``, too few negatives kept, or id lists of the
+            wrong length.
+    """
+    k = _positive_int(k, "k")
+    top = _positive_int(top, "top")
+    n_text, n_video = negatives.num_texts, negatives.num_videos
     if query_ids is not None and len(query_ids) != n_text:
         raise ValueError(f"query_ids: {len(query_ids)} ids for {n_text} rows of sim")
     if video_ids is not None and len(video_ids) != n_video:
         raise ValueError(f"video_ids: {len(video_ids)} ids for {n_video} columns of sim")
-
+    ranks = negatives.ranks
     rows = np.flatnonzero(ranks > k)
-    n_top = min(top, n_video)
-    tops = np.empty((len(rows), n_top), dtype=np.int64)
-    for s in range(0, len(rows), _ROW_BLOCK):
-        block_rows = rows[s : s + _ROW_BLOCK]
-        tops[s : s + _ROW_BLOCK] = _top_stable(arr[block_rows], n_top, gt=t2v[block_rows])
-    top_scores = np.take_along_axis(arr[rows], tops, axis=1).astype(np.float64)  # [F, n_top]
-    gt = t2v[rows]
-    gt_scores = arr[rows, gt].astype(np.float64)
+    tops, top_scores = negatives.top_videos(rows, top)  # [F, n_top]
+    gt = np.asarray(negatives.gt_videos, dtype=np.int64)[rows]
+    gt_scores = np.asarray(negatives.gt_scores, dtype=np.float64)[rows]
     table = pd.DataFrame(
         {
             "query": rows.astype(np.int64),
@@ -205,17 +189,18 @@ def failures(
             "top1_video": tops[:, 0],
             "top1_score": top_scores[:, 0],
             "margin": gt_scores - top_scores[:, 0],
-            "top_videos": [list(map(int, r)) for r in tops],
-            "top_scores": [list(map(float, r)) for r in top_scores],
+            "top_videos": tops.tolist(),
+            "top_scores": top_scores.tolist(),
         },
         columns=list(FAILURE_COLUMNS),
     )
     if query_ids is not None:
         table.insert(1, "query_id", [str(query_ids[i]) for i in rows])
     if video_ids is not None:
-        table["gt_video_id"] = [str(video_ids[i]) for i in gt]
-        table["top1_video_id"] = [str(video_ids[i]) for i in table["top1_video"]]
-        table["top_video_ids"] = [[str(video_ids[i]) for i in r] for r in tops]
+        vid = np.asarray([str(v) for v in video_ids], dtype=object)
+        table["gt_video_id"] = vid[gt].tolist()
+        table["top1_video_id"] = vid[tops[:, 0]].tolist()
+        table["top_video_ids"] = vid[tops].tolist()
     logger.debug("%d of %d queries rank below %d", len(rows), n_text, k)
     return table
 
@@ -346,18 +331,40 @@ def synthvtt_failures(
             caption whose video is not the row's ground truth.
     """
     arr = np.asarray(sim)
-    if arr.ndim != 2 or arr.shape != (len(split.captions), len(split.videos)):
+    if arr.ndim != 2:
+        raise ValueError(f"split meta of {len(split.captions)} captions x {len(split.videos)} "
+                         f"videos does not fit sim of shape {arr.shape}")
+    top = _positive_int(top, "top")
+    _check_split(split, arr.shape)
+    return typed_failures(ranked_negatives(arr, text_to_video, top), split, k, top)
+
+
+def _check_split(split: SplitMeta, shape: tuple[int, int]) -> list[MetaCaption]:
+    """The split's captions, checked to fit an ``[Nt, Nv]`` similarity of ``shape``."""
+    if tuple(shape) != (len(split.captions), len(split.videos)):
         raise ValueError(
             f"split meta of {len(split.captions)} captions x {len(split.videos)} videos does "
-            f"not fit sim of shape {arr.shape}"
+            f"not fit sim of shape {tuple(shape)}"
         )
     missing = [q for q, c in enumerate(split.captions) if c is None]
     if missing:
         raise ValueError(f"caption rows {missing[:5]} have no entry in the SynthVTT meta")
-    captions = [c for c in split.captions if c is not None]
+    return [c for c in split.captions if c is not None]
+
+
+def typed_failures(
+    negatives: RankedNegatives, split: SplitMeta, k: int = 1, top: int = 5
+) -> pd.DataFrame:
+    """:func:`synthvtt_failures` read from captions' ranked negatives
+    (:class:`analysis.ranked_negatives.RankedNegatives`) instead of the similarity.
+
+    Raises:
+        ValueError: as :func:`synthvtt_failures`.
+    """
+    captions = _check_split(split, (negatives.num_texts, negatives.num_videos))
     video_ids = [v.video_id for v in split.videos]
-    table = failures(arr, text_to_video, k, top, query_ids=[str(c.sen_id) for c in captions],
-                     video_ids=video_ids)
+    table = failure_rows(negatives, k, top, query_ids=[str(c.sen_id) for c in captions],
+                         video_ids=video_ids)
     types, flags, fn_top = [], [], []
     for q, gt, top1, top_ids in zip(
         table["query"], table["gt_video"], table["top1_video"], table["top_video_ids"]
@@ -400,17 +407,20 @@ def failure_type_counts(table: pd.DataFrame) -> pd.Series:
 # ============================================================================ bundles
 
 
-def bundle_failures(bundle: Any, k: int = 1, top: int = 5, split: Any = None) -> pd.DataFrame:
+def bundle_failures(bundle: Any, k: int = 1, top: int = 5,
+                    negatives: RankedNegatives | None = None) -> pd.DataFrame:
     """The failure table of an analysis bundle's text queries, typed on SynthVTT.
 
-    Uses :func:`synthvtt_failures` when the bundle is a SynthVTT split whose meta file is
-    found (``bundle.data_root``), else :func:`failures` with the bundle's ids.
+    Uses :func:`typed_failures` when the bundle is a SynthVTT split whose meta file is found
+    (``bundle.data_root``; read once per bundle), else :func:`failure_rows` with the bundle's
+    ids. Both read the captions' ranked negatives: ``negatives`` when given, else
+    :func:`analysis.ranked_negatives.bundle_negatives` (stored in the bundle, or ranked from
+    its similarity).
 
     Args:
         bundle: an :class:`analysis.bundle.Bundle`.
         k, top: as :func:`failures`.
-        split: the bundle's SynthVTT ground truth (``bundle.synthvtt_meta()``) when the
-            caller already holds it (its parse takes about a second on 2 cores); None reads it.
+        negatives: the bundle's ranked negatives when the caller holds them.
 
     Returns:
         The failure table plus a ``caption`` column (the query text) after ``query``; on
@@ -418,6 +428,7 @@ def bundle_failures(bundle: Any, k: int = 1, top: int = 5, split: Any = None) ->
         ``table.attrs["typed"]`` tells whether failure types are there and
         ``table.attrs["note"]`` why not when they are not.
     """
+    negatives = bundle_negatives(bundle) if negatives is None else negatives
     note = ""
     table = None
     if bundle.dataset == "synthvtt":
@@ -426,8 +437,7 @@ def bundle_failures(bundle: Any, k: int = 1, top: int = 5, split: Any = None) ->
             note = "SynthVTT root not found, so failures are not typed"
         else:
             try:
-                split = bundle.synthvtt_meta() if split is None else split
-                table = synthvtt_failures(bundle.sim, bundle.text_to_video, split, k, top)
+                table = typed_failures(negatives, bundle.synthvtt_meta(), k, top)
             except (FileNotFoundError, ValueError) as exc:
                 note = f"failures not typed: {exc}"
                 logger.warning("%s: %s", bundle.path, note)
@@ -435,10 +445,11 @@ def bundle_failures(bundle: Any, k: int = 1, top: int = 5, split: Any = None) ->
         note = "failure types exist for SynthVTT only"
     typed = table is not None
     if table is None:
-        table = failures(bundle.sim, bundle.text_to_video, k, top,
-                         query_ids=[str(i) for i in range(bundle.num_texts)],
-                         video_ids=bundle.video_ids)
-    table.insert(1, "caption", [bundle.captions[int(q)] for q in table["query"]])
+        table = failure_rows(negatives, k, top,
+                             query_ids=[str(i) for i in range(bundle.num_texts)],
+                             video_ids=bundle.video_ids)
+    captions = np.asarray(bundle.captions, dtype=object)
+    table.insert(1, "caption", captions[table["query"].to_numpy()].tolist())
     table.attrs["typed"] = typed
     table.attrs["note"] = note
     return table

@@ -3,7 +3,9 @@
 Conventions: ``sim`` is a float ``[Nt, Nv]`` matrix with texts on rows; ``text_to_video[i]`` is
 the column of text ``i``'s ground-truth video. A *negative* of text ``i`` is any other column.
 Every function here is plain numpy and works block by block over rows, so a matrix with many
-queries never needs a second full-size copy.
+queries never needs a second full-size copy. Hard negatives and margins are views of the
+per-caption ranking of :mod:`analysis.ranked_negatives` (which a bundle stores, so the app
+reads them without scanning the matrix); these functions rank over a given matrix.
 """
 
 from __future__ import annotations
@@ -15,126 +17,12 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from analysis.ranked_negatives import HardNegatives, ranked_negatives
+from analysis.top_k import check_similarity, check_text_to_video, top_k_stable
+
 logger = logging.getLogger(__name__)
 
 _BLOCK_ROWS = 2048  # rows of sim processed at once
-
-
-def _check_sim(sim: Any, name: str = "sim") -> np.ndarray:
-    arr = np.asarray(sim)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a 2-D [Nt, Nv] similarity matrix, got shape {arr.shape}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: empty similarity matrix of shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float32)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        row, col = (int(x) for x in np.argwhere(~finite)[0])
-        raise ValueError(
-            f"{name}[{row}, {col}] is {float(arr[row, col])}; similarity scores must be finite"
-        )
-    return arr
-
-
-def _check_text_to_video(text_to_video: Any, sim: np.ndarray) -> np.ndarray:
-    t2v = np.asarray(text_to_video)
-    n_text, n_video = sim.shape
-    if t2v.shape != (n_text,):
-        raise ValueError(
-            f"text_to_video: expected shape ({n_text},) (one video per row of sim), got {t2v.shape}"
-        )
-    if not np.issubdtype(t2v.dtype, np.integer):
-        raise ValueError(f"text_to_video: expected integer video indices, got dtype {t2v.dtype}")
-    bad = (t2v < 0) | (t2v >= n_video)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"text_to_video[{i}] = {int(t2v[i])} is not a column of sim (0..{n_video - 1})"
-        )
-    return t2v.astype(np.int64)
-
-
-def _negatives_block(sim: np.ndarray, t2v: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Rows ``start:stop`` of sim as float64 with the ground-truth column set to -inf."""
-    block = sim[start:stop].astype(np.float64, copy=True)
-    block[np.arange(stop - start), t2v[start:stop]] = -np.inf
-    return block
-
-
-def _tied_selection(block: np.ndarray, k: int) -> np.ndarray:
-    """The exact selection of :func:`top_k_stable` (columns in ascending order): every score
-    above the k-th best, then the lowest columns among those tied with it."""
-    n_rows = block.shape[0]
-    kth = -np.partition(-block, k - 1, axis=1)[:, k - 1 : k]  # [b, 1] k-th best score
-    above = block > kth
-    need = k - above.sum(axis=1, keepdims=True)  # slots left for scores tied with the k-th
-    tied = block == kth
-    chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))
-    return np.nonzero(chosen)[1].reshape(n_rows, k)  # exactly k per row, index ascending
-
-
-def top_k_stable(block: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the ``k`` best scores per row, by score descending then index ascending.
-
-    An ``argpartition`` picks k best columns per row; only rows where a column left out ties
-    the k-th best score (so the index rule decides) are selected again exactly.
-
-    Shapes:
-        block ``[b, n]`` -> ``[b, k]`` int64 (requires ``1 <= k <= n``).
-    """
-    n_rows, n_cols = block.shape
-    if k >= n_cols:
-        sel = np.broadcast_to(np.arange(n_cols), block.shape)
-    else:
-        sel = np.argpartition(-block, k - 1, axis=1)[:, :k]  # [b, k], ties at the k-th: any
-        vals = np.take_along_axis(block, sel, axis=1)
-        kth = vals.min(axis=1, keepdims=True)
-        undecided = np.flatnonzero((block == kth).sum(axis=1) > (vals == kth).sum(axis=1))
-        if undecided.size:
-            sel[undecided] = _tied_selection(block[undecided], k)
-    scores = np.take_along_axis(block, sel, axis=1)
-    order = np.lexsort((sel, -scores), axis=1)  # score descending, then index ascending
-    return np.take_along_axis(sel, order, axis=1).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class HardNegatives:
-    """The hardest negatives of every text query.
-
-    Attributes:
-        video_ids: ``[Nt, k]`` int64, the ``k`` highest-scoring negative videos per query,
-            best first (``-1`` padding when there are fewer than ``k`` negatives).
-        scores: ``[Nt, k]`` float32 their scores (NaN padding).
-        at_or_above_gt: ``[Nt, k]`` bool, the negative scores ``>=`` the ground truth (a tie
-            counts against the model, so each of these worsens the rank).
-        n_at_or_above_gt: ``[Nt]`` int64, negatives scoring ``>=`` the ground truth, counted
-            over all videos (may exceed ``k``); the query's rank is ``1 +`` this count
-            (:func:`tvr.metrics.t2v_ranks`).
-        gt_scores: ``[Nt]`` float32 ``s(GT)``.
-        margin: ``[Nt]`` float32 ``s(GT) - max s(negative)``; negative when a negative beats
-            the ground truth.
-        same_family: ``[Nt, k]`` bool, the negative belongs to the ground truth's family
-            (SynthVTT siblings), or None when no ``video_to_family`` was given.
-    """
-
-    video_ids: np.ndarray
-    scores: np.ndarray
-    at_or_above_gt: np.ndarray
-    n_at_or_above_gt: np.ndarray
-    gt_scores: np.ndarray
-    margin: np.ndarray
-    same_family: np.ndarray | None = None
-
-    def confusers(self, query: int) -> list[tuple[int, float]]:
-        """``(video, score)`` of query ``query``'s negatives scoring ``>=`` its GT (top k only)."""
-        keep = self.at_or_above_gt[query]
-        return [
-            (int(v), float(s))
-            for v, s in zip(self.video_ids[query][keep], self.scores[query][keep], strict=True)
-        ]
 
 
 def hard_negatives(
@@ -154,61 +42,24 @@ def hard_negatives(
         k: columns of the per-query arrays; at most ``Nv - 1`` are filled (negatives kept).
 
     Returns:
-        A :class:`HardNegatives`. Equal scores among the negatives are ordered by lower video
-        index.
+        A :class:`~analysis.ranked_negatives.HardNegatives`
+        (:meth:`~analysis.ranked_negatives.RankedNegatives.hard_negatives` of
+        :func:`~analysis.ranked_negatives.ranked_negatives`). Equal scores among the negatives
+        are ordered by lower video index.
 
     Shapes:
         sim ``[Nt, Nv]``, text_to_video ``[Nt]``, video_to_family ``[Nv]`` ->
         per-query ``[Nt, k]`` and ``[Nt]`` arrays.
     """
-    sim = _check_sim(sim)
-    t2v = _check_text_to_video(text_to_video, sim)
-    n_text, n_video = sim.shape
-    if n_video < 2:
-        raise ValueError(f"sim has {n_video} video column; hard negatives need at least 2 videos")
-    if int(k) < 1:
+    sim = check_similarity(sim)
+    t2v = check_text_to_video(text_to_video, sim)
+    if sim.shape[1] < 2:
+        raise ValueError(f"sim has {sim.shape[1]} video column; hard negatives need at least 2 "
+                         "videos")
+    if isinstance(k, bool) or int(k) < 1:
         raise ValueError(f"k={k!r}: expected a positive integer")
-    kk = min(int(k), n_video - 1)
-    family = None
-    if video_to_family is not None:
-        family = np.asarray(video_to_family)
-        if family.shape != (n_video,):
-            raise ValueError(
-                f"video_to_family: expected shape ({n_video},) (one family per column of sim), "
-                f"got {family.shape}"
-            )
-
-    ids = np.full((n_text, int(k)), -1, dtype=np.int64)
-    scores = np.full((n_text, int(k)), np.nan, dtype=np.float32)
-    at_or_above = np.zeros((n_text, int(k)), dtype=bool)
-    n_ge = np.empty(n_text, dtype=np.int64)
-    margin = np.empty(n_text, dtype=np.float32)
-    gt = sim[np.arange(n_text), t2v].astype(np.float64)  # [Nt]
-    for start in range(0, n_text, _BLOCK_ROWS):
-        stop = min(n_text, start + _BLOCK_ROWS)
-        block = _negatives_block(sim, t2v, start, stop)  # [b, Nv] float64, GT = -inf
-        gt_block = gt[start:stop, None]  # [b, 1]
-        n_ge[start:stop] = np.count_nonzero(block >= gt_block, axis=1)
-        top = top_k_stable(block, kk)  # [b, kk]
-        top_scores = np.take_along_axis(block, top, axis=1)  # [b, kk] float64
-        ids[start:stop, :kk] = top
-        scores[start:stop, :kk] = top_scores
-        at_or_above[start:stop, :kk] = top_scores >= gt_block
-        margin[start:stop] = gt_block[:, 0] - top_scores[:, 0]
-    valid = ids >= 0
-    same_family = None
-    if family is not None:
-        gt_family = family[t2v]  # [Nt]
-        same_family = valid & (family[np.where(valid, ids, 0)] == gt_family[:, None])
-    return HardNegatives(
-        video_ids=ids,
-        scores=scores,
-        at_or_above_gt=at_or_above,
-        n_at_or_above_gt=n_ge,
-        gt_scores=gt.astype(np.float32),
-        margin=margin,
-        same_family=same_family,
-    )
+    return ranked_negatives(sim, t2v, int(k)).hard_negatives(int(k),
+                                                             video_to_family=video_to_family)
 
 
 def margin_distribution(sim: Any, text_to_video: Any) -> np.ndarray:
@@ -221,19 +72,11 @@ def margin_distribution(sim: Any, text_to_video: Any) -> np.ndarray:
     Shapes:
         sim ``[Nt, Nv]`` (Nv >= 2), text_to_video ``[Nt]`` -> ``[Nt]`` float32.
     """
-    sim = _check_sim(sim)
-    t2v = _check_text_to_video(text_to_video, sim)
-    n_text, n_video = sim.shape
-    if n_video < 2:
-        raise ValueError(f"sim has {n_video} video column; margins need at least 2 videos")
-    out = np.empty(n_text, dtype=np.float32)
-    rows = np.arange(n_text)
-    for start in range(0, n_text, _BLOCK_ROWS):
-        stop = min(n_text, start + _BLOCK_ROWS)
-        block = _negatives_block(sim, t2v, start, stop)
-        gt = sim[rows[start:stop], t2v[start:stop]].astype(np.float64)
-        out[start:stop] = gt - block.max(axis=1)
-    return out
+    sim = check_similarity(sim)
+    t2v = check_text_to_video(text_to_video, sim)
+    if sim.shape[1] < 2:
+        raise ValueError(f"sim has {sim.shape[1]} video column; margins need at least 2 videos")
+    return ranked_negatives(sim, t2v, 1).margins()
 
 
 @dataclass(frozen=True)
@@ -270,7 +113,7 @@ def hubness(sim: Any, k: int = 10, *, direction: Literal["t2v", "v2t"] = "t2v") 
         int64 counts; they sum to ``k`` times the number of queries. Ties at the k-th score
         are broken by lower index.
     """
-    sim = _check_sim(sim)
+    sim = check_similarity(sim)
     if direction == "v2t":
         sim = sim.T
     elif direction != "t2v":

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.ranked_negatives import RankedNegatives, bundle_negatives, ranked_negatives
 from tvr.data.synthvtt import SplitMeta
 
 FIXED, BROKEN, BOTH_FAIL, BOTH_FINE = "fixed", "broken", "both fail", "both fine"
@@ -34,7 +35,6 @@ STATUSES: tuple[str, ...] = (FIXED, BROKEN, BOTH_FAIL, BOTH_FINE)
 NO_FAILURE = "(no failure)"  # failure_type of a query that fails in neither run
 UNTYPED = "(untyped)"  # a failing query without a type (not SynthVTT, or meta not found)
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
-_BLOCK_ROWS = 2048  # rows of the similarity matrix read at once
 
 # sort name -> (columns, ascending); ties are always broken by the query id
 SORTS: dict[str, tuple[tuple[str, ...], tuple[bool, ...]]] = {
@@ -91,21 +91,11 @@ def hardest_negatives(sim: Any, text_to_video: Any) -> tuple[np.ndarray, np.ndar
     if gt.shape != (arr.shape[0],) or (gt.size and (gt.min() < 0 or gt.max() >= arr.shape[1])):
         raise ValueError(f"text_to_video: expected {arr.shape[0]} columns in "
                          f"[0, {arr.shape[1]}), got shape {gt.shape}")
-    hardest = np.empty(arr.shape[0], dtype=np.int64)
-    margins = np.empty(arr.shape[0], dtype=np.float64)
-    for s in range(0, arr.shape[0], _BLOCK_ROWS):
-        block = np.array(arr[s : s + _BLOCK_ROWS], dtype=np.float64)  # [b, Nv] copy
-        rows = np.arange(block.shape[0])
-        g = gt[s : s + _BLOCK_ROWS]
-        gt_scores = block[rows, g]
-        block[rows, g] = -np.inf
-        neg = block.argmax(axis=1)
-        hardest[s : s + len(rows)] = neg
-        margins[s : s + len(rows)] = gt_scores - block[rows, neg]
-    return hardest, margins
+    return ranked_negatives(arr, gt, 1).hardest()
 
 
-def run_queries(bundle: Any, failures: pd.DataFrame | None = None) -> RunQueries:
+def run_queries(bundle: Any, failures: pd.DataFrame | None = None,
+                negatives: RankedNegatives | None = None) -> RunQueries:
     """The :class:`RunQueries` of an :class:`analysis.bundle.Bundle`'s captions.
 
     Args:
@@ -113,8 +103,11 @@ def run_queries(bundle: Any, failures: pd.DataFrame | None = None) -> RunQueries
         failures: its failure table at the comparison's ``k``
             (:func:`analysis.failures.bundle_failures`); its ``failure_type`` column (when
             typed) fills ``failure_types``.
+        negatives: the bundle's ranked negatives when the caller holds them (default:
+            :func:`analysis.ranked_negatives.bundle_negatives`).
     """
-    hardest, margins = hardest_negatives(bundle.sim, bundle.text_to_video)
+    negatives = bundle_negatives(bundle) if negatives is None else negatives
+    hardest, margins = negatives.hardest()
     types = None
     if failures is not None and "failure_type" in failures.columns:
         types = [None] * bundle.num_texts
@@ -250,6 +243,8 @@ def bundle_query_table(
     failures_base: pd.DataFrame | None = None,
     failures_drgi: pd.DataFrame | None = None,
     synthvtt: SplitMeta | None = None,
+    negatives_base: RankedNegatives | None = None,
+    negatives_drgi: RankedNegatives | None = None,
 ) -> pd.DataFrame:
     """:func:`query_table` of two bundles holding the same captions and videos.
 
@@ -260,6 +255,8 @@ def bundle_query_table(
             (:func:`analysis.failures.bundle_failures`; computed when None).
         synthvtt: the split's :class:`tvr.data.synthvtt.SplitMeta` for the family/edit
             columns, or None.
+        negatives_base, negatives_drgi: the runs' ranked negatives when the caller holds them
+            (:func:`analysis.ranked_negatives.bundle_negatives` otherwise).
 
     Raises:
         ValueError: the bundles describe different captions or videos.
@@ -275,15 +272,16 @@ def bundle_query_table(
     if failures_base is None or failures_drgi is None:
         from analysis.failures import bundle_failures
 
-        failures_base = bundle_failures(base, k=k, top=1) if failures_base is None \
-            else failures_base
-        failures_drgi = bundle_failures(drgi, k=k, top=1) if failures_drgi is None \
-            else failures_drgi
+        failures_base = bundle_failures(base, k=k, top=1, negatives=negatives_base) \
+            if failures_base is None else failures_base
+        failures_drgi = bundle_failures(drgi, k=k, top=1, negatives=negatives_drgi) \
+            if failures_drgi is None else failures_drgi
     families = edits = None
     if synthvtt is not None:
         families = [v.family for v in synthvtt.videos]
         edits = [v.edit.type for v in synthvtt.videos]
-    return query_table(run_queries(base, failures_base), run_queries(drgi, failures_drgi),
+    return query_table(run_queries(base, failures_base, negatives_base),
+                       run_queries(drgi, failures_drgi, negatives_drgi),
                        captions=base.captions, text_to_video=base.text_to_video,
                        video_ids=base.video_ids, k=k, families=families, edits=edits)
 

@@ -269,22 +269,36 @@ def comparison(base: Bundle, drgi: Bundle, direction: str) -> Any:
                        getattr(base.ranks, direction), getattr(drgi.ranks, direction), names)
 
 
+@st.cache_resource(max_entries=16, show_spinner="Ranking each caption's negatives…")
+def _negatives(key: tuple, _bundle_obj: Bundle) -> Any:
+    from analysis.ranked_negatives import bundle_negatives
+
+    return bundle_negatives(_bundle_obj)
+
+
+def ranked_negatives(bundle: Bundle) -> Any:
+    """Each caption's ranked negatives (:class:`analysis.ranked_negatives.RankedNegatives`):
+    the export's (memory-mapped), or for an older bundle ranked once per process and bundle
+    version from the whole similarity. Hard negatives, margins, failure lists and hubness are
+    read from them."""
+    return _negatives(_bundle_key(bundle), bundle)
+
+
 # a resource, not data: st.cache_data would unpickle a fresh copy on every call (~1 s per
 # table at 59,800 captions, and the Failures and Queries pages ask for two per rerun)
 @st.cache_resource(max_entries=16, show_spinner="Listing failed queries…")
-def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle, _split: Any) -> Any:
+def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle) -> Any:
     from analysis.failures import bundle_failures
 
-    return bundle_failures(_bundle_obj, k=k, top=top, split=_split)
+    return bundle_failures(_bundle_obj, k=k, top=top, negatives=ranked_negatives(_bundle_obj))
 
 
-def failure_table(bundle: Bundle, k: int = 1, top: int = 5, split: Any = None) -> Any:
-    """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top;
-    ``split``: the bundle's SynthVTT ground truth when the caller holds it).
+def failure_table(bundle: Bundle, k: int = 1, top: int = 5) -> Any:
+    """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top).
 
     The one cached table itself, shared by every rerun and session: read it, or ``.copy()``
     it before changing it."""
-    return _failures(_bundle_key(bundle), int(k), int(top), bundle, split)
+    return _failures(_bundle_key(bundle), int(k), int(top), bundle)
 
 
 @st.cache_data(max_entries=16, show_spinner="Joining the per-query table…")
@@ -293,7 +307,8 @@ def _query_table(key: tuple, k: int, _base: Bundle, _drgi: Bundle, _fb: Any, _fd
     from analysis.query_table import bundle_query_table
 
     return bundle_query_table(_base, _drgi, k=k, failures_base=_fb, failures_drgi=_fd,
-                              synthvtt=_meta)
+                              synthvtt=_meta, negatives_base=ranked_negatives(_base),
+                              negatives_drgi=ranked_negatives(_drgi))
 
 
 def query_table(base: Bundle, drgi: Bundle, k: int = 1, synthvtt: Any = None) -> Any:
@@ -304,12 +319,6 @@ def query_table(base: Bundle, drgi: Bundle, k: int = 1, synthvtt: Any = None) ->
     Raises:
         ValueError: the bundles hold different captions or videos.
     """
-    from app.selection import same_queries
-
     k = int(k)
-    # base's ground truth fits the DRGI bundle only when both hold the same queries (else
-    # bundle_query_table refuses the pair, and DRGI's failure table reads its own)
-    drgi_split = synthvtt if same_queries(base, drgi) else None
     return _query_table((_bundle_key(base), _bundle_key(drgi), synthvtt is not None), k,
-                        base, drgi, failure_table(base, k=k, split=synthvtt),
-                        failure_table(drgi, k=k, split=drgi_split), synthvtt)
+                        base, drgi, failure_table(base, k=k), failure_table(drgi, k=k), synthvtt)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -89,6 +91,26 @@ def test_resident_bytes_counts_loaded_arrays_not_memory_maps(tmp_path):
 
     assert resident_bytes(Holder()) == 80_000 + 80
     assert resident_bytes({"a": "x" * 1000}) > 1000  # strings count
+
+
+def test_resident_bytes_of_a_long_list_of_objects_is_a_sampled_estimate(monkeypatch):
+    import analysis.bundle.memory as memory
+
+    @dataclass
+    class Item:
+        tokens: np.ndarray
+        name: str
+
+    rng = np.random.default_rng(0)
+    items = [Item(np.zeros(int(n), dtype=np.float64), f"item {i}")
+             for i, n in enumerate(rng.integers(10, 200, 20_000))]
+    sampled = resident_bytes(items)
+    monkeypatch.setattr(memory, "SAMPLE_ABOVE", 10**9)  # walk every item
+    exact = resident_bytes(items)
+    assert exact == sum(it.tokens.nbytes + sys.getsizeof(it.name) for it in items)
+    assert abs(sampled - exact) < 0.03 * exact  # within 3 %
+    shared = np.zeros(1000)  # one buffer referenced by every item counts once, not per item
+    assert resident_bytes([Item(shared, "") for _ in range(10_000)]) < 2 * shared.nbytes + 10**6
 
 
 def test_the_apps_bundle_loader_goes_through_the_byte_bound(tiny_run_pair, monkeypatch):

@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 from PIL import Image
 from safetensors.numpy import load_file
 
-from analysis.bundle import BundleWriter, bundle_status
+from analysis.bundle import Bundle, BundleWriter, bundle_status
 from analysis.export import (
     ExportError,
     ExportOptions,
@@ -25,6 +25,8 @@ from analysis.export import (
     main,
     parse_projections,
 )
+from analysis.hard_negatives import hubness
+from analysis.ranked_negatives import bundle_negatives
 from analysis.text_frame import text_frame_weights
 from tests.conftest import tiny_overrides
 from tvr.checkpoint import load_pretrained
@@ -121,6 +123,17 @@ def test_bundle_files_and_shapes(runs, name):
     np.testing.assert_array_equal(ranks["t2v"], ref.t2v.ranks)
     np.testing.assert_array_equal(ranks["v2t"], ref.v2t.ranks)
     assert meta["metrics"] == ref.metrics
+
+    # each caption's ranked negatives: the sorted row without the ground truth, best first
+    neg = load_file(str(b / "negatives.safetensors"))
+    gt = ranks["text_to_video"]
+    assert neg["video_ids"].shape == neg["scores"].shape == (nt, nv - 1)
+    for q in range(nt):
+        order = sorted((v for v in range(nv) if v != gt[q]), key=lambda v, q=q: (-sim[q, v], v))
+        assert neg["video_ids"][q].tolist() == order
+        assert neg["scores"][q].tolist() == sim[q, order].tolist()
+    np.testing.assert_array_equal(neg["n_at_or_above"] + 1, ranks["t2v"])
+    np.testing.assert_array_equal(neg["gt_scores"], sim[np.arange(nt), gt])
 
     # text-to-frame weights: one distribution per caption over its video's valid frames
     tf = np.load(b / "text_frame.npy")
@@ -316,6 +329,25 @@ def test_fresh_bundle_is_kept_and_force_rebuilds(runs, tmp_path):
     assert meta["projections"]["methods"] == {} and not (bundle(run) / "projections.npz").exists()
     assert meta["thumb_index"]["frame_width"] == 32 and created
     assert sorted(p.name for p in (run / "analysis").iterdir()) == ["synthvtt-test"]
+
+
+def test_a_bundle_without_ranked_negatives_is_exported_again(runs, tmp_path):
+    """A bundle written before negatives.safetensors existed is redone, so the app never has
+    to rank a large split's negatives itself; until then Bundle.negatives is None."""
+    run = copy_run(runs["base"], tmp_path / "base")
+    export_bundle(run, options=PCA, progress=False)
+    meta_path = bundle(run) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    (bundle(run) / "negatives.safetensors").unlink()
+    del meta["files"]["negatives.safetensors"]
+    meta_path.write_text(json.dumps(meta))
+    old = Bundle.load(bundle(run))
+    assert old.negatives is None
+    assert bundle_negatives(old).hubness(3).tolist() == hubness(old.sim, k=3).tolist()
+    assert export_bundle(run, options=PCA, progress=False).written
+    fresh = Bundle.load(bundle(run))
+    assert fresh.negatives is not None and fresh.negatives.k == fresh.num_videos - 1
+    np.testing.assert_array_equal(fresh.negatives.ranks, fresh.ranks.t2v)
 
 
 def test_exception_mid_export_leaves_no_bundle(runs, tmp_path, monkeypatch):

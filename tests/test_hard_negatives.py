@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 import analysis.hard_negatives as hn
+import analysis.ranked_negatives as rn
 from analysis.hard_negatives import (
     hard_negatives,
     hubness,
@@ -71,6 +72,7 @@ def test_blocked_computation_matches(monkeypatch):
     margins = margin_distribution(sim, t2v)
     counts = hubness(sim, k=3)
     monkeypatch.setattr(hn, "_BLOCK_ROWS", 2)
+    monkeypatch.setattr(rn, "_BLOCK_ROWS", 2)
     blocked = hard_negatives(sim, t2v, k=4)
     for name in ("video_ids", "scores", "at_or_above_gt", "n_at_or_above_gt", "margin"):
         np.testing.assert_array_equal(getattr(full, name), getattr(blocked, name))
@@ -182,7 +184,7 @@ def test_word_frame_matrix_errors():
 
 
 def test_top_k_stable_orders_by_score_then_column_with_and_without_ties():
-    from analysis.hard_negatives import top_k_stable
+    from analysis.top_k import top_k_stable
 
     rng = np.random.default_rng(1)
     cols = np.arange(30)

@@ -166,3 +166,22 @@ def test_read_split_meta_errors(tiny_synthvtt: Path, tmp_path: Path) -> None:
     (tmp_path / sv.DATA_FILE).write_text('{"sentences": [{"sen_id": "0"}]}', encoding="utf-8")
     with pytest.raises(SourceError, match=r"MSRVTT_data\.json \(sentences\[0\]\)"):
         sv.read_split_meta(tmp_path, "test", video_ids, texts, t2v)
+
+
+def test_one_file_version_is_parsed_once_and_a_rewrite_is_read_again(
+        tiny_synthvtt: Path, tmp_path: Path) -> None:
+    root = tmp_path / "copy"
+    root.mkdir()
+    for name in (sv.META_FILE, sv.DATA_FILE):
+        (root / name).write_bytes((tiny_synthvtt / name).read_bytes())
+    first = sv.read_meta(root)
+    assert sv.read_meta(root) is first  # the base and DRGI bundles of a split share one parse
+    video_ids, texts, t2v, _ = _rows(root, "test")
+    a = sv.read_split_meta(root, "test", video_ids, texts, t2v)
+    b = sv.read_split_meta(root, "test", video_ids, texts, t2v)  # the shared ids stay whole
+    assert [c.sen_id for c in a.captions] == [c.sen_id for c in b.captions]
+    raw = json.loads((root / sv.META_FILE).read_text(encoding="utf-8"))
+    raw["params"]["fps"] = raw["params"]["fps"] + 1
+    (root / sv.META_FILE).write_text(json.dumps(raw), encoding="utf-8")
+    again = sv.read_meta(root)
+    assert again is not first and again.params.fps == first.params.fps + 1

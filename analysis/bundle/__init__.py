@@ -34,6 +34,11 @@ Files (N_t captions, N_v videos, L words, T frames, D feature width; ``[..]`` ar
                             (+ v2t_any, v2t_any_tied [Nv] when a video has several captions)
     text_frame.npy          [Nt,T] float32 text-to-frame weights over each caption's own video
     drgi.safetensors        runs with DRGI only: GAT attention and discriminator scores
+    negatives.safetensors   each caption's K hardest negatives, best first (K = min(50, Nv-1)):
+                            video_ids [Nt,K] int32, scores [Nt,K] float32, gt_videos [Nt],
+                            gt_scores [Nt] float32, n_at_or_above [Nt] (negatives scoring >= the
+                            ground truth); absent in bundles exported before it existed
+                            (:mod:`analysis.ranked_negatives`)
     projections.npz         2-D maps: "<method>_<kind>" [N_kind,2] and word_ids / frame_ids
                             (+ fit_<kind> rows fitted, when a point budget sampled them)
     thumbs/<v>.jpg          one horizontal JPEG strip of the sampled frames of video v

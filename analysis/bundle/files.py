@@ -20,14 +20,15 @@ SIMILARITY = "similarity.npy"
 RANKS = "ranks.npz"
 TEXT_FRAME = "text_frame.npy"
 DRGI_FILE = "drgi.safetensors"
+NEGATIVES = "negatives.safetensors"
 PROJECTIONS = "projections.npz"
 THUMBS = "thumbs"
 THUMB_PATTERN = f"{THUMBS}/{{video}}.jpg"  # as recorded in meta.json's thumb_index
 
 #: every file or folder name a bundle may hold
 BUNDLE_FILES: tuple[str, ...] = (
-    META, CAPTIONS, SOURCES, EMBEDDINGS, SIMILARITY, RANKS, TEXT_FRAME, DRGI_FILE, PROJECTIONS,
-    THUMBS,
+    META, CAPTIONS, SOURCES, EMBEDDINGS, SIMILARITY, RANKS, TEXT_FRAME, DRGI_FILE, NEGATIVES,
+    PROJECTIONS, THUMBS,
 )
 #: the kinds of points of each 2-D map (keys ``"<method>_<kind>"`` of ``projections.npz``)
 PROJECTION_KINDS: tuple[str, ...] = ("words", "frames", "texts", "videos")

@@ -44,17 +44,25 @@ def _owner(arr: np.ndarray) -> Any:
     return a
 
 
+SAMPLE_ABOVE = 4096  # a longer list or tuple of objects is measured on a sample ...
+SAMPLE = 1024  # ... of this many evenly spaced items, scaled to its length
+
+
 def resident_bytes(obj: Any) -> int:
     """Bytes of process memory held by ``obj`` and what it refers to (see the module doc).
 
     Walks numpy arrays, torch tensors, strings, bytes, dicts, lists, tuples, sets, dataclasses
-    and objects' ``__dict__``; memory-mapped arrays count 0.
+    and objects' ``__dict__``; memory-mapped arrays count 0. A list or tuple of more than
+    :data:`SAMPLE_ABOVE` objects (not strings: those are summed directly) is an estimate: its
+    :data:`SAMPLE` evenly spaced items are walked and their bytes scaled by
+    ``len / SAMPLE`` (the SynthVTT ground truth of 59,800 captions: ~0.1 s instead of ~3 s,
+    for a byte-bounded cache's accounting).
     """
     seen: set[int] = set()
-    total = 0
-    stack = [obj]
+    total = 0.0
+    stack: list[tuple[Any, float]] = [(obj, 1.0)]
     while stack:
-        x = stack.pop()
+        x, weight = stack.pop()
         if x is None or isinstance(x, bool | int | float | complex):
             continue
         if isinstance(x, np.ndarray):
@@ -63,28 +71,32 @@ def resident_bytes(obj: Any) -> int:
             owner = _owner(x)
             if id(owner) not in seen:
                 seen.add(id(owner))
-                total += int(owner.nbytes)
+                total += weight * int(owner.nbytes)
             continue
         if id(x) in seen:
             continue
         seen.add(id(x))
         if isinstance(x, str | bytes | bytearray):
-            total += sys.getsizeof(x)
+            total += weight * sys.getsizeof(x)
         elif isinstance(x, dict):
-            stack.extend(x.keys())
-            stack.extend(x.values())
+            stack.extend((k, weight) for k in x)
+            stack.extend((v, weight) for v in x.values())
         elif isinstance(x, list | tuple | set | frozenset):
             if x and all(type(e) is str for e in x):  # fast path: captions, word labels
-                total += sum(map(sys.getsizeof, x))  # per occurrence, not deduplicated
+                total += weight * sum(map(sys.getsizeof, x))  # per occurrence, not deduplicated
+            elif isinstance(x, list | tuple) and len(x) > SAMPLE_ABOVE:
+                step = len(x) / SAMPLE
+                scaled = weight * len(x) / SAMPLE
+                stack.extend((x[int(i * step)], scaled) for i in range(SAMPLE))
             else:
-                stack.extend(x)
+                stack.extend((e, weight) for e in x)
         elif type(x).__module__.startswith("torch") and hasattr(x, "untyped_storage"):
-            total += int(x.untyped_storage().nbytes())
+            total += weight * int(x.untyped_storage().nbytes())
         elif is_dataclass(x) and not isinstance(x, type):
-            stack.extend(getattr(x, f.name) for f in fields(x))
+            stack.extend((getattr(x, f.name), weight) for f in fields(x))
         elif hasattr(x, "__dict__") and not isinstance(x, type):
-            stack.extend(vars(x).values())
-    return total
+            stack.extend((v, weight) for v in vars(x).values())
+    return int(round(total))
 
 
 def charge(obj: Any, part: str, value: Any) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from analysis.bundle.errors import BundleError, BundleMetaError, reexport_hint
-from analysis.bundle.files import BUNDLE_FORMAT, META, THUMB_PATTERN
+from analysis.bundle.files import BUNDLE_FORMAT, META, NEGATIVES, THUMB_PATTERN
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -486,6 +486,11 @@ class BundleMeta:
         return out
 
     # ------------------------------------------------------------------ derived
+    @property
+    def has_negatives(self) -> bool:
+        """The bundle stores each caption's ranked negatives (exports since they exist)."""
+        return NEGATIVES in self.files
+
     @property
     def split_videos(self) -> int:
         """Videos in the split, skipped ones included."""

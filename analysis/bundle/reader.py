@@ -22,6 +22,7 @@ from analysis.bundle.files import (
     DRGI_FILE,
     EMBEDDINGS,
     META,
+    NEGATIVES,
     PROJECTION_KINDS,
     PROJECTIONS,
     RANKS,
@@ -38,6 +39,7 @@ from analysis.bundle.freshness import (
 )
 from analysis.bundle.memory import charge, ledger_bytes, measured_property
 from analysis.bundle.meta import BundleMeta, SkippedVideo, read_json, read_meta
+from analysis.ranked_negatives import RankedNegatives, negatives_from_arrays
 from analysis.tensor_file import TensorFileError, memmap_tensor, read_header
 
 if TYPE_CHECKING:
@@ -387,6 +389,29 @@ class Bundle:
         )
 
     @measured_property
+    def negatives(self) -> RankedNegatives | None:
+        """Each caption's hardest negatives as the export ranked them
+        (:class:`analysis.ranked_negatives.RankedNegatives`, read-only memory maps), or None
+        for a bundle exported before they were stored
+        (:func:`analysis.ranked_negatives.bundle_negatives` then ranks them from :attr:`sim`)."""
+        if not self.info.has_negatives:
+            return None
+        path = self._file(NEGATIVES)
+        try:
+            _, header = read_header(path)
+        except (TensorFileError, OSError) as exc:
+            raise _unreadable(path, exc) from None
+        try:
+            negatives = negatives_from_arrays({k: self._tensor(NEGATIVES, k) for k in header},
+                                              self.num_videos)
+        except ValueError as exc:
+            raise BundleError(f"bundle {self.path}: {NEGATIVES}: {exc}") from None
+        if negatives.num_texts != self.num_texts:
+            raise BundleError(f"bundle {self.path}: {NEGATIVES} ranks {negatives.num_texts} "
+                              f"captions, {META} says {self.num_texts}")
+        return negatives
+
+    @measured_property
     def projections(self) -> Projections:
         """The 2-D maps (:class:`Projections`)."""
         fitted = self.info.projections.methods if self.info.projections else {}
@@ -428,9 +453,10 @@ class Bundle:
         from analysis.bundle.memory import release_pages
 
         loaded = [v for v in self.__dict__.values() if isinstance(v, np.ndarray)]
-        drgi = self.__dict__.get("drgi")
-        if drgi is not None:
-            loaded += [v for v in vars(drgi).values() if isinstance(v, np.ndarray)]
+        for part in ("drgi", "negatives"):
+            value = self.__dict__.get(part)
+            if value is not None:
+                loaded += [v for v in vars(value).values() if isinstance(v, np.ndarray)]
         return release_pages(loaded)
 
     def words(self, caption: int) -> list[str]:

@@ -29,6 +29,7 @@ from analysis.bundle.files import (
     DRGI_FILE,
     EMBEDDINGS,
     META,
+    NEGATIVES,
     PROJECTIONS,
     RANKS,
     SIMILARITY,
@@ -168,6 +169,13 @@ class BundleWriter:
         from safetensors.numpy import save_file
 
         save_file(dict(arrays), str(self.path / DRGI_FILE))
+
+    def write_negatives(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """``negatives.safetensors``: each caption's hardest negatives
+        (:meth:`analysis.ranked_negatives.RankedNegatives.arrays`)."""
+        from safetensors.numpy import save_file
+
+        save_file(dict(arrays), str(self.path / NEGATIVES))
 
     def write_projections(self, arrays: Mapping[str, np.ndarray]) -> None:
         """``projections.npz``: ``"<method>_<kind>"`` ``[N_kind, 2]``, word_ids, frame_ids, and

@@ -28,7 +28,6 @@ from analysis.embedding_map import (
     selected_items,
 )
 from analysis.geometry import modality_gap
-from analysis.hard_negatives import margin_distribution
 from analysis.labels import video_label
 from analysis.point_budget import BudgetSample, budget_sample
 from analysis.projection import align_to
@@ -320,7 +319,7 @@ if mode == DELTA_MODE and sel.drgi is not None and sel.paired:
     caption_values = {label: delta.reindex(range(sel.base.num_texts)).to_numpy(np.float64)
                       for label, _ in bundles}
 elif mode == MARGIN_MODE:  # each run its own margins
-    caption_values = {label: margin_distribution(b.sim, b.text_to_video) for label, b in bundles}
+    caption_values = {label: resources.ranked_negatives(b).margins() for label, b in bundles}
 
 cols = st.columns(len(bundles))
 note = None

@@ -16,7 +16,6 @@ from app import resources
 from app.components.drill import drill_buttons, step_buttons
 from app.components.figures.failures import failure_type_bars, word_frame_heatmap
 from app.components.query import query_picker, select_query_row, take_row_click
-from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
 from app.components.thumbs import clip_player, frame_strip, played_frame, ranked_list
 from app.context import current
@@ -45,8 +44,7 @@ search = remember("failures_search", c_search.text_input(
     "Search captions", key="failures_search", bind="query-params",
     placeholder="words the caption must contain"))
 
-split_meta, _ = synthvtt_split(sel.roots, bundle)  # parsed once per bundle (cached)
-table: pd.DataFrame = resources.failure_table(bundle, k=k, top=5, split=split_meta).copy()
+table: pd.DataFrame = resources.failure_table(bundle, k=k, top=5).copy()
 typed = "failure_type" in table.columns
 if other is not None:
     table["other_rank"] = np.asarray(other.ranks.t2v)[table["query"].to_numpy()]
@@ -78,7 +76,7 @@ if search.strip():
 col, ascending = sort_options[sort_by]
 table = table.sort_values([col, "query"], ascending=[ascending, True], kind="stable")
 
-failed = resources.failure_table(bundle, k=k, top=5, split=split_meta)
+failed = resources.failure_table(bundle, k=k, top=5)
 columns = ["query", "caption", "rank"] + (["other_rank", "rank_change"] if other is not None
                                           else []) + [
     "margin", "gt_video_id", "top1_video_id"] + (["failure_type", "false_negative"] if typed

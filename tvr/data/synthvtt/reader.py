@@ -8,6 +8,7 @@ the file, the field (``videos.video2.events[1].colour``) and what was expected.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,8 +52,18 @@ _EVENT_KEYS = (
 _CAPTION_KEYS = ("video_id", "split", "events", "background", "relevant")
 
 
+def _stamp(path: Path) -> tuple[str, int, int]:
+    """``(resolved path, st_mtime_ns, st_size)``: a parse cache key that changes with the file."""
+    st = path.stat()
+    return str(path.resolve()), int(st.st_mtime_ns), int(st.st_size)
+
+
 def read_meta(root: str | Path) -> SynthVTTMeta:
     """Read and check ``<root>/synthvtt_meta.json``.
+
+    One version of the file (path, mtime, size) is parsed once per process (the two most
+    recent are kept: the base and DRGI runs of a split read the same file, ~3 s at 59,800
+    captions); the result is shared, so treat it as read-only.
 
     Raises:
         FileNotFoundError: when the file is absent.
@@ -64,6 +75,12 @@ def read_meta(root: str | Path) -> SynthVTTMeta:
         raise FileNotFoundError(
             f"{path}: SynthVTT meta file not found (generate with python -m tvr.data.synthvtt)"
         )
+    return _read_meta(*_stamp(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_meta(name: str, mtime_ns: int, size: int) -> SynthVTTMeta:
+    path = Path(name)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -160,14 +177,19 @@ def read_split_meta(
     by_text = _sentence_ids(root)
     rows: list[MetaCaption | None] = []
     t2v = np.asarray(text_to_video).astype(np.int64)
+    taken: dict[tuple[str, str], int] = {}  # sen_ids of a (video, text) used so far
     for text, col in zip(captions, t2v, strict=True):
-        ids = by_text.get((video_ids[int(col)], text))
+        key = (video_ids[int(col)], text)
+        ids = by_text.get(key, ())
+        i = taken.get(key, 0)
         entry = None
-        while ids:
-            c = meta.captions.get(ids.pop(0))
+        while i < len(ids):
+            c = meta.captions.get(ids[i])
+            i += 1
             if c is not None and c.split == split:
                 entry = c
                 break
+        taken[key] = i
         rows.append(entry)
     return SplitMeta(
         params=meta.params,
@@ -259,11 +281,19 @@ def _caption(sen_id: int, d: dict) -> MetaCaption:
     )
 
 
-def _sentence_ids(root: Path) -> dict[tuple[str, str], list[int]]:
-    """``(video_id, caption text) -> [sen_id, ...]`` from ``MSRVTT_data.json``."""
+def _sentence_ids(root: Path) -> dict[tuple[str, str], tuple[int, ...]]:
+    """``(video_id, caption text) -> (sen_id, ...)`` from ``MSRVTT_data.json`` (parsed once
+    per file version and process, like :func:`read_meta`; shared, read-only)."""
     path = root / DATA_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SynthVTT annotation file not found")
+    return _read_sentence_ids(*_stamp(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_sentence_ids(name: str, mtime_ns: int, size: int
+                       ) -> dict[tuple[str, str], tuple[int, ...]]:
+    path = Path(name)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -285,4 +315,4 @@ def _sentence_ids(root: Path) -> dict[tuple[str, str], list[int]]:
             f"expected {{'sen_id': int, 'video_id': str, 'caption': str}}, got {s!r}",
         )
         out.setdefault((s["video_id"], s["caption"]), []).append(s["sen_id"])
-    return out
+    return {key: tuple(ids) for key, ids in out.items()}
