@@ -68,15 +68,16 @@ def prepared_run(src: Path, dest: Path, root: Path, threads: int, force: bool) -
     """``src`` copied to ``dest`` and exported on ``root``'s test split, or the earlier export
     when its bundle is still fresh; returns the export's figures
     (:func:`benchmarks.analysis_scale.export`) with ``reused``."""
-    from analysis.bundle import bundle_dir_for, bundle_status
+    from analysis.bundle import bundle_dir_for, bundle_status, read_meta
 
     stats_file = dest / STATS
     if not force and stats_file.is_file():
-        status = bundle_status(bundle_dir_for(dest, "synthvtt", "test"), root)
-        if status.state == "fresh":
+        bundle = bundle_dir_for(dest, "synthvtt", "test")
+        status = bundle_status(bundle, root)
+        if status.state == "fresh" and read_meta(bundle).has_negatives:
             return {**json.loads(stats_file.read_text()), "reused": True}
-        print(f"{dest}: bundle {status.state} ({'; '.join(status.reasons)}), exporting again",
-              flush=True)
+        why = "; ".join(status.reasons) or "no ranked negatives"
+        print(f"{dest}: bundle {status.state} ({why}), exporting again", flush=True)
     if dest.exists():
         import shutil
 
