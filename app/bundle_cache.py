@@ -7,7 +7,9 @@ arrays read into memory count their bytes), read again on every hit because lazy
 grow a bundle as pages use it (the bundle keeps that figure up to date as each part loads, so
 reading it costs nothing), and drops the least recently used bundles while the total exceeds
 ``max_bytes``. The bundle just requested is never dropped, even alone above the
-bound. Thread-safe (Streamlit runs sessions in threads).
+bound. Thread-safe (Streamlit runs sessions in threads): a key is loaded once however many
+sessions ask for it at the same time, and loads of different keys run side by side (the
+warm-up thread loading one run's bundle never holds up a page loading the other's).
 """
 
 from __future__ import annotations
@@ -40,19 +42,36 @@ class ByteBoundedCache:
         self._size_of = size_of
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._lock = threading.RLock()
+        self._loading: dict[Hashable, threading.Event] = {}  # keys being loaded now
 
     def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
-        """The value of ``key``, loaded with ``load()`` on a miss; then evicts down to the
-        bounds (least recently used first, never ``key``)."""
-        with self._lock:
-            if key in self._items:
-                value = self._items[key][0]
-                self._items.move_to_end(key)
-            else:
-                value = load()
-            self._items[key] = (value, int(self._size_of(value)))
-            self._evict(keep=key)
+        """The value of ``key``, loaded with ``load()`` on a miss (outside the cache's lock; a
+        second request for the same key waits for that load); then evicts down to the bounds
+        (least recently used first, never ``key``). A failed load raises in the thread that
+        ran it; a request that waited for it tries again."""
+        while True:
+            with self._lock:
+                if key in self._items:
+                    value = self._items[key][0]
+                    self._items.move_to_end(key)
+                    self._items[key] = (value, int(self._size_of(value)))
+                    self._evict(keep=key)
+                    return value
+                pending = self._loading.get(key)
+                if pending is None:
+                    pending = self._loading[key] = threading.Event()
+                    break
+            pending.wait()  # another thread loads it: then a hit, or our turn after a failure
+        try:
+            value = load()
+            with self._lock:
+                self._items[key] = (value, int(self._size_of(value)))
+                self._evict(keep=key)
             return value
+        finally:
+            with self._lock:
+                del self._loading[key]
+            pending.set()
 
     def _evict(self, keep: Hashable) -> None:
         while len(self._items) > 1 and (len(self._items) > self.max_entries

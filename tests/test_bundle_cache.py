@@ -136,3 +136,32 @@ def test_the_apps_bundle_loader_goes_through_the_byte_bound(tiny_run_pair, monke
         assert second.path != first.path
     finally:
         st.cache_resource.clear()
+
+
+def test_loads_of_different_keys_run_side_by_side_and_a_failed_load_is_retried():
+    # "a" loads until "b" has loaded: a cache that loaded under its lock would never finish
+    c = ByteBoundedCache(100, 8, lambda v: 1)
+    b_loaded = threading.Event()
+    got: dict[str, object] = {}
+
+    def load_a():
+        assert b_loaded.wait(10), "b's load waited for a's"
+        return "A"
+
+    t = threading.Thread(target=lambda: got.setdefault("a", c.get("a", load_a)))
+    t.start()
+    assert c.get("b", lambda: b_loaded.set() or "B") == "B"
+    t.join(10)
+    assert got == {"a": "A"} and sorted(c.cached_keys()) == ["a", "b"]
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk hiccup")
+        return "C"
+
+    with pytest.raises(OSError, match="hiccup"):
+        c.get("c", flaky)
+    assert c.get("c", flaky) == "C" and len(calls) == 2
