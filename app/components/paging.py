@@ -108,6 +108,6 @@ def table_page(key: str, ids: Sequence[int], query: int | None, *, rows: int | N
         f"page (of {n:,})", min_value=1, max_value=n, step=1, key=key, bind="query-params",
         help="The table shows one page of the list; the page follows the selected query.")))
     start, stop = page_span(page, len(ids), rows)
-    c_note.caption(f"{what} {start + 1:,}–{stop:,} of {len(ids):,} (page {page:,} of {n:,}; "
-                   "counts, histograms, export and J / K use them all)")
+    c_note.caption(f"{what} {start + 1:,}–{stop:,} of {len(ids):,} shown (counts, histograms, "
+                   "export and J / K use all of them)")
     return start, stop
