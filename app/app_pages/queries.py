@@ -157,8 +157,8 @@ with table_area:
     start, stop = table_page(PAGE_KEY, shown_ids, q, picked=picked, what="rows")
     select_query_row(TABLE_KEY, shown_ids[start:stop], q)
     st.dataframe(
-        shown.iloc[start:stop].reset_index(), key=TABLE_KEY, on_select="rerun", selection_mode="single-row",
-        hide_index=True, width="stretch", height=420,
+        shown.iloc[start:stop].reset_index(), key=TABLE_KEY, on_select="rerun",
+        selection_mode="single-row", hide_index=True, width="stretch", height=420,
         column_config={c: st.column_config.NumberColumn(LABELS[c], format=FORMATS[c])
                        if c in FORMATS else st.column_config.Column(LABELS.get(c, c))
                        for c in ["query", *shown.columns]},
