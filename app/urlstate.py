@@ -173,9 +173,10 @@ def check_choices(key: str, options: Sequence[Any], *, what: str,
 
 
 def check_index(key: str, n: int, used: int, *, what: str, lo: int = 0,
-                container: Any = None) -> None:
+                span: str | None = None, container: Any = None) -> None:
     """Warn when ``?key=`` is not an integer in ``lo..n-1`` (call before drawing the number
-    input, whose fallback is ``used``)."""
+    input, whose fallback is ``used``); ``span`` says what the range is (default "this split
+    has lo–n-1")."""
     raw = _raw(key)
     if raw and _first_load(key):
         value = raw[-1]
@@ -185,7 +186,8 @@ def check_index(key: str, n: int, used: int, *, what: str, lo: int = 0,
             ok = False
         if not ok:
             _warn(key, value, str(used),
-                  f"The link's `{key}={value}` is not a {what} (this split has {lo}–{n - 1}); "
+                  f"The link's `{key}={value}` is not a {what} "
+                  f"({span or f'this split has {lo}–{n - 1}'}); "
                   f"showing `{key}={used}` instead.", container)
             return
     _show_kept(key, None, container)

@@ -314,3 +314,213 @@ def test_a_rerun_makes_no_export_bytes_and_reads_the_shared_failure_tables(app_e
     table = resources.failure_table(bundle, k=1, top=5)
     assert resources.failure_table(bundle, k=1, top=5) is table
     assert "other_rank" not in table.columns and "rank_change" not in table.columns
+
+
+# ------------------------------------------------------------------ one page of the table
+PAGE_KEY = "qt_page"
+ROWS = 3  # rows per page in these tests: the tiny split's 8 queries make pages of 3, 3, 2
+
+
+def _paged(monkeypatch) -> None:
+    import app.components.paging as paging
+
+    monkeypatch.setattr(paging, "PAGE_ROWS", ROWS)
+
+
+def _order(app_env) -> list[int]:
+    """Every query of the split in the page's default order (Δ log2 rank, Δ rank, id)."""
+    base, drgi = _bundle(app_env.base), _bundle(app_env.drgi)
+    t = bundle_query_table(base, drgi, k=1, synthvtt=split_meta(base))
+    return sorted(t.index, key=lambda q: (t.loc[q, "delta_log2"], t.loc[q, "delta_rank"], q))
+
+
+def _page_control(at: AppTest):
+    found = [n for n in at.number_input if n.key == PAGE_KEY]
+    return found[0] if found else None
+
+
+def _ticked(at: AppTest) -> list[int]:
+    return at.session_state[TABLE_KEY]["selection"]["rows"]
+
+
+def _memo_ids(at: AppTest) -> list[int]:
+    """The whole filtered, sorted list the page control last paged."""
+    return [int(i) for i in at.session_state["_page_memo_" + PAGE_KEY][1]]
+
+
+def test_small_tables_have_one_page_and_no_page_control(app_env):
+    at = open_page(PAGE)
+    assert len(_table(at)) == _bundle(app_env.base).num_texts
+    assert _page_control(at) is None
+    assert not any(re.search(r"rows \d+–\d+ of", c.value) for c in at.caption)
+
+
+def test_queries_table_shows_one_page_of_the_sorted_rows(app_env, monkeypatch):
+    _paged(monkeypatch)
+    order = _order(app_env)
+    at = open_page(PAGE)
+    # a fresh session opens on the top of the list
+    assert _page_control(at).value == 1 and _page_control(at).max == 3
+    assert _table(at)["query"].tolist() == order[:ROWS]
+    assert any(f"rows 1–3 of {len(order)}" in c.value for c in at.caption)
+    _page_control(at).set_value(3).run()
+    assert_no_errors(at)
+    assert _table(at)["query"].tolist() == order[6:]
+    assert any(f"rows 7–8 of {len(order)}" in c.value for c in at.caption)
+    # the page is in the link to this view (the URL: see the link and J / K tests)
+    assert any(f"{PAGE_KEY}=3" in c.value for c in at.sidebar.code)
+
+
+def test_a_fresh_session_opens_on_page_1_and_a_link_query_on_its_page(app_env, monkeypatch):
+    import app.components.paging as paging
+
+    monkeypatch.setattr(paging, "PAGE_ROWS", 2)
+    worst = "base rank (worst first)"
+    at = open_page(PAGE, qt_sort=worst)
+    ids = _memo_ids(at)
+    assert ids.index(0) >= 2, "query 0 (the picker's default) is on page 1 of this sort"
+    assert at.number_input(key=KEY_QUERY).value == 0
+    assert _page_control(at).value == 1 and _ticked(at) == []
+    at = open_page(PAGE, qt_sort=worst, q="0")
+    assert _page_control(at).value == ids.index(0) // 2 + 1
+    assert _table(at)["query"].tolist()[_ticked(at)[0]] == 0
+
+
+def test_row_click_on_a_later_page_selects_that_query(app_env, monkeypatch):
+    _paged(monkeypatch)
+    order = _order(app_env)
+    at = open_page(PAGE)
+    _page_control(at).set_value(2).run()
+    _click(at, 1)
+    assert at.number_input(key=KEY_QUERY).value == order[4]
+    assert _caption_shown(at) == [order[4]]
+    assert _page_control(at).value == 2 and _ticked(at) == [1]
+
+
+def test_j_k_across_a_page_boundary_move_the_page(app_env, monkeypatch):
+    _paged(monkeypatch)
+    order = _order(app_env)
+    at = open_page(PAGE)
+    _click(at, 2)  # the last row of page 1
+    assert at.number_input(key=KEY_QUERY).value == order[2]
+    _button(at, "qt_step_next").click().run()
+    assert_no_errors(at)
+    assert at.number_input(key=KEY_QUERY).value == order[3]
+    assert _page_control(at).value == 2 and _ticked(at) == [0]
+    assert _table(at)["query"].tolist() == order[3:6]
+    assert at.query_params[PAGE_KEY] in ("2", ["2"])  # the moved page is written to the URL
+    _button(at, "qt_step_prev").click().run()
+    assert _page_control(at).value == 1 and _ticked(at) == [2]
+    # J / K step through the whole list: its length, not the page's
+    assert any(f"query 3 of {len(order)} in the list" in c.value for c in at.caption)
+    # a page picked by hand stays (nothing ticked on it) until the query moves
+    _page_control(at).set_value(3).run()
+    assert _page_control(at).value == 3 and _ticked(at) == []
+    # typing an index moves the page to the query's
+    at.number_input(key=KEY_QUERY).set_value(order[5]).run()
+    assert _page_control(at).value == 2 and _ticked(at) == [2]
+
+
+def test_a_link_with_a_query_opens_on_its_page_and_a_link_page_wins(app_env, monkeypatch):
+    _paged(monkeypatch)
+    order = _order(app_env)
+    at = open_page(PAGE, q=str(order[7]))
+    assert _page_control(at).value == 3 and _ticked(at) == [1]
+    # the link to this view brings the same page back, even away from the query's
+    at = open_page(PAGE, q=str(order[7]), qt_page="2")
+    assert_no_errors(at)
+    assert not at.warning
+    assert _page_control(at).value == 2 and _ticked(at) == []
+    assert _table(at)["query"].tolist() == order[3:6]
+
+
+def test_a_bad_page_in_the_link_is_warned_about_and_clamped(app_env, monkeypatch):
+    _paged(monkeypatch)
+    order = _order(app_env)
+    for raw, page in (("99", 3), ("0", 1), ("two", 1)):
+        at = open_page(PAGE, qt_page=raw)
+        warnings = [w.value for w in at.warning if f"{PAGE_KEY}={raw}" in w.value]
+        assert len(warnings) == 1, [w.value for w in at.warning]
+        assert "pages 1–3" in warnings[0] and f"showing `{PAGE_KEY}={page}`" in warnings[0]
+        assert _page_control(at).value == page
+        assert _table(at)["query"].tolist() == order[(page - 1) * ROWS:page * ROWS]
+
+
+def test_new_filters_go_to_the_page_of_the_selected_query_or_the_first(app_env, monkeypatch):
+    _paged(monkeypatch)
+    at = open_page(PAGE)
+    full = _table(at)  # page 1
+    q = int(full["query"].iloc[2])
+    _click(at, 2)
+    # a sort that moves the query to another page: the page follows it
+    at.selectbox(key="qt_sort").select("base rank (worst first)").run()
+    assert_no_errors(at)
+    ids = _memo_ids(at)
+    assert ids.index(q) // ROWS + 1 != 1, "pick a query that the sort moves off page 1"
+    assert _page_control(at).value == ids.index(q) // ROWS + 1
+    assert _table(at)["query"].tolist()[_ticked(at)[0]] == q
+    # a filter that drops the query but leaves several pages: back to page 1
+    base = _bundle(app_env.base)
+    table = bundle_query_table(base, _bundle(app_env.drgi), k=1, synthvtt=split_meta(base))
+    types = sorted(set(table["failure_type"]) - {table.loc[q, "failure_type"]})
+    kept = table[table["failure_type"].isin(types)]
+    assert len(kept) > ROWS, "the other failure types fill one page only"
+    at.multiselect(key="qt_types").set_value(types).run()
+    assert_no_errors(at)
+    assert q not in _memo_ids(at) and sorted(_memo_ids(at)) == sorted(kept.index)
+    assert _page_control(at).value == 1 and _ticked(at) == []
+    assert _table(at)["query"].tolist() == _memo_ids(at)[:ROWS]
+
+
+def test_counts_groups_and_export_use_every_filtered_row_not_the_page(app_env, monkeypatch):
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    _paged(monkeypatch)
+    deferred: dict[str, object] = {}
+    real = MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        deferred[str(file_name).rsplit(".", 1)[-1]] = data_callable
+        return real(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    order = _order(app_env)
+    at = open_page(PAGE)
+    _page_control(at).set_value(2).run()
+    assert_no_errors(at)
+    assert len(_table(at)) == ROWS
+    line = next(m.value for m in at.markdown if "queries shown" in m.value)
+    assert line.startswith(f"**{len(order)}** of {len(order)} queries shown")
+    (groups,) = tables_with(at, "fixed", "broken", "both fail", "both fine", "all")
+    assert groups.loc["all", "all"] == len(order)
+    assert any(f"Export the {len(order)} rows" in c.value for c in at.caption)
+    for fmt, read in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):
+        back = read(io.BytesIO(deferred[fmt]()))
+        back = back if "query" in back.columns else back.reset_index()
+        assert back["query"].tolist() == order, fmt
+    # the histograms count every row too
+    from tests.helpers_app import chart
+
+    hist = chart(at, "qt_hist_delta_log2")
+    assert sum(len(_array(t["x"])) for t in hist["data"] if "x" in t) == len(order)
+
+
+def test_the_page_follows_a_query_picked_on_another_page(app_env, monkeypatch):
+    _paged(monkeypatch)
+    order = _order(app_env)
+    at = open_page(PAGE)
+    _page_control(at).set_value(3).run()
+    _click(at, 1)
+    assert at.number_input(key=KEY_QUERY).value == order[7]
+    _open_on(at, "failures.py")
+    at.switch_page(PAGE).run()  # back: the same query, on its page
+    assert_no_errors(at)
+    assert _page_control(at).value == 3 and _ticked(at) == [1]
+    # a query picked on another page brings its own page
+    at.switch_page("app_pages/compare.py").run()
+    at.number_input(key=KEY_QUERY).set_value(order[4]).run()
+    assert_no_errors(at)
+    at.switch_page(PAGE).run()
+    assert_no_errors(at)
+    assert at.number_input(key=KEY_QUERY).value == order[4]
+    assert _page_control(at).value == 2 and _ticked(at) == [1]

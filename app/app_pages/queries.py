@@ -3,8 +3,9 @@
 Ranks of both runs, the rank change, margins, the SynthVTT failure type and family/edit, and
 DRGI's discriminator scores (:mod:`analysis.query_table`); filters, sorts (by the change first),
 failure type × fixed / broken / both fail / both fine counts, column histograms and CSV /
-Parquet export of the filtered rows. A row opens the same query on the other pages; J / K step
-through the filtered list.
+Parquet export of the filtered rows. The table shows one page of them (``?qt_page=``,
+:mod:`app.components.paging`), the page of the selected query; everything else uses them all.
+A row opens the same query on the other pages; J / K step through the filtered list.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from analysis.rankings import OUTCOMES
 from app import resources
 from app.components.drill import drill_buttons, failing_run, step_buttons
 from app.components.figures.queries import column_histogram
-from app.components.query import query_picker, select_query_row, take_row_click
+from app.components.paging import table_page
+from app.components.query import query_picker, select_query_row, shared_query, take_row_click
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
 from app.context import current
+from app.state import KEY_QUERY
 from app.urlstate import check_choice, check_choices, check_index, remember
 
 TABLE_KEY = "queries_table"
+PAGE_KEY = "qt_page"
 HIST_DEFAULT = ("delta_log2", "delta_margin")
 LABELS = {
     "query": "query",
@@ -127,6 +131,7 @@ st.markdown(
 )
 
 # The selection is a query id, never a row position (see app.components.query).
+picked = shared_query() is not None or KEY_QUERY in st.query_params  # else the default 0
 take_row_click(TABLE_KEY)
 table_area = st.container()
 
@@ -148,10 +153,12 @@ drill_buttons(q, key="qt_open", k=k, failing_run=failing_run(
     {"base": int(row["rank_base"]), "DRGI": int(row["rank_drgi"])}, k=k))
 
 with table_area:
-    select_query_row(TABLE_KEY, shown_ids, q)
+    # one page of the rows: 59,800 of them cost seconds per rerun to serialise and lay out
+    start, stop = table_page(PAGE_KEY, shown_ids, q, picked=picked, what="rows")
+    select_query_row(TABLE_KEY, shown_ids[start:stop], q)
     st.dataframe(
-        shown.reset_index(), key=TABLE_KEY, on_select="rerun", selection_mode="single-row",
-        hide_index=True, width="stretch", height=420,
+        shown.iloc[start:stop].reset_index(), key=TABLE_KEY, on_select="rerun",
+        selection_mode="single-row", hide_index=True, width="stretch", height=420,
         column_config={c: st.column_config.NumberColumn(LABELS[c], format=FORMATS[c])
                        if c in FORMATS else st.column_config.Column(LABELS.get(c, c))
                        for c in ["query", *shown.columns]},
@@ -167,7 +174,8 @@ with table_area:
                        file_name=f"{name}.parquet",
                        mime="application/vnd.apache.parquet", key="qt_parquet",
                        icon=":material/download:", width="stretch")
-    e3.caption(f"Export the {len(shown)} rows shown (filters and sort applied), every column.")
+    e3.caption(f"Export the {len(shown):,} rows that pass the filters (every page, in the "
+               "order shown), every column.")
 
 # ------------------------------------------------------------------ group-by and histograms
 st.subheader("Failure type × fixed / broken / both fail / both fine")
