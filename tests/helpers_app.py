@@ -86,6 +86,20 @@ def plotly_array(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def assert_histogram_of(trace: dict, values, *, percent: bool = True) -> None:
+    """``trace`` (a pre-binned bar histogram, app.components.figures.distributions) holds the
+    histogram of ``values``' finite entries over its own bins (percent of them, or counts)."""
+    x, width = plotly_array(trace["x"]).astype(float), plotly_array(trace["width"]).astype(float)
+    edges = np.concatenate([x - width / 2, [x[-1] + width[-1] / 2]])
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    assert edges[0] <= v.min() and v.max() <= edges[-1], "values outside the histogram's bins"
+    counts = np.histogram(v, bins=edges)[0]
+    want = 100.0 * counts / v.size if percent else counts
+    np.testing.assert_allclose(plotly_array(trace["y"]).astype(float), want, rtol=1e-9,
+                               atol=1e-9)
+
+
 def marker_colours(trace: dict) -> list[str]:
     """The per-point colours of a trace whose ``marker.color`` holds category codes on a
     stepped colour scale (app.components.figures.map_colours), or plain colour strings."""

@@ -11,6 +11,7 @@ import pytest
 from analysis.embedding_map import map_points
 from analysis.geometry import modality_gap
 from tests.helpers_app import (
+    assert_histogram_of,
     assert_no_errors,
     chart,
     marker_colours,
@@ -46,7 +47,7 @@ def test_embeddings_map_is_one_webgl_trace_with_ids(app_env):
     shown = {(m.label, m.value) for m in at.metric}
     assert ("centroid distance", f"{gap.centroid_distance:.3f}") in shown
     hist = chart(at, "emb_gap_base")["data"]
-    np.testing.assert_allclose(plotly_array(hist[0]["x"]), gap.matched_cos, rtol=1e-6)
+    assert_histogram_of(hist[0], gap.matched_cos)
 
 
 def test_embeddings_lasso_fills_the_gallery_and_greys_the_rest(app_env):

@@ -11,6 +11,7 @@ import pytest
 from analysis.hard_negatives import hard_negatives, hubness, hubness_summary, margin_distribution
 from analysis.scores import margin_summary
 from tests.helpers_app import (
+    assert_histogram_of,
     assert_no_errors,
     chart,
     open_page,
@@ -29,14 +30,14 @@ def test_hard_negatives_match_analysis(app_env):
     at = open_page(HARD_NEGATIVES, q=str(q))
     assert at.number_input(key="q").value == q
     table = table_with(at, "run", "queries", "median", "beaten (%)")
-    hist = {t["name"].split(":")[0]: plotly_array(t["x"]) for t in chart(at, "hn_margins")["data"]}
+    hist = {t["name"].split(":")[0]: t for t in chart(at, "hn_margins")["data"]}
     for row, bundle, label in ((0, base, "base"), (1, drgi, "DRGI")):
         m = margin_distribution(bundle.sim, bundle.text_to_video)
         s = margin_summary(m)
         assert table["median"].iloc[row] == pytest.approx(s.median)
         assert table["mean"].iloc[row] == pytest.approx(s.mean)
         assert table["beaten (%)"].iloc[row] == pytest.approx(100 * s.negative_share)
-        np.testing.assert_allclose(hist[label], m, rtol=1e-6)
+        assert_histogram_of(hist[label], m)
 
         family = [v.family for v in split_meta(bundle).videos]
         hn = hard_negatives(bundle.sim, bundle.text_to_video, video_to_family=family, k=10)
@@ -56,8 +57,8 @@ def test_hard_negatives_match_analysis(app_env):
     disc = chart(at, "hn_disc_DRGI")["data"]
     tq = drgi.drgi.text_queries
     keep = np.asarray(tq.neg_valid, dtype=bool) & np.isfinite(tq.neg)
-    np.testing.assert_allclose(plotly_array(disc[0]["x"]), tq.pos[keep], rtol=1e-6)
-    np.testing.assert_allclose(plotly_array(disc[1]["x"]), tq.neg[keep], rtol=1e-6)
+    assert_histogram_of(disc[0], tq.pos[keep])
+    assert_histogram_of(disc[1], tq.neg[keep])
     assert any("trained without DRGI" in i.value for i in at.info)  # the base run has none
 
 
