@@ -39,6 +39,7 @@ these flags stay False and case B only arises with ``background swap``; on train
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -297,13 +298,23 @@ def classify_failure(caption: MetaCaption, gt_video: MetaVideo, top_video: MetaV
     Raises:
         ValueError: the caption's event indices do not fit ``gt_video``.
     """
-    mentioned = _mentioned(caption, gt_video)
-    top_events = list(top_video.event_types)
+    return _classify_events(tuple(_mentioned(caption, gt_video)), bool(caption.background),
+                            tuple(gt_video.event_types), gt_video.background,
+                            tuple(top_video.event_types), top_video.background)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _classify_events(mentioned: tuple[EventType, ...], names_background: bool,
+                     gt_events: tuple[EventType, ...], gt_background: str,
+                     top_events: tuple[EventType, ...], top_background: str) -> str:
+    """:func:`classify_failure` on what it depends on, memoised: the failures of a split
+    repeat few combinations (46,294 failing captions of MSR-VTT's full shape: 8,095 distinct
+    pairs of mentioned and top-1 events)."""
     if not caption_matches(mentioned, top_events):
-        return _caption_edit(mentioned, top_events)
-    if caption.background and top_video.background != gt_video.background:
+        return _caption_edit(list(mentioned), list(top_events))
+    if names_background and top_background != gt_background:
         return BACKGROUND_SWAP
-    return _video_edit(list(gt_video.event_types), top_events)
+    return _video_edit(list(gt_events), list(top_events))
 
 
 def synthvtt_failures(

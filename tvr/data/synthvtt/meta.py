@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tvr.data.synthvtt.vocabulary import (
@@ -368,7 +369,7 @@ class MetaVideo:
             )
             prev_end = e
 
-    @property
+    @cached_property  # frozen: the events never change (the failure types read it per query)
     def event_types(self) -> tuple[EventType, ...]:
         """``(colour, shape, action)`` of each event, in order."""
         return tuple(ev.type for ev in self.events)
