@@ -122,9 +122,11 @@ if drgi is None:
     st.info("Pick a second run in the sidebar to test the difference per query.")
 else:
     st.caption(
-        "Paired sign-flip randomisation test (two-sided) and a 95 % paired bootstrap interval "
-        "of DRGI − base, per query. R@K differences in percentage points; MnR in ranks "
-        "(negative = DRGI better). wins/losses count queries where DRGI's value is better/worse."
+        "Paired sign-flip randomisation test (two-sided; exact for R@K, where it is the "
+        "binomial sign test, else 10,000 random sign patterns) and a 95 % paired bootstrap "
+        "interval (2,000 resamples) of DRGI − base, per query. R@K differences in percentage "
+        "points; MnR in ranks (negative = DRGI better). wins/losses count queries where DRGI's "
+        "value is better/worse."
     )
     st.dataframe(
         stats, hide_index=True, key="overview_paired",
