@@ -27,7 +27,7 @@ from app.components.sidebar import (
     split_choices,
     split_data_root,
 )
-from app.components.synthvtt import synthvtt_split
+from app.components.synthvtt import alignment_sources, split_alignment, synthvtt_split
 from app.selection import same_queries
 from app.state import AppRoots
 
@@ -69,8 +69,9 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
 
     Yields:
         ``(step, seconds)``: ``scan``, ``bundle <run>``, ``paired tests``, ``card <run>``,
-        ``SynthVTT ground truth <run>``, ``query table``; steps that do not apply (no runs, no
-        bundle, a single run, another dataset) are left out.
+        ``SynthVTT ground truth <run>``, ``query table``, ``attention-event alignment <run>
+        <source>``; steps that do not apply (no runs, no bundle, a single run, another
+        dataset) are left out.
     """
     if not list_runs(roots.checkpoints):
         return
@@ -94,15 +95,21 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
     if not bundles:
         return
     meta = None
+    metas = []
     for bundle in bundles:  # Attention reads each run's (aligned with its bundle's videos)
         name, seconds, (split_meta, _) = _timed(f"SynthVTT ground truth {bundle.run_name}",
                                                 synthvtt_split, roots, bundle)
         if split_meta is None:
             break  # not SynthVTT, or its dataset is not there
         meta = meta or split_meta
+        metas.append((bundle, split_meta))
         yield name, seconds
     if pair:  # the Queries page opens at "fails when rank > 1"
         yield _timed("query table", resources.query_table, *bundles, k=1, synthvtt=meta)[:2]
+    for bundle, split_meta in metas:  # the Attention page's summary over the split
+        for _, source in alignment_sources(bundle):
+            yield _timed(f"attention-event alignment {bundle.run_name} {source}",
+                         split_alignment, bundle, split_meta, source)[:2]
 
 
 def warm_live_search(roots: AppRoots) -> Iterator[tuple[str, float]]:

@@ -121,15 +121,28 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
                         counted("query table", analysis.query_table.bundle_query_table))
     load = Bundle.__dict__["load"].__func__
     monkeypatch.setattr(Bundle, "load", classmethod(counted("load", load)))
-    monkeypatch.setattr(Bundle, "synthvtt_meta", counted("meta", Bundle.synthvtt_meta))
+    import tvr.data.synthvtt
+
+    # each bundle aligns the split's ground truth with its rows once (the file itself is
+    # parsed once for both: tvr.data.synthvtt.read_meta)
+    monkeypatch.setattr(tvr.data.synthvtt, "read_split_meta",
+                        counted("meta", tvr.data.synthvtt.read_split_meta))
+    import analysis.events
+    import app.components.synthvtt
+
+    monkeypatch.setattr(app.components.synthvtt, "alignment_table",
+                        counted("alignment", analysis.events.alignment_table))
 
     done = dict(warm_first_session(AppRoots.from_env()))
     assert list(done) == ["scan", "bundle base", "bundle drgi", "paired tests", "card base",
                           "card drgi", "SynthVTT ground truth base",
-                          "SynthVTT ground truth drgi", "query table"]
+                          "SynthVTT ground truth drgi", "query table",
+                          "attention-event alignment base text_frame",
+                          "attention-event alignment drgi text_frame",
+                          "attention-event alignment drgi gat"]
     # each run's SynthVTT ground truth parsed once (the failure tables behind the Queries
-    # table reuse it)
-    warmed = {"paired": 1, "card": 2, "load": 2, "meta": 2, "query table": 1}
+    # table reuse it); the Attention page's alignment over the split computed for each source
+    warmed = {"paired": 1, "card": 2, "load": 2, "meta": 2, "query table": 1, "alignment": 3}
     assert calls == warmed
     at = app_test().run()  # a new session on the Overview
     assert_no_errors(at)

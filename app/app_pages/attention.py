@@ -24,13 +24,11 @@ from analysis.attention import label_nodes, normalised_entropy, self_loop_share
 from analysis.attention_view import (
     attention_view,
     received_attention,
-    received_attention_stack,
 )
 from analysis.bundle import Bundle, BundleError
 from analysis.drgi_report import attention_verdict, diagnostics_of, max_uniform_deviation
 from analysis.events import (
     NO_EVENT,
-    alignment_table,
     caption_alignment,
     event_runs,
     event_spans,
@@ -38,7 +36,6 @@ from analysis.events import (
 )
 from analysis.labels import event_label, video_label
 from analysis.thumbnails import encode_jpeg
-from app import resources
 from app.components.figures.attention import (
     attention_heatmap,
     attention_network,
@@ -48,14 +45,12 @@ from app.components.figures.attention import (
 )
 from app.components.palette import run_colour
 from app.components.query import query_picker
-from app.components.synthvtt import frame_events as split_frame_events
-from app.components.synthvtt import synthvtt_split
+from app.components.synthvtt import alignment_sources, gat_tokens, split_alignment, synthvtt_split
 from app.components.text import escape_md
 from app.components.thumbs import frame_images, frame_strip
 from app.context import BASE_LABEL, DRGI_LABEL, current
 from app.state import KEY_VIDEO, AppRoots, PathOutsideRootsError
 from app.urlstate import check_choice, check_index, remember
-from tvr.data.synthvtt import SplitMeta
 
 logger = logging.getLogger(__name__)
 
@@ -64,35 +59,7 @@ MEAN_HEADS = "mean over heads"
 MAX_AXIS_FRAMES = 24  # frame thumbnails under the heatmap's x axis up to this many frames
 
 
-# ------------------------------------------------------------------ cached loaders
-@st.cache_data(max_entries=16, show_spinner="Computing the attention-event alignment…")
-def _split_alignment(path: str, stamp: tuple, source: str, _bundle: Bundle,
-                     _meta: SplitMeta) -> pd.DataFrame:
-    events = split_frame_events(_bundle, _meta)
-    if source == "gat":
-        d = _bundle.drgi
-        assert d is not None
-        per_video = received_attention_stack(d.video_attention, d.video_node_mask)
-        weights = per_video[np.asarray(_bundle.text_to_video)]
-    else:
-        weights = _bundle.text_frame_weights
-    return alignment_table(weights, events, _bundle.video_mask, _bundle.text_to_video,
-                           _meta.captions)
-
-
-def split_alignment(bundle: Bundle, meta: SplitMeta, source: str) -> pd.DataFrame:
-    """:func:`analysis.events.alignment_table` of a bundle (``source`` "text_frame" or
-    "gat"), cached per bundle version."""
-    return _split_alignment(str(bundle.path), resources.bundle_stamp(bundle.path), source,
-                            bundle, meta)
-
-
 # ------------------------------------------------------------------ drawing helpers
-def gat_tokens(bundle: Bundle) -> bool:
-    """Whether the bundle's GAT nodes are words/frames (token mode), not factor chunks."""
-    return str((bundle.meta.get("drgi") or {}).get("nodes", "tokens")) == "tokens"
-
-
 def node_labels(bundle: Bundle, kind: str, item: int, mask: np.ndarray) -> list[str]:
     """Axis labels of the valid nodes of caption/video ``item``'s graph."""
     n_valid = int(np.count_nonzero(mask))
@@ -368,11 +335,7 @@ if meta is not None and fps is not None:
         b_meta, _ = synthvtt_split(roots, bundle)
         if b_meta is None:
             continue
-        sources = [("text-to-frame", "text_frame")]
-        if bundle.has_drgi and gat_tokens(bundle) and bundle.drgi is not None and \
-                bundle.drgi.video_attention.shape[-1] == bundle.num_frames:
-            sources.append(("GAT received", "gat"))
-        for source_name, source in sources:
+        for source_name, source in alignment_sources(bundle):
             table = split_alignment(bundle, b_meta, source)
             done = table.dropna(subset=["share"])
             summary.append({"run": f"{label}: {bundle.run_name}", "weights": source_name,
