@@ -97,9 +97,15 @@ def map_key(label: str) -> str:
 
 
 # ------------------------------------------------------------------ cached computations
-@st.cache_data(max_entries=16, show_spinner=False)
+# resources, not data: st.cache_data would unpickle a new copy on every rerun (two maps of
+# 1.08 M points at MSR-VTT's full shape: ~100 MB and ~1 s per rerun); the arrays are made
+# read-only since every session shares them
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _points(path: str, stamp: tuple, method: str, _bundle: Bundle) -> MapPoints:
-    return map_points(_bundle.projections, method, _bundle.text_to_video)
+    points = map_points(_bundle.projections, method, _bundle.text_to_video)
+    for arr in vars(points).values():
+        arr.setflags(write=False)
+    return points
 
 
 def points_of(bundle: Bundle, method: str) -> MapPoints:
@@ -154,7 +160,7 @@ def budget_note(sample: BudgetSample, budget: int) -> str:
             f"({sample.forced:,} points).")
 
 
-@st.cache_data(max_entries=16, show_spinner="Measuring the modality gap…")
+@st.cache_resource(max_entries=16, show_spinner="Measuring the modality gap…")
 def _gap(path: str, stamp: tuple, _bundle: Bundle) -> Any:
     return modality_gap(_bundle.text_pooled, _bundle.video_pooled, _bundle.text_to_video)
 
