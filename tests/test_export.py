@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from PIL import Image
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
-from analysis.bundle import Bundle, BundleWriter, bundle_status
+from analysis.bundle import Bundle, BundleError, BundleWriter, bundle_status
 from analysis.export import (
     ExportError,
     ExportOptions,
@@ -348,6 +348,15 @@ def test_a_bundle_without_ranked_negatives_is_exported_again(runs, tmp_path):
     fresh = Bundle.load(bundle(run))
     assert fresh.negatives is not None and fresh.negatives.k == fresh.num_videos - 1
     np.testing.assert_array_equal(fresh.negatives.ranks, fresh.ranks.t2v)
+    # a negatives file that does not fit the bundle is refused, naming the file
+    path = bundle(run) / "negatives.safetensors"
+    save_file({k: v[:-1] for k, v in load_file(str(path)).items()}, str(path))
+    meta = json.loads(meta_path.read_text())
+    meta["files"]["negatives.safetensors"] = path.stat().st_size
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="negatives.safetensors ranks 7 captions, meta.json "
+                                          "says 8"):
+        _ = Bundle.load(bundle(run)).negatives
 
 
 def test_exception_mid_export_leaves_no_bundle(runs, tmp_path, monkeypatch):

@@ -232,6 +232,15 @@ class Bundle:
             raise BundleError(f"bundle {self.path}: {filename} has no tensor {key!r}")
         return arr
 
+    def _tensors(self, filename: str) -> dict[str, np.ndarray]:
+        """Every tensor of a safetensors file of the bundle, as read-only memory maps."""
+        path = self._file(filename)
+        try:
+            _, header = read_header(path)
+        except (TensorFileError, OSError) as exc:
+            raise _unreadable(path, exc) from None
+        return {k: self._tensor(filename, k) for k in header}
+
     def _npz(self, filename: str) -> dict[str, np.ndarray]:
         path = self._file(filename)
         try:
@@ -369,12 +378,7 @@ class Bundle:
         ~190 MB at 59,800 captions; a page reads one caption's rows)."""
         if not self.has_drgi:
             return None
-        path = self._file(DRGI_FILE)
-        try:
-            _, header = read_header(path)
-        except (TensorFileError, OSError) as exc:
-            raise _unreadable(path, exc) from None
-        d = {k: self._tensor(DRGI_FILE, k) for k in header}
+        d = self._tensors(DRGI_FILE)
 
         def scores(prefix: str) -> DRGIScores:
             return DRGIScores(**{f: d[f"{prefix}_{f}"] for f in DRGIScores.__dataclass_fields__})
@@ -396,14 +400,8 @@ class Bundle:
         (:func:`analysis.ranked_negatives.bundle_negatives` then ranks them from :attr:`sim`)."""
         if not self.info.has_negatives:
             return None
-        path = self._file(NEGATIVES)
         try:
-            _, header = read_header(path)
-        except (TensorFileError, OSError) as exc:
-            raise _unreadable(path, exc) from None
-        try:
-            negatives = negatives_from_arrays({k: self._tensor(NEGATIVES, k) for k in header},
-                                              self.num_videos)
+            negatives = negatives_from_arrays(self._tensors(NEGATIVES), self.num_videos)
         except ValueError as exc:
             raise BundleError(f"bundle {self.path}: {NEGATIVES}: {exc}") from None
         if negatives.num_texts != self.num_texts:
