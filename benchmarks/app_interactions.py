@@ -168,8 +168,9 @@ def set_number(page, key: str, value: int) -> None:
     field.press("Enter")
 
 
-def lasso(page) -> None:
-    """A lasso over the middle of the first map on the page."""
+def lasso(page, half: float = 0.2) -> None:
+    """A lasso over the middle of the first map on the page: a square of half-side ``half``
+    of the plot's width and height."""
     from playwright.sync_api import Error as PlaywrightError
 
     chart = page.locator("[data-testid=stPlotlyChart]").first
@@ -187,7 +188,7 @@ def lasso(page) -> None:
     drag.wait_for(state="visible")
     box = drag.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    rx, ry = box["width"] / 5, box["height"] / 5
+    rx, ry = box["width"] * half, box["height"] * half
     page.mouse.move(cx - rx, cy - ry)
     page.mouse.down()
     for x, y in ((cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry)):
