@@ -36,7 +36,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.app_interactions import lasso, open_page, settle, start_server, timed  # noqa: E402
+from benchmarks.app_interactions import (  # noqa: E402
+    lasso,
+    open_page,
+    runs,
+    settle,
+    start_server,
+    timed,
+)
 from benchmarks.app_startup import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from benchmarks.results import add_results_args, command_line, load_note, publish  # noqa: E402
 
@@ -141,18 +148,21 @@ def one_lasso(page, server_pid: int, half: float) -> dict[str, float]:
     page.evaluate(MARK_CHARTS)
     c0 = cpu_snapshot(server_pid)
     drag: list[float] = []
+    mid: list[dict[str, float]] = []
 
     def act() -> None:
         t0 = time.perf_counter()
         lasso(page, half)
         drag.append(time.perf_counter() - t0)
+        mid.append(cpu_snapshot(server_pid))
 
     wall = timed(page, act, "a lasso")
     c1 = cpu_snapshot(server_pid)
     kept, charts = page.evaluate(COUNT_KEPT)
     gallery = page.locator("[data-testid=stImage] img").count()
     clear_selection(page)
-    return {"wall": wall, "drag": drag[0], **{k: c1[k] - c0[k] for k in c0}, "kept": kept, "charts": charts,
+    return {"wall": wall, "drag": drag[0], **{k: c1[k] - c0[k] for k in c0},
+            **{f"drag_{k}": mid[0][k] - c0[k] for k in c0}, "kept": kept, "charts": charts,
             "images": gallery}
 
 
@@ -176,15 +186,19 @@ def measure(servers: list[tuple[str, object, str]], args: argparse.Namespace) ->
         for rep in range(args.reps):  # each lasso a different size: a new selection
             for name, proc, _ in servers:
                 results[name].append(one_lasso(pages[name], proc.pid, 0.2 - 0.01 * (rep % 5)))
-        if args.profile:
+        if args.profile:  # the drag and the rerun after it, each under its own profile
             for name, _, _ in servers:
                 page = pages[name]
                 cdp = page.context.new_cdp_session(page)
                 cdp.send("Profiler.enable")
                 cdp.send("Profiler.setSamplingInterval", {"interval": 500})
+                before = runs(page)
                 cdp.send("Profiler.start")
-                timed(page, lambda page=page: lasso(page, 0.22), "a lasso")
-                profiles[name] = cdp.send("Profiler.stop")["profile"]
+                lasso(page, 0.22)
+                profiles[f"{name}, the drag"] = cdp.send("Profiler.stop")["profile"]
+                cdp.send("Profiler.start")
+                settle(page, before)
+                profiles[f"{name}, the rerun after it"] = cdp.send("Profiler.stop")["profile"]
                 cdp.send("Profiler.disable")
                 clear_selection(page)
         browser.close()
@@ -207,8 +221,9 @@ def render(results: dict[str, list[dict[str, float]]], profiles: dict[str, dict]
         f"rerun, of all on the page. On {time.strftime('%Y-%m-%d')}.",
         "",
         "| checkout | n | wall s p50 (min–max) | of which the drag s | server CPU s | GPU-process CPU s | renderer CPU s "
-        "| other CPU s | browser CPU s | charts kept | gallery images |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| other CPU s | browser CPU s | of which in the drag: GPU / renderer s | charts kept "
+        "| gallery images |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, rows in results.items():
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -217,7 +232,8 @@ def render(results: dict[str, list[dict[str, float]]], profiles: dict[str, dict]
         lines.append(
             f"| {name} | {len(rows)} | {med['wall']:.2f} ({min(walls):.2f}–{max(walls):.2f}) | "
             f"{med['drag']:.2f} | {med['server']:.2f} | {med['gpu']:.2f} | {med['renderer']:.2f} | "
-            f"{med['other']:.2f} | {browser:.2f} | {int(med['kept'])} of {int(med['charts'])} "
+            f"{med['other']:.2f} | {browser:.2f} | {med['drag_gpu']:.2f} / "
+            f"{med['drag_renderer']:.2f} | {int(med['kept'])} of {int(med['charts'])} "
             f"| {int(med['images'])} |")
     for name, prof in profiles.items():
         by_fn, by_url, total = profile_summary(prof)
