@@ -161,7 +161,7 @@ def one_lasso(page, server_pid: int, half: float) -> dict[str, float]:
     kept, charts = page.evaluate(COUNT_KEPT)
     gallery = page.locator("[data-testid=stImage] img").count()
     clear_selection(page)
-    return {"wall": wall, "drag": drag[0], **{k: c1[k] - c0[k] for k in c0},
+    return {"wall": wall, "drag": drag[0], "after": wall - drag[0], **{k: c1[k] - c0[k] for k in c0},
             **{f"drag_{k}": mid[0][k] - c0[k] for k in c0}, "kept": kept, "charts": charts,
             "images": gallery}
 
@@ -217,13 +217,13 @@ def render(results: dict[str, list[dict[str, float]]], profiles: dict[str, dict]
         "with every chart drawn; *the drag*: the mouse moves of the lasso themselves (plotly "
         "selecting points as the lasso grows). CPU seconds per lasso from `/proc`: the app server, chromium's GPU process "
         "(SwiftShader rasterising WebGL), its renderers (JavaScript, style, layout, paint), "
-        "its other processes. *maps kept*: plotly chart elements updated in place by the "
+        "its other processes. *charts kept*: plotly chart elements updated in place by the "
         f"rerun, of all on the page. On {time.strftime('%Y-%m-%d')}.",
         "",
-        "| checkout | n | wall s p50 (min–max) | of which the drag s | server CPU s | GPU-process CPU s | renderer CPU s "
+        "| checkout | n | wall s p50 (min–max) | the drag s | mouse-up to drawn s | server CPU s | GPU-process CPU s | renderer CPU s "
         "| other CPU s | browser CPU s | of which in the drag: GPU / renderer s | charts kept "
         "| gallery images |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, rows in results.items():
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -231,7 +231,7 @@ def render(results: dict[str, list[dict[str, float]]], profiles: dict[str, dict]
         browser = med["gpu"] + med["renderer"] + med["other"]
         lines.append(
             f"| {name} | {len(rows)} | {med['wall']:.2f} ({min(walls):.2f}–{max(walls):.2f}) | "
-            f"{med['drag']:.2f} | {med['server']:.2f} | {med['gpu']:.2f} | {med['renderer']:.2f} | "
+            f"{med['drag']:.2f} | {med['after']:.2f} | {med['server']:.2f} | {med['gpu']:.2f} | {med['renderer']:.2f} | "
             f"{med['other']:.2f} | {browser:.2f} | {med['drag_gpu']:.2f} / "
             f"{med['drag_renderer']:.2f} | {int(med['kept'])} of {int(med['charts'])} "
             f"| {int(med['images'])} |")
