@@ -85,14 +85,15 @@ def start_server(checkpoints: Path, data: Path, log_name: str = "drgi_app_intera
         time.sleep(0.3)
 
 
-# counts the script's runs (the app element's data-test-script-state turning "running"), so
-# a rerun that finishes before Playwright looks is still seen
+# counts the script's runs (the app element's data-test-script-state leaving a state other
+# than "running"), so a rerun that finishes before Playwright looks is still seen: the
+# state's old value, as the attribute may be back at "notRunning" when the observer is called
 WATCH_RUNS = """() => {
   if (window.__drgiRuns !== undefined) return;
   window.__drgiRuns = 0;
   new MutationObserver(ms => { for (const m of ms) {
-    if (m.target.getAttribute('data-test-script-state') === 'running') window.__drgiRuns++;
-  } }).observe(document.body, {attributes: true, subtree: true,
+    if (m.oldValue !== 'running') window.__drgiRuns++;
+  } }).observe(document.body, {attributes: true, subtree: true, attributeOldValue: true,
                                attributeFilter: ['data-test-script-state']});
 }"""
 
@@ -168,8 +169,9 @@ def set_number(page, key: str, value: int) -> None:
     field.press("Enter")
 
 
-def lasso(page) -> None:
-    """A lasso over the middle of the first map on the page."""
+def lasso(page, half: float = 0.2) -> None:
+    """A lasso over the middle of the first map on the page: a square of half-side ``half``
+    of the plot's width and height."""
     from playwright.sync_api import Error as PlaywrightError
 
     chart = page.locator("[data-testid=stPlotlyChart]").first
@@ -187,7 +189,7 @@ def lasso(page) -> None:
     drag.wait_for(state="visible")
     box = drag.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    rx, ry = box["width"] / 5, box["height"] / 5
+    rx, ry = box["width"] * half, box["height"] * half
     page.mouse.move(cx - rx, cy - ry)
     page.mouse.down()
     for x, y in ((cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry)):
@@ -247,11 +249,10 @@ def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[f
         timed(page, lambda: open_page(page, "Embeddings"))
         lassos = []
         for _ in range(reps):
-            lassos.append(timed(page, lambda: lasso(page)))
+            lassos.append(timed(page, lambda: lasso(page), "a lasso"))
             clear = page.get_by_role("button", name="Clear selection")
             if clear.count():  # back to no selection for the next lasso
-                clear.first.click()
-                settle(page)
+                timed(page, lambda clear=clear: clear.first.click(), "Clear selection")
         rows.append(("Embeddings: lasso on the map", lassos, LASSO_TARGET_S))
 
         timed(page, lambda: open_page(page, "Live query"))

@@ -235,3 +235,37 @@ def test_point_budget_keeps_the_selection_and_warns_on_a_bad_link(app_env):
     assert any("emb_budget=3" in w.value for w in at.warning)
     assert at.number_input(key="emb_budget").value == 20_000
     assert any(c.value.startswith(f"Showing all {len(points):,} points") for c in at.caption)
+
+
+def _chart_path(at, key: str) -> list[int]:
+    """The position (child indices from the page's main block) of the chart with key ``key``:
+    the browser keeps a chart mounted only while its position and spec stay the same."""
+    def walk(node, path):
+        for i, child in getattr(node, "children", {}).items():
+            if getattr(child, "type", None) == "plotly_chart" and str(
+                    child.proto.id).endswith(f"-{key}"):
+                return [*path, i]
+            found = walk(child, [*path, i])
+            if found is not None:
+                return found
+        return None
+
+    path = walk(at.main, [])
+    assert path is not None, f"no plotly chart with key {key!r}"
+    return path
+
+
+def test_a_selection_leaves_the_modality_gap_charts_where_they_were(app_env):
+    base = page_bundle(app_env, app_env.base)
+    points = map_points(base.projections, "pca", base.text_to_video)
+    at = open_page(EMBEDDINGS)
+    before = {k: (_chart_path(at, k), chart(at, k)) for k in ("emb_gap_base", "emb_gap_DRGI")}
+    text_id, video_id = int(points.block("texts")[1]), int(points.block("videos")[4])
+    at.session_state["emb_map_base"] = {"selection": {
+        "points": [{"customdata": text_id}, {"customdata": video_id}],
+        "point_indices": [text_id, video_id], "box": [], "lasso": []}}
+    at.run()
+    assert_no_errors(at)
+    assert any(m.value.startswith("**1 caption(s) and 1 video(s) selected") for m in at.markdown)
+    after = {k: (_chart_path(at, k), chart(at, k)) for k in before}
+    assert after == before  # same place, same spec: not mounted anew by the selection

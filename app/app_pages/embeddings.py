@@ -394,40 +394,44 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
                   column_config={"cosine": st.column_config.NumberColumn(format="%.4f")})
 
 # ------------------------------------------------------------------ gallery
-st.subheader("Selection")
-saved = saved_from_link(sel.base.num_texts, sel.base.num_videos)
-if saved:
-    remember(SAVED_PARAM, [saved_to_url(*s) for s in saved])
-    s1, s2, s3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    names = [s[0] for s in saved]
-    pick = str(s1.selectbox("Saved selections (kept in the URL)", names, key="emb_saved_pick"))
-    if s2.button("Show", key="emb_saved_show", icon=":material/visibility:", width="stretch"):
-        _, caps, vids = saved[names.index(pick)]
-        st.session_state[SELECTION_KEY] = {"scope": scope, "source": bundles[0][0],
-                                           "captions": caps, "videos": vids}
-        st.rerun()
-    if s3.button("Delete", key="emb_saved_delete", icon=":material/delete:", width="stretch"):
-        delete_saved(saved, pick)
-        st.rerun()
-if stored is None:
-    st.info("Lasso or box-select points on a map to list their captions and videos here.")
-else:
-    source = dict(bundles)[stored["source"]]
-    b1, n1, n2 = st.columns([1, 2, 1], vertical_alignment="bottom")
-    if b1.button("Clear selection", key="emb_clear", icon=":material/close:"):
-        st.session_state[SELECTION_KEY] = None
-        del st.query_params[SELECTION_PARAM]
-        st.rerun()
-    name = n1.text_input("Name this selection to keep it", key="emb_save_name",
-                         placeholder="e.g. red circles")
-    if n2.button("Save", key="emb_save", icon=":material/bookmark_add:", width="stretch",
-                 disabled=not name.strip()):
-        save_selection(saved, name, stored["captions"], stored["videos"])
-        st.rerun()
-    st.caption(f"The selection is kept in the URL (`?{SELECTION_PARAM}=`), and saved ones "
-               f"too (`?{SAVED_PARAM}=`), so a link reopens them.")
-    gallery(roots, sel.base if sel.paired else source, stored["captions"], stored["videos"],
-            f"the {sel.label(source)} map")
+# One block whatever it holds: the elements after it (the modality gap charts) keep their
+# place in the page, so a selection rerun does not mount them anew in the browser.
+with st.container():
+    st.subheader("Selection")
+    saved = saved_from_link(sel.base.num_texts, sel.base.num_videos)
+    if saved:
+        remember(SAVED_PARAM, [saved_to_url(*s) for s in saved])
+        s1, s2, s3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+        names = [s[0] for s in saved]
+        pick = str(s1.selectbox("Saved selections (kept in the URL)", names, key="emb_saved_pick"))
+        if s2.button("Show", key="emb_saved_show", icon=":material/visibility:", width="stretch"):
+            _, caps, vids = saved[names.index(pick)]
+            st.session_state[SELECTION_KEY] = {"scope": scope, "source": bundles[0][0],
+                                               "captions": caps, "videos": vids}
+            st.rerun()
+        if s3.button("Delete", key="emb_saved_delete", icon=":material/delete:", width="stretch"):
+            delete_saved(saved, pick)
+            st.rerun()
+    if stored is None:
+        st.info("Lasso or box-select points on a map to list their captions and videos here.")
+    else:
+        source = dict(bundles)[stored["source"]]
+        b1, n1, n2 = st.columns([1, 2, 1], vertical_alignment="bottom")
+        if b1.button("Clear selection", key="emb_clear", icon=":material/close:"):
+            st.session_state[SELECTION_KEY] = None
+            del st.query_params[SELECTION_PARAM]
+            st.rerun()
+        name = n1.text_input("Name this selection to keep it", key="emb_save_name",
+                             placeholder="e.g. red circles")
+        if n2.button("Save", key="emb_save", icon=":material/bookmark_add:", width="stretch",
+                     disabled=not name.strip()):
+            save_selection(saved, name, stored["captions"], stored["videos"])
+            st.rerun()
+        st.caption(f"The selection is kept in the URL (`?{SELECTION_PARAM}=`), and saved ones "
+                   f"too (`?{SAVED_PARAM}=`), so a link reopens them.")
+        gallery(roots, sel.base if sel.paired else source, stored["captions"], stored["videos"],
+                f"the {sel.label(source)} map")
+
 
 # ------------------------------------------------------------------ modality gap
 st.subheader("Modality gap")

@@ -346,3 +346,26 @@ def test_url_round_trip_of_page_state(server, roots, browser):
     _body_line(page, r"base=nope")
     _body_line(page, r"q=99999")
     page.close()
+
+
+def test_the_same_lasso_after_clearing_selects_again(server, roots, browser):
+    """Lasso on the Embeddings map, clear, the same lasso again: each lasso reruns the page
+    and fills the gallery, each clear empties it. Driven with the benchmark harness's own
+    steps (benchmarks/app_interactions.py), whose run counter must see every rerun, quick or
+    not, for its timings to mean anything."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.app_interactions import lasso, open_page, timed
+
+    _, _, base, drgi = roots
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{server}/?base={base}&drgi={drgi}")
+    _wait_idle(page)
+    timed(page, lambda: open_page(page, "Embeddings"))
+    selected = page.get_by_text(re.compile(r"caption\(s\) and \d+ video\(s\) selected"))
+    for _ in range(2):
+        timed(page, lambda: lasso(page, 0.3), "a lasso")  # raises if no script run started
+        assert selected.count() == 1
+        timed(page, lambda: page.get_by_role("button", name="Clear selection").first.click(),
+              "Clear selection")
+        assert selected.count() == 0
+    page.close()
