@@ -86,14 +86,20 @@ def start_server(checkpoints: Path, data: Path, log_name: str = "drgi_app_intera
 
 
 # counts the script's runs (the app element's data-test-script-state turning "running"), so
-# a rerun that finishes before Playwright looks is still seen
+# a rerun that finishes before Playwright looks is still seen. A record's new value is the
+# next record's old value for the same element (the attribute as it is now for the last one):
+# reading the attribute in the callback alone misses a run that started and ended within one
+# batch of records (a fast rerun), and the caller then waited its full 3 s for it.
 WATCH_RUNS = """() => {
   if (window.__drgiRuns !== undefined) return;
   window.__drgiRuns = 0;
-  new MutationObserver(ms => { for (const m of ms) {
-    if (m.target.getAttribute('data-test-script-state') === 'running') window.__drgiRuns++;
-  } }).observe(document.body, {attributes: true, subtree: true,
-                               attributeFilter: ['data-test-script-state']});
+  const ATTR = 'data-test-script-state';
+  new MutationObserver(ms => { ms.forEach((m, i) => {
+    const later = ms.slice(i + 1).find(n => n.target === m.target);
+    const value = later ? later.oldValue : m.target.getAttribute(ATTR);
+    if (value === 'running' && m.oldValue !== 'running') window.__drgiRuns++;
+  }); }).observe(document.body, {attributes: true, subtree: true, attributeOldValue: true,
+                               attributeFilter: [ATTR]});
 }"""
 
 
