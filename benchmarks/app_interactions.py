@@ -85,21 +85,18 @@ def start_server(checkpoints: Path, data: Path, log_name: str = "drgi_app_intera
         time.sleep(0.3)
 
 
-# counts the script's runs (the app element's data-test-script-state turning "running"), so
-# a rerun that finishes before Playwright looks is still seen. A record's new value is the
-# next record's old value for the same element (the attribute as it is now for the last one):
-# reading the attribute in the callback alone misses a run that started and ended within one
-# batch of records (a fast rerun), and the caller then waited its full 3 s for it.
+# counts the script's runs that ended (the app element's data-test-script-state leaving
+# "running", read from each mutation record's oldValue), so a rerun that finishes before
+# Playwright looks is still seen. Reading the attribute in the callback instead misses a run
+# that started and ended within one batch of records (a fast rerun), and one on an app element
+# that a page switch inserted already running; the caller then waited its full 3 s for it.
 WATCH_RUNS = """() => {
   if (window.__drgiRuns !== undefined) return;
   window.__drgiRuns = 0;
-  const ATTR = 'data-test-script-state';
-  new MutationObserver(ms => { ms.forEach((m, i) => {
-    const later = ms.slice(i + 1).find(n => n.target === m.target);
-    const value = later ? later.oldValue : m.target.getAttribute(ATTR);
-    if (value === 'running' && m.oldValue !== 'running') window.__drgiRuns++;
-  }); }).observe(document.body, {attributes: true, subtree: true, attributeOldValue: true,
-                               attributeFilter: [ATTR]});
+  new MutationObserver(ms => { for (const m of ms) {
+    if (m.oldValue === 'running') window.__drgiRuns++;
+  } }).observe(document.body, {attributes: true, subtree: true, attributeOldValue: true,
+                               attributeFilter: ['data-test-script-state']});
 }"""
 
 
@@ -108,14 +105,25 @@ def runs(page) -> int:
     return int(page.evaluate("window.__drgiRuns"))
 
 
-def settle(page, before: int | None = None, timeout_ms: int = 120_000) -> bool:
-    """Wait until the script has run once more than ``before`` (when given; up to 3 s for it to
-    start) and is idle again, and every plotly chart on the page has drawn its SVG. Returns
-    whether that run was seen (always True without ``before``)."""
+def settle(page, before: int | None = None, timeout_ms: int = 120_000,
+           left: str | None = None) -> bool:
+    """Wait until one more script run than ``before`` has ended (when given; up to 3 s for it)
+    or, for a page switch, the address is no longer ``left`` (when given), then until the
+    script is idle and every plotly chart on the page has drawn its SVG. Returns whether that
+    run (or address change) was seen (always True without ``before``).
+
+    The address is what a page switch can be seen by when its run is too fast to show in the
+    DOM at all: React then applies the run's start and end in one render, and the script state
+    attribute never reads "running" (the run counter saw nothing and the timing included its
+    full 3 s wait). The new page's address arrives with the run's start, so when it is seen the
+    script is either running (the idle wait covers it) or done.
+    """
     ran = True
     if before is not None:
         try:
-            page.wait_for_function("n => window.__drgiRuns > n", arg=before, timeout=3000)
+            page.wait_for_function("([n, u]) => window.__drgiRuns > n || "
+                                   "(u !== null && location.href !== u)",
+                                   arg=[before, left], timeout=3000)
         except Exception:  # noqa: BLE001 - reported by the caller
             ran = False
     page.wait_for_selector(IDLE, timeout=timeout_ms)
@@ -131,13 +139,15 @@ def timed(page, action: Callable[[], None], what: str = "", timeout_ms: int = 12
     """Seconds from the start of ``action`` until :func:`settle` returns.
 
     ``what`` (a widget interaction) must start a script run: otherwise it changed nothing (a
-    wrong selector would be timed as the 3 s wait) and RuntimeError is raised. Page switches
-    (``what`` empty) may replace the app element, which the run counter cannot always see.
+    wrong selector would be timed as the 3 s wait) and RuntimeError is raised. A page switch
+    (``what`` empty) also ends the wait for its run when the address changes (see
+    :func:`settle`).
     """
     before = runs(page)
+    left = None if what else page.evaluate("location.href")
     t0 = time.perf_counter()
     action()
-    if not settle(page, before, timeout_ms) and what:
+    if not settle(page, before, timeout_ms, left) and what:
         raise RuntimeError(f"{what} started no script run")
     return time.perf_counter() - t0
 
