@@ -120,13 +120,14 @@ def warm_live_search(roots: AppRoots) -> Iterator[tuple[str, float]]:
         ``(step, seconds)``: ``text tower <run>``, ``map placer <run>`` per default bundle
         (a bundle without projections has no placer).
     """
+    from app.components.live_results import map_method
+
     if not list_runs(roots.checkpoints):
         return
     bundles = [b for *_, b in _default_bundles(roots, resources.scan_bundles(roots))]
     for bundle in bundles:
         yield _timed(f"text tower {bundle.run_name}", resources.live_search, roots, bundle)[:2]
-        methods = bundle.projections.methods
-        if methods:  # the Live query page draws the star on UMAP when there is one
-            method = "umap" if "umap" in methods else methods[0]
+        method = map_method(bundle.projections.methods)  # the map the Live query page uses
+        if method is not None:
             yield _timed(f"map placer {bundle.run_name}", resources.point_placer, bundle,
                          method)[:2]

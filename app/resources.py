@@ -11,6 +11,9 @@ arrays, so a changed file is a new cache entry and an unchanged one is a hit.
   text tower and the bundle's gallery; ``st.cache_resource``).
 - :func:`point_placer` -> :class:`analysis.projection.PointPlacer` for a bundle's pooled texts
   and videos on one map method (``st.cache_resource``).
+- :func:`live_results` -> :class:`app.components.live_results.LiveResults`: one live query's
+  hits and figures for a run, per text and top-k (``st.cache_resource``: figures are big to
+  copy, and read-only once built).
 - :func:`model_card` -> :class:`analysis.cards.ModelCard` of a run (``st.cache_data``: small).
 - :func:`scan_bundles` -> the bundles under the checkpoints root with their freshness
   (``st.cache_data`` with a short ttl; :func:`clear_scan` forgets it after an export).
@@ -145,6 +148,28 @@ def point_placer(bundle: Bundle, method: str) -> Any:
     """A :class:`analysis.projection.PointPlacer` on ``bundle``'s pooled texts and videos in
     the map of ``method`` (to drop a new query onto the embeddings map)."""
     return _placer(str(bundle.path), bundle_stamp(bundle.path), method, bundle)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _live_results(run_dir: str, bundle_dir: str, stamp: tuple, text: str, k: int,
+                  _search: Any, _bundle_obj: Bundle) -> Any:
+    from app.components.live_results import live_results as build
+
+    return build(_search, _bundle_obj, text, k, lambda method: point_placer(_bundle_obj, method))
+
+
+def live_results(roots: AppRoots, bundle: Bundle, text: str, k: int) -> Any:
+    """The :class:`app.components.live_results.LiveResults` of query ``text`` (top ``k``) in
+    ``bundle``'s run: searched, and its figures built, once per process, bundle version, text
+    and k (shared by sessions: read-only).
+
+    Raises:
+        as :func:`live_search`.
+    """
+    search = live_search(roots, bundle)
+    path = roots.check(bundle.path)
+    return _live_results(str(bundle.run_dir), str(path), bundle_stamp(path), str(text), int(k),
+                         search, bundle)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -45,7 +45,14 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from benchmarks.analysis_scale import RUN_FILES, copy_run, dataset, export, parse_size  # noqa: E402
-from benchmarks.app_interactions import lasso, open_page, settle, start_server, timed  # noqa: E402
+from benchmarks.app_interactions import (  # noqa: E402
+    lasso,
+    open_page,
+    settle,
+    start_server,
+    timed,
+    watch_runs,
+)
 from benchmarks.app_startup import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from benchmarks.results import add_results_args, command_line, load_note, publish  # noqa: E402
 
@@ -155,6 +162,7 @@ def measure(url: str, pid: int, reps: int) -> dict:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        watch_runs(page)
         t0, cpu = time.perf_counter(), server_cpu_s(pid)
         page.goto(f"{url}/?base={RUNS[0]}&drgi={RUNS[1]}&split=synthvtt-test")
         settle(page, timeout_ms=TIMEOUT_MS)

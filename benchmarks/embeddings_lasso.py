@@ -43,6 +43,7 @@ from benchmarks.app_interactions import (  # noqa: E402
     settle,
     start_server,
     timed,
+    watch_runs,
 )
 from benchmarks.app_startup import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from benchmarks.results import add_results_args, command_line, load_note, publish  # noqa: E402
@@ -177,6 +178,7 @@ def measure(servers: list[tuple[str, object, str]], args: argparse.Namespace) ->
         pages = {}
         for name, _, url in servers:  # one context each: its own renderer process
             page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+            watch_runs(page)
             page.goto(f"{url}/?base={args.base}&drgi={args.drgi}")
             settle(page)
             timed(page, lambda page=page: open_page(page, "Embeddings"))

@@ -2,7 +2,9 @@
 
 Only the text tower runs (the gallery's video features come from the bundle). Per run: the
 ranked table with thumbnails, a playable clip of the selected hit, per-token scores, the
-latency, and the query as a star on the run's embeddings map.
+latency, and the query as a star on the run's embeddings map. The hits and figures of a query
+are computed once per run, text and top-k (:func:`app.resources.live_results`): a click on a
+hit or a later visit of the page redraws them without searching again.
 """
 
 from __future__ import annotations
@@ -10,14 +12,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from analysis.labels import video_label
-from analysis.query import query_vector
 from app import resources
-from app.components.figures.live_query import query_map
 from app.components.query import selected_rows
 from app.components.text import escape_md
 from app.components.thumbs import frame_strip, video_file
-from app.components.word_scores import AXIS_NOTE, word_score_heatmap
+from app.components.word_scores import AXIS_NOTE
 from app.context import current
 from app.state import PathOutsideRootsError
 from app.urlstate import check_index, remember
@@ -50,11 +49,11 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
     with panel:
         st.markdown(f"### {label}: {bundle.run_name}")
         try:
-            search = resources.live_search(roots, bundle)
+            found = resources.live_results(roots, bundle, text, k)
         except (ValueError, OSError, RuntimeError) as exc:
             st.error(f"Cannot search with {bundle.run_name}: {exc}")
             continue
-        result = search.search(text, k)
+        result = found.result
         if not result.ok:
             st.warning(result.error)
             continue
@@ -96,20 +95,10 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
         else:
             st.caption("Video file not found under the data root; thumbnails only.")
 
-        if result.word_scores is not None and len(result.tokens):
-            st.plotly_chart(word_score_heatmap(result), key=f"live_words_{label}",
-                            width="stretch")
+        if found.words is not None:
+            st.plotly_chart(found.words, key=f"live_words_{label}", width="stretch")
             st.caption(f"{result.word_score_note}. {AXIS_NOTE}")
-
-        methods = bundle.projections.methods
-        if not methods:
-            st.caption("No embeddings map in this bundle (exported without projections).")
-            continue
-        method = "umap" if "umap" in methods else methods[0]
-        placer = resources.point_placer(bundle, method)
-        star = placer.place(query_vector(search, text))[0]
-        videos = bundle.projections.get(method, "videos")
-        texts = bundle.projections.get(method, "texts")
-        fig = query_map(texts, videos, star, result.indices.tolist(),
-                        [video_label(v) for v in bundle.video_ids], text, method)
-        st.plotly_chart(fig, key=f"live_map_{label}", width="stretch")
+        if found.map is not None:
+            st.plotly_chart(found.map, key=f"live_map_{label}", width="stretch")
+        elif found.map_note:
+            st.caption(found.map_note)

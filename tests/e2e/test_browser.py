@@ -354,10 +354,11 @@ def test_the_same_lasso_after_clearing_selects_again(server, roots, browser):
     steps (benchmarks/app_interactions.py), whose run counter must see every rerun, quick or
     not, for its timings to mean anything."""
     sys.path.insert(0, str(REPO))
-    from benchmarks.app_interactions import lasso, open_page, timed
+    from benchmarks.app_interactions import lasso, open_page, timed, watch_runs
 
     _, _, base, drgi = roots
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    watch_runs(page)
     page.goto(f"{server}/?base={base}&drgi={drgi}")
     _wait_idle(page)
     timed(page, lambda: open_page(page, "Embeddings"))

@@ -8,15 +8,21 @@ import numpy as np
 import plotly.graph_objects as go
 
 CAPTION_COLOUR, HIT_COLOUR, VIDEO_COLOUR = "#9ecae1", "#d62728", "#636363"
+# maps of at most this many points are drawn as SVG, larger ones with WebGL: a WebGL chart
+# costs the browser a context of its own (rasterised in software without a GPU), more than
+# SVG's DOM nodes for a small map (browser CPU per query, demo's 1,000 points: ~0.15 s less)
+SVG_MAX_POINTS = 2000
 
 
 def query_map(texts: np.ndarray, videos: np.ndarray, star: np.ndarray, hits: Sequence[int],
               video_names: Sequence[str], query: str, method: str) -> go.Figure:
     """Captions (``texts [Nt, 2]``, blue), videos (``videos [Nv, 2]``; hits red, others grey)
-    and the query at ``star [2]`` (a gold star) on one 2-D map."""
+    and the query at ``star [2]`` (a gold star) on one 2-D map (SVG up to
+    :data:`SVG_MAX_POINTS` points, WebGL above)."""
     hit_set = {int(h) for h in hits}
+    scatter = go.Scatter if len(texts) + len(videos) <= SVG_MAX_POINTS else go.Scattergl
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(
+    fig.add_trace(scatter(
         x=np.concatenate([texts[:, 0], videos[:, 0]]),
         y=np.concatenate([texts[:, 1], videos[:, 1]]), mode="markers", name="gallery",
         marker=dict(size=6, color=[CAPTION_COLOUR] * len(texts) + [
