@@ -54,6 +54,7 @@ from benchmarks.app_interactions import (  # noqa: E402
     watch_runs,
 )
 from benchmarks.app_startup import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from benchmarks.procfs import cpu_seconds, descendants  # noqa: E402
 from benchmarks.results import add_results_args, command_line, load_note, publish  # noqa: E402
 
 SECTION = "## App at scale"
@@ -95,24 +96,6 @@ def prepared_run(src: Path, dest: Path, root: Path, threads: int, force: bool) -
     return {**stats, "reused": False}
 
 
-def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, stack = [], [pid]
-    while stack:
-        p = stack.pop()
-        out.append(p)
-        stack.extend(children.get(p, []))
-    return out
-
-
 def server_memory_gb(pid: int) -> dict[str, float]:
     """GB of memory of process ``pid`` and its descendants, summed: ``rss`` (VmRSS),
     ``peak`` (VmHWM), and the RSS split into ``anon`` (RssAnon: the heap) and ``file``
@@ -120,7 +103,7 @@ def server_memory_gb(pid: int) -> dict[str, float]:
     cache and dropped under memory pressure)."""
     keys = {"rss": "VmRSS", "peak": "VmHWM", "anon": "RssAnon", "file": "RssFile"}
     out = dict.fromkeys(keys, 0.0)
-    for p in _descendants(pid):
+    for p in descendants(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text()
         except OSError:
@@ -133,14 +116,7 @@ def server_memory_gb(pid: int) -> dict[str, float]:
 
 def server_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by process ``pid`` and its descendants."""
-    ticks = 0
-    for p in _descendants(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(p) for p in descendants(pid))
 
 
 def measure(url: str, pid: int, reps: int) -> dict:

@@ -46,43 +46,14 @@ from benchmarks.app_interactions import (  # noqa: E402
     watch_runs,
 )
 from benchmarks.app_startup import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from benchmarks.procfs import cpu_seconds, descendants  # noqa: E402
 from benchmarks.results import add_results_args, command_line, load_note, publish  # noqa: E402
 
 SECTION = "## Embeddings lasso: where the browser's time goes"
-TICK = os.sysconf("SC_CLK_TCK")
 MARK_CHARTS = """() => document.querySelectorAll('.js-plotly-plot').forEach(
   el => { el.__drgiMark = true; })"""
 COUNT_KEPT = """() => { const els = [...document.querySelectorAll('.js-plotly-plot')];
   return [els.filter(el => el.__drgiMark).length, els.length]; }"""
-
-
-def _tree(root: int) -> list[int]:
-    """``root`` and its descendants, from ``/proc``."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children[ppid].append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def _cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
 def _chromium_kind(pid: int) -> str | None:
@@ -102,12 +73,12 @@ def _chromium_kind(pid: int) -> str | None:
 def cpu_snapshot(server_pid: int) -> dict[str, float]:
     """CPU seconds so far: ``server`` (the app and its children) and chromium's ``gpu``,
     ``renderer`` and ``other`` processes (those started by this process)."""
-    out = {"server": sum(_cpu(p) for p in _tree(server_pid)), "gpu": 0.0, "renderer": 0.0,
+    out = {"server": sum(cpu_seconds(p) for p in descendants(server_pid)), "gpu": 0.0, "renderer": 0.0,
            "other": 0.0}
-    for pid in _tree(os.getpid()):
+    for pid in descendants(os.getpid()):
         kind = _chromium_kind(pid)
         if kind is not None:
-            out[kind] += _cpu(pid)
+            out[kind] += cpu_seconds(pid)
     return out
 
 
