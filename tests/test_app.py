@@ -49,6 +49,30 @@ def test_every_page_runs_with_a_single_run_without_drgi(app_env, page):
     assert len(at.main.children) > 0
 
 
+def test_no_page_ranks_the_similarity_when_the_bundle_stores_the_negatives(app_env, monkeypatch):
+    """The pages read each caption's ranked negatives from the bundle: ranking them again from
+    the [Nt, Nv] similarity (715 MB per run at MSR-VTT's full test split) happens only for a
+    bundle exported before the negatives were stored."""
+    import analysis.failures
+    import analysis.hard_negatives
+    import analysis.query_table
+    import analysis.ranked_negatives
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a page ranked the similarity instead of reading the bundle")
+
+    for module in (analysis.ranked_negatives, analysis.failures, analysis.hard_negatives,
+                   analysis.query_table):
+        monkeypatch.setattr(module, "ranked_negatives", refuse)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    for page, _, _, _ in PAGES:
+        open_page(page, q="2")  # raises on any exception the page showed
+    open_page("app_pages/embeddings.py", emb_colour="margin (GT − hardest other)")
+    st.cache_resource.clear()  # nothing computed under the patch is kept for later tests
+    st.cache_data.clear()
+
+
 def test_sidebar_pickers_and_url_binding(app_env):
     at = app_test().run()
     assert_no_errors(at)
