@@ -397,6 +397,21 @@ def typed_failures(
     return table
 
 
+def failures_at(table: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The rows of a failure table (any of this module's, built at a threshold below ``k``)
+    that still fail at threshold ``k``: the table :func:`bundle_failures` and the other
+    builders return at ``k``, without ranking or typing a query again (a row's top list and
+    failure type do not depend on the threshold).
+
+    Raises:
+        ValueError: a non-positive ``k``.
+    """
+    k = _positive_int(k, "k")
+    out = table[table["rank"].to_numpy() > k].reset_index(drop=True)
+    out.attrs = dict(table.attrs)
+    return out
+
+
 def failure_type_counts(table: pd.DataFrame) -> pd.Series:
     """Count failures per type, every type listed (zeros included), in :data:`FAILURE_TYPES`
     order.

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.ranked_negatives import HardNegatives, ranked_negatives
-from analysis.top_k import check_similarity, check_text_to_video, top_k_stable
+from analysis.top_k import check_similarity, top_k_stable
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +51,8 @@ def hard_negatives(
         sim ``[Nt, Nv]``, text_to_video ``[Nt]``, video_to_family ``[Nv]`` ->
         per-query ``[Nt, k]`` and ``[Nt]`` arrays.
     """
-    sim = check_similarity(sim)
-    t2v = check_text_to_video(text_to_video, sim)
-    if sim.shape[1] < 2:
-        raise ValueError(f"sim has {sim.shape[1]} video column; hard negatives need at least 2 "
-                         "videos")
-    if isinstance(k, bool) or int(k) < 1:
-        raise ValueError(f"k={k!r}: expected a positive integer")
-    return ranked_negatives(sim, t2v, int(k)).hard_negatives(int(k),
-                                                             video_to_family=video_to_family)
+    return ranked_negatives(sim, text_to_video, k, purpose="hard negatives").hard_negatives(
+        int(k), video_to_family=video_to_family)
 
 
 def margin_distribution(sim: Any, text_to_video: Any) -> np.ndarray:
@@ -72,11 +65,7 @@ def margin_distribution(sim: Any, text_to_video: Any) -> np.ndarray:
     Shapes:
         sim ``[Nt, Nv]`` (Nv >= 2), text_to_video ``[Nt]`` -> ``[Nt]`` float32.
     """
-    sim = check_similarity(sim)
-    t2v = check_text_to_video(text_to_video, sim)
-    if sim.shape[1] < 2:
-        raise ValueError(f"sim has {sim.shape[1]} video column; margins need at least 2 videos")
-    return ranked_negatives(sim, t2v, 1).margins()
+    return ranked_negatives(sim, text_to_video, 1, purpose="margins").margins()
 
 
 @dataclass(frozen=True)

@@ -133,11 +133,8 @@ class RankedNegatives:
         Shapes:
             video_to_family ``[Nv]`` -> per-query ``[Nt, k]`` and ``[Nt]`` arrays.
         """
-        if isinstance(k, bool) or int(k) < 1:
-            raise ValueError(f"k={k!r}: expected a positive integer")
+        kk = self._need(min(k, self.num_videos - 1), f"{k} hard negatives")  # checks k too
         k = int(k)
-        kk = min(k, self.num_videos - 1)
-        self._need(kk, f"{k} hard negatives")
         n = self.num_texts
         ids = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), np.nan, dtype=np.float32)
@@ -242,13 +239,16 @@ class RankedNegatives:
         }
 
 
-def ranked_negatives(sim: Any, text_to_video: Any, k: int = NEGATIVES_K) -> RankedNegatives:
+def ranked_negatives(sim: Any, text_to_video: Any, k: int = NEGATIVES_K, *,
+                     purpose: str = "negatives") -> RankedNegatives:
     """Rank every caption's negatives once over the similarity, keeping the best ``k``.
 
     Args:
         sim: ``[Nt, Nv]`` similarity, texts on rows (finite; at least two videos).
         text_to_video: ``[Nt]`` int ground-truth column per text.
         k: negatives kept per caption (``min(k, Nv - 1)`` are).
+        purpose: what the caller computes, for the error on a one-video matrix
+            (``"margins need at least 2 videos"``).
 
     Returns:
         :class:`RankedNegatives`.
@@ -260,7 +260,7 @@ def ranked_negatives(sim: Any, text_to_video: Any, k: int = NEGATIVES_K) -> Rank
     t2v = check_text_to_video(text_to_video, sim)
     n_text, n_video = sim.shape
     if n_video < 2:
-        raise ValueError(f"sim has {n_video} video column; negatives need at least 2 videos")
+        raise ValueError(f"sim has {n_video} video column; {purpose} need at least 2 videos")
     if isinstance(k, bool) or int(k) < 1:
         raise ValueError(f"k={k!r}: expected a positive integer")
     kk = min(int(k), n_video - 1)

@@ -313,13 +313,16 @@ def ranked_negatives(bundle: Bundle) -> Any:
 # table at 59,800 captions, and the Failures and Queries pages ask for two per rerun)
 @st.cache_resource(max_entries=16, show_spinner="Listing failed queries…")
 def _failures(key: tuple, k: int, top: int, _bundle_obj: Bundle) -> Any:
-    from analysis.failures import bundle_failures
+    from analysis.failures import bundle_failures, failures_at
 
+    if k > 1:  # the threshold-1 table's rows that still fail: nothing typed again
+        return failures_at(failure_table(_bundle_obj, 1, top), k)
     return bundle_failures(_bundle_obj, k=k, top=top, negatives=ranked_negatives(_bundle_obj))
 
 
 def failure_table(bundle: Bundle, k: int = 1, top: int = 5) -> Any:
-    """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top).
+    """:func:`analysis.failures.bundle_failures` of a bundle (cached per bundle, k, top; a
+    threshold above 1 filters the threshold-1 table, :func:`analysis.failures.failures_at`).
 
     The one cached table itself, shared by every rerun and session: read it, or ``.copy()``
     it before changing it."""

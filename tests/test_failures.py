@@ -11,6 +11,7 @@ from analysis.failures import (
     classify_failure,
     failure_type_counts,
     failures,
+    failures_at,
     synthvtt_failures,
 )
 from tvr.data.synthvtt import (
@@ -267,3 +268,18 @@ def test_top_videos_are_a_partial_selection_with_the_whole_sort_order():
     table = failures(block, gt, k=1, top=40)
     for q, rank, top in zip(table["query"], table["rank"], table["top_videos"], strict=True):
         assert top[rank - 1] == gt[q]
+
+
+def test_failures_at_a_higher_threshold_filter_the_lower_table():
+    rng = np.random.default_rng(4)
+    sim = (rng.integers(0, 5, size=(60, 12)) / 4).astype(np.float32)  # ties
+    t2v = rng.integers(0, 12, 60)
+    low = failures(sim, t2v, k=1, top=4, video_ids=[f"v{i}" for i in range(12)])
+    low.attrs["note"] = "kept"
+    for k in (1, 2, 5, 11):
+        got = failures_at(low, k)
+        want = failures(sim, t2v, k=k, top=4, video_ids=[f"v{i}" for i in range(12)])
+        pd.testing.assert_frame_equal(got, want)
+        assert got.attrs == {"note": "kept"}
+    with pytest.raises(ValueError, match="k=0"):
+        failures_at(low, 0)
