@@ -69,8 +69,8 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
 
     Yields:
         ``(step, seconds)``: ``scan``, ``bundle <run>``, ``paired tests``, ``card <run>``,
-        ``SynthVTT ground truth <run>``, ``query table``, ``attention-event alignment <run>
-        <source>``; steps that do not apply (no runs, no bundle, a single run, another
+        ``SynthVTT ground truth <run>``, ``failures <run>`` (the failure table at threshold
+        1), ``query table``, ``attention-event alignment <run> <source>``; steps that do not apply (no runs, no bundle, a single run, another
         dataset) are left out.
     """
     if not list_runs(roots.checkpoints):
@@ -104,7 +104,9 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
         meta = meta or split_meta
         metas.append((bundle, split_meta))
         yield name, seconds
-    if pair:  # the Queries page opens at "fails when rank > 1"
+    if pair:  # the Queries page opens at "fails when rank > 1"; Failures reads the same tables
+        for bundle in bundles:  # one step each: a click waits for one table, not for the join
+            yield _timed(f"failures {bundle.run_name}", resources.failure_table, bundle, 1)[:2]
         yield _timed("query table", resources.query_table, *bundles, k=1, synthvtt=meta)[:2]
     for bundle, split_meta in metas:  # the Attention page's summary over the split
         for _, source in alignment_sources(bundle):

@@ -19,6 +19,16 @@ from tests.helpers_app import tables_with
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _unfreeze():
+    """Warm-up steps freeze the garbage collector's objects (app.warmup._freeze); give them
+    back to it after each test, so later tests in this process collect as usual."""
+    yield
+    import gc
+
+    gc.unfreeze()
+
+
 def _run(code: str) -> str:
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=True)
@@ -136,7 +146,8 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
     done = dict(warm_first_session(AppRoots.from_env()))
     assert list(done) == ["scan", "bundle base", "bundle drgi", "paired tests", "card base",
                           "card drgi", "SynthVTT ground truth base",
-                          "SynthVTT ground truth drgi", "query table",
+                          "SynthVTT ground truth drgi", "failures base", "failures drgi",
+                          "query table",
                           "attention-event alignment base text_frame",
                           "attention-event alignment drgi text_frame",
                           "attention-event alignment drgi gat"]
@@ -213,3 +224,81 @@ def test_warm_up_steps_and_script_runs_take_turns() -> None:
     t.join(30)
     s.join(30)
     assert events == ["script", "step", "long step", "next script"]
+
+
+def test_each_warm_up_step_freezes_what_it_loaded_and_leaves_no_garbage() -> None:
+    """Objects a step keeps move out of the collector's reach when the step ends (a script run
+    after it no longer walks them in Streamlit's post-run collection), and its cyclic garbage
+    is collected first, not frozen for good."""
+    import gc
+    import weakref
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector frees it
+
+    kept: list[Node] = []
+    garbage: list[weakref.ref] = []
+    frozen: list[bool] = []
+
+    def warm():
+        kept.append(Node())
+        dead = Node()
+        garbage.append(weakref.ref(dead))
+        del dead
+        yield "first", 0.0
+        frozen.append(gc.is_tracked(kept[0]) and not any(kept[0] is o
+                                                           for o in gc.get_objects()))
+        yield "second", 0.0
+
+    gc.unfreeze()
+    warmup._warm_session(warm, "test", quiet=0.0)
+    assert frozen == [True]  # kept by the first step: frozen once it ended
+    assert garbage[0]() is None  # its garbage collected, not frozen
+    assert gc.get_freeze_count() > 0
+
+
+def test_first_session_steps_start_right_after_a_script_run_imports_wait_quietly(
+        monkeypatch) -> None:
+    """The first session's steps (values the next page reads) start as soon as a script run
+    ends; an import waits :data:`app.warmup.QUIET_S` after it (so a click rarely waits for
+    one)."""
+    monkeypatch.setattr(warmup, "QUIET_S", 3.0)
+    started: dict[str, float] = {}
+
+    def warm():
+        started["session"] = time.monotonic()
+        yield "value", 0.0
+
+    def imports():
+        warmup._import_all(["colorsys"])
+        started["import"] = time.monotonic()  # just after: the step itself takes no time
+
+    monkeypatch.delitem(warmup._report, "colorsys", raising=False)
+    ended: dict[str, float] = {}
+    for name, target in (("session", lambda: warmup._warm_session(
+            warm, "test", quiet=warmup.SESSION_QUIET_S)), ("import", imports)):
+        with warmup.script_turn():
+            t = threading.Thread(target=target)
+            t.start()
+            t.join(0.2)
+            assert t.is_alive()  # waiting for the script run to end
+            ended[name] = time.monotonic()
+        t.join(60)
+    assert started["session"] - ended["session"] < 1.5
+    assert started["import"] - ended["import"] >= 3.0 - 0.05
+
+
+def test_the_warm_up_thread_runs_with_a_short_switch_interval() -> None:
+    """While the warm-up computes, other threads (the server's event loop, script runs) get
+    the GIL back after :data:`app.warmup.SWITCH_INTERVAL_S`, not Python's 5 ms; restored after."""
+    out = _run("""
+        import sys
+        from app import warmup
+        seen = []
+        warmup._import_all = lambda modules: seen.append(sys.getswitchinterval())
+        before = sys.getswitchinterval()
+        warmup.start_warm_up(("colorsys",)).join(60)
+        print(before, seen == [warmup.SWITCH_INTERVAL_S], sys.getswitchinterval() == before)
+    """)
+    assert out.split() == ["0.005", "True", "True"]
