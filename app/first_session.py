@@ -1,7 +1,8 @@
 """The first session's work, computed before anyone asks: for the Overview the bundle scan,
 the bundles the sidebar opens on, the paired tests and the model cards; then what the next
-pages share (the split's SynthVTT ground truth, whose parse takes seconds, and the joined
-per-query table of the Queries page); last the live search's text towers and map placers.
+pages share (the split's SynthVTT ground truth, whose parse takes seconds, each run's failure
+table and the joined per-query table of the Queries page); last the live search's text towers
+and map placers.
 
 :func:`app.warmup.start_server_warm_up` runs the steps of :func:`warm_first_session` in a
 background thread when ``python -m app`` starts, so the first browser session finds these in
@@ -70,8 +71,8 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
     Yields:
         ``(step, seconds)``: ``scan``, ``bundle <run>``, ``paired tests``, ``card <run>``,
         ``SynthVTT ground truth <run>``, ``failures <run>`` (the failure table at threshold
-        1), ``query table``, ``attention-event alignment <run> <source>``; steps that do not apply (no runs, no bundle, a single run, another
-        dataset) are left out.
+        1), ``query table``, ``attention-event alignment <run> <source>``; steps that do
+        not apply (no runs, no bundle, a single run, another dataset) are left out.
     """
     if not list_runs(roots.checkpoints):
         return
