@@ -7,11 +7,22 @@ is not a whole second in the ground truth's "play from frame" control, and check
 player's ``<video>`` stands at that time (``st.video`` would start at the whole second below
 it), paused there with the frame decoded, that the file came from the app's own ``/media``
 endpoint, and that no request left the app's host.
+
+The player alone (a small script served by ``streamlit run``): a 12 fps clip whose frames are
+painted with their own index shows, at the sampler's time of one frame, that very frame (read
+back from a canvas), and a file that looks like an MP4 but does not decode says so in the
+player.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -84,3 +95,109 @@ def test_the_player_stands_at_the_picked_frames_exact_time(server, roots, browse
     assert any("/media/" in u for u in urls), "no clip was fetched from the app"
     assert not outside_requests(urls, server), \
         f"the app requested outside hosts: {outside_requests(urls, server)}"
+
+
+# ---------------------------------------------------------------- the player alone
+
+FPS = 12  # frame times k/12 s: not exact in binary, unlike SynthVTT's 1/8 s
+STEP = 10  # frame k is painted red = STEP * k, so the frame on screen names itself
+
+PLAYER_SCRIPT = '''
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from app.components.clip_player import frame_player
+
+for name, t in json.loads(Path("clips.json").read_text()).items():
+    st.markdown(f"**{name}**")
+    frame_player(Path(name).resolve(), t, key=name.replace(".", "_"), label=name)
+'''
+
+
+@pytest.fixture(scope="module")
+def player_app(tmp_path_factory):
+    """A Streamlit server (loopback) of a script that shows two players: a 12 fps clip whose
+    frame k is painted red = 10 k, paused at the sampler's time of one of its frames, and a
+    file that looks like an MP4 but does not decode. Yields ``(url, frame index, time)``."""
+    from tvr.data.synthvtt.rendering import write_mp4
+    from tvr.data.video.decode import read_frames
+
+    folder = tmp_path_factory.mktemp("player_app")
+    frames = np.full((2 * FPS, 32, 32, 3), 128, dtype=np.uint8)
+    frames[..., 0] = (np.arange(2 * FPS) * STEP)[:, None, None]
+    write_mp4(folder / "coloured.mp4", frames, FPS)
+    sampled = read_frames(folder / "coloured.mp4", num_frames=8)  # the sampler's frame times
+    j = 5
+    t = float(sampled.timestamps[j])
+    k = round(float(sampled.frames[j][..., 0].mean()) / STEP)  # the frame the sampler took
+    assert t != int(t) and 0 < k < 2 * FPS - 1
+    # an ftyp box (so it is taken for an MP4) and no decodable media after it
+    (folder / "broken.mp4").write_bytes(bytes.fromhex("00000018 66747970 69736f6d 00000200")
+                                        + b"isomiso2" + b"\x00\xff" * 256)
+    (folder / "clips.json").write_text(json.dumps({"coloured.mp4": t, "broken.mp4": 0.25}))
+    (folder / "player.py").write_text(PLAYER_SCRIPT)
+    port = shared._free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(shared.REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "player.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            proc.kill()
+            pytest.fail(f"streamlit did not become healthy on {url}:\n{out[-3000:]}")
+        time.sleep(0.5)
+    yield url, k, t
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# the red channel of the frame on screen, drawn onto a canvas (same origin: readable)
+RED_ON_SCREEN = """v => {
+  const c = document.createElement("canvas");
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext("2d");
+  g.drawImage(v, 0, 0);
+  const px = g.getImageData(v.videoWidth >> 1, v.videoHeight >> 1, 1, 1).data;
+  return px[0];
+}"""
+
+
+def test_the_frame_on_screen_is_the_sampled_frame_and_a_broken_file_says_so(player_app,
+                                                                              browser):
+    url, k, t = player_app
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    urls: list[str] = []
+    context.on("request", lambda r: urls.append(r.url))
+    page = context.new_page()
+    page.goto(url)
+    _wait_idle(page)
+    video = page.locator(".st-key-coloured_mp4 video").first
+    video.wait_for(state="attached", timeout=60_000)
+    page.wait_for_function(
+        "([v, t]) => Math.abs(v.currentTime - t) < 0.02 && !v.seeking && v.readyState >= 2",
+        arg=[video.element_handle(), t], timeout=60_000)
+    assert abs(video.evaluate("v => v.currentTime") - t) < TOLERANCE_S
+    red = video.evaluate(RED_ON_SCREEN)
+    assert round(red / STEP) == k, f"frame {red / STEP:.1f} on screen at {t} s, expected {k}"
+    note = page.locator(".st-key-broken_mp4 [role=alert]").first
+    note.wait_for(state="visible", timeout=60_000)
+    assert "This browser cannot play broken.mp4" in note.inner_text()
+    context.close()
+    assert not outside_requests(urls, url), outside_requests(urls, url)
