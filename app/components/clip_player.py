@@ -182,11 +182,19 @@ export default function (component) {
     video.currentTime = data.time;
     video.dataset.appliedTime = String(data.time);
   };
+  // looping inside the window [start, end]: checked on every animation frame while playing
+  // ("timeupdate" alone fires only every ~250 ms, well past a short window's end)
+  let frame = 0;
   const onTime = () => {
     if (data.end !== null && !video.paused && video.currentTime >= data.end) {
       video.currentTime = data.start;
     }
   };
+  const watch = () => {
+    onTime();
+    frame = video.paused ? 0 : requestAnimationFrame(watch);
+  };
+  const onPlay = () => { if (!frame && data.end !== null) frame = requestAnimationFrame(watch); };
   const onEnded = () => { video.currentTime = data.start; video.play(); };
   const onError = () => {
     const err = video.error;
@@ -196,8 +204,10 @@ export default function (component) {
     note.hidden = false;
   };
   video.addEventListener("timeupdate", onTime);
+  video.addEventListener("play", onPlay);
   video.addEventListener("ended", onEnded);
   video.addEventListener("error", onError);
+  if (!video.paused) onPlay();  // a rerun while playing: keep watching the window's end
   if (video.dataset.url !== data.url) {
     note.hidden = true;
     video.dataset.url = data.url;
@@ -209,6 +219,8 @@ export default function (component) {
   }
   return () => {
     video.removeEventListener("timeupdate", onTime);
+    video.removeEventListener("play", onPlay);
+    if (frame) cancelAnimationFrame(frame);
     video.removeEventListener("ended", onEnded);
     video.removeEventListener("error", onError);
     video.removeEventListener("loadedmetadata", seek);

@@ -101,6 +101,7 @@ def test_the_player_stands_at_the_picked_frames_exact_time(server, roots, browse
 
 FPS = 12  # frame times k/12 s: not exact in binary, unlike SynthVTT's 1/8 s
 STEP = 10  # frame k is painted red = STEP * k, so the frame on screen names itself
+WINDOW = (0.5, 0.9)  # a clip's window inside the file (seconds)
 
 PLAYER_SCRIPT = '''
 import json
@@ -110,17 +111,18 @@ import streamlit as st
 
 from app.components.clip_player import frame_player
 
-for name, t in json.loads(Path("clips.json").read_text()).items():
-    st.markdown(f"**{name}**")
-    frame_player(Path(name).resolve(), t, key=name.replace(".", "_"), label=name)
+for key, (name, t, start, end) in json.loads(Path("clips.json").read_text()).items():
+    st.markdown(f"**{key}**")
+    frame_player(Path(name).resolve(), t, start=start, end=end, key=key, label=key)
 '''
 
 
 @pytest.fixture(scope="module")
 def player_app(tmp_path_factory):
-    """A Streamlit server (loopback) of a script that shows two players: a 12 fps clip whose
-    frame k is painted red = 10 k, paused at the sampler's time of one of its frames, and a
-    file that looks like an MP4 but does not decode. Yields ``(url, frame index, time)``."""
+    """A Streamlit server (loopback) of a script that shows three players: a 12 fps clip whose
+    frame k is painted red = 10 k, paused at the sampler's time of one of its frames; a file
+    that looks like an MP4 but does not decode; the first clip's window :data:`WINDOW`.
+    Yields ``(url, frame index, time)``."""
     from tvr.data.synthvtt.rendering import write_mp4
     from tvr.data.video.decode import read_frames
 
@@ -136,7 +138,11 @@ def player_app(tmp_path_factory):
     # an ftyp box (so it is taken for an MP4) and no decodable media after it
     (folder / "broken.mp4").write_bytes(bytes.fromhex("00000018 66747970 69736f6d 00000200")
                                         + b"isomiso2" + b"\x00\xff" * 256)
-    (folder / "clips.json").write_text(json.dumps({"coloured.mp4": t, "broken.mp4": 0.25}))
+    (folder / "clips.json").write_text(json.dumps({
+        "coloured": ["coloured.mp4", t, None, None],
+        "broken": ["broken.mp4", 0.25, None, None],
+        "windowed": ["coloured.mp4", WINDOW[0] + 0.1, *WINDOW],
+    }))
     (folder / "player.py").write_text(PLAYER_SCRIPT)
     port = shared._free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -188,7 +194,7 @@ def test_the_frame_on_screen_is_the_sampled_frame_and_a_broken_file_says_so(play
     page = context.new_page()
     page.goto(url)
     _wait_idle(page)
-    video = page.locator(".st-key-coloured_mp4 video").first
+    video = page.locator(".st-key-coloured video").first
     video.wait_for(state="attached", timeout=60_000)
     page.wait_for_function(
         "([v, t]) => Math.abs(v.currentTime - t) < 0.02 && !v.seeking && v.readyState >= 2",
@@ -196,8 +202,35 @@ def test_the_frame_on_screen_is_the_sampled_frame_and_a_broken_file_says_so(play
     assert abs(video.evaluate("v => v.currentTime") - t) < TOLERANCE_S
     red = video.evaluate(RED_ON_SCREEN)
     assert round(red / STEP) == k, f"frame {red / STEP:.1f} on screen at {t} s, expected {k}"
-    note = page.locator(".st-key-broken_mp4 [role=alert]").first
+    note = page.locator(".st-key-broken [role=alert]").first
     note.wait_for(state="visible", timeout=60_000)
     assert "This browser cannot play broken.mp4" in note.inner_text()
     context.close()
     assert not outside_requests(urls, url), outside_requests(urls, url)
+
+
+def test_a_windowed_clip_loops_inside_its_window(player_app, browser):
+    url, _, _ = player_app
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(url)
+    _wait_idle(page)
+    video = page.locator(".st-key-windowed video").first
+    video.wait_for(state="attached", timeout=60_000)
+    page.wait_for_function("v => v.readyState >= 2 && !v.seeking", arg=video.element_handle(),
+                           timeout=60_000)
+    # play 1.5 s (more than three times the window) and record the times seen on each frame
+    seen = video.evaluate("""v => new Promise(done => {
+      const times = [];
+      const look = () => { times.push(v.currentTime);
+        if (times.length < 2 || performance.now() - t0 < 1500) requestAnimationFrame(look);
+        else { v.pause(); done(times); } };
+      const t0 = performance.now();
+      v.play().then(() => requestAnimationFrame(look));
+    })""")
+    page.close()
+    assert len(seen) > 10, seen
+    start, end = WINDOW
+    frame = 1 / FPS
+    assert min(seen) >= start - 0.01, seen  # never before the window
+    assert max(seen) <= end + frame, seen  # back to the start within a frame of its end
+    assert max(seen) - min(seen) > (end - start) / 2, seen  # it did play
