@@ -8,8 +8,9 @@ Two entry points, one thread per process:
   statistics, the analysis modules: seconds on 2 cores), then, once Streamlit's runtime exists
   (so the app's caches are the server's), computes what the first session reads
   (:func:`app.first_session.warm_first_session`: the bundle scan, the default bundles, the
-  paired tests, the model cards, then the SynthVTT ground truth and the Queries table), imports
-  every other page's modules and the live search's (``torch``, ``transformers``' CLIP), loads
+  paired tests, the model cards, then the SynthVTT ground truth and the Queries table; none of
+  it imports ``torch``), imports every other page's modules and the live search's
+  (``torch``, the model's parts, ``transformers``' CLIP), loads
   the default runs' text towers (:func:`app.first_session.warm_live_search`), and finally
   moves everything it loaded out of the garbage collector's reach (``gc.freeze``), so the
   collection Streamlit runs after every script run (``runner.postScriptGC``) no longer walks
@@ -43,25 +44,29 @@ logger = logging.getLogger(__name__)
 
 APP_DIR = Path(__file__).resolve().parent
 
-# what analysis.query.live_search_for_bundle imports on its first call; transformers' CLIP in
-# parts (each import is one step a click may have to wait for: ~1 s each instead of ~4 s)
+# what analysis.query.live_search_for_bundle imports on its first call: torch, the model's
+# parts (the registry's built-in heads, objectives and backbone), transformers' CLIP in parts
+# (each import is one step a click may have to wait for: ~1 s each instead of ~4 s)
 LIVE_SEARCH_MODULES: tuple[str, ...] = (
+    "torch",
     "analysis.query",
     "tvr.checkpoint",
+    "tvr.models.temporal",
+    "tvr.models.heads",
+    "tvr.objectives",
+    "tvr.models.backbone",
     "transformers.models.clip",
     "transformers.activations",
     "transformers.modeling_layers",
     "transformers.models.clip.modeling_clip",
 )
-# what the Overview imports on first use beyond its page's imports: the model cards build the
-# run's config, whose check loads the registry's built-in sections (tvr.registry._PROVIDERS)
+# what the Overview imports on first use beyond its page's imports: the model cards check the
+# run's config against the registry's built-in sections and traits (tvr.config.methods), which
+# import no torch: torch waits for the live search's turn, after the first session's values
 OVERVIEW_LAZY_MODULES: tuple[str, ...] = (
-    "torch",
     "tvr.config",
-    "tvr.models.temporal",
-    "tvr.models.heads",
-    "tvr.objectives",
-    "tvr.models.backbone",
+    "tvr.config.methods",
+    "analysis.cards",
 )
 RUNTIME_WAIT_S = 120.0  # how long the thread waits for Streamlit's runtime before giving up
 # Streamlit logs this for every st.* call (a cached function's spinner) outside a session
