@@ -10,7 +10,7 @@ Two entry points, one thread per process:
   (:func:`app.first_session.warm_overview`: the bundle scan, the default bundles, the paired
   tests, the model cards; none of it imports ``torch``), waits for the first script run to
   end (at most :data:`FIRST_RUN_WAIT_S`: a long step landing on its start would keep the first
-  page waiting), computes what the next pages share (the SynthVTT ground truth, the Queries
+  page waiting) and for the browser to draw it (:data:`FIRST_DRAW_S`), computes what the next pages share (the SynthVTT ground truth, the Queries
   table: :func:`app.first_session.warm_next_pages`), imports every other page's modules and
   the live search's (``torch``, the model's parts, ``transformers``' CLIP), loads
   the default runs' text towers (:func:`app.first_session.warm_live_search`), and finally
@@ -75,6 +75,10 @@ RUNTIME_WAIT_S = 120.0  # how long the thread waits for Streamlit's runtime befo
 # its long steps (the next pages' values, every page's imports, torch): one landing on the
 # first run's start would keep the first page waiting (a step is never interrupted).
 FIRST_RUN_WAIT_S = 20.0
+# ...and this long after it: the browser fetches and compiles the charts' JavaScript and draws
+# the first page for a second or two after its script run, and the thread's work would take
+# CPU from it on 2 cores.
+FIRST_DRAW_S = 2.5
 # Streamlit logs this for every st.* call (a cached function's spinner) outside a session
 _NO_CONTEXT = "missing ScriptRunContext"
 
@@ -224,10 +228,18 @@ def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]],
         target.removeFilter(quiet)
 
 
-def _first_run_ended(timeout: float) -> bool:
-    """Wait until a script run has ended (at most ``timeout`` seconds); whether one has."""
+def _first_run_ended(timeout: float, draw: float = FIRST_DRAW_S) -> bool:
+    """Wait until a script run has ended (at most ``timeout`` seconds) and ``draw`` seconds
+    passed without one since; whether one has ended."""
     with _turns:
-        return _turns.wait_for(lambda: _last_run > -float("inf"), timeout)
+        if not _turns.wait_for(lambda: _last_run > -float("inf"), timeout):
+            return False
+        while True:
+            _turns.wait_for(lambda: _scripts == 0)
+            idle = time.monotonic() - _last_run
+            if idle >= draw:
+                return True
+            _turns.wait(draw - idle)
 
 
 def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
@@ -300,8 +312,9 @@ def start_server_warm_up(
         runtime_wait: seconds to wait for Streamlit's runtime before skipping ``warm``.
         warm_live: the same, after the live search's imports (default
             :func:`app.first_session.warm_live_search`: text towers and map placers).
-        warm_next: the same, once the first script run has ended (or ``first_run_wait``
-            seconds passed): what the next pages share (default
+        warm_next: the same, once the first script run has ended and :data:`FIRST_DRAW_S`
+            passed without another (or ``first_run_wait`` seconds passed without a run):
+            what the next pages share (default
             :func:`app.first_session.warm_next_pages`; None: nothing).
         first_run_wait: seconds to wait for the first script run to end after ``warm``.
     """
