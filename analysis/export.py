@@ -47,16 +47,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch import nn
 from tqdm import tqdm
 
 from analysis.bundle import (
@@ -78,13 +77,14 @@ from analysis.bundle import (
     relative_video_path,
     sources_digest,
 )
-from analysis.drgi_arrays import drgi_arrays, drgi_meta, trained_drgi
-from analysis.export_shards import assemble_shards, embed_shard
-from analysis.projection import DEFAULT_POINT_BUDGET, joint_projections
-from analysis.ranked_negatives import ranked_negatives
-from analysis.text_frame import text_frame_meta, text_frame_weights
-from tvr.models.features import TokenFeatures
+from analysis.projection import DEFAULT_POINT_BUDGET
 from tvr.precision import AMP_CHOICES
+
+if TYPE_CHECKING:  # the model, the pipeline's modules and torch are imported only to export:
+    import torch  # a fresh bundle is kept (make app's start) without importing torch
+    from torch import nn
+
+    from tvr.models.features import TokenFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +248,8 @@ def _embedding_arrays(
 def _caption_ids(tokenizer: Any, captions: list[str], max_words: int,
                  text: TokenFeatures) -> torch.Tensor:
     """Token ids ``[Nt, L]`` of the captions, checked against the embedded text mask."""
+    import torch
+
     ids, mask = tokenizer.encode(captions, max_words)
     if ids.shape != tuple(text.mask.shape) or not torch.equal(mask.bool(),
                                                               text.mask.bool().cpu()):
@@ -266,6 +268,11 @@ def _build(
     skipped: list[dict[str, Any]] | None = None,
 ) -> None:
     """Compute every file of the bundle and write it with ``writer`` (meta.json last)."""
+    from analysis.drgi_arrays import drgi_arrays, drgi_meta, trained_drgi
+    from analysis.projection import joint_projections
+    from analysis.ranked_negatives import ranked_negatives
+    from analysis.text_frame import text_frame_meta, text_frame_weights
+
     drgi = trained_drgi(model, run_dir)
     steps = ["ranks", "embeddings", "captions", "text-to-frame", "drgi", "thumbnails",
              "projections", "hashes", "meta"]
@@ -397,6 +404,7 @@ def _keep_existing(
 
 
 def _device(opts: ExportOptions) -> torch.device:
+    import torch
     import torch.distributed as dist
 
     from tvr.distributed import DistEnv
@@ -405,6 +413,22 @@ def _device(opts: ExportOptions) -> torch.device:
     if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
         return torch.device("cuda", DistEnv.from_env().local_rank)
     return resolve_eval_device(opts.device)
+
+
+def _process_group() -> bool:
+    """Whether a torch process group is initialised (none can be while ``torch.distributed``
+    was never imported, so this imports nothing)."""
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and dist.is_available() and dist.is_initialized()
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """``(rank, world size)``: ``(0, 1)`` without a process group."""
+    if not _process_group():
+        return 0, 1
+    from tvr.distributed import get_rank, get_world_size
+
+    return get_rank(), get_world_size()
 
 
 def export_bundle(
@@ -434,14 +458,11 @@ def export_bundle(
     Returns:
         :class:`ExportResult` (the bundle folder; whether it was written).
     """
-    from tvr.checkpoint import CheckpointError, is_run_dir, load_pretrained, load_run_config
-    from tvr.data.dataset import EvalSplit
-    from tvr.data.sources import load_split
-    from tvr.distributed import all_gather_object, broadcast_object, get_rank, get_world_size
+    from tvr.run_folder import CheckpointError, is_run_dir, load_run_config
 
     opts = options or ExportOptions()
     run_dir = Path(run_dir)
-    rank, world = get_rank(), get_world_size()
+    rank, world = _rank_and_world()
     show = progress and rank == 0
     if not is_run_dir(run_dir):
         raise CheckpointError(
@@ -460,8 +481,18 @@ def export_bundle(
     if rank == 0 and not force and final.exists():
         keep, why = _keep_existing(final, data_root, opts, source_options)
         logger.info("%s: %s", final, "fresh, kept" if keep else f"re-exporting ({why})")
-    if broadcast_object(keep):
+    if world > 1:
+        from tvr.distributed import broadcast_object
+
+        keep = broadcast_object(keep)
+    if keep:
         return ExportResult(final, False)
+
+    from analysis.export_shards import assemble_shards, embed_shard
+    from tvr.checkpoint import load_pretrained
+    from tvr.data.dataset import EvalSplit
+    from tvr.data.sources import load_split
+    from tvr.distributed import all_gather_object, broadcast_object
 
     device = _device(opts)
     model, tokenizer, cfg = load_pretrained(run_dir, device=device)
@@ -542,16 +573,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see the module docstring. Returns the exit status."""
-    from tvr.checkpoint import CheckpointError, is_run_dir
     from tvr.data.records import SourceError
     from tvr.data.sources import SourceOptionError
-    from tvr.distributed import cleanup, init_distributed
     from tvr.registry import RegistryError
+    from tvr.run_folder import CheckpointError, is_run_dir
 
     args = _parser().parse_args(argv)
-    env = init_distributed()
+    is_main = True
+    if os.environ.get("WORLD_SIZE", "1") != "1":  # under torchrun: start the process group
+        from tvr.distributed import init_distributed
+
+        is_main = init_distributed().is_main
     logging.basicConfig(
-        level=logging.INFO if env.is_main else logging.WARNING,
+        level=logging.INFO if is_main else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -576,14 +610,17 @@ def main(argv: list[str] | None = None) -> int:
         for run, dataset, root in jobs:
             result = export_bundle(run, dataset=dataset, root=root, split=args.split,
                                    options=opts, force=args.force, progress=not args.quiet)
-            if env.is_main:
+            if is_main:
                 print(f"{'wrote' if result.written else 'fresh, kept'} {result.path}")
     except (ExportError, BundleError, CheckpointError, SourceError, SourceOptionError,
             RegistryError, FileNotFoundError) as exc:
         logger.error("%s", exc)
         return 1
     finally:
-        cleanup()
+        if _process_group():
+            from tvr.distributed import cleanup
+
+            cleanup()
     return 0
 
 

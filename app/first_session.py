@@ -66,7 +66,8 @@ def _default_bundles(roots: AppRoots, infos: list) -> Iterator[tuple[str, float,
 
 def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
     """Fill the caches a new session reads with the sidebar's default choice, one step per
-    ``next()`` (the caller may let a session run between two steps).
+    ``next()`` (the caller may let a session run between two steps): :func:`warm_overview`,
+    then :func:`warm_next_pages`.
 
     Yields:
         ``(step, seconds)``: ``scan``, ``bundle <run>``, ``paired tests``, ``card <run>``,
@@ -74,6 +75,13 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
         1), ``query table``, ``attention-event alignment <run> <source>``; steps that do
         not apply (no runs, no bundle, a single run, another dataset) are left out.
     """
+    yield from warm_overview(roots)
+    yield from warm_next_pages(roots)
+
+
+def warm_overview(roots: AppRoots) -> Iterator[tuple[str, float]]:
+    """What the Overview, the first page, reads: ``scan``, ``bundle <run>``, ``paired
+    tests``, ``card <run>`` (see :func:`warm_first_session`)."""
     if not list_runs(roots.checkpoints):
         return
     name, seconds, infos = _timed("scan", resources.scan_bundles, roots)
@@ -93,6 +101,17 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
                          common)[:2]
     for bundle in bundles:
         yield _timed(f"card {bundle.run_name}", resources.model_card, roots, bundle.run_dir)[:2]
+
+
+def warm_next_pages(roots: AppRoots) -> Iterator[tuple[str, float]]:
+    """What the next pages share: ``SynthVTT ground truth <run>``, ``failures <run>``,
+    ``query table``, ``attention-event alignment <run> <source>`` (see
+    :func:`warm_first_session`; the bundles come from the caches :func:`warm_overview`
+    filled)."""
+    if not list_runs(roots.checkpoints):
+        return
+    bundles = [b for *_, b in _default_bundles(roots, resources.scan_bundles(roots))]
+    pair = len(bundles) == 2 and same_queries(*bundles)
     if not bundles:
         return
     meta = None

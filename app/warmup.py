@@ -6,12 +6,16 @@ Two entry points, one thread per process:
   Streamlit server starts. While the server starts and the first browser loads Streamlit's
   JavaScript, a daemon thread imports what the Overview page imports (pandas, scipy's
   statistics, the analysis modules: seconds on 2 cores), then, once Streamlit's runtime exists
-  (so the app's caches are the server's), computes what the first session reads
-  (:func:`app.first_session.warm_first_session`: the bundle scan, the default bundles, the
-  paired tests, the model cards, then the SynthVTT ground truth and the Queries table), imports
-  every other page's modules and the live search's (``torch``, ``transformers``' CLIP), loads
-  the default runs' text towers (:func:`app.first_session.warm_live_search`). After every
-  step it moves what it loaded out of the garbage collector's reach (``gc.freeze``), so the
+  (so the app's caches are the server's), computes what the Overview reads
+  (:func:`app.first_session.warm_overview`: the bundle scan, the default bundles, the paired
+  tests, the model cards; none of it imports ``torch``), waits for the first script run to
+  end (at most :data:`FIRST_RUN_WAIT_S`: a long step landing on its start would keep the first
+  page waiting) and for the browser to draw it (:data:`FIRST_DRAW_S`), computes what the next
+  pages share (the SynthVTT ground truth, each run's failure table, the Queries table:
+  :func:`app.first_session.warm_next_pages`), imports every other page's modules and the live
+  search's (``torch``, the model's parts, ``transformers``' CLIP), and loads the default runs'
+  text towers (:func:`app.first_session.warm_live_search`). After every step it moves what
+  it loaded out of the garbage collector's reach (``gc.freeze``), so the
   collection Streamlit runs after every script run (``runner.postScriptGC``) no longer walks
   all of torch and pandas each time (0.25–0.45 s a rerun on 2 cores before).
 - :func:`start_warm_up`, called by ``app/main.py`` on every script run: returns that thread
@@ -20,10 +24,9 @@ Two entry points, one thread per process:
 
 The thread and the script runs take turns (:func:`script_turn`): a script run waits for the
 thread's current step (one import, or one cached computation) and the thread starts no step
-while a script runs, nor an import or a live-search step within :data:`QUIET_S` of one (the
-first session's steps, what the next pages read, start sooner: :data:`SESSION_QUIET_S`), so
-a module is never imported in two threads at once, a page never computes what the thread is
-computing, and someone clicking through the pages is rarely kept waiting by the warm-up.
+while a script runs, nor within :data:`QUIET_S` of one, so a module is never imported in two
+threads at once, a page never computes what the thread is computing, and someone clicking
+through the pages is rarely kept waiting by the warm-up.
 While the thread runs, the interpreter switches threads every :data:`SWITCH_INTERVAL_S`
 (:func:`_with_fast_switching`), so the server's event loop and the script runs are not held
 up by its Python computation.
@@ -48,27 +51,39 @@ logger = logging.getLogger(__name__)
 
 APP_DIR = Path(__file__).resolve().parent
 
-# what analysis.query.live_search_for_bundle imports on its first call; transformers' CLIP in
-# parts (each import is one step a click may have to wait for: ~1 s each instead of ~4 s)
+# what analysis.query.live_search_for_bundle imports on its first call: torch, the model's
+# parts (the registry's built-in heads, objectives and backbone), transformers' CLIP in parts
+# (each import is one step a click may have to wait for: ~1 s each instead of ~4 s)
 LIVE_SEARCH_MODULES: tuple[str, ...] = (
+    "torch",
     "analysis.query",
     "tvr.checkpoint",
+    "tvr.models.temporal",
+    "tvr.models.heads",
+    "tvr.objectives",
+    "tvr.models.backbone",
     "transformers.models.clip",
     "transformers.activations",
     "transformers.modeling_layers",
     "transformers.models.clip.modeling_clip",
 )
-# what the Overview imports on first use beyond its page's imports: the model cards build the
-# run's config, whose check loads the registry's built-in sections (tvr.registry._PROVIDERS)
+# what the Overview imports on first use beyond its page's imports: the model cards check the
+# run's config against the registry's built-in sections and traits (tvr.config.methods), which
+# import no torch: torch waits for the live search's turn, after the first session's values
 OVERVIEW_LAZY_MODULES: tuple[str, ...] = (
-    "torch",
     "tvr.config",
-    "tvr.models.temporal",
-    "tvr.models.heads",
-    "tvr.objectives",
-    "tvr.models.backbone",
+    "tvr.config.methods",
+    "analysis.cards",
 )
 RUNTIME_WAIT_S = 120.0  # how long the thread waits for Streamlit's runtime before giving up
+# After the Overview's values the thread waits this long for the first script run to end before
+# its long steps (the next pages' values, every page's imports, torch): one landing on the
+# first run's start would keep the first page waiting (a step is never interrupted).
+FIRST_RUN_WAIT_S = 20.0
+# ...and this long after it: the browser fetches and compiles the charts' JavaScript and draws
+# the first page for a second or two after its script run, and the thread's work would take
+# CPU from it on 2 cores.
+FIRST_DRAW_S = 2.5
 # Streamlit logs this for every st.* call (a cached function's spinner) outside a session
 _NO_CONTEXT = "missing ScriptRunContext"
 
@@ -88,14 +103,6 @@ _last_run = -float("inf")  # time.monotonic() when the last script run ended
 # through the pages (reruns a second or two apart) the warm-up keeps out of their way, and
 # a click rarely lands in a step it would have to wait for.
 QUIET_S = 1.0
-# ... except the first session's steps (the values the pages read, computed in the order the
-# pages come: app.first_session), which start SESSION_QUIET_S after a run (time for the run's
-# end: its collection, its last messages). A click that waits for one mostly needs its value
-# (the next page's: the Queries table after the Overview) and would compute it itself
-# otherwise; waiting a quiet second first left the time the browser spends drawing the
-# Overview unused, and at 59,800 captions a click on Queries made right after it computed the
-# ground truth and the failure tables itself (3.6 s).
-SESSION_QUIET_S = 0.25
 # the interpreter's thread switch interval while the warm-up thread runs (see
 # _with_fast_switching; Python's default is 0.005)
 SWITCH_INTERVAL_S = 0.0005
@@ -120,19 +127,18 @@ def script_turn() -> Iterator[None]:
 
 
 @contextmanager
-def _warm_step(quiet: float | None = None) -> Iterator[None]:
+def _warm_step() -> Iterator[None]:
     """Around one step of the warm-up thread: starts when no script run is in progress and
-    none ended in the last ``quiet`` seconds (default :data:`QUIET_S`). When the step ends,
-    what it loaded is moved out of the garbage collector's reach (``gc.freeze``; see
-    :func:`_freeze`)."""
+    none ended in the last :data:`QUIET_S` seconds. When the step ends, what it loaded is
+    moved out of the garbage collector's reach (``gc.freeze``; see :func:`_freeze`)."""
     global _warming
     with _turns:
         while True:
             _turns.wait_for(lambda: _scripts == 0)
-            wait = (QUIET_S if quiet is None else quiet) - (time.monotonic() - _last_run)
-            if wait <= 0:
+            idle = time.monotonic() - _last_run
+            if idle >= QUIET_S:
                 break
-            _turns.wait(wait)
+            _turns.wait(QUIET_S - idle)
         _warming = True
     try:
         yield
@@ -227,16 +233,16 @@ def _runtime_ready(timeout: float) -> bool:
 
 
 def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]],
-                  prefix: str = "first session", quiet: float | None = None) -> None:
-    """Run ``warm``'s steps, each one a :func:`_warm_step` (``quiet``: its argument)."""
+                  prefix: str = "first session") -> None:
+    """Run ``warm``'s steps, each one a :func:`_warm_step`."""
     no_context = _QuietNoContext()
     target = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
     target.addFilter(no_context)
     try:
-        with _warm_step(quiet):
+        with _warm_step():
             steps = iter(warm())
         while True:
-            with _warm_step(quiet):  # a session may run between two steps
+            with _warm_step():  # a session may run between two steps
                 step = next(steps, None)
             if step is None:
                 break
@@ -248,19 +254,39 @@ def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]],
         target.removeFilter(no_context)
 
 
+def _first_run_ended(timeout: float, draw: float = FIRST_DRAW_S) -> bool:
+    """Wait until a script run has ended (at most ``timeout`` seconds) and ``draw`` seconds
+    passed without one since; whether one has ended."""
+    with _turns:
+        if not _turns.wait_for(lambda: _last_run > -float("inf"), timeout):
+            return False
+        while True:
+            _turns.wait_for(lambda: _scripts == 0)
+            idle = time.monotonic() - _last_run
+            if idle >= draw:
+                return True
+            _turns.wait(draw - idle)
+
+
 def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
                     warm_live: Callable[[], Iterable[tuple[str, float]]],
-                    runtime_wait: float) -> None:
+                    runtime_wait: float,
+                    warm_next: Callable[[], Iterable[tuple[str, float]]] | None = None,
+                    first_run_wait: float = FIRST_RUN_WAIT_S) -> None:
     pages = _pages_imports()
     # the app's own modules declare st caches, which bind to the runtime: import them after
     _import_all(m for m in pages[0] if m.split(".")[0] != "app")
     _import_all(OVERVIEW_LAZY_MODULES)
     ready = _runtime_ready(runtime_wait)
     if ready:
-        _warm_session(warm, quiet=SESSION_QUIET_S)
+        _warm_session(warm)
     else:
         logger.warning("warm-up: Streamlit's runtime did not start within %.0f s; the first "
                        "session computes its own Overview", runtime_wait)
+    if not _first_run_ended(first_run_wait):
+        logger.info("warm-up: no page was opened within %.0f s; warming the rest", first_run_wait)
+    if ready and warm_next is not None:
+        _warm_session(warm_next)
     for modules in pages:
         _import_all(modules)
     _import_all(LIVE_SEARCH_MODULES)
@@ -275,10 +301,17 @@ def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
 
 
 def _default_warm() -> Iterator[tuple[str, float]]:
-    from app.first_session import warm_first_session
+    from app.first_session import warm_overview
     from app.state import AppRoots
 
-    return warm_first_session(AppRoots.from_env())
+    return warm_overview(AppRoots.from_env())
+
+
+def _default_warm_next() -> Iterator[tuple[str, float]]:
+    from app.first_session import warm_next_pages
+    from app.state import AppRoots
+
+    return warm_next_pages(AppRoots.from_env())
 
 
 def _default_warm_live() -> Iterator[tuple[str, float]]:
@@ -292,19 +325,26 @@ def start_server_warm_up(
     warm: Callable[[], Iterable[tuple[str, float]]] = _default_warm,
     runtime_wait: float = RUNTIME_WAIT_S,
     warm_live: Callable[[], Iterable[tuple[str, float]]] = _default_warm_live,
+    warm_next: Callable[[], Iterable[tuple[str, float]]] | None = _default_warm_next,
+    first_run_wait: float = FIRST_RUN_WAIT_S,
 ) -> threading.Thread:
     """Start the server's warm-up thread (see the module docstring), once per process;
     returns it (calling again, or :func:`start_warm_up` after it, returns the same thread).
 
     Args:
-        warm: computes the first session's values once the runtime exists, one step per item
-            it yields, ``(step, seconds)`` (default :func:`app.first_session.warm_first_session`
-            on the app's roots); a session may run between two steps.
+        warm: computes the Overview's values once the runtime exists, one step per item it
+            yields, ``(step, seconds)`` (default :func:`app.first_session.warm_overview` on
+            the app's roots); a session may run between two steps.
         runtime_wait: seconds to wait for Streamlit's runtime before skipping ``warm``.
         warm_live: the same, after the live search's imports (default
             :func:`app.first_session.warm_live_search`: text towers and map placers).
+        warm_next: the same, once the first script run has ended and :data:`FIRST_DRAW_S`
+            passed without another (or ``first_run_wait`` seconds passed without a run):
+            what the next pages share (default
+            :func:`app.first_session.warm_next_pages`; None: nothing).
+        first_run_wait: seconds to wait for the first script run to end after ``warm``.
     """
-    return _start(_server_warm_up, (warm, warm_live, runtime_wait))
+    return _start(_server_warm_up, (warm, warm_live, runtime_wait, warm_next, first_run_wait))
 
 
 def start_warm_up(modules: Sequence[str] = LIVE_SEARCH_MODULES) -> threading.Thread:

@@ -188,7 +188,10 @@ def test_head_selector_only_when_there_is_a_choice(app_env):
 
 
 def _videos(at: AppTest) -> list:
-    return list(at.get("video"))
+    """The clip players (app/components/clip_player.py) of the last run."""
+    from app.components.clip_player import COMPONENT_NAME
+
+    return [el for el in at.get("bidi_component") if el.proto.component_name == COMPONENT_NAME]
 
 
 def test_clip_players_on_compare_failures_and_hard_negatives(app_env):

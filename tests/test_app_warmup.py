@@ -91,19 +91,57 @@ def test_server_warm_up_imports_the_overview_then_warms_the_session_then_the_res
         def warm_live():
             seen.append(all(m in sys.modules for m in warmup.LIVE_SEARCH_MODULES))
             yield "text tower", 0.25
-        t = warmup.start_server_warm_up(warm, runtime_wait=5, warm_live=warm_live)
+        def warm_next():
+            seen.append(("waited", warmup._last_run > -float("inf")))
+            yield "query table", 0.75
+        t = warmup.start_server_warm_up(warm, runtime_wait=5, warm_live=warm_live,
+                                        warm_next=warm_next, first_run_wait=0.5)
         assert warmup.start_warm_up() is t  # app/main.py gets the launcher's thread
         t.join(240)
         r = warmup.warm_up_report()
         warmup._warm_session(lambda: 1 / 0)  # a failing warm-up is reported, not raised
-        print(seen, r["first session: paired tests"], r["live search: text tower"],
+        print(seen, r["first session: paired tests"], r["first session: query table"],
+              r["live search: text tower"],
               all(m in sys.modules for m in warmup.LIVE_SEARCH_MODULES),
               "app.components.figures.projection_map" in sys.modules,
               gc.get_freeze_count() > 0, warmup.warm_up_report()["first session"])
     """)
-    # the Overview's modules before the session's values; other pages' modules after
-    assert out.split() == ["[(True,", "False),", "True]", "0.5", "0.25", "True", "True", "True",
-                           "failed:", "division", "by", "zero"]
+    # the Overview's modules before the session's values; other pages' modules after; the next
+    # pages' values after waiting for a first script run (none here: after first_run_wait)
+    assert out.split() == ["[(True,", "False),", "('waited',", "False),", "True]", "0.5", "0.75",
+                           "0.25", "True", "True", "True", "failed:", "division", "by", "zero"]
+
+
+def test_server_warm_up_waits_for_the_first_run_before_its_long_steps() -> None:
+    """torch, every page's imports and the next pages' values come after the first page's
+    script run (a step under way when it starts would keep it waiting) and the browser's time
+    to draw it, and not before."""
+    out = _run("""
+        import sys, time
+        from streamlit import runtime
+        from app import warmup
+        runtime.exists = lambda: True
+        seen = {}
+        def warm():
+            seen["overview"] = time.monotonic()
+            yield "paired tests", 0.5
+        def warm_next():
+            seen["next"] = time.monotonic()
+            yield "query table", 0.75
+        t = warmup.start_server_warm_up(warm, runtime_wait=5, warm_live=lambda: iter(()),
+                                        warm_next=warm_next, first_run_wait=60)
+        while "overview" not in seen:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        torch_before = "torch" in sys.modules
+        with warmup.script_turn():  # the first page's script run
+            time.sleep(0.2)
+        ended = time.monotonic()
+        t.join(240)
+        print("next" in seen, torch_before, seen["next"] - ended >= warmup.FIRST_DRAW_S - 0.05,
+              "torch" in sys.modules)
+    """)
+    assert out.split() == ["True", "False", "True", "True"]
 
 
 def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch) -> None:
@@ -258,41 +296,10 @@ def test_each_warm_up_step_freezes_what_it_loaded_and_leaves_no_garbage() -> Non
         yield "second", 0.0
 
     gc.unfreeze()
-    warmup._warm_session(warm, "test", quiet=0.0)
+    warmup._warm_session(warm, "test")
     assert frozen == [True]  # kept by the first step: frozen once it ended
     assert garbage[0]() is None  # its garbage collected, not frozen
     assert gc.get_freeze_count() > 0
-
-
-def test_first_session_steps_start_right_after_a_script_run_imports_wait_quietly(
-        monkeypatch) -> None:
-    """The first session's steps (values the next page reads) start as soon as a script run
-    ends; an import waits :data:`app.warmup.QUIET_S` after it (so a click rarely waits for
-    one)."""
-    monkeypatch.setattr(warmup, "QUIET_S", 3.0)
-    started: dict[str, float] = {}
-
-    def warm():
-        started["session"] = time.monotonic()
-        yield "value", 0.0
-
-    def imports():
-        warmup._import_all(["colorsys"])
-        started["import"] = time.monotonic()  # just after: the step itself takes no time
-
-    monkeypatch.delitem(warmup._report, "colorsys", raising=False)
-    ended: dict[str, float] = {}
-    for name, target in (("session", lambda: warmup._warm_session(
-            warm, "test", quiet=warmup.SESSION_QUIET_S)), ("import", imports)):
-        with warmup.script_turn():
-            t = threading.Thread(target=target)
-            t.start()
-            t.join(0.2)
-            assert t.is_alive()  # waiting for the script run to end
-            ended[name] = time.monotonic()
-        t.join(60)
-    assert started["session"] - ended["session"] < 1.5
-    assert started["import"] - ended["import"] >= 3.0 - 0.05
 
 
 def test_the_warm_up_thread_runs_with_a_short_switch_interval() -> None:

@@ -81,6 +81,28 @@ def test_objective_declarations_name_real_config_keys(name):
     assert cls.replaces is None or cls.replaces in OBJECTIVES
 
 
+@pytest.mark.parametrize(("kind", "name"), [*(("head", h) for h in HEADS),
+                                           *(("objective", o) for o in OBJECTIVES)])
+def test_declared_traits_match_the_class(kind, name):
+    """What the config reads of a method without importing it (tvr.config.traits) is what its
+    class declares; every built-in (a class in tvr) has a declaration, naming its module."""
+    from tvr.config.traits import HEAD_TRAITS, OBJECTIVE_TRAITS, method, method_module
+
+    cls = get(kind, name)
+    declared = names(HEAD_TRAITS if kind == "head" else OBJECTIVE_TRAITS)
+    if cls.__module__.split(".")[0] == "tvr":
+        assert name in declared, f"built-in {kind} {name!r} has no declaration in tvr.config.methods"
+    if name not in declared:
+        assert method(kind, name) is cls  # a plug-in's traits are its class attributes
+        return
+    traits = method(kind, name)
+    assert method_module(kind, name) == cls.__module__
+    fields = ("section", "with_objectives") if kind == "head" else (
+        "section", "owner_head", "replaces", "order")
+    for field in fields:
+        assert getattr(traits, field) == getattr(cls, field), f"{kind} {name}: {field}"
+
+
 @pytest.mark.parametrize("name", OBJECTIVES)
 def test_objective_trains_with_its_head(name):
     """Listed, the objective is built, returns finite scalar losses, and backpropagates."""

@@ -437,16 +437,35 @@ def test_cli_generates_then_skips(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert sv.main([*argv, "--size", "17"]) == 1
 
 
-def test_present_dataset_reads_its_meta_once(ds: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`make app` on a present dataset: the meta (most of the check's time) is parsed once."""
-    from tvr.data.synthvtt import writing
+def test_present_dataset_check_parses_no_video_or_caption(ds: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make app` on a present dataset: the check reads the meta's header and counts its
+    entries; parsing every video and caption (most of its time before) is left to readers."""
+    from tvr.data.synthvtt import reader
 
-    reads = []
-    real = writing.read_meta
-    monkeypatch.setattr(writing, "read_meta", lambda root: reads.append(root) or real(root))
+    reader._read_meta.cache_clear()  # a meta parsed by an earlier test must not hide a parse
+    parsed = []
+    for name in ("_video", "_caption", "parse_meta"):
+        real = getattr(reader, name)
+        monkeypatch.setattr(reader, name, lambda *a, _r=real, _n=name: parsed.append(_n) or _r(*a))
     summary = _gen(ds)
-    assert summary.skipped and len(reads) == 1
-    assert sum(summary.videos.values()) == 24
+    assert summary.skipped and parsed == []
+    assert summary.videos == {"train": 12, "val": 6, "test": 6}
+    assert summary.frames == sum(v.n_frames for v in sv.read_meta(ds).videos.values())
+
+
+def test_a_dataset_missing_a_video_or_with_a_bad_meta_is_not_complete(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    _gen(out, n_train=3, n_val=3, n_test=3)
+    (out / "videos" / "video0.mp4").unlink()
+    with pytest.raises(FileExistsError, match="incomplete"):
+        _gen(out, n_train=3, n_val=3, n_test=3)
+    _gen(out, n_train=3, n_val=3, n_test=3, force=True)
+    meta = json.loads((out / sv.META_FILE).read_text())
+    del next(iter(meta["videos"].values()))["split"]
+    (out / sv.META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(FileExistsError, match="incomplete"):
+        _gen(out, n_train=3, n_val=3, n_test=3)
 
 
 def test_family_size_makes_larger_families_and_is_recorded() -> None:

@@ -19,7 +19,6 @@ Foreign formats (OpenAI CLIP, CLIP4Clip/DRL checkpoints) are imported through
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import pickle
@@ -31,28 +30,25 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tvr.config import ConfigError, ExperimentConfig, from_dict, save_config
+from tvr.config import ExperimentConfig, save_config
 from tvr.io import atomic_path, atomic_write_text
+from tvr.run_folder import (  # noqa: F401  (re-exported: the run folder's names)
+    CONFIG,
+    ENCODER,
+    LOG,
+    TOKENIZER,
+    TRAIN_STATE,
+    WEIGHTS,
+    CheckpointError,
+    is_run_dir,
+    load_run_config,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
-CONFIG = "config.json"
-ENCODER = "encoder.json"
-WEIGHTS = "model.safetensors"
-TOKENIZER = "tokenizer"
-TRAIN_STATE = "train_state.pt"
-LOG = "log.jsonl"
 # keys of the train state / safetensors header that tie the two files together
 STATE_WEIGHTS_SHA256 = "weights_sha256"
-
-
-class CheckpointError(RuntimeError):
-    """A run folder that is missing files or does not match its config."""
-
-
-def is_run_dir(path: str | Path) -> bool:
-    p = Path(path)
-    return (p / CONFIG).is_file() and (p / WEIGHTS).is_file()
 
 
 def state_dict_for_save(model: nn.Module, inference: bool = False) -> dict[str, torch.Tensor]:
@@ -137,15 +133,6 @@ def read_weights_stamp(path: str | Path) -> dict[str, int]:
     return out
 
 
-def sha256_file(path: str | Path) -> str:
-    """sha256 hex digest of a file's bytes (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_pretrained(
     model: nn.Module,
     run_dir: str | Path,
@@ -168,21 +155,6 @@ def save_pretrained(
     if tokenizer is not None and not (run_dir / TOKENIZER).is_dir():
         tokenizer.save(run_dir / TOKENIZER)
     return run_dir
-
-
-def load_run_config(run_dir: str | Path) -> ExperimentConfig:
-    run_dir = Path(run_dir)
-    path = run_dir / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a run folder: {CONFIG} is missing")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
-    try:
-        return from_dict(data, ExperimentConfig, origin=str(path))
-    except ConfigError as exc:
-        raise CheckpointError(str(exc)) from None
 
 
 def build_model_from_run(run_dir: str | Path, cfg: ExperimentConfig | None = None) -> nn.Module:

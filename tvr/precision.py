@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # AMP_CHOICES is read by command lines that may never need torch
+    import torch
 
 AMP_CHOICES: tuple[str, ...] = ("off", "auto", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _cpu_native(dtype: torch.dtype) -> bool:
     """Whether this CPU's oneDNN computes ``dtype`` natively (not emulated)."""
+    import torch
+
     check = {
         torch.bfloat16: "_is_mkldnn_bf16_supported",
         torch.float16: "_is_mkldnn_fp16_supported",
@@ -42,6 +45,8 @@ def autocast_dtype(amp: str, device: torch.device | str) -> torch.dtype | None:
     Raises:
         ValueError: an unknown ``amp``, or fp16 asked for on a CPU without native fp16.
     """
+    import torch
+
     if amp not in AMP_CHOICES:
         raise ValueError(f"amp={amp!r}: expected one of {', '.join(AMP_CHOICES)}")
     kind = torch.device(device).type
@@ -51,7 +56,7 @@ def autocast_dtype(amp: str, device: torch.device | str) -> torch.dtype | None:
         if kind == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if _cpu_native(torch.bfloat16) else None
-    dtype = _DTYPES[amp]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     if kind == "cpu" and dtype is torch.float16 and not _cpu_native(dtype):
         raise ValueError("amp='fp16' on this CPU: it has no native fp16 (use 'bf16' or 'off')")
     return dtype
@@ -60,6 +65,8 @@ def autocast_dtype(amp: str, device: torch.device | str) -> torch.dtype | None:
 @contextlib.contextmanager
 def inference_autocast(amp: str, device: torch.device | str) -> Iterator[torch.dtype | None]:
     """Run the block under the autocast ``amp`` gives on ``device``; yields its dtype."""
+    import torch
+
     dtype = autocast_dtype(amp, device)
     if dtype is None:
         yield None

@@ -2,8 +2,9 @@
 
 Kinds: ``encoder`` (backbones), ``head`` (similarity heads), ``objective`` (training losses),
 ``section`` (a method's settings dataclass: the config's ``head``, an ``objectives`` entry, or
-a top-level module section such as ``seqtransf``) and
-``source`` (benchmark annotation parsers). Modules register their classes or functions
+a top-level module section such as ``seqtransf``), ``head_traits`` and ``objective_traits``
+(what the config needs to know of a built-in head or objective without importing it:
+:mod:`tvr.config.traits`) and ``source`` (benchmark annotation parsers). Modules register their classes or functions
 with :func:`register`; factories look them up with :func:`get`, which names the available
 choices when a name is unknown.
 """
@@ -14,15 +15,19 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-KINDS: tuple[str, ...] = ("encoder", "head", "objective", "section", "source")
+KINDS: tuple[str, ...] = ("encoder", "head", "objective", "section", "head_traits",
+                          "objective_traits", "source")
 
 # Packages whose import registers every built-in entry of a kind.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
     "encoder": ("tvr.models.backbone",),
     "head": ("tvr.models.heads",),
     "objective": ("tvr.objectives",),
-    # method config sections live beside their head/objective/module
-    "section": ("tvr.models.temporal", "tvr.models.heads", "tvr.objectives"),
+    # the built-in methods' config sections and traits: torch-free (loading a config imports
+    # no torch); the heads and objectives import nothing from there but their checks
+    "section": ("tvr.config.methods",),
+    "head_traits": ("tvr.config.methods",),
+    "objective_traits": ("tvr.config.methods",),
     "source": ("tvr.data.sources",),
 }
 
@@ -80,6 +85,12 @@ def get(kind: str, name: str) -> Any:
     except KeyError:
         choices = ", ".join(sorted(_ENTRIES[kind])) or "(none)"
         raise RegistryError(f"unknown {kind} {name!r}; registered: {choices}") from None
+
+
+def loaded(kind: str) -> list[str]:
+    """Sorted names registered for ``kind`` so far, without importing the built-ins."""
+    _check_kind(kind)
+    return sorted(_ENTRIES[kind])
 
 
 def names(kind: str) -> list[str]:

@@ -154,8 +154,8 @@ for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
                       "**✓ ground truth**" for t in missing]
         panel.markdown("  \n".join(lines))
 
-st.markdown("**Clips** (\"play from frame\" under each player starts it at one of its sampled "
-            "frames, labelled as the heatmaps' frame columns)")
+st.markdown("**Clips** (\"play from frame\" under each player pauses it on one of its sampled "
+            "frames, at that frame's exact time, labelled as the heatmaps' frame columns)")
 if direction == "t2v":
     gt = int(base.text_to_video[q])
     clip_row(roots, base, [(f"ground truth {base.video_ids[gt]}", gt)] + [

@@ -3,9 +3,9 @@
 - :func:`frame_strip` draws a video's sampled frames (the bundle's JPEG strip) with an optional
   title, score and ground-truth highlight.
 - :func:`frame_images` returns the frames as ``[n, S, S, 3]`` uint8 arrays (for figure axes).
-- :func:`video_file` resolves a bundle video's file inside the data root (for ``st.video``).
-- :func:`clip_player` plays a clip, from one of its sampled frames when picked
-  (:func:`played_frame`).
+- :func:`video_file` resolves a bundle video's file inside the data root (for the player).
+- :func:`clip_player` plays a clip in the frame-exact player (:mod:`app.components.clip_player`),
+  paused at one of its sampled frames when picked (:func:`played_frame`).
 - :func:`ranked_list` draws a top-k list as a column of strips.
 
 Every file is checked with :meth:`app.state.AppRoots.check` before it is read.
@@ -23,6 +23,7 @@ import streamlit as st
 
 from analysis.bundle import Bundle, BundleError
 from analysis.labels import frame_label, video_label
+from app.components.clip_player import ClipPlayerError, frame_player
 from app.state import AppRoots, PathOutsideRootsError
 
 logger = logging.getLogger(__name__)
@@ -117,13 +118,13 @@ def played_frame(key: str) -> int | None:
 def clip_player(roots: AppRoots, bundle: Bundle, video: int, data_root: Path | None, *,
                 container: Any = None, frame_times: bool = True,
                 key: str | None = None) -> bool:
-    """Play video ``video``'s clip (its window of the file, looped, muted) from the data root,
-    with the times of its sampled frames, labelled as on the heatmaps' frame columns
-    (``f3 @ 1.25s``). With ``key``, a "play from frame" control lists those columns: picking
-    one starts the player at that frame (the player seeks in whole seconds, so it starts at
-    the second that holds the frame) and shows the sampled frame itself, the exact image the
-    column scores; :func:`played_frame` reads the pick. Says so when the file is not there.
-    Returns whether a player was drawn.
+    """Play video ``video``'s clip (its window of the file, looped, muted) from the data root
+    in the frame-exact player (:func:`app.components.clip_player.frame_player`), with the
+    times of its sampled frames, labelled as on the heatmaps' frame columns (``f3 @ 1.25s``).
+    With ``key``, a "play from frame" control lists those columns: picking one seeks the player
+    to that frame's exact time and pauses there (play goes on from it), and shows the sampled
+    frame as the model saw it; :func:`played_frame` reads the pick. Says so when the file is
+    not there or is not a video the browser plays. Returns whether a player was drawn.
     """
     where = container if container is not None else st
     try:
@@ -145,17 +146,20 @@ def clip_player(roots: AppRoots, bundle: Bundle, video: int, data_root: Path | N
     if control:
         picked = where.segmented_control(
             "Play from frame", list(range(len(labels))), format_func=lambda j: labels[j],
-            key=key, help="The heatmap's frame columns: start the clip at one of them")
-    begin = float(start or 0) if picked is None else float(times[int(picked)])
-    last = None if end is None else int(np.ceil(end))
-    if last is not None and int(begin) >= last:  # a frame in the window's last second
-        last = None
-    where.video(str(clip), start_time=int(begin), end_time=last, loop=True, muted=True,
-                width=CLIP_WIDTH)
+            key=key, help="The heatmap's frame columns: show the clip at one of them")
+    at = float(start or 0) if picked is None else float(times[int(picked)])
+    name = video_label(bundle.video_ids[int(video)])
+    try:
+        frame_player(clip, at, start=start, end=end, width=CLIP_WIDTH,
+                     label=name if picked is None else f"{name}, {labels[int(picked)]}",
+                     key=f"{key or 'clip'}_player_{int(video)}", container=where)
+    except ClipPlayerError as exc:
+        where.caption(f"No clip of {name}: {exc} (thumbnails only).")
+        return False
     if picked is not None:
         j = int(picked)
-        where.caption(f"From {labels[j]}: the player starts at {int(begin)} s (it seeks in "
-                      "whole seconds); the sampled frame itself:")
+        where.caption(f"Paused at {labels[j]}, the exact time of the sampled frame (press play "
+                      "to play on from there); the sampled frame as the model saw it:")
         try:
             frames = frame_images(roots, bundle, video)
         except (BundleError, PathOutsideRootsError, IndexError) as exc:

@@ -295,9 +295,12 @@ def _shown_value(page, key: str) -> str:
 
 
 def _view_link(page) -> str:
-    """The sidebar's link to this view (its code block)."""
-    code = page.locator("[data-testid=stSidebar] [data-testid=stCode]").first
-    return code.inner_text().strip()
+    """The sidebar's link to this view (the code block of its popover, opened and closed)."""
+    page.locator("[data-testid=stSidebar] [data-testid=stPopover] button").first.click()
+    code = page.locator("[data-testid=stPopoverBody] [data-testid=stCode]").first
+    text = code.inner_text().strip()
+    page.keyboard.press("Escape")
+    return text
 
 
 def test_url_round_trip_of_page_state(server, roots, browser):

@@ -17,7 +17,9 @@ Example:
 Modules: :mod:`tvr.config.coerce` (strict value coercion, :class:`ConfigError`),
 :mod:`tvr.config.schema` (the dataclasses and specs), :mod:`tvr.config.convert` (dicts <->
 dataclasses, plug-ins), :mod:`tvr.config.files` (YAML layers, overrides, load / save),
-:mod:`tvr.config.migrate` (the earlier shape).
+:mod:`tvr.config.migrate` (the earlier shape), :mod:`tvr.config.traits` (what a config needs
+to know of a head or objective without importing it) and :mod:`tvr.config.methods` (the
+built-in methods' sections and traits). None imports torch.
 """
 
 from __future__ import annotations

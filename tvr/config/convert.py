@@ -183,9 +183,9 @@ def _build_experiment(data: dict[str, Any], origin: str, trusted: bool,
 def _check_plugin_listed(kind: str, name: str, key: str, plugins: list[str], origin: str) -> None:
     """A method registered outside ``tvr`` must come from a module under ``plugins`` (so the
     run's config.json rebuilds it in another process)."""
-    from tvr.registry import get
+    from tvr.config.traits import method_module
 
-    module = get(kind, name).__module__
+    module = method_module(kind, name)
     if module.split(".")[0] != "tvr" and module not in plugins:
         raise ConfigError(
             f"config key {key!r}{where(origin)}: {kind} {name!r} comes from plug-in module "
@@ -193,9 +193,9 @@ def _check_plugin_listed(kind: str, name: str, key: str, plugins: list[str], ori
 
 
 def _heads() -> list[str]:
-    from tvr.registry import names
+    from tvr.config.traits import method_names
 
-    return names("head")
+    return method_names("head")
 
 
 def from_dict(data: dict[str, Any], cls: type[T] = ExperimentConfig, origin: str = "",  # type: ignore[assignment]

@@ -41,7 +41,7 @@ from tvr.config.schema import (
     objective_spec,
     section_class,
 )
-from tvr.registry import get, names
+from tvr.config.traits import method, method_names
 
 # Objectives whose switch and settings lived in their head's section in the old shape:
 # objective -> (head section, switch, {old key: new key}).
@@ -58,8 +58,8 @@ HEAD_SECTION = "@head"  # marker of a translated ``<head section>.<key>`` overri
 
 
 def _method_sections() -> set[str]:
-    return {head_section(n) for n in names("head")} - {None} | {
-        objective_section(n) for n in names("objective")} | {s for s, _, _ in
+    return {head_section(n) for n in method_names("head")} - {None} | {
+        objective_section(n) for n in method_names("objective")} | {s for s, _, _ in
                                                               _IN_HEAD_SECTION.values()}
 
 
@@ -96,8 +96,8 @@ def _old_selection(src: Mapping[str, Any], head: str) -> list[str]:
     replaced; every other objective whose switch is on and whose owner head (if any) is the
     head; in declared order."""
     chosen = []
-    for name in names("objective"):
-        cls = get("objective", name)
+    for name in method_names("objective"):
+        cls = method("objective", name)
         if cls.owner_head is not None and cls.owner_head != head:
             continue
         if name in _IN_HEAD_SECTION:
@@ -107,9 +107,9 @@ def _old_selection(src: Mapping[str, Any], head: str) -> list[str]:
             on = name == "infonce" or _old_value(src, objective_section(name), _SWITCH, False)
         if on:
             chosen.append(name)
-    replaced = {get("objective", n).replaces for n in chosen}
+    replaced = {method("objective", n).replaces for n in chosen}
     return sorted((n for n in chosen if n not in replaced),
-                  key=lambda n: (get("objective", n).order, n))
+                  key=lambda n: (method("objective", n).order, n))
 
 
 def _old_params(src: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def migrate(old: Mapping[str, Any]) -> dict[str, Any]:
             out["model"] = model
         elif key not in methods:
             out[key] = value  # core keys, module sections; unknown keys: the parser names them
-    section = head_section(head) if head in names("head") else None
+    section = head_section(head) if head in method_names("head") else None
     params = dict(src.get(section) or {}) if section else {}
     for owner, switch, keys in _IN_HEAD_SECTION.values():
         if owner == section:
@@ -155,7 +155,7 @@ def migrate(old: Mapping[str, Any]) -> dict[str, Any]:
     chosen = _old_selection(src, head)
     out[OBJECTIVES_KEY] = [{"name": n, **_old_params(src, n)} for n in chosen]
     held = {}
-    for name in names("objective"):
+    for name in method_names("objective"):
         if name in chosen:
             continue
         defaults = dataclasses.asdict(section_class(objective_section(name))())
@@ -189,13 +189,13 @@ def alias_override(key: list[str]) -> list[str]:
             return [HEAD_SECTION, section, OBJECTIVES_KEY, objective, *key[2:]]
         if first == section and key[1] in keys:
             return [HEAD_SECTION, section, OBJECTIVES_KEY, objective, keys[key[1]], *key[2:]]
-    objectives = {objective_section(n): n for n in names("objective")
+    objectives = {objective_section(n): n for n in method_names("objective")
                   if n not in _IN_HEAD_SECTION}
     if first in objectives:
         if key[1:] == [_SWITCH]:
             return [OBJECTIVES_KEY, objectives[first]]
         return [OBJECTIVES_KEY, objectives[first], *key[1:]]
-    heads = {head_section(n) for n in names("head")} - {None}
+    heads = {head_section(n) for n in method_names("head")} - {None}
     if first in heads and first not in module_section_names():
         return [HEAD_SECTION, first, HEAD_KEY, *key[1:]]
     return list(key)
@@ -217,9 +217,9 @@ def _nest(parts: list[str], value: Any) -> Any:
 
 
 def is_registered(kind: str, name: str, text: str) -> None:
-    if name not in names(kind):
+    if name not in method_names(kind):
         raise ConfigError(f"{text}: unknown {kind} {name!r}; registered: "
-                          f"{', '.join(names(kind))}")
+                          f"{', '.join(method_names(kind))}")
 
 
 def apply_canonical_overrides(data: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -261,8 +261,8 @@ def apply_canonical_overrides(data: Mapping[str, Any], overrides: list[str]) -> 
             if value != head.get("name"):
                 head = {"name": value}
                 objectives = [e for e in objectives
-                              if get("objective", e["name"]).owner_head in (None, value)]
-                for name in get("head", value).with_objectives:
+                              if method("objective", e["name"]).owner_head in (None, value)]
+                for name in method("head", value).with_objectives:
                     _add(objectives, held, name)
         elif key[0] == HEAD_KEY:
             head = merge_dicts(head, _nest(key[1:], value))
@@ -301,6 +301,6 @@ def _add(objectives: list[dict[str, Any]], held: dict[str, Any], name: str) -> N
     """Add objective ``name`` unless listed (with its held settings); one it replaces leaves."""
     if any(e["name"] == name for e in objectives):
         return
-    replaced = get("objective", name).replaces
+    replaced = method("objective", name).replaces
     objectives[:] = [e for e in objectives if e["name"] != replaced]
     objectives.append({"name": name, **held.get(name, {})})

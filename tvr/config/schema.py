@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tvr.config.coerce import ConfigError, build_dataclass, where
+from tvr.config.traits import method, method_names
 
 T = TypeVar("T")
 
@@ -125,25 +126,19 @@ def section_names_all() -> list[str]:
 
 def head_section(head: str) -> str | None:
     """The section holding head ``head``'s settings (None: it has none)."""
-    from tvr.registry import get
-
-    return get("head", head).section
+    return method("head", head).section
 
 
 def objective_section(objective: str) -> str:
     """The section holding objective ``objective``'s settings (one with a ``weight`` field)."""
-    from tvr.registry import get
-
-    return get("objective", objective).section
+    return method("objective", objective).section
 
 
 def module_section_names(plugins: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Registered sections owned by no head and no objective (e.g. ``seqtransf``, the temporal
     module several heads share): top-level keys of the config, built-in or from ``plugins``."""
-    from tvr.registry import names
-
-    owned = {head_section(n) for n in names("head")} | {
-        objective_section(n) for n in names("objective")}
+    owned = {head_section(n) for n in method_names("head")} | {
+        objective_section(n) for n in method_names("objective")}
     return [n for n in section_names_all() if n not in owned and section_owner(n) in ("tvr", *plugins)]
 
 
@@ -199,9 +194,12 @@ def objective_spec(name: str, params: Mapping[str, Any] | None = None,
 
 
 def is_registered(kind: str, name: Any, key: str, origin: str) -> bool:
-    from tvr.registry import names
+    """True when ``name`` is a head or objective (``kind``) a config may name.
 
-    choices = names(kind)
+    Raises:
+        ConfigError: naming ``key``, the file and the registered choices.
+    """
+    choices = method_names(kind)
     if not isinstance(name, str) or name not in choices:
         raise ConfigError(f"config key {key!r}{where(origin)}: unknown {kind} {name!r}; "
                           f"registered: {', '.join(choices)}")
@@ -282,13 +280,11 @@ class ExperimentConfig:
         """Choose head ``name`` (settings over its defaults), as ``head.name=<name>`` does:
         objectives owned by the previous head leave, those the head brings
         (``with_objectives``) join."""
-        from tvr.registry import get
-
         if name != self.head.name:
             self.head = head_spec(name, params)
             self.objectives = [o for o in self.objectives
-                               if get("objective", o.name).owner_head in (None, name)]
-            for objective in get("head", name).with_objectives:
+                               if method("objective", o.name).owner_head in (None, name)]
+            for objective in method("head", name).with_objectives:
                 self.add_objective(objective)
         elif params:
             self.head.params = dataclasses.replace(self.head.params, **params)
@@ -329,9 +325,7 @@ def _section_of(params: Any) -> str | None:
 
 
 def objective_sections() -> set[str]:
-    from tvr.registry import names
-
-    return {objective_section(n) for n in names("objective")}
+    return {objective_section(n) for n in method_names("objective")}
 
 
 def order_objectives(specs: list[ObjectiveSpec], head: str, origin: str = "",
@@ -342,8 +336,6 @@ def order_objectives(specs: list[ObjectiveSpec], head: str, origin: str = "",
         ConfigError: an objective listed twice, one listed with the objective it replaces
             (unless ``replace``: then the replaced one leaves), or one owned by another head.
     """
-    from tvr.registry import get
-
     at = where(origin)
     seen: set[str] = set()
     for spec in specs:
@@ -352,7 +344,7 @@ def order_objectives(specs: list[ObjectiveSpec], head: str, origin: str = "",
         seen.add(spec.name)
     out = []
     for spec in specs:
-        cls = get("objective", spec.name)
+        cls = method("objective", spec.name)
         if cls.owner_head is not None and cls.owner_head != head:
             raise ConfigError(
                 f"config key 'objectives'{at}: {spec.name!r} trains only with head "
@@ -361,6 +353,6 @@ def order_objectives(specs: list[ObjectiveSpec], head: str, origin: str = "",
             raise ConfigError(f"config key 'objectives'{at}: {spec.name!r} replaces "
                               f"{cls.replaces!r}; list one of them")
         out.append(spec)
-    dropped = {get("objective", s.name).replaces for s in out} if replace else set()
+    dropped = {method("objective", s.name).replaces for s in out} if replace else set()
     out = [s for s in out if s.name not in dropped]
-    return sorted(out, key=lambda s: (get("objective", s.name).order, s.name))
+    return sorted(out, key=lambda s: (method("objective", s.name).order, s.name))

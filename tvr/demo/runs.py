@@ -12,11 +12,13 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tvr.checkpoint import CONFIG, ENCODER, TOKENIZER, TRAIN_STATE, WEIGHTS
 from tvr.config import ExperimentConfig, load_config, to_dict
-from tvr.demo.pretrain import PretrainSettings, pretrain_backbone
+from tvr.run_folder import CONFIG, ENCODER, TOKENIZER, TRAIN_STATE, WEIGHTS
+
+if TYPE_CHECKING:  # the check that everything is there imports no torch (make app's start)
+    from tvr.demo.pretrain import PretrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +140,6 @@ def run_demo(
     Returns:
         ``{"generated": bool, "trained": [names], "seconds": {stage: s}, "metrics": {run: ...}}``.
     """
-    from tvr.train import train
-
     t0 = time.time()
     seconds: dict[str, float] = {}
     generated = ensure_dataset(data_root, progress=progress)
@@ -156,6 +156,8 @@ def run_demo(
     trained: list[str] = []
     new_backbone = bool(todo) and not backbone_complete(backbone)
     if new_backbone:
+        from tvr.demo.pretrain import pretrain_backbone
+
         t = time.time()
         pretrain_backbone(cfgs[RUNS[0]], backbone, pretrain, progress=progress)
         seconds["backbone"] = round(time.time() - t, 1)
@@ -168,6 +170,8 @@ def run_demo(
         if cfg.run_dir.exists() and not resume:
             log.info("removing %s (retrained from the backbone)", cfg.run_dir)
             shutil.rmtree(cfg.run_dir)
+        from tvr.train import train
+
         t = time.time()
         train(cfg, resume=resume, progress=progress)
         seconds[name] = round(time.time() - t, 1)
@@ -200,6 +204,8 @@ def ensure_backbone(
     backbone = Path(checkpoints) / BACKBONE
     if backbone_complete(backbone):
         return False
+    from tvr.demo.pretrain import pretrain_backbone
+
     cfgs = demo_configs(data_root, checkpoints, config_dir)
     pretrain_backbone(cfgs[RUNS[0]], backbone, pretrain, progress=progress)
     return True

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tvr.config import ExperimentConfig
-from tvr.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +109,6 @@ class ResidualAttentionBlock(nn.Module):
     def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
         x = x + self.attn(self.ln_1(x), key_mask)
         return x + self.mlp(self.ln_2(x))
-
-
-@register("section", "seqtransf")
-@dataclass
-class SeqTransfConfig:
-    layers: int = 4  # temporal transformer blocks (CLIP4Clip: 4)
-    heads: int = 8  # attention heads (width / 64 for CLIP)
-    max_frames: int = 77  # rows of the frame position table
-    init_from_text: bool = True  # copy text-tower blocks 0..layers-1 when widths match
 
 
 class TemporalTransformer(nn.Module):

@@ -8,7 +8,6 @@ in the Barlow-Twins form ``α1 Σ_c (C_cc - 1)² + α2 Σ_{c≠d} C_cd²``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -86,14 +85,6 @@ def barlow_penalty(c: Tensor) -> tuple[Tensor, Tensor]:
     on = (diag - 1.0).pow(2).sum()
     off = c.pow(2).sum() - diag.pow(2).sum()
     return on, off
-
-
-@register("section", "cdcr")
-@dataclass
-class CDCRConfig:
-    weight: float = 0.001  # lambda_cdcr
-    alpha_diag: float = 0.11  # alpha_1: weight of (C_cc - 1)^2
-    alpha_offdiag: float = 0.0  # alpha_2: weight of C_cd^2, c != d
 
 
 @register("objective", "cdcr")

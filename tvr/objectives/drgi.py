@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tvr.config import ConfigError, ExperimentConfig
+from tvr.config.methods.drgi import check_drgi_config
 from tvr.models.features import TokenFeatures
 from tvr.models.graph import (
     AttentionReadout,
@@ -47,7 +48,6 @@ from tvr.models.graph import (
     infomax_bce,
 )
 from tvr.objectives.base import Objective
-from tvr.objectives.drgi_config import check_drgi_config
 from tvr.objectives.drgi_diagnostics import (
     attention_entropy,
     attention_logit_range,

@@ -18,7 +18,6 @@ gradients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -80,18 +79,6 @@ def trust_region(l_eps: Tensor, lambda_low: float, mode: str) -> Tensor:
     raise ConfigError(
         f"config key 'gare.trust_region': got {mode!r}, expected one of {', '.join(TRUST_REGIONS)}"
     )
-
-
-@register("section", "gare_reg")
-@dataclass
-class GARERegConfig:
-    weight: float = 1.0  # scales the sum below (its terms carry their own weights)
-    beta: float = 1e-4  # weight of the video-anchored relaxed VIB (code 1e-4, paper 0.07)
-    alpha: float = 2.0  # sharpness of the directional-diversity kernel
-    lambda_dir: float = 0.01  # weight of the directional-diversity term
-    lambda_eps: float = 0.01  # weight of the trust-region (norm-diversity) term
-    lambda_low: float = 0.5  # trust-region floor of L_eps
-    trust_region: str = "clamp"  # clamp (paper: max(L_eps, -lambda_low)) | hard_cut (code)
 
 
 @register("objective", "gare_reg")

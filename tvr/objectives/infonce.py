@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -46,13 +45,6 @@ def symmetric_infonce(logits: Tensor, exclude: Tensor | None = None) -> tuple[Te
         logits = logits.masked_fill(exclude, float("-inf"))
     target = torch.arange(logits.shape[0], device=logits.device)
     return F.cross_entropy(logits, target), F.cross_entropy(logits.T, target)
-
-
-@register("section", "infonce")
-@dataclass
-class InfoNCEConfig:
-    weight: float = 1.0  # loss weight
-    mask_same_video: bool = False  # drop same-video off-diagonal pairs from the softmax
 
 
 @register("objective", "infonce")

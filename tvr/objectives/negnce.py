@@ -15,7 +15,6 @@ contains the InfoNCE term, so it replaces InfoNCE when enabled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -75,17 +74,6 @@ def negnce_direction(
     # mean over H without a host sync; 0 (still in the graph) when H is empty
     neg = torch.where(hard, -torch.log1p(-prob), 0.0).sum() / count.clamp_min(1).to(prob.dtype)
     return pos + hard_weight * neg, pos, neg, count
-
-
-@register("section", "negnce")
-@dataclass
-class NegNCEConfig:
-    weight: float = 1.0  # loss weight
-    scale: float = 100.0  # fixed inverse temperature of the softmax
-    margin: float = 0.0  # m of the hard-negative condition
-    hard_weight: float = 0.5  # weight of the hard-negative term
-    exclude_same_video: bool = True  # same-video pairs are never hard negatives
-    mask_same_video: bool = False  # also drop same-video off-diagonal pairs from the softmax
 
 
 @register("objective", "negnce")

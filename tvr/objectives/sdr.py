@@ -9,7 +9,6 @@ are cosine-scale, and the code's grains carry the logit scale λ, so the varianc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
@@ -32,12 +31,6 @@ def sdr_penalty(grains: Tensor, scale: Tensor | float = 1.0) -> Tensor:
         )
     diag = grains.diagonal(dim1=0, dim2=1).T  # [B, G]
     return (scale * diag).var(dim=-1, correction=1).mean()
-
-
-@register("section", "sdr")
-@dataclass
-class SDRConfig:
-    weight: float = 0.5  # weight of L_sdr (sdr_loss_weight)
 
 
 @register("objective", "sdr")

@@ -35,7 +35,6 @@ the DMAE head itself (``outputs["head"]``) to re-run seqTransf and score, and th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -113,16 +112,6 @@ def adaptive_keep(weights: Tensor, mask: Tensor, threshold: float) -> Tensor:
 def margin_term(pos: Tensor, partial: Tensor, margin: float) -> Tensor:
     """``mean ReLU(m − (pos − partial))``; ``[K], [K] -> scalar``."""
     return torch.relu(margin - (pos - partial)).mean()
-
-
-@register("section", "tpmcl")
-@dataclass
-class TPMCLConfig:
-    weight: float = 1.0  # loss weight
-    threshold: float = 0.6  # tokens are masked while their cumulative weight is below this
-    margin: float = 0.6  # margin between full and partial positive scores
-    video_global: bool = False  # add the code's 4th triplet (t, v_g) vs (t, v'_g)
-    normalize_partial: bool = False  # True: L2-normalise t'_g like t_g (code: unnormalised)
 
 
 @register("objective", "tpmcl")

@@ -30,7 +30,7 @@ from tvr.data.synthvtt.meta import (
     SynthVTTMeta,
 )
 
-__all__ = ["load_meta", "parse_meta", "read_meta", "read_split_meta"]
+__all__ = ["load_meta", "parse_meta", "parse_params", "read_meta", "read_split_meta"]
 
 _T = TypeVar("_T")
 
@@ -223,6 +223,15 @@ def _build(path: Path, where: str, obj: Any, keys: Sequence[str], make: Callable
     except MetaFieldError as e:
         e = e.within(where)
         raise SourceError(path, e.field, e.problem) from None
+
+
+def parse_params(obj: Any, path: str | Path = META_FILE) -> GenerationParams:
+    """The meta's ``params`` object, checked (``path`` names the file in errors).
+
+    Raises:
+        SourceError: naming ``path``, the field and what was expected.
+    """
+    return _build(Path(path), "params", obj, _PARAM_KEYS, _params)
 
 
 def _params(d: dict) -> GenerationParams:

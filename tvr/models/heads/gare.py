@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -108,19 +107,6 @@ class GapIncrement(nn.Module):
         o = self.ln2(o)
         o = self.ln3(o + self.dropout(self.fc(o)))
         return self.mu(o)
-
-
-@register("section", "gare")
-@dataclass
-class GAREConfig:
-    temp: float = 3.0  # temperature of text-conditioned frame pooling (script 3, argparse 5)
-    side: str = "text"  # text | video: which side of the pair the increment Delta is added to
-    masked_softmax: bool = False  # True: pool over real frames only (code: mask after softmax)
-    gap_masked_mean: bool = True  # False = code: the gap's frame mean includes padded frames
-    psi_identity_init: bool = False  # True = paper: psi's Linears start as identity (code: N(0,.02))
-    zero_init_delta: bool = False  # zero psi's output Linear so Delta = 0 at the first step
-    dropout: float = 0.3  # dropout on psi's residual Linear
-    rerank_topk: int = 0  # inference: 0 = exhaustive; K = rescore each text's meanP top-K only
 
 
 @register("head", "gare")

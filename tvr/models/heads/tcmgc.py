@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -211,16 +210,6 @@ class LanguageVideoAttention(nn.Module):
 # --------------------------------------------------------------------------------------------
 # The head
 # --------------------------------------------------------------------------------------------
-
-
-@register("section", "tcmgc")
-@dataclass
-class TCMGCConfig:
-    keep_rate: float = 0.1  # rho of similarity reorganisation: k = floor(data.max_words * rho)
-    softmax_lambda: float = 100.0  # lambda_s of interactive similarity aggregation (ISA)
-    lsa_scale: float = 100.0  # scale of the grains inside the LSA softmax (code: logit scale)
-    dropout: float = 0.3  # dropout on the residual Linear of the language-video attention
-    mask_padding: bool = True  # False = code: padded words/frames enter LVA, SR and ISA
 
 
 @register("head", "tcmgc")

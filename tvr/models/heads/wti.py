@@ -15,7 +15,7 @@ how much padding an item carries. ``wti.weighted=false`` is DRL's "TI" ablation 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -71,15 +71,6 @@ def uniform_weights(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """
     m = mask.to(dtype)
     return m / m.sum(dim=-1, keepdim=True).clamp_min(1.0)
-
-
-@register("section", "wti")
-@dataclass
-class WTIConfig:
-    arch: int = 2  # token-weight MLP depth: 1 linear, 2 or 3 layer MLP (DRL wti_arch)
-    weighted: bool = True  # False = DRL's "TI" ablation (plain means)
-    temporal: bool = True  # run seqTransf over frames before token interaction (DRL default)
-    masked_max: bool = False  # True: padding left out of the max-sims (DRL: padded sims are 0)
 
 
 def _used_slots(mask: Tensor) -> int:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -122,13 +121,6 @@ def attention_pool(x: Tensor, matrix: Tensor, tau: float, valid: Tensor | None =
 # --------------------------------------------------------------------------------------------
 # The head
 # --------------------------------------------------------------------------------------------
-
-
-@register("section", "xclip")
-@dataclass
-class XCLIPConfig:
-    mask_padding: bool = False  # True: padded words/frames leave every softmax and sum (code: no mask)
-    attention_temperature: float = 0.01  # tau_a of every attention-over-similarity softmax
 
 
 @register("head", "xclip")

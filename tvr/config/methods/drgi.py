@@ -1,11 +1,17 @@
-"""The ``drgi`` config section (methods.md §9.3 defaults, §9.9 variants) and its checks."""
+"""The ``drgi`` config section (methods.md §9.3 defaults, §9.9 variants), its checks and the
+objective's traits.
+
+Torch-free (:mod:`tvr.config.traits`): loading a config imports no torch. The code:
+:mod:`tvr.objectives.drgi`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from tvr.config import ConfigError
+from tvr.config.coerce import ConfigError
+from tvr.config.traits import declare_objective
 from tvr.registry import register
 
 
@@ -98,3 +104,6 @@ class DRGIConfig:
     # sanity mode: DRGI reads detached features, so only its own parameters learn (can the
     # discriminator separate the hard negatives at all, on features it cannot change?)
     detach_inputs: bool = False
+
+
+DRGI = declare_objective("drgi", "tvr.objectives.drgi", section="drgi", order=90)
