@@ -1,7 +1,8 @@
 """The first session's work, computed before anyone asks: for the Overview the bundle scan,
 the bundles the sidebar opens on, the paired tests and the model cards; then what the next
-pages share (the split's SynthVTT ground truth, whose parse takes seconds, and the joined
-per-query table of the Queries page); last the live search's text towers and map placers.
+pages share (the split's SynthVTT ground truth, whose parse takes seconds, each run's failure
+table and the joined per-query table of the Queries page); last the live search's text towers
+and map placers.
 
 :func:`app.warmup.start_server_warm_up` runs the steps of :func:`warm_first_session` in a
 background thread when ``python -m app`` starts, so the first browser session finds these in
@@ -70,9 +71,9 @@ def warm_first_session(roots: AppRoots) -> Iterator[tuple[str, float]]:
 
     Yields:
         ``(step, seconds)``: ``scan``, ``bundle <run>``, ``paired tests``, ``card <run>``,
-        ``SynthVTT ground truth <run>``, ``query table``, ``attention-event alignment <run>
-        <source>``; steps that do not apply (no runs, no bundle, a single run, another
-        dataset) are left out.
+        ``SynthVTT ground truth <run>``, ``failures <run>`` (the failure table at threshold
+        1), ``query table``, ``attention-event alignment <run> <source>``; steps that do
+        not apply (no runs, no bundle, a single run, another dataset) are left out.
     """
     yield from warm_overview(roots)
     yield from warm_next_pages(roots)
@@ -103,9 +104,10 @@ def warm_overview(roots: AppRoots) -> Iterator[tuple[str, float]]:
 
 
 def warm_next_pages(roots: AppRoots) -> Iterator[tuple[str, float]]:
-    """What the next pages share: ``SynthVTT ground truth <run>``, ``query table``,
-    ``attention-event alignment <run> <source>`` (see :func:`warm_first_session`; the bundles
-    come from the caches :func:`warm_overview` filled)."""
+    """What the next pages share: ``SynthVTT ground truth <run>``, ``failures <run>``,
+    ``query table``, ``attention-event alignment <run> <source>`` (see
+    :func:`warm_first_session`; the bundles come from the caches :func:`warm_overview`
+    filled)."""
     if not list_runs(roots.checkpoints):
         return
     bundles = [b for *_, b in _default_bundles(roots, resources.scan_bundles(roots))]
@@ -122,7 +124,9 @@ def warm_next_pages(roots: AppRoots) -> Iterator[tuple[str, float]]:
         meta = meta or split_meta
         metas.append((bundle, split_meta))
         yield name, seconds
-    if pair:  # the Queries page opens at "fails when rank > 1"
+    if pair:  # the Queries page opens at "fails when rank > 1"; Failures reads the same tables
+        for bundle in bundles:  # one step each: a click waits for one table, not for the join
+            yield _timed(f"failures {bundle.run_name}", resources.failure_table, bundle, 1)[:2]
         yield _timed("query table", resources.query_table, *bundles, k=1, synthvtt=meta)[:2]
     for bundle, split_meta in metas:  # the Attention page's summary over the split
         for _, source in alignment_sources(bundle):

@@ -10,13 +10,14 @@ Two entry points, one thread per process:
   (:func:`app.first_session.warm_overview`: the bundle scan, the default bundles, the paired
   tests, the model cards; none of it imports ``torch``), waits for the first script run to
   end (at most :data:`FIRST_RUN_WAIT_S`: a long step landing on its start would keep the first
-  page waiting) and for the browser to draw it (:data:`FIRST_DRAW_S`), computes what the next pages share (the SynthVTT ground truth, the Queries
-  table: :func:`app.first_session.warm_next_pages`), imports every other page's modules and
-  the live search's (``torch``, the model's parts, ``transformers``' CLIP), loads
-  the default runs' text towers (:func:`app.first_session.warm_live_search`), and finally
-  moves everything it loaded out of the garbage collector's reach (``gc.freeze``), so the
+  page waiting) and for the browser to draw it (:data:`FIRST_DRAW_S`), computes what the next
+  pages share (the SynthVTT ground truth, each run's failure table, the Queries table:
+  :func:`app.first_session.warm_next_pages`), imports every other page's modules and the live
+  search's (``torch``, the model's parts, ``transformers``' CLIP), and loads the default runs'
+  text towers (:func:`app.first_session.warm_live_search`). After every step it moves what
+  it loaded out of the garbage collector's reach (``gc.freeze``), so the
   collection Streamlit runs after every script run (``runner.postScriptGC``) no longer walks
-  all of torch and pandas each time (0.25 s a rerun on 2 cores before).
+  all of torch and pandas each time (0.25–0.45 s a rerun on 2 cores before).
 - :func:`start_warm_up`, called by ``app/main.py`` on every script run: returns that thread
   when the launcher started one, else (``streamlit run app/main.py``) starts one that imports
   only the live search's modules; the first live query used to wait ~10 s for them.
@@ -26,6 +27,9 @@ thread's current step (one import, or one cached computation) and the thread sta
 while a script runs, nor within :data:`QUIET_S` of one, so a module is never imported in two
 threads at once, a page never computes what the thread is computing, and someone clicking
 through the pages is rarely kept waiting by the warm-up.
+While the thread runs, the interpreter switches threads every :data:`SWITCH_INTERVAL_S`
+(:func:`_with_fast_switching`), so the server's event loop and the script runs are not held
+up by its Python computation.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import ast
 import gc
 import importlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -98,6 +103,9 @@ _last_run = -float("inf")  # time.monotonic() when the last script run ended
 # through the pages (reruns a second or two apart) the warm-up keeps out of their way, and
 # a click rarely lands in a step it would have to wait for.
 QUIET_S = 1.0
+# the interpreter's thread switch interval while the warm-up thread runs (see
+# _with_fast_switching; Python's default is 0.005)
+SWITCH_INTERVAL_S = 0.0005
 
 
 @contextmanager
@@ -121,7 +129,8 @@ def script_turn() -> Iterator[None]:
 @contextmanager
 def _warm_step() -> Iterator[None]:
     """Around one step of the warm-up thread: starts when no script run is in progress and
-    none ended in the last :data:`QUIET_S` seconds."""
+    none ended in the last :data:`QUIET_S` seconds. When the step ends, what it loaded is
+    moved out of the garbage collector's reach (``gc.freeze``; see :func:`_freeze`)."""
     global _warming
     with _turns:
         while True:
@@ -134,9 +143,25 @@ def _warm_step() -> Iterator[None]:
     try:
         yield
     finally:
+        _freeze()
         with _turns:
             _warming = False
             _turns.notify_all()
+
+
+def _freeze() -> None:
+    """Collect, then ``gc.freeze()``: every object alive after the step (what it imported or
+    computed, most of it kept for the process's life) goes to the permanent generation, which
+    the full collection Streamlit runs after every script run (``runner.postScriptGC``) no
+    longer walks. Frozen after every step, not once at the end: the first visits of the
+    pages, made while the warm-up still imports the live search's modules, each paid a
+    collection over everything loaded so far (0.3–0.45 s on the demo, 2 cores), and so did
+    the computations of the first session's later steps (a quarter of the failure tables'
+    time at 59,800 captions). The collection first, so that no garbage of the step is frozen
+    for good; it walks only what is not frozen yet (what this step and the script runs since
+    the last one made), and the freeze itself splices lists."""
+    gc.collect()
+    gc.freeze()
 
 
 def _import_all(modules: Iterable[str]) -> None:
@@ -209,9 +234,10 @@ def _runtime_ready(timeout: float) -> bool:
 
 def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]],
                   prefix: str = "first session") -> None:
-    quiet = _QuietNoContext()
+    """Run ``warm``'s steps, each one a :func:`_warm_step`."""
+    no_context = _QuietNoContext()
     target = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
-    target.addFilter(quiet)
+    target.addFilter(no_context)
     try:
         with _warm_step():
             steps = iter(warm())
@@ -225,7 +251,7 @@ def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]],
         _report[prefix] = f"failed: {exc}"
         logger.warning("warm-up of the %s failed: %s", prefix, exc)
     finally:
-        target.removeFilter(quiet)
+        target.removeFilter(no_context)
 
 
 def _first_run_ended(timeout: float, draw: float = FIRST_DRAW_S) -> bool:
@@ -327,12 +353,32 @@ def start_warm_up(modules: Sequence[str] = LIVE_SEARCH_MODULES) -> threading.Thr
     return _start(_import_all, (tuple(modules),))
 
 
+def _with_fast_switching(target: Callable[..., None], *args: object) -> None:
+    """Run ``target(*args)`` with the interpreter's thread switch interval at
+    :data:`SWITCH_INTERVAL_S` (restored after, unless someone else changed it meanwhile).
+
+    The warm-up thread computes in Python for seconds (parsing the SynthVTT ground truth,
+    typing failures, importing). Every time another thread waits (the server's event loop
+    for the browser's messages, a script run for its turn or for I/O), it then needs the GIL
+    back from the busy thread, which keeps it for up to the switch interval (5 ms by
+    default): a click made during a step was read ~2 s late at 59,800 captions. A 1 ms sleep
+    repeated 200 times took 3.1 s beside such a thread at 5 ms and 0.7 s at 0.5 ms (0.25 s
+    alone), for ~5 % of the busy thread's throughput."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        target(*args)
+    finally:
+        if sys.getswitchinterval() == SWITCH_INTERVAL_S:
+            sys.setswitchinterval(before)
+
+
 def _start(target: Callable[..., None], args: tuple) -> threading.Thread:
     global _thread
     with _lock:
         if _thread is None:
-            _thread = threading.Thread(target=target, args=args, name="drgi-lab-warm-up",
-                                       daemon=True)
+            _thread = threading.Thread(target=_with_fast_switching, args=(target, *args),
+                                       name="drgi-lab-warm-up", daemon=True)
             _thread.start()
         return _thread
 

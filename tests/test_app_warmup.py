@@ -19,6 +19,16 @@ from tests.helpers_app import tables_with
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _unfreeze():
+    """Warm-up steps freeze the garbage collector's objects (app.warmup._freeze); give them
+    back to it after each test, so later tests in this process collect as usual."""
+    yield
+    import gc
+
+    gc.unfreeze()
+
+
 def _run(code: str) -> str:
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=True)
@@ -159,10 +169,15 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
                         counted("query table", analysis.query_table.bundle_query_table))
     load = Bundle.__dict__["load"].__func__
     monkeypatch.setattr(Bundle, "load", classmethod(counted("load", load)))
-    import tvr.data.synthvtt
+    # the split's ground truth is aligned with the rows once: both runs' bundles hold the same
+    # rows and share it (analysis.bundle.reader._shared_split_meta; the file itself is parsed
+    # once too: tvr.data.synthvtt.read_meta)
+    from collections import OrderedDict
 
-    # each bundle aligns the split's ground truth with its rows once (the file itself is
-    # parsed once for both: tvr.data.synthvtt.read_meta)
+    import tvr.data.synthvtt
+    from analysis.bundle import reader
+
+    monkeypatch.setattr(reader, "_shared_splits", OrderedDict())
     monkeypatch.setattr(tvr.data.synthvtt, "read_split_meta",
                         counted("meta", tvr.data.synthvtt.read_split_meta))
     import analysis.events
@@ -174,13 +189,15 @@ def test_first_session_is_computed_before_the_overview_asks(app_env, monkeypatch
     done = dict(warm_first_session(AppRoots.from_env()))
     assert list(done) == ["scan", "bundle base", "bundle drgi", "paired tests", "card base",
                           "card drgi", "SynthVTT ground truth base",
-                          "SynthVTT ground truth drgi", "query table",
+                          "SynthVTT ground truth drgi", "failures base", "failures drgi",
+                          "query table",
                           "attention-event alignment base text_frame",
                           "attention-event alignment drgi text_frame",
                           "attention-event alignment drgi gat"]
-    # each run's SynthVTT ground truth parsed once (the failure tables behind the Queries
-    # table reuse it); the Attention page's alignment over the split computed for each source
-    warmed = {"paired": 1, "card": 2, "load": 2, "meta": 2, "query table": 1, "alignment": 3}
+    # the SynthVTT ground truth aligned once for both runs (the failure tables behind the
+    # Queries table reuse it); the Attention page's alignment over the split computed for each
+    # source
+    warmed = {"paired": 1, "card": 2, "load": 2, "meta": 1, "query table": 1, "alignment": 3}
     assert calls == warmed
     at = app_test().run()  # a new session on the Overview
     assert_no_errors(at)
@@ -251,3 +268,50 @@ def test_warm_up_steps_and_script_runs_take_turns() -> None:
     t.join(30)
     s.join(30)
     assert events == ["script", "step", "long step", "next script"]
+
+
+def test_each_warm_up_step_freezes_what_it_loaded_and_leaves_no_garbage() -> None:
+    """Objects a step keeps move out of the collector's reach when the step ends (a script run
+    after it no longer walks them in Streamlit's post-run collection), and its cyclic garbage
+    is collected first, not frozen for good."""
+    import gc
+    import weakref
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector frees it
+
+    kept: list[Node] = []
+    garbage: list[weakref.ref] = []
+    frozen: list[bool] = []
+
+    def warm():
+        kept.append(Node())
+        dead = Node()
+        garbage.append(weakref.ref(dead))
+        del dead
+        yield "first", 0.0
+        frozen.append(gc.is_tracked(kept[0]) and not any(kept[0] is o
+                                                           for o in gc.get_objects()))
+        yield "second", 0.0
+
+    gc.unfreeze()
+    warmup._warm_session(warm, "test")
+    assert frozen == [True]  # kept by the first step: frozen once it ended
+    assert garbage[0]() is None  # its garbage collected, not frozen
+    assert gc.get_freeze_count() > 0
+
+
+def test_the_warm_up_thread_runs_with_a_short_switch_interval() -> None:
+    """While the warm-up computes, other threads (the server's event loop, script runs) get
+    the GIL back after :data:`app.warmup.SWITCH_INTERVAL_S`, not Python's 5 ms; restored after."""
+    out = _run("""
+        import sys
+        from app import warmup
+        seen = []
+        warmup._import_all = lambda modules: seen.append(sys.getswitchinterval())
+        before = sys.getswitchinterval()
+        warmup.start_warm_up(("colorsys",)).join(60)
+        print(before, seen == [warmup.SWITCH_INTERVAL_S], sys.getswitchinterval() == before)
+    """)
+    assert out.split() == ["0.005", "True", "True"]

@@ -139,9 +139,15 @@ def test_drgi_arrays_and_projections(runs):
 
 def test_synthvtt_meta_is_read_once_per_bundle_and_charged(runs, tiny_synthvtt, monkeypatch):
     """The failure table, the Queries and Attention pages each ask for it (~4 s a read at
-    59,800 captions): the bundle reads it once and counts it in its resident bytes."""
-    import tvr.data.synthvtt as synthvtt
+    59,800 captions): the bundle reads it once and counts it in its resident bytes; another
+    bundle of the same rows (the other run on the split) shares it; a rewritten ground truth
+    is read again."""
+    from collections import OrderedDict
 
+    import tvr.data.synthvtt as synthvtt
+    from analysis.bundle import reader
+
+    monkeypatch.setattr(reader, "_shared_splits", OrderedDict())
     reads: list[str] = []
     real = synthvtt.read_split_meta
     monkeypatch.setattr(synthvtt, "read_split_meta",
@@ -151,7 +157,19 @@ def test_synthvtt_meta_is_read_once_per_bundle_and_charged(runs, tiny_synthvtt, 
     first = b.synthvtt_meta()
     assert b.synthvtt_meta() is first and reads == ["test"]
     assert b.resident_bytes() > before
-    assert Bundle.load(bdir(runs, "base")).synthvtt_meta() is not first  # per bundle object
+    other = Bundle.load(bdir(runs, "drgi"))
+    assert other.captions == b.captions and other.video_ids == b.video_ids
+    charged = other.resident_bytes()
+    assert other.synthvtt_meta() is first and reads == ["test"]  # shared, not aligned again
+    assert other.resident_bytes() > charged  # and counted by each bundle that holds it
+    meta_file = b.data_root / synthvtt.META_FILE
+    st = meta_file.stat()
+    try:
+        os.utime(meta_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        again = Bundle.load(bdir(runs, "base")).synthvtt_meta()
+    finally:
+        os.utime(meta_file, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert again is not first and again == first and reads == ["test", "test"]
 
 
 def test_synthvtt_meta_is_aligned(runs, tiny_synthvtt):

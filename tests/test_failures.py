@@ -246,6 +246,18 @@ def test_synthvtt_failures_checks_the_split_meta():
         failure_type_counts(pd.DataFrame({"query": [0]}))
 
 
+def test_synthvtt_failures_name_a_caption_whose_events_do_not_fit_its_video():
+    meta = _meta()
+    ids = ["v0", "v1", "v2", "v3"]
+    split = _split(meta, ids, [0, 1, 2, 3])
+    # v2 has two events: a caption of it naming a third does not fit (a hand-made split;
+    # the meta file's reader refuses it)
+    split.captions[2] = caption([0, 2], "v2", sen_id=2)
+    sim = np.eye(4, dtype=np.float32)[::-1].copy()  # every caption fails
+    with pytest.raises(ValueError, match=r"caption 2: events \[0, 2\] .* 'v2''s 2 events"):
+        synthvtt_failures(sim, np.arange(4), split)
+
+
 def test_top_videos_are_a_partial_selection_with_the_whole_sort_order():
     """The failing queries' top videos come from each caption's ranked negatives (a partial
     selection; a lexsort of every row took ~12 s per bundle at 59,800 x 2,990), in the sort's
