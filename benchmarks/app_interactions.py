@@ -206,6 +206,8 @@ def lasso(page, half: float = 0.2) -> None:
     lasso button): the same gesture on either."""
     from playwright.sync_api import Error as PlaywrightError
 
+    plotly_lasso = "[data-testid=stPlotlyChart] [data-attr=dragmode][data-val=lasso]"
+    page.wait_for_selector(f"{POINT_MAP}, {plotly_lasso}", state="attached")
     own = page.locator(POINT_MAP).count() > 0
     chart = page.locator(POINT_MAP if own else "[data-testid=stPlotlyChart]").first
     button = "[data-attr=pointmap][data-val=lasso]" if own else \

@@ -90,9 +90,8 @@ function merge(base, over) {
 }
 
 class PointMap {
-  constructor(parentElement) {
-    this.root = document.createElement("div");
-    this.root.className = "point-map";
+  constructor(root) {
+    this.root = root; // the component's own html: there as soon as the element mounts
     this.gd = document.createElement("div");
     this.gd.className = "point-map-plot";
     this.overlay = document.createElementNS(SVG_NS, "svg");
@@ -100,7 +99,6 @@ class PointMap {
     this.path = document.createElementNS(SVG_NS, "path");
     this.overlay.appendChild(this.path);
     this.root.append(this.gd, this.overlay);
-    parentElement.appendChild(this.root);
     this.root.__pointMap = this;
     this.mode = null; // "lasso" | "box" | null (plotly's own zoom / pan)
     this.plotlyDrag = "zoom";
@@ -298,14 +296,15 @@ class PointMap {
     window.removeEventListener("mousemove", this.onMove, true);
     window.removeEventListener("mouseup", this.onUp, true);
     if (this.Plotly) this.Plotly.purge(this.gd);
-    this.root.remove();
+    this.root.replaceChildren();
+    delete this.root.__pointMap;
   }
 }
 
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
-  const root = parentElement.querySelector(":scope > .point-map");
-  const map = root ? root.__pointMap : new PointMap(parentElement);
+  const root = parentElement.querySelector(".point-map");
+  const map = root.__pointMap || new PointMap(root);
   map.update(data, setStateValue);
   // Streamlit also calls the cleanup of a call whose data was replaced before it ran: only a
   // map whose element left the page is torn down

@@ -40,7 +40,9 @@ PLOTLY_JS = "plotly.min.js"
 SEEN_PREFIX = "_point_map_seen_"  # + key: the last selection event taken from that map
 Mode = Literal["lasso", "box"]
 
-_component = st.components.v2.component("point_map", js=JS, css=CSS, isolate_styles=False)
+HTML = '<div class="point-map"></div>'  # the map's root, in the page as soon as it mounts
+_component = st.components.v2.component("point_map", html=HTML, js=JS, css=CSS,
+                                        isolate_styles=False)
 
 
 def plotly_js_url() -> str:
