@@ -182,6 +182,7 @@ class PointMap {
   }
 
   setMode(mode) {
+    if (mode === this.mode) return;
     this.mode = mode;
     if (this.Plotly) this.Plotly.relayout(this.gd, { dragmode: false }).then(() => this.markButtons());
   }
