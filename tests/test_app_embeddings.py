@@ -243,7 +243,7 @@ def _chart_path(at, key: str) -> list[int]:
     the browser keeps a chart mounted only while its position and spec stay the same."""
     def walk(node, path):
         for i, child in getattr(node, "children", {}).items():
-            if getattr(child, "type", None) == "plotly_chart" and str(
+            if getattr(child, "type", None) in ("plotly_chart", "bidi_component") and str(
                     child.proto.id).endswith(f"-{key}"):
                 return [*path, i]
             found = walk(child, [*path, i])
@@ -252,7 +252,7 @@ def _chart_path(at, key: str) -> list[int]:
         return None
 
     path = walk(at.main, [])
-    assert path is not None, f"no plotly chart with key {key!r}"
+    assert path is not None, f"no chart with key {key!r}"
     return path
 
 

@@ -45,6 +45,12 @@ def test_figure_payload_sends_typed_arrays_and_no_template():
     assert len(payload["data"]) == 2
 
 
+def test_a_chart_without_selection_needs_no_ids():
+    fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4]))
+    payload = figure_payload(fig, ids_trace=None)
+    assert payload["data"][0]["type"] == "bar" and "template" not in payload["layout"]
+
+
 def test_figure_payload_names_a_missing_id_trace():
     with pytest.raises(ValueError, match="ids_trace=2: the figure has 2 trace"):
         figure_payload(_figure(), ids_trace=2)

@@ -446,7 +446,8 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
         fig = overlay_histogram([("matched pairs", gap.matched_cos, MATCHED_COLOUR),
                                  ("random pairs", gap.random_cos, RANDOM_COLOUR)], "cosine",
                                 y_title="% of pairs", opacity=0.6, height=300)
-        st.plotly_chart(fig, key=f"emb_gap_{label}", width="stretch")
+        # kept across reruns like the maps (st.plotly_chart would react it again on each)
+        point_map(fig, key=f"emb_gap_{label}", ids_trace=None)
 st.caption("Cosine of each caption with its own video vs with a random other video (pooled, "
            "head-embedded features). For cross heads (not factorized) the pooled cosine is not "
            "the retrieval score.")

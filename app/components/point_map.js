@@ -124,7 +124,7 @@ class PointMap {
       .catch((err) => this.fail(err));
   }
 
-  config(Plotly) {
+  config(Plotly, selectable) {
     if (!this.plotConfig) {
       const button = (mode, title, icon) => ({
         name: `point-map-${mode}`, title, icon, attr: "pointmap", val: mode,
@@ -133,10 +133,10 @@ class PointMap {
       this.plotConfig = {
         displaylogo: false, responsive: true, doubleClick: "reset+autosize",
         modeBarButtonsToRemove: ["lasso2d", "select2d"],
-        modeBarButtonsToAdd: [
+        modeBarButtonsToAdd: selectable ? [
           button("lasso", "Lasso select", Plotly.Icons.lasso),
           button("box", "Box select", Plotly.Icons.selectbox),
-        ],
+        ] : [],
       };
     }
     return this.plotConfig;
@@ -150,7 +150,7 @@ class PointMap {
     layout.uirevision = data.view;
     layout.dragmode = this.mode ? false : this.plotlyDrag;
     if (this.drawn === null) {
-      await Plotly.newPlot(this.gd, fig.data, layout, this.config(Plotly));
+      await Plotly.newPlot(this.gd, fig.data, layout, this.config(Plotly, data.ids_trace !== null));
       this.gd.on("plotly_relayout", (ev) => {
         if (ev && typeof ev.dragmode === "string") { // plotly's zoom / pan buttons
           this.plotlyDrag = ev.dragmode;
@@ -159,9 +159,9 @@ class PointMap {
         }
       });
     } else {
-      await Plotly.react(this.gd, fig.data, layout, this.config(Plotly));
+      await Plotly.react(this.gd, fig.data, layout, this.config(Plotly, data.ids_trace !== null));
     }
-    const trace = fig.data[data.ids_trace] || {};
+    const trace = (data.ids_trace !== null && fig.data[data.ids_trace]) || {};
     this.xs = numbers(trace.x);
     this.ys = numbers(trace.y);
     this.ids = numbers(trace.customdata);

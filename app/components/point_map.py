@@ -1,4 +1,4 @@
-"""A plotly scatter that stays mounted across reruns, with its own lasso and box selection.
+"""A plotly chart that stays mounted across reruns, with its own lasso and box selection.
 
 ``st.plotly_chart`` keys its browser element on a hash of the figure, so any change of a map
 (the greyed unselected points, a colour mode) mounts a new chart: ``Plotly.newPlot``, a new
@@ -58,23 +58,25 @@ def plotly_js_url() -> str:
     return "/" + "/".join(p for p in (base, "component", served.name, PLOTLY_JS) if p)
 
 
-def figure_payload(fig: go.Figure, *, ids_trace: int = 0) -> dict[str, Any]:
+def figure_payload(fig: go.Figure, *, ids_trace: int | None = 0) -> dict[str, Any]:
     """The figure as the browser gets it: ``{"data": [...], "layout": {...}}`` with numeric
     arrays in plotly's base64 form (``{"dtype", "bdata"}``) and no template (the browser
     styles it from the app's theme).
 
     Raises:
-        ValueError: ``ids_trace`` is not a trace of ``fig``, or that trace has no
-            ``customdata`` (the point ids a selection returns).
+        ValueError: ``ids_trace`` (None: nothing to select) is not a trace of ``fig``, or that
+            trace has no ``customdata`` (the point ids a selection returns).
     """
     spec = json.loads(pio.to_json(fig, validate=False))
     traces = spec.get("data", [])
+    spec.get("layout", {}).pop("template", None)
+    if ids_trace is None:
+        return {"data": traces, "layout": spec.get("layout", {})}
     if not 0 <= ids_trace < len(traces):
         raise ValueError(f"ids_trace={ids_trace}: the figure has {len(traces)} trace(s)")
     if traces[ids_trace].get("customdata") is None:
         raise ValueError(f"trace {ids_trace} ({traces[ids_trace].get('name')!r}) has no "
                          "customdata: expected the point ids a selection returns")
-    spec.get("layout", {}).pop("template", None)
     return {"data": traces, "layout": spec.get("layout", {})}
 
 
@@ -117,7 +119,7 @@ def take_selection(key: str) -> list[int] | None:
     return got[1]
 
 
-def point_map(fig: go.Figure, *, key: str, view: str = "", ids_trace: int = 0,
+def point_map(fig: go.Figure, *, key: str, view: str = "", ids_trace: int | None = 0,
               mode: Mode | None = "lasso") -> None:
     """Draw ``fig`` as a chart kept across reruns (read its selections with
     :func:`take_selection`).
@@ -128,11 +130,13 @@ def point_map(fig: go.Figure, *, key: str, view: str = "", ids_trace: int = 0,
         key: the element's key (one chart per key, kept while the key is on the page).
         view: the zoom / pan revision: the user's zoom and pan are kept while it stays the
             same (a new ``view`` shows the figure's own ranges).
-        ids_trace: the trace whose points a lasso or box selects.
+        ids_trace: the trace whose points a lasso or box selects; None: a chart without
+            selection (no lasso or box), kept across reruns all the same.
         mode: the drag mode the chart opens with (``None``: plotly's zoom).
     """
     if mode not in ("lasso", "box", None):
         raise ValueError(f"mode={mode!r}: expected 'lasso', 'box' or None")
     data = {"figure": figure_payload(fig, ids_trace=ids_trace), "ids_trace": ids_trace,
-            "view": f"{key}|{view}", "mode": mode, "plotly_url": plotly_js_url()}
+            "view": f"{key}|{view}", "mode": mode if ids_trace is not None else None,
+            "plotly_url": plotly_js_url()}
     _component(key=key, data=data, on_selection_change=lambda: None)
