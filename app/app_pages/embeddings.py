@@ -2,9 +2,11 @@
 
 One WebGL scatter per run (side by side, one trace each, point ids in ``customdata``), coloured
 by modality, video, node position, SynthVTT event or DRGI's win/loss against the base run.
-Lasso or box selections are linked: the selected captions and videos light up on every map
-(the rest is greyed, not hidden) and fill a gallery of captions and frame strips. Below, the
-modality gap of each run: text-video centroid distance and matched vs random pair cosines.
+The maps (and the modality gap charts) are app.components.point_map charts: mounted once and
+updated in place on a rerun, with their own lasso and box. Lasso or box selections are linked:
+the selected captions and videos light up on every map (the rest is greyed, not hidden) and
+fill a gallery of captions and frame strips. Below, the modality gap of each run:
+text-video centroid distance and matched vs random pair cosines.
 Maps are computed by the export (``analysis.export --projection``); nothing is fitted here.
 """
 
