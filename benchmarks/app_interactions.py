@@ -49,6 +49,10 @@ SECTION = "## App interactions"
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 RUNNING = "[data-testid=stApp][data-test-script-state=running]"
 TARGET_S = 1.0
+POINT_MAP = ".point-map"  # app.components.point_map's chart (data-drawn once its data is drawn)
+# after two animation frames (the component's script gets a rerun's data asynchronously)
+POINT_MAPS_DRAWN = """() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(
+    () => done(document.querySelectorAll('.point-map:not([data-drawn])').length === 0))))"""
 LASSO_TARGET_S = 2.0
 
 
@@ -132,7 +136,10 @@ def settle(page, before: int | None = None, timeout_ms: int = 120_000) -> bool:
     ran = True
     if before is not None:
         deadline = time.perf_counter() + 3.0
-        while runs(page) <= before and time.perf_counter() < deadline:
+        hard = time.perf_counter() + timeout_ms / 1000
+        # a run still going after 3 s (a loaded machine) is waited for while the app shows it
+        while runs(page) <= before and (time.perf_counter() < deadline or (
+                time.perf_counter() < hard and page.locator(RUNNING).count())):
             page.wait_for_timeout(10)  # lets Playwright deliver the websocket frames
         ran = runs(page) > before
     page.wait_for_selector(IDLE, timeout=timeout_ms)
@@ -141,6 +148,8 @@ def settle(page, before: int | None = None, timeout_ms: int = 120_000) -> bool:
         page.wait_for_function(
             "n => document.querySelectorAll('[data-testid=stPlotlyChart] .main-svg').length >= n",
             arg=n, timeout=timeout_ms)
+    if page.locator(POINT_MAP).count():  # app.components.point_map: drawn its latest data
+        page.wait_for_function(POINT_MAPS_DRAWN, timeout=timeout_ms, polling="raf")
     return ran
 
 
@@ -192,15 +201,22 @@ def set_number(page, key: str, value: int) -> None:
 
 def lasso(page, half: float = 0.2) -> None:
     """A lasso over the middle of the first map on the page: a square of half-side ``half``
-    of the plot's width and height."""
+    of the plot's width and height. The map is the first point map
+    (app.components.point_map, its own lasso button) or else the first plotly chart (plotly's
+    lasso button): the same gesture on either."""
     from playwright.sync_api import Error as PlaywrightError
 
-    chart = page.locator("[data-testid=stPlotlyChart]").first
+    plotly_lasso = "[data-testid=stPlotlyChart] [data-attr=dragmode][data-val=lasso]"
+    page.wait_for_selector(f"{POINT_MAP}, {plotly_lasso}", state="attached")
+    own = page.locator(POINT_MAP).count() > 0
+    chart = page.locator(POINT_MAP if own else "[data-testid=stPlotlyChart]").first
+    button = "[data-attr=pointmap][data-val=lasso]" if own else \
+        "[data-attr=dragmode][data-val=lasso]"
     for attempt in range(3):  # a rerun still drawing may replace the chart under the locator
         try:
             chart.scroll_into_view_if_needed()  # a button below (Clear selection) may scroll
             chart.hover()
-            chart.locator("[data-attr=dragmode][data-val=lasso]").first.click()
+            chart.locator(button).first.click()
             break
         except PlaywrightError as exc:
             if "not attached" not in str(exc) or attempt == 2:
@@ -224,8 +240,11 @@ def live_query(page, text: str) -> None:
     box.press("Enter")
 
 
-def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[float], float]]:
-    """Rows ``(interaction, seconds per repetition, target)``."""
+def measure(url: str, base: str, drgi: str, reps: int,
+            only: set[str] | None = None) -> list[tuple[str, list[float], float]]:
+    """Rows ``(interaction, seconds per repetition, target)``; with ``only`` (page titles)
+    just the visits of those pages and the interactions on them (each later visit then comes
+    from Overview)."""
     from playwright.sync_api import sync_playwright
 
     from app.pages import PAGES
@@ -240,11 +259,23 @@ def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[f
         settle(page)
         rows.append(("Overview, first load in a new tab", [time.perf_counter() - t0], TARGET_S))
         titles = [t for _, t, _, _ in PAGES]
-        first = {t: timed(page, lambda t=t: open_page(page, t)) for t in [*titles[1:], titles[0]]}
+        home = titles[0]
+        if only:
+            titles = [t for t in titles if t in only]
+        order = [*titles[1:], titles[0]] if titles and titles[0] == home else titles
+        first: dict[str, float] = {}
         later: dict[str, list[float]] = {t: [] for t in titles}
-        for _ in range(reps):
-            for t in [*titles[1:], titles[0]]:
-                later[t].append(timed(page, lambda t=t: open_page(page, t)))
+        at = home
+        for visit in range(reps + 1):
+            for t in order:
+                if only and home not in (t, at):  # from Overview, not from the previous page
+                    timed(page, lambda: open_page(page, home))
+                took = timed(page, lambda t=t: open_page(page, t))
+                at = t
+                if visit:
+                    later[t].append(took)
+                else:
+                    first[t] = took
         for t in titles:
             rows.append((f"open {t} (first visit)", [first[t]], TARGET_S))
             rows.append((f"open {t} (later visits)", later[t], TARGET_S))
@@ -264,19 +295,29 @@ def measure(url: str, base: str, drgi: str, reps: int) -> list[tuple[str, list[f
              lambda k: nudge_slider(page, "hn_k", k), ("ArrowLeft", "ArrowRight")),
         ]
         for title, label, act, options in widget_steps:
+            if only and title not in only:
+                continue
+            if at == title:  # a sidebar click on the page shown starts no run
+                timed(page, lambda: open_page(page, home))
+            at = title
             timed(page, lambda title=title: open_page(page, title))
             rows.append((label, [timed(page, lambda o=o, act=act: act(o), label)
                                  for _ in range(reps) for o in options], TARGET_S))
 
-        timed(page, lambda: open_page(page, "Embeddings"))
-        lassos = []
-        for _ in range(reps):
-            lassos.append(timed(page, lambda: lasso(page), "a lasso"))
-            clear = page.get_by_role("button", name="Clear selection")
-            if clear.count():  # back to no selection for the next lasso
-                timed(page, lambda clear=clear: clear.first.click(), "Clear selection")
-        rows.append(("Embeddings: lasso on the map", lassos, LASSO_TARGET_S))
-
+        if not only or "Embeddings" in only:
+            if at == "Embeddings":
+                timed(page, lambda: open_page(page, home))
+            timed(page, lambda: open_page(page, "Embeddings"))
+            lassos = []
+            for _ in range(reps):
+                lassos.append(timed(page, lambda: lasso(page), "a lasso"))
+                clear = page.get_by_role("button", name="Clear selection")
+                if clear.count():  # back to no selection for the next lasso
+                    timed(page, lambda clear=clear: clear.first.click(), "Clear selection")
+            rows.append(("Embeddings: lasso on the map", lassos, LASSO_TARGET_S))
+        if only and "Live query" not in only:
+            browser.close()
+            return rows
         timed(page, lambda: open_page(page, "Live query"))
         rows.append(("Live query: first query", [
             timed(page, lambda: live_query(page, "a red circle moves left"))], TARGET_S))
@@ -345,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", metavar="REF",
                    help="first measure the app of this git ref (a temporary worktree sharing "
                    "this checkout's .venv and demo bundles), then this checkout's")
+    p.add_argument("--only", nargs="+", metavar="PAGE",
+                   help="measure only these pages (titles, e.g. Embeddings) and the "
+                   "interactions on them; for iterating on one page, not for RESULTS.md")
     add_results_args(p)
     args = p.parse_args(argv)
     if not (REPO / "checkpoints" / args.base / "analysis").is_dir():
@@ -363,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     proc, url = start_server(REPO / "checkpoints", args.data.resolve())
     started = time.perf_counter() - t0
     try:
-        rows = measure(url, args.base, args.drgi, args.reps)
+        rows = measure(url, args.base, args.drgi, args.reps, set(args.only or ()))
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
@@ -376,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
 def _measure_checkout(repo: Path, args: argparse.Namespace) -> list[tuple[str, list[float], float]]:
     proc, url = start_server(repo / "checkpoints", args.data.resolve(), repo=repo)
     try:
-        return measure(url, args.base, args.drgi, args.reps)
+        return measure(url, args.base, args.drgi, args.reps, set(args.only or ()))
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)

@@ -188,7 +188,8 @@ def render(results: dict[str, list[dict[str, float]]], profiles: dict[str, dict]
         "and driven alternately in its own context of one headless chromium (`--disable-gpu`); "
         "after one warm-up lasso each. Wall: from the lasso's first mouse move to the idle script "
         "with every chart drawn; *the drag*: the mouse moves of the lasso themselves (plotly "
-        "selecting points as the lasso grows). CPU seconds per lasso from `/proc`: the app server, chromium's GPU process "
+        "selecting points as the lasso grows, or the point map of app.components.point_map "
+        "drawing its overlay only). CPU seconds per lasso from `/proc`: the app server, chromium's GPU process "
         "(SwiftShader rasterising WebGL), its renderers (JavaScript, style, layout, paint), "
         "its other processes. *charts kept*: plotly chart elements updated in place by the "
         f"rerun, of all on the page. On {time.strftime('%Y-%m-%d')}.",

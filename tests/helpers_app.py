@@ -69,11 +69,25 @@ def split_meta(bundle: Bundle) -> SplitMeta:
 
 
 def chart(at: AppTest, key: str) -> dict:
-    """The figure dict of the plotly chart with widget key ``key``."""
+    """The figure dict of the plotly chart or point map (app.components.point_map) with widget
+    key ``key``."""
     for el in at.get("plotly_chart"):
         if str(el.proto.id).endswith(f"-{key}"):
             return json.loads(el.proto.spec)
-    raise AssertionError(f"no plotly chart with key {key!r}")
+    payload = point_map_data(at, key, missing_ok=True)
+    if payload is not None:
+        return payload["figure"]
+    raise AssertionError(f"no plotly chart or point map with key {key!r}")
+
+
+def point_map_data(at: AppTest, key: str, *, missing_ok: bool = False) -> dict | None:
+    """The data the point map with widget key ``key`` sends to the browser."""
+    for el in at.get("bidi_component"):
+        if el.proto.component_name == "point_map" and str(el.proto.id).endswith(f"-{key}"):
+            return json.loads(el.proto.json)
+    if missing_ok:
+        return None
+    raise AssertionError(f"no point map with key {key!r}")
 
 
 def plotly_array(value) -> np.ndarray:

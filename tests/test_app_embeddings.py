@@ -21,6 +21,13 @@ from tests.helpers_app import (
 )
 
 EMBEDDINGS = "app_pages/embeddings.py"
+_SEQ = iter(range(1, 10**6))
+
+
+def _lasso(*ids: int) -> dict:
+    """The state a lasso around the points ``ids`` sends from the browser's point map
+    (app/components/point_map.js): each drawing has its own ``seq``."""
+    return {"selection": {"ids": list(ids), "mode": "lasso", "seq": f"t{next(_SEQ)}"}}
 OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#9e9e9e", "loss": "#d62728"}  # the page's legend
 
 
@@ -57,9 +64,7 @@ def test_embeddings_lasso_fills_the_gallery_and_greys_the_rest(app_env):
     text_id = int(points.block("texts")[caption])
     video_id = int(points.block("videos")[video])
     at = open_page(EMBEDDINGS)
-    at.session_state["emb_map_base"] = {"selection": {
-        "points": [{"customdata": text_id}, {"customdata": video_id}],
-        "point_indices": [text_id, video_id], "box": [], "lasso": []}}
+    at.session_state["emb_map_base"] = _lasso(text_id, video_id)
     at.run()
     assert_no_errors(at)
     gallery = [m.value for m in at.markdown if m.value.startswith(f"`{caption}`")]
@@ -157,9 +162,7 @@ def test_selection_is_kept_in_the_url_and_reopened_from_a_link(app_env):
     points = map_points(base.projections, "pca", base.text_to_video)
     text_id = int(points.block("texts")[2])
     at = open_page(EMBEDDINGS)
-    at.session_state["emb_map_base"] = {"selection": {
-        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
-        "lasso": []}}
+    at.session_state["emb_map_base"] = _lasso(text_id)
     at.run()
     assert at.query_params["emb_sel"] in ("c2", ["c2"])
     at = open_page(EMBEDDINGS, emb_sel="c2~v1")
@@ -173,9 +176,7 @@ def test_named_selections_are_saved_in_the_url_and_shown_again(app_env):
     points = map_points(base.projections, "pca", base.text_to_video)
     text_id = int(points.block("texts")[2])
     at = open_page(EMBEDDINGS)
-    at.session_state["emb_map_base"] = {"selection": {
-        "points": [{"customdata": text_id}], "point_indices": [text_id], "box": [],
-        "lasso": []}}
+    at.session_state["emb_map_base"] = _lasso(text_id)
     at.run()
     at.text_input(key="emb_save_name").set_value("two").run()
     at.button(key="emb_save").click().run()
@@ -242,7 +243,7 @@ def _chart_path(at, key: str) -> list[int]:
     the browser keeps a chart mounted only while its position and spec stay the same."""
     def walk(node, path):
         for i, child in getattr(node, "children", {}).items():
-            if getattr(child, "type", None) == "plotly_chart" and str(
+            if getattr(child, "type", None) in ("plotly_chart", "bidi_component") and str(
                     child.proto.id).endswith(f"-{key}"):
                 return [*path, i]
             found = walk(child, [*path, i])
@@ -251,7 +252,7 @@ def _chart_path(at, key: str) -> list[int]:
         return None
 
     path = walk(at.main, [])
-    assert path is not None, f"no plotly chart with key {key!r}"
+    assert path is not None, f"no chart with key {key!r}"
     return path
 
 
@@ -261,9 +262,7 @@ def test_a_selection_leaves_the_modality_gap_charts_where_they_were(app_env):
     at = open_page(EMBEDDINGS)
     before = {k: (_chart_path(at, k), chart(at, k)) for k in ("emb_gap_base", "emb_gap_DRGI")}
     text_id, video_id = int(points.block("texts")[1]), int(points.block("videos")[4])
-    at.session_state["emb_map_base"] = {"selection": {
-        "points": [{"customdata": text_id}, {"customdata": video_id}],
-        "point_indices": [text_id, video_id], "box": [], "lasso": []}}
+    at.session_state["emb_map_base"] = _lasso(text_id, video_id)
     at.run()
     assert_no_errors(at)
     assert any(m.value.startswith("**1 caption(s) and 1 video(s) selected") for m in at.markdown)

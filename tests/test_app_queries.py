@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from analysis.bundle import Bundle
 from analysis.query_table import SORTS, bundle_query_table
 from app.state import KEY_QUERY
-from tests.helpers_app import assert_no_errors, open_page, split_meta, tables_with
+from tests.helpers_app import assert_no_errors, chart, open_page, split_meta, tables_with
 
 PAGE = "app_pages/queries.py"
 TABLE_KEY = "queries_table"
@@ -156,8 +156,7 @@ def test_embeddings_highlights_the_query_its_ground_truth_and_top_negatives(app_
     q = 3
     at = open_page("app_pages/embeddings.py", q=str(q))
     assert at.number_input(key=KEY_QUERY).value == q
-    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")
-             if "emb_map_" in el.proto.id]
+    specs = [chart(at, f"emb_map_{label}") for label in ("base", "DRGI")]
     assert specs
     for spec in specs:
         names = [t.get("name") for t in spec["data"]]
@@ -171,8 +170,7 @@ def test_embeddings_highlights_the_query_its_ground_truth_and_top_negatives(app_
 
     points = map_points(base.projections, "pca", base.text_to_video)
     texts, videos = points.block("texts"), points.block("videos")
-    spec = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
-                if "emb_map_base" in el.proto.id)
+    spec = chart(at, "emb_map_base")
     marks = {t["name"]: (_array(t["x"]), _array(t["y"])) for t in spec["data"]}
     q_pt = texts[points.item[texts] == q]
     np.testing.assert_allclose(marks[f"caption {q}"][0], points.coords[q_pt, 0], rtol=1e-5)

@@ -2,9 +2,11 @@
 
 One WebGL scatter per run (side by side, one trace each, point ids in ``customdata``), coloured
 by modality, video, node position, SynthVTT event or DRGI's win/loss against the base run.
-Lasso or box selections are linked: the selected captions and videos light up on every map
-(the rest is greyed, not hidden) and fill a gallery of captions and frame strips. Below, the
-modality gap of each run: text-video centroid distance and matched vs random pair cosines.
+The maps (and the modality gap charts) are app.components.point_map charts: mounted once and
+updated in place on a rerun, with their own lasso and box. Lasso or box selections are linked:
+the selected captions and videos light up on every map (the rest is greyed, not hidden) and
+fill a gallery of captions and frame strips. Below, the modality gap of each run:
+text-video centroid distance and matched vs random pair cosines.
 Maps are computed by the export (``analysis.export --projection``); nothing is fitted here.
 """
 
@@ -53,6 +55,7 @@ from app.components.figures.map_colours import (
     video_colours,
 )
 from app.components.figures.projection_map import map_figure, mark_query
+from app.components.point_map import point_map, take_selection
 from app.components.projector import (
     SAVED_PARAM,
     SELECTION_PARAM,
@@ -65,7 +68,7 @@ from app.components.projector import (
     saved_from_link,
     selection_from_link,
 )
-from app.components.query import query_picker, selected_points
+from app.components.query import query_picker
 from app.components.synthvtt import frame_events as split_frame_events
 from app.components.synthvtt import synthvtt_split
 from app.components.text import escape_md
@@ -84,7 +87,6 @@ DEFAULT_BUDGET = 20_000  # points drawn per map (see analysis.point_budget)
 MIN_BUDGET, MAX_BUDGET = 10, 5_000_000
 NEIGHBOURS = 10
 SELECTION_KEY = "emb_selection"  # {"scope", "source", "captions", "videos"} or None
-SEEN_KEY = "_emb_seen_"  # + map label: the ids that map reported last
 MAX_GALLERY_CAPTIONS = 40
 MAX_GALLERY_VIDEOS = 12
 HOVER_TEXT_MAX_POINTS = 60_000  # above this the hover shows ids only (payload)
@@ -276,10 +278,9 @@ if same_layout:
         "Align the DRGI map to the base map (Procrustes rotation, reflection and scale on all "
         "points)", value=True, key="emb_align", bind="query-params"))
 
-# The current selection lives in our own key: a chart's selection state is tied to its spec
-# (Streamlit derives the element id from it), and greying the unselected points changes the
-# spec, which resets the chart's own state. So a new non-empty lasso/box selection replaces the
-# stored one, a reset chart (empty state) leaves it alone, and a button clears it.
+# The current selection lives in our own key: a new non-empty lasso / box selection (each
+# drawing is reported once, see app.components.point_map) replaces the stored one, an empty one
+# leaves it alone, and a button clears it.
 scope = [sel.split_name, *(b.run_name for _, b in bundles)]
 stored = st.session_state.get(SELECTION_KEY)
 if not isinstance(stored, dict) or stored.get("scope") != scope:
@@ -290,10 +291,8 @@ if stored is None and SELECTION_KEY not in st.session_state:  # a fresh page: th
         stored = {"scope": scope, "source": bundles[0][0], "captions": linked[0],
                   "videos": linked[1]}
 for label, _ in bundles:
-    ids = sorted({int(i) for i in selected_points(st.session_state.get(map_key(label)))})
-    seen = st.session_state.get(SEEN_KEY + label)
-    st.session_state[SEEN_KEY + label] = ids
-    if ids and ids != seen:
+    ids = take_selection(map_key(label))  # a lasso / box drawn on that map since the last run
+    if ids:
         caps, vids = selected_items(layouts[label], ids)
         stored = {"scope": scope, "source": label, "captions": caps, "videos": vids}
 st.session_state[SELECTION_KEY] = stored
@@ -369,8 +368,9 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
     mark_query(fig, points, coords, q, int(bundle.text_to_video[q]), negs_of[label])
     mark_found(fig, points, coords, found)
     with col:
-        st.plotly_chart(fig, key=map_key(label), on_select="rerun",
-                        selection_mode=("lasso", "box"), width="stretch")
+        # one chart per map, updated in place; the zoom is kept until the map, the alignment
+        # or the first found item changes
+        point_map(fig, key=map_key(label), view=f"{method}|{align}|{found[:1]}")
         st.caption(budget_note(sample, budget) + f" One joint {method.upper()} map per run.")
 if note:
     st.caption(note)
@@ -448,7 +448,8 @@ for col, (label, bundle) in zip(cols, bundles, strict=True):
         fig = overlay_histogram([("matched pairs", gap.matched_cos, MATCHED_COLOUR),
                                  ("random pairs", gap.random_cos, RANDOM_COLOUR)], "cosine",
                                 y_title="% of pairs", opacity=0.6, height=300)
-        st.plotly_chart(fig, key=f"emb_gap_{label}", width="stretch")
+        # kept across reruns like the maps (st.plotly_chart would react it again on each)
+        point_map(fig, key=f"emb_gap_{label}", ids_trace=None)
 st.caption("Cosine of each caption with its own video vs with a random other video (pooled, "
            "head-embedded features). For cross heads (not factorized) the pooled cosine is not "
            "the retrieval score.")

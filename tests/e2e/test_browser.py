@@ -116,6 +116,17 @@ def _wait_idle(page, timeout_ms: int = 120_000) -> None:
                            timeout=timeout_ms)
 
 
+def _wait_point_maps(page) -> None:
+    """Every point map (app.components.point_map) on the page has drawn, without an error."""
+    maps = page.locator(".point-map")
+    if maps.count():
+        page.wait_for_function(
+            "n => document.querySelectorAll('.point-map[data-drawn], .point-map[data-error]')"
+            ".length >= n", arg=maps.count(), timeout=60_000)
+        errors = page.locator(".point-map[data-error]")
+        assert errors.count() == 0, errors.first.get_attribute("data-error")
+
+
 def _screenshot_dir(tmp_path_factory) -> Path:
     d = os.environ.get("DRGI_LAB_SCREENSHOTS")
     out = Path(d) if d else tmp_path_factory.mktemp("screenshots")
@@ -148,6 +159,7 @@ def test_every_page_renders(server, roots, browser, page_def, tmp_path_factory):
         page.wait_for_function(
             "n => document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot')"
             ".length >= n", arg=charts.count(), timeout=60_000)
+    _wait_point_maps(page)
     tables = page.locator("[data-testid=stDataFrame]")
     if tables.count():  # lazily loaded grids: every one drawn on its canvas
         page.wait_for_function(
@@ -200,6 +212,7 @@ def test_no_request_leaves_the_app(server, roots, browser):
         _wait_idle(page)
         if page.locator("[data-testid=stPlotlyChart]").count():
             page.wait_for_selector("[data-testid=stPlotlyChart] .main-svg", timeout=60_000)
+        _wait_point_maps(page)  # their plotly.js comes from the app's own server
         page.wait_for_timeout(500)  # late requests: favicon, lazily loaded components
         if page_def[3] == "live-query":
             box = page.locator(".st-key-text input").first
@@ -372,4 +385,145 @@ def test_the_same_lasso_after_clearing_selects_again(server, roots, browser):
         timed(page, lambda: page.get_by_role("button", name="Clear selection").first.click(),
               "Clear selection")
         assert selected.count() == 0
+    page.close()
+
+
+# ---------------------------------------------------------------- the point map (Embeddings)
+MAP = ".st-key-emb_map_base .point-map"  # app.components.point_map: the base run's map
+_GEOMETRY = """root => {
+    const gd = root.querySelector('.js-plotly-plot');
+    const f = gd._fullLayout, r = gd.getBoundingClientRect();
+    return {left: r.left, top: r.top,
+            x: [f.xaxis.range[0], f.xaxis.range[1], f.xaxis._offset, f.xaxis._length],
+            y: [f.yaxis.range[0], f.yaxis.range[1], f.yaxis._offset, f.yaxis._length]};
+}"""
+_MARK = """root => { const gd = root.querySelector('.js-plotly-plot');
+    gd.__e2eMark = 'kept'; gd.querySelector('canvas').__e2eMark = 'kept'; }"""
+_KEPT = """root => { const gd = root.querySelector('.js-plotly-plot');
+    return [gd.__e2eMark === 'kept', gd.querySelector('canvas').__e2eMark === 'kept']; }"""
+
+
+def _open_embeddings(server, roots, browser):
+    sys.path.insert(0, str(REPO))
+    from benchmarks.app_interactions import settle, watch_runs
+
+    _, _, base, drgi = roots
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    watch_runs(page)
+    page.goto(f"{server}/embeddings?base={base}&drgi={drgi}")
+    _wait_idle(page)
+    settle(page)
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")[:2000]
+    page.wait_for_selector(f"{MAP}[data-drawn]", timeout=60_000)
+    page.locator(MAP).scroll_into_view_if_needed()
+    return page
+
+
+def _map_points(roots):
+    """The base map's points as the page draws them (every point of the tiny bundle, the
+    first 2-D map), and the bundle."""
+    from analysis.bundle import Bundle
+    from analysis.embedding_map import map_points
+
+    checkpoints, _, base, _ = roots
+    bundle = Bundle.load(checkpoints / base / "analysis" / "synthvtt-test", check=False)
+    method = bundle.projections.methods[0]
+    return map_points(bundle.projections, method, bundle.text_to_video), bundle
+
+
+def _pixels(page, coords):
+    """Page pixel positions ``[P, 2]`` of data coordinates on the base map."""
+    import numpy as np
+
+    g = page.locator(MAP).evaluate(_GEOMETRY)
+    (x0, x1, xo, xl), (y0, y1, yo, yl) = g["x"], g["y"]
+    px = g["left"] + xo + (coords[:, 0] - x0) / (x1 - x0) * xl
+    py = g["top"] + yo + (y1 - coords[:, 1]) / (y1 - y0) * yl
+    return np.stack([px, py], axis=1)
+
+
+def test_point_map_lasso_selects_exactly_the_points_inside_and_keeps_the_chart(
+        server, roots, browser):
+    """A lasso (a square drawn with the mouse) on the base map: the selection the page keeps
+    (``?emb_sel=``) is the captions and videos of exactly the points whose Python-side
+    coordinates lie inside the square, and the rerun updated the same chart (the plot's div
+    and its WebGL canvas are the ones marked before)."""
+    import numpy as np
+
+    from analysis.embedding_map import selected_items
+    from analysis.projector import selection_to_url
+    from benchmarks.app_interactions import runs, settle
+
+    page = _open_embeddings(server, roots, browser)
+    points, _ = _map_points(roots)
+    px = _pixels(page, points.coords)
+    page.locator(MAP).evaluate(_MARK)
+    box = page.locator(f"{MAP} .nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    import itertools
+
+    shapes = itertools.product(np.linspace(0.1, 0.4, 13), (0, -0.1, 0.1), (0, -0.1, 0.1))
+    for frac, dx, dy in shapes:  # a rectangle with no point within 2 px of its edges
+        rx, ry = box["width"] * frac, box["height"] * frac
+        mx, my = cx + dx * box["width"], cy + dy * box["height"]
+        x0, x1, y0, y1 = mx - rx, mx + rx, my - ry, my + ry
+        near = (np.minimum(np.abs(px[:, 0] - x0), np.abs(px[:, 0] - x1)) < 2) | (
+            np.minimum(np.abs(px[:, 1] - y0), np.abs(px[:, 1] - y1)) < 2)
+        inside = (px[:, 0] > x0) & (px[:, 0] < x1) & (px[:, 1] > y0) & (px[:, 1] < y1)
+        if not near.any() and inside.any():
+            break
+    else:
+        pytest.fail("no rectangle around the map's middle keeps 2 px from every point")
+    caps, vids = selected_items(points, np.flatnonzero(inside))
+    before = runs(page)
+    page.mouse.move(float(x0), float(y0))
+    page.mouse.down()
+    for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0)):
+        page.mouse.move(float(x), float(y), steps=4)
+    page.mouse.up()
+    assert settle(page, before), "the lasso started no script run"
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")[:2000]
+    from urllib.parse import parse_qs, urlsplit
+
+    assert parse_qs(urlsplit(page.url).query)["emb_sel"] == [selection_to_url(caps, vids)]
+    _body_line(page, rf"{len(caps)} caption\(s\) and {len(vids)} video\(s\) selected")
+    assert page.locator(MAP).evaluate(_KEPT) == [True, True]  # updated in place, not remounted
+    # a rerun that leaves the map's data as it was does not draw it again
+    drawn = page.locator(MAP).get_attribute("data-drawn")
+    before = runs(page)
+    name = page.locator(".st-key-emb_save_name input").first
+    name.fill("kept")
+    name.press("Enter")
+    assert settle(page, before), "typing a name started no script run"
+    assert page.locator(MAP).get_attribute("data-drawn") == drawn
+    page.close()
+
+
+def test_point_map_colour_change_updates_in_place_and_hover_shows_the_text(
+        server, roots, browser):
+    """Hovering a caption's point shows its text; changing the colour mode recolours the same
+    chart (marked before, found after) with the new palette."""
+    import numpy as np
+
+    from analysis.embedding_map import TEXTS
+
+    page = _open_embeddings(server, roots, browser)
+    points, bundle = _map_points(roots)
+    px = _pixels(page, points.coords)
+    texts = np.flatnonzero(points.kind == TEXTS)
+    gap = [np.delete(np.hypot(*(px - px[i]).T), i).min() for i in texts]
+    pick = int(texts[int(np.argmax(gap))])  # the caption point farthest from any other
+    page.mouse.move(float(px[pick, 0]), float(px[pick, 1]))
+    label = page.locator(f"{MAP} .hoverlayer .hovertext").first
+    label.wait_for(timeout=10_000)
+    caption = int(points.item[pick])
+    assert label.text_content().startswith(f"caption {caption}: {bundle.captions[caption][:20]}")
+
+    palette = "root => JSON.stringify(root.querySelector('.js-plotly-plot').data[0].marker.colorscale)"
+    before = page.locator(MAP).evaluate(palette)
+    page.locator(MAP).evaluate(_MARK)
+    _pick_option(page, "emb_colour", "video")
+    page.wait_for_selector(f"{MAP}[data-drawn]", timeout=60_000)
+    assert page.locator(MAP).evaluate(palette) != before
+    assert page.locator(MAP).evaluate(_KEPT) == [True, True]
     page.close()
