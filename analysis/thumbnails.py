@@ -10,25 +10,15 @@ draws them without decoding any video.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
 
+from analysis.jpeg import encode_jpeg
 from tvr.data.video import CLIP_MEAN, CLIP_STD, resize_center_crop
 
 Thumbnail = tuple[bytes, list[float | None], int]
 """(JPEG bytes of ``[size, n * size, 3]``, ``T`` frame times in seconds with None on padding,
 n real frames)."""
-
-
-def encode_jpeg(strip: np.ndarray, quality: int = 85) -> bytes:
-    """JPEG bytes of a uint8 ``[H, W, 3]`` image (used for thumbnail strips)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(strip)).save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
 
 
 def frames_from_clip(video: torch.Tensor, mask: torch.Tensor) -> np.ndarray:

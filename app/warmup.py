@@ -26,7 +26,12 @@ The thread and the script runs take turns (:func:`script_turn`): a script run wa
 thread's current step (one import, or one cached computation) and the thread starts no step
 while a script runs, nor within :data:`QUIET_S` of one, so a module is never imported in two
 threads at once, a page never computes what the thread is computing, and someone clicking
-through the pages is rarely kept waiting by the warm-up.
+through the pages is rarely kept waiting by the warm-up. The live search's steps (importing
+torch and transformers, 1-3 s each on 2 cores, and loading the text towers) are the
+exception: they come after every page's own imports, no page but the Live query imports or
+computes any of it, so other pages' runs go on beside them (a click through the pages used
+to wait for them), and the Live query page waits for the step in progress
+(:func:`live_search_turn`).
 While the thread runs, the interpreter switches threads every :data:`SWITCH_INTERVAL_S`
 (:func:`_with_fast_switching`), so the server's event loop and the script runs are not held
 up by its Python computation.
@@ -98,6 +103,10 @@ _t0 = time.perf_counter()  # when this module was imported (the launcher imports
 _turns = threading.Condition()
 _scripts = 0  # script runs in progress (or waiting for their turn)
 _warming = False  # the warm-up thread is inside a step
+# ...and that step is the live search's (its imports, the text towers): no page but the Live
+# query imports or computes any of it (the others import no torch: tests/test_app_warmup.py),
+# so their script runs go on beside it, and the Live query waits (:func:`live_search_turn`)
+_shared = False
 _last_run = -float("inf")  # time.monotonic() when the last script run ended
 # A step starts only after this many seconds without a script run: while someone clicks
 # through the pages (reruns a second or two apart) the warm-up keeps out of their way, and
@@ -116,7 +125,7 @@ def script_turn() -> Iterator[None]:
     global _scripts, _last_run
     with _turns:
         _scripts += 1
-        _turns.wait_for(lambda: not _warming)
+        _turns.wait_for(lambda: not _warming or _shared)
     try:
         yield
     finally:
@@ -126,26 +135,37 @@ def script_turn() -> Iterator[None]:
             _turns.notify_all()
 
 
+def live_search_turn() -> None:
+    """In a script run (inside :func:`script_turn`) that uses the live search: wait until the
+    warm-up's live-search step in progress (an import of torch or transformers, a text tower)
+    has ended; the warm-up starts no other while the run lasts."""
+    with _turns:
+        _turns.wait_for(lambda: not _warming)
+
+
 @contextmanager
-def _warm_step() -> Iterator[None]:
+def _warm_step(shared: bool = False) -> Iterator[None]:
     """Around one step of the warm-up thread: starts when no script run is in progress and
     none ended in the last :data:`QUIET_S` seconds. When the step ends, what it loaded is
-    moved out of the garbage collector's reach (``gc.freeze``; see :func:`_freeze`)."""
-    global _warming
+    moved out of the garbage collector's reach (``gc.freeze``; see :func:`_freeze`).
+
+    A ``shared`` step (the live search's) lets script runs start beside it: only the Live
+    query page needs what it loads, and it waits for it (:func:`live_search_turn`)."""
+    global _warming, _shared
     with _turns:
-        while True:
-            _turns.wait_for(lambda: _scripts == 0)
+        while True:  # (one step at a time, should a second warm-up thread exist: tests)
+            _turns.wait_for(lambda: _scripts == 0 and not _warming)
             idle = time.monotonic() - _last_run
             if idle >= QUIET_S:
                 break
             _turns.wait(QUIET_S - idle)
-        _warming = True
+        _warming, _shared = True, shared
     try:
         yield
     finally:
         _freeze()
         with _turns:
-            _warming = False
+            _warming = _shared = False
             _turns.notify_all()
 
 
@@ -164,11 +184,11 @@ def _freeze() -> None:
     gc.freeze()
 
 
-def _import_all(modules: Iterable[str]) -> None:
+def _import_all(modules: Iterable[str], shared: bool = False) -> None:
     for name in modules:
         if name in _report:
             continue
-        with _warm_step():
+        with _warm_step(shared):
             t0 = time.perf_counter()
             try:
                 importlib.import_module(name)
@@ -233,16 +253,16 @@ def _runtime_ready(timeout: float) -> bool:
 
 
 def _warm_session(warm: Callable[[], Iterable[tuple[str, float]]],
-                  prefix: str = "first session") -> None:
-    """Run ``warm``'s steps, each one a :func:`_warm_step`."""
+                  prefix: str = "first session", shared: bool = False) -> None:
+    """Run ``warm``'s steps, each one a :func:`_warm_step` (``shared``: see there)."""
     no_context = _QuietNoContext()
     target = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
     target.addFilter(no_context)
     try:
-        with _warm_step():
+        with _warm_step(shared):
             steps = iter(warm())
         while True:
-            with _warm_step():  # a session may run between two steps
+            with _warm_step(shared):  # a session may run between two steps
                 step = next(steps, None)
             if step is None:
                 break
@@ -289,9 +309,10 @@ def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
         _warm_session(warm_next)
     for modules in pages:
         _import_all(modules)
-    _import_all(LIVE_SEARCH_MODULES)
+    _import_all(LIVE_SEARCH_MODULES, shared=True)
     if ready:
-        _warm_session(warm_live, "live search")
+        _warm_session(warm_live, "live search", shared=True)
+    gc.collect()
     gc.freeze()
     steps = {k: v for k, v in _report.items() if k.startswith(("first session", "live search"))
              or k in LIVE_SEARCH_MODULES}

@@ -63,3 +63,26 @@ def test_fresh_bundles_the_first_session_and_the_overview_import_no_torch(tiny_r
               len(at.get("plotly_chart")), "torch" in sys.modules)
     """, DRGI_LAB_CHECKPOINTS=str(pair.checkpoints), DRGI_LAB_DATA=str(pair.data))
     assert out == ["[False,", "False]", "False", "True", "0", "2", "False"]
+
+
+def test_no_page_but_the_live_query_imports_torch_or_transformers(tiny_run_pair):
+    """Every page but the Live query is drawn without torch and transformers: the warm-up's
+    live-search steps, which import them, let those pages' script runs go on beside them
+    (app/warmup.py), which is safe only while none of them imports either."""
+    pair = tiny_run_pair
+    out = _run("""
+        import sys
+        from app import warmup
+        warmup.start_warm_up = lambda *a, **k: None  # the live search's turn imports torch
+        from streamlit.testing.v1 import AppTest
+        from app.pages import PAGES
+        at = AppTest.from_file("app/main.py", default_timeout=120).run()
+        seen = []
+        for file, title, *_ in PAGES:
+            if not file.endswith("live_query.py"):
+                at.switch_page(file).run()
+                seen.append(f"{title}:{len(at.exception)}:{'torch' in sys.modules}:"
+                            f"{'transformers' in sys.modules}")
+        print(" ".join(s.replace(" ", "_") for s in seen))
+    """, DRGI_LAB_CHECKPOINTS=str(pair.checkpoints), DRGI_LAB_DATA=str(pair.data))
+    assert len(out) == 7 and all(s.endswith(":0:False:False") for s in out), out

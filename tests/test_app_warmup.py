@@ -315,3 +315,39 @@ def test_the_warm_up_thread_runs_with_a_short_switch_interval() -> None:
         print(before, seen == [warmup.SWITCH_INTERVAL_S], sys.getswitchinterval() == before)
     """)
     assert out.split() == ["0.005", "True", "True"]
+
+
+def test_a_script_run_goes_on_beside_a_live_search_step() -> None:
+    """A live-search step (torch, transformers, a text tower) does not hold up other pages'
+    runs; the Live query page's run waits for it (live_search_turn), and another step waits
+    for the run all the same."""
+    inside, release = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def shared_step() -> None:
+        with warmup._warm_step(shared=True):
+            inside.set()
+            release.wait(30)
+            events.append("step")
+
+    t = threading.Thread(target=shared_step)
+    t.start()
+    assert inside.wait(30)
+    entered = threading.Event()
+
+    def script() -> None:
+        with warmup.script_turn():
+            entered.set()
+            events.append("page run")
+            warmup.live_search_turn()
+            events.append("live query")
+
+    s = threading.Thread(target=script)
+    s.start()
+    assert entered.wait(5)  # beside the step, not after it
+    s.join(0.3)
+    assert s.is_alive() and events == ["page run"]  # the Live query part waits for the step
+    release.set()
+    t.join(30)
+    s.join(30)
+    assert events == ["page run", "step", "live query"]

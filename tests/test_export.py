@@ -517,7 +517,7 @@ def test_each_video_is_decoded_once_and_thumbnails_are_the_model_frames(runs, tm
     strip holds exactly the frames (and times) the sampler picked for the model."""
     import tvr.data.video.sampler as video_module  # where FrameSampler looks read_frames up
     from analysis.bundle import Bundle
-    from analysis.thumbnails import encode_jpeg
+    from analysis.jpeg import encode_jpeg
 
     run = copy_run(runs["base"], tmp_path / "base")
     real_read = video_module.read_frames

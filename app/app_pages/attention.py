@@ -34,8 +34,8 @@ from analysis.events import (
     event_spans,
     frame_event_ids,
 )
+from analysis.jpeg import encode_jpeg
 from analysis.labels import event_label, video_label
-from analysis.thumbnails import encode_jpeg
 from app.components.figures.attention import (
     attention_heatmap,
     attention_network,

@@ -20,6 +20,7 @@ from app.components.word_scores import AXIS_NOTE
 from app.context import current
 from app.state import PathOutsideRootsError
 from app.urlstate import check_index, remember
+from app.warmup import live_search_turn
 
 TEXT_KEY = "text"
 VIDEO_WIDTH = 320  # px
@@ -44,6 +45,7 @@ if not text.strip():
             "tower runs.")
     st.stop()
 
+live_search_turn()  # the warm-up may still be importing torch / transformers or a text tower
 panels = st.columns(len(sel.bundles()))
 for panel, (label, bundle) in zip(panels, sel.bundles(), strict=True):
     with panel:
