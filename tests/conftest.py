@@ -15,6 +15,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Put back ``sys.modules["__main__"]`` after each test: an ``AppTest`` run leaves its
+    script module there (``AppTest.from_function`` writes that script to a temporary file),
+    and a later ``multiprocessing`` spawn pool re-runs ``__main__``'s file in every worker,
+    which then dies at start (a NameError in the script) and is respawned for ever: SynthVTT's
+    parallel generation test hung until its timeout."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
+
+
 @pytest.fixture(scope="session")
 def tiny_synthvtt(tmp_path_factory) -> Path:
     """A SynthVTT dataset small enough to train on in seconds (32 px, 16/6/8 videos)."""

@@ -25,13 +25,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from .browser_env import CHROMIUM, decide, in_ci, missing_requirements, outside_requests
+from .serving import wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,19 +72,7 @@ def server(roots, tmp_path_factory):
         cwd=elsewhere, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            proc.kill()
-            pytest.fail(f"streamlit did not become healthy on {url}:\n{out[-3000:]}")
-        time.sleep(0.5)
+    wait_healthy(proc, url)
     yield url
     proc.terminate()
     try:

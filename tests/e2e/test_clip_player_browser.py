@@ -21,8 +21,6 @@ import math
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -30,6 +28,7 @@ import pytest
 
 from . import test_browser as shared
 from .browser_env import outside_requests
+from .serving import wait_healthy
 
 # the browser tests' fixtures, found by pytest under these names (a server of this module's own)
 server, roots, browser = shared.server, shared.roots, shared.browser
@@ -153,19 +152,7 @@ def player_app(tmp_path_factory):
          "--browser.gatherUsageStats", "false"],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            proc.kill()
-            pytest.fail(f"streamlit did not become healthy on {url}:\n{out[-3000:]}")
-        time.sleep(0.5)
+    wait_healthy(proc, url)
     yield url, k, t
     proc.terminate()
     try:
