@@ -104,7 +104,7 @@ _turns = threading.Condition()
 _scripts = 0  # script runs in progress (or waiting for their turn)
 _warming = False  # the warm-up thread is inside a step
 # ...and that step is the live search's (its imports, the text towers): no page but the Live
-# query imports or computes any of it (the others import no torch: tests/test_app_warmup.py),
+# query imports or computes any of it (the others import no torch: tests/test_app_start_imports.py),
 # so their script runs go on beside it, and the Live query waits (:func:`live_search_turn`)
 _shared = False
 _last_run = -float("inf")  # time.monotonic() when the last script run ended
