@@ -111,9 +111,9 @@ def warm_next_pages(roots: AppRoots) -> Iterator[tuple[str, float]]:
     if not list_runs(roots.checkpoints):
         return
     bundles = [b for *_, b in _default_bundles(roots, resources.scan_bundles(roots))]
-    pair = len(bundles) == 2 and same_queries(*bundles)
     if not bundles:
         return
+    pair = len(bundles) == 2 and same_queries(*bundles)
     meta = None
     metas = []
     for bundle in bundles:  # Attention reads each run's (aligned with its bundle's videos)

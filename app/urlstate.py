@@ -4,8 +4,8 @@ Widgets bound to the URL (``bind="query-params"``) read their value from a link,
 Streamlit drops a parameter from the address bar while it equals the widget's default, so a
 copied address bar depends on the defaults of the day (which runs are there, which split is
 picked first). The sidebar therefore holds a **link to this view** (in a popover, with a copy
-button): the page plus the URL form of every bound widget's current value, defaults included. Pages call :func:`remember` after
-drawing a bound widget; ``app/main.py`` calls :func:`start_page` before the sidebar and
+button): the page plus the URL form of every bound widget's current value, defaults included.
+Pages call :func:`remember` after drawing a bound widget; ``app/main.py`` calls :func:`start_page` before the sidebar and
 :func:`attach_link` after it.
 
 A value in the URL that a widget cannot take (``?base=nope``, ``?split=msrvtt-test``,

@@ -153,12 +153,8 @@ def _warm_step(shared: bool = False) -> Iterator[None]:
     query page needs what it loads, and it waits for it (:func:`live_search_turn`)."""
     global _warming, _shared
     with _turns:
-        while True:  # (one step at a time, should a second warm-up thread exist: tests)
-            _turns.wait_for(lambda: _scripts == 0 and not _warming)
-            idle = time.monotonic() - _last_run
-            if idle >= QUIET_S:
-                break
-            _turns.wait(QUIET_S - idle)
+        # one step at a time, should a second warm-up thread exist (tests start their own)
+        _wait_quiet(QUIET_S, lambda: not _warming)
         _warming, _shared = True, shared
     try:
         yield
@@ -167,6 +163,17 @@ def _warm_step(shared: bool = False) -> Iterator[None]:
         with _turns:
             _warming = _shared = False
             _turns.notify_all()
+
+
+def _wait_quiet(seconds: float, also: Callable[[], bool] = lambda: True) -> None:
+    """With :data:`_turns` held: wait until no script run is in progress, none ended in the
+    last ``seconds`` and ``also()`` holds."""
+    while True:
+        _turns.wait_for(lambda: _scripts == 0 and also())
+        idle = time.monotonic() - _last_run
+        if idle >= seconds:
+            return
+        _turns.wait(seconds - idle)
 
 
 def _freeze() -> None:
@@ -280,12 +287,8 @@ def _first_run_ended(timeout: float, draw: float = FIRST_DRAW_S) -> bool:
     with _turns:
         if not _turns.wait_for(lambda: _last_run > -float("inf"), timeout):
             return False
-        while True:
-            _turns.wait_for(lambda: _scripts == 0)
-            idle = time.monotonic() - _last_run
-            if idle >= draw:
-                return True
-            _turns.wait(draw - idle)
+        _wait_quiet(draw)
+        return True
 
 
 def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
@@ -312,8 +315,7 @@ def _server_warm_up(warm: Callable[[], Iterable[tuple[str, float]]],
     _import_all(LIVE_SEARCH_MODULES, shared=True)
     if ready:
         _warm_session(warm_live, "live search", shared=True)
-    gc.collect()
-    gc.freeze()
+    _freeze()
     steps = {k: v for k, v in _report.items() if k.startswith(("first session", "live search"))
              or k in LIVE_SEARCH_MODULES}
     logger.info("warm-up done %.1f s after the app started: %s", time.perf_counter() - _t0,

@@ -69,15 +69,15 @@ def figure_payload(fig: go.Figure, *, ids_trace: int | None = 0) -> dict[str, An
     """
     spec = json.loads(pio.to_json(fig, validate=False))
     traces = spec.get("data", [])
-    spec.get("layout", {}).pop("template", None)
-    if ids_trace is None:
-        return {"data": traces, "layout": spec.get("layout", {})}
-    if not 0 <= ids_trace < len(traces):
-        raise ValueError(f"ids_trace={ids_trace}: the figure has {len(traces)} trace(s)")
-    if traces[ids_trace].get("customdata") is None:
-        raise ValueError(f"trace {ids_trace} ({traces[ids_trace].get('name')!r}) has no "
-                         "customdata: expected the point ids a selection returns")
-    return {"data": traces, "layout": spec.get("layout", {})}
+    if ids_trace is not None:
+        if not 0 <= ids_trace < len(traces):
+            raise ValueError(f"ids_trace={ids_trace}: the figure has {len(traces)} trace(s)")
+        if traces[ids_trace].get("customdata") is None:
+            raise ValueError(f"trace {ids_trace} ({traces[ids_trace].get('name')!r}) has no "
+                             "customdata: expected the point ids a selection returns")
+    layout = spec.get("layout", {})
+    layout.pop("template", None)
+    return {"data": traces, "layout": layout}
 
 
 def selection_ids(event: Any, key: str) -> tuple[str, list[int]] | None:
